@@ -1,0 +1,578 @@
+//! Which Lambda operation a method and raw path name, and running it.
+
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use gust_control::ControlPlane;
+use gust_model::{IdKind, ModelError};
+use percent_encoding::percent_decode_str;
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+
+use crate::dto::{self, FunctionConfiguration};
+use crate::error::ApiError;
+use crate::{code_url, is_method, json, no_content};
+
+/// A Lambda operation Gust implements, with its decoded path label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// `POST /2015-03-31/functions`
+    CreateFunction,
+    /// `GET /2015-03-31/functions`
+    ListFunctions,
+    /// `GET /2015-03-31/functions/{fn}`
+    GetFunction(String),
+    /// `DELETE /2015-03-31/functions/{fn}`
+    DeleteFunction(String),
+    /// `GET /2015-03-31/functions/{fn}/configuration`
+    GetFunctionConfiguration(String),
+    /// `PUT /2015-03-31/functions/{fn}/configuration`
+    UpdateFunctionConfiguration(String),
+    /// `PUT /2015-03-31/functions/{fn}/code`
+    UpdateFunctionCode(String),
+    /// `POST /2017-03-31/tags/{arn}`
+    TagResource(String),
+    /// `DELETE /2017-03-31/tags/{arn}`
+    UntagResource(String),
+    /// `GET /2017-03-31/tags/{arn}`
+    ListTags(String),
+    /// `GET /2016-08-19/account-settings`
+    GetAccountSettings,
+}
+
+/// What a request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// An implemented Lambda operation.
+    Lambda(Operation),
+    /// A Lambda operation that exists in AWS but not in Gust yet.
+    NotImplemented(&'static str),
+    /// Gust's liveness probe.
+    Health,
+    /// A pre-signed code package download (`/_gust/code/{file}`).
+    CodeDownload(String),
+    /// Nothing Lambda has.
+    Unknown,
+}
+
+impl Route {
+    pub(crate) fn operation_name(&self) -> &'static str {
+        match self {
+            Route::Lambda(Operation::CreateFunction) => "CreateFunction",
+            Route::Lambda(Operation::UpdateFunctionCode(_)) => "UpdateFunctionCode",
+            Route::NotImplemented(name) => name,
+            _ => "requested",
+        }
+    }
+}
+
+/// Lambda operations Gust does not have yet: (method, path pattern, name). `*` matches one
+/// segment. Answered with 501 `NotImplementedException`, never a fake success.
+const NOT_YET: &[(&str, &str, &str)] = &[
+    ("POST", "2015-03-31/functions/*/invocations", "Invoke"),
+    ("POST", "2014-11-13/functions/*/invoke-async", "InvokeAsync"),
+    (
+        "POST",
+        "2021-11-15/functions/*/response-streaming-invocations",
+        "InvokeWithResponseStream",
+    ),
+    ("POST", "2015-03-31/functions/*/versions", "PublishVersion"),
+    (
+        "GET",
+        "2015-03-31/functions/*/versions",
+        "ListVersionsByFunction",
+    ),
+    ("POST", "2015-03-31/functions/*/aliases", "CreateAlias"),
+    ("GET", "2015-03-31/functions/*/aliases", "ListAliases"),
+    ("GET", "2015-03-31/functions/*/aliases/*", "GetAlias"),
+    ("PUT", "2015-03-31/functions/*/aliases/*", "UpdateAlias"),
+    ("DELETE", "2015-03-31/functions/*/aliases/*", "DeleteAlias"),
+    ("POST", "2015-03-31/functions/*/policy", "AddPermission"),
+    ("GET", "2015-03-31/functions/*/policy", "GetPolicy"),
+    (
+        "DELETE",
+        "2015-03-31/functions/*/policy/*",
+        "RemovePermission",
+    ),
+    (
+        "PUT",
+        "2017-10-31/functions/*/concurrency",
+        "PutFunctionConcurrency",
+    ),
+    (
+        "DELETE",
+        "2017-10-31/functions/*/concurrency",
+        "DeleteFunctionConcurrency",
+    ),
+    (
+        "GET",
+        "2019-09-30/functions/*/concurrency",
+        "GetFunctionConcurrency",
+    ),
+    (
+        "PUT",
+        "2019-09-30/functions/*/provisioned-concurrency",
+        "PutProvisionedConcurrencyConfig",
+    ),
+    (
+        "GET",
+        "2019-09-30/functions/*/provisioned-concurrency",
+        "GetProvisionedConcurrencyConfig",
+    ),
+    (
+        "DELETE",
+        "2019-09-30/functions/*/provisioned-concurrency",
+        "DeleteProvisionedConcurrencyConfig",
+    ),
+    (
+        "PUT",
+        "2019-09-25/functions/*/event-invoke-config",
+        "PutFunctionEventInvokeConfig",
+    ),
+    (
+        "POST",
+        "2019-09-25/functions/*/event-invoke-config",
+        "UpdateFunctionEventInvokeConfig",
+    ),
+    (
+        "GET",
+        "2019-09-25/functions/*/event-invoke-config",
+        "GetFunctionEventInvokeConfig",
+    ),
+    (
+        "DELETE",
+        "2019-09-25/functions/*/event-invoke-config",
+        "DeleteFunctionEventInvokeConfig",
+    ),
+    (
+        "GET",
+        "2019-09-25/functions/*/event-invoke-config/list",
+        "ListFunctionEventInvokeConfigs",
+    ),
+    (
+        "POST",
+        "2021-10-31/functions/*/url",
+        "CreateFunctionUrlConfig",
+    ),
+    ("GET", "2021-10-31/functions/*/url", "GetFunctionUrlConfig"),
+    (
+        "PUT",
+        "2021-10-31/functions/*/url",
+        "UpdateFunctionUrlConfig",
+    ),
+    (
+        "DELETE",
+        "2021-10-31/functions/*/url",
+        "DeleteFunctionUrlConfig",
+    ),
+    (
+        "GET",
+        "2021-10-31/functions/*/urls",
+        "ListFunctionUrlConfigs",
+    ),
+    ("GET", "2018-10-31/layers", "ListLayers"),
+    (
+        "POST",
+        "2018-10-31/layers/*/versions",
+        "PublishLayerVersion",
+    ),
+    ("GET", "2018-10-31/layers/*/versions", "ListLayerVersions"),
+    ("GET", "2018-10-31/layers/*/versions/*", "GetLayerVersion"),
+    (
+        "DELETE",
+        "2018-10-31/layers/*/versions/*",
+        "DeleteLayerVersion",
+    ),
+    (
+        "POST",
+        "2015-03-31/event-source-mappings",
+        "CreateEventSourceMapping",
+    ),
+    (
+        "GET",
+        "2015-03-31/event-source-mappings",
+        "ListEventSourceMappings",
+    ),
+    (
+        "GET",
+        "2015-03-31/event-source-mappings/*",
+        "GetEventSourceMapping",
+    ),
+    (
+        "PUT",
+        "2015-03-31/event-source-mappings/*",
+        "UpdateEventSourceMapping",
+    ),
+    (
+        "DELETE",
+        "2015-03-31/event-source-mappings/*",
+        "DeleteEventSourceMapping",
+    ),
+    (
+        "GET",
+        "2020-06-30/functions/*/code-signing-config",
+        "GetFunctionCodeSigningConfig",
+    ),
+    (
+        "PUT",
+        "2020-06-30/functions/*/code-signing-config",
+        "PutFunctionCodeSigningConfig",
+    ),
+    (
+        "GET",
+        "2020-04-22/code-signing-configs",
+        "ListCodeSigningConfigs",
+    ),
+    (
+        "POST",
+        "2020-04-22/code-signing-configs",
+        "CreateCodeSigningConfig",
+    ),
+    (
+        "GET",
+        "2021-07-20/functions/*/runtime-management-config",
+        "GetRuntimeManagementConfig",
+    ),
+    (
+        "PUT",
+        "2021-07-20/functions/*/runtime-management-config",
+        "PutRuntimeManagementConfig",
+    ),
+];
+
+fn decode_segment(segment: &str) -> Option<String> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// Splits the raw path on `/` and decodes each segment. A trailing slash (older clients)
+/// is ignored. `None` when a segment is not UTF-8.
+fn segments(raw_path: &str) -> Option<Vec<String>> {
+    let trimmed = raw_path.strip_prefix('/').unwrap_or(raw_path);
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    if trimmed.is_empty() {
+        return Some(Vec::new());
+    }
+    trimmed.split('/').map(decode_segment).collect()
+}
+
+fn matches_pattern(pattern: &str, segments: &[String]) -> bool {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    parts.len() == segments.len() && parts.iter().zip(segments).all(|(p, s)| *p == "*" || p == s)
+}
+
+pub(crate) fn route(method: &Method, raw_path: &str, raw_query: &str) -> Route {
+    let Some(segs) = segments(raw_path) else {
+        return Route::Unknown;
+    };
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let m = method.as_str();
+    let op = match (m, s.as_slice()) {
+        ("GET", ["_gust", "health"]) => return Route::Health,
+        ("GET", ["_gust", "code", file]) => return Route::CodeDownload((*file).to_owned()),
+        ("POST", ["2015-03-31", "functions"]) => Operation::CreateFunction,
+        ("GET", ["2015-03-31", "functions"]) => Operation::ListFunctions,
+        ("GET", ["2015-03-31", "functions", f]) => Operation::GetFunction((*f).to_owned()),
+        ("DELETE", ["2015-03-31", "functions", f]) => Operation::DeleteFunction((*f).to_owned()),
+        ("GET", ["2015-03-31", "functions", f, "configuration"]) => {
+            Operation::GetFunctionConfiguration((*f).to_owned())
+        }
+        ("PUT", ["2015-03-31", "functions", f, "configuration"]) => {
+            Operation::UpdateFunctionConfiguration((*f).to_owned())
+        }
+        ("PUT", ["2015-03-31", "functions", f, "code"]) => {
+            Operation::UpdateFunctionCode((*f).to_owned())
+        }
+        ("POST", ["2017-03-31", "tags", arn]) => Operation::TagResource((*arn).to_owned()),
+        ("DELETE", ["2017-03-31", "tags", arn]) => Operation::UntagResource((*arn).to_owned()),
+        ("GET", ["2017-03-31", "tags", arn]) => Operation::ListTags((*arn).to_owned()),
+        ("GET", ["2016-08-19", "account-settings"]) => Operation::GetAccountSettings,
+        _ => {
+            // GetLayerVersionByArn dispatches on a literal query.
+            if m == "GET"
+                && s == ["2018-10-31", "layers"]
+                && raw_query.contains("find=LayerVersion")
+            {
+                return Route::NotImplemented("GetLayerVersionByArn");
+            }
+            return NOT_YET
+                .iter()
+                .find(|(pm, pattern, _)| is_method(method, pm) && matches_pattern(pattern, &segs))
+                .map_or(Route::Unknown, |(_, _, name)| Route::NotImplemented(name));
+        }
+    };
+    Route::Lambda(op)
+}
+
+/// Decoded query parameters, in order (keys may repeat).
+#[derive(Debug, Default)]
+pub(crate) struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub(crate) fn parse(raw: &str) -> Self {
+        Query(
+            raw.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (
+                        decode_segment(k).unwrap_or_default(),
+                        decode_segment(v).unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// What an operation runs with.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub control: Arc<ControlPlane>,
+    pub code_url_key: [u8; 32],
+    pub now: OffsetDateTime,
+    /// The `Host` the client used, for URLs handed back to it.
+    pub host: String,
+}
+
+fn parse_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid_content(format!("Could not parse request body into json: {e}"))
+    })
+}
+
+fn configuration(
+    context: &Context,
+    config: &gust_model::FunctionConfig,
+    qualifier: Option<&gust_model::Qualifier>,
+) -> FunctionConfiguration {
+    FunctionConfiguration::from_domain(config, context.control.scope(), qualifier)
+}
+
+/// Runs an operation on a blocking thread (the store does synchronous disk I/O).
+pub(crate) fn execute(
+    context: &Context,
+    operation: Operation,
+    query: &Query,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let control = &context.control;
+    let qualifier = query.get("Qualifier");
+    match operation {
+        Operation::CreateFunction => {
+            let request: dto::CreateFunctionRequest = parse_body(body)?;
+            let (create, zip) = request.into_domain()?;
+            let created = control.create_function(&create, &zip)?;
+            json(StatusCode::CREATED, &configuration(context, &created, None))
+        }
+        Operation::ListFunctions => {
+            let max_items = query
+                .get("MaxItems")
+                .map(|v| {
+                    v.parse::<i64>().map_err(|_| {
+                        ModelError::constraint(v, "maxItems", "Member must be an integer")
+                    })
+                })
+                .transpose()?;
+            let all_versions = match query.get("FunctionVersion") {
+                None => false,
+                Some("ALL") => true,
+                Some(other) => {
+                    return Err(ModelError::constraint(
+                        other,
+                        "functionVersion",
+                        "Member must satisfy enum value set: [ALL]",
+                    )
+                    .into())
+                }
+            };
+            let page = control.list_functions(query.get("Marker"), max_items)?;
+            // With FunctionVersion=ALL every entry is qualified; only $LATEST exists yet.
+            let latest = all_versions.then_some(gust_model::Qualifier::Latest);
+            let functions = page
+                .functions
+                .iter()
+                .map(|f| configuration(context, f, latest.as_ref()))
+                .collect();
+            json(
+                StatusCode::OK,
+                &dto::ListFunctionsResponse {
+                    functions,
+                    next_marker: page.next_marker,
+                },
+            )
+        }
+        Operation::GetFunction(function) => {
+            let reference = control.resolve(&function, qualifier, IdKind::Namespaced)?;
+            let details = control.get_function(&reference)?;
+            let location = code_url::presign(
+                &context.host,
+                &details.config.code.digest,
+                &context.code_url_key,
+                context.now,
+            );
+            let response = dto::GetFunctionResponse {
+                configuration: configuration(
+                    context,
+                    &details.config,
+                    reference.qualifier.as_ref(),
+                ),
+                code: dto::CodeLocation {
+                    repository_type: "S3",
+                    location,
+                },
+                tags: reference.qualifier.is_none().then_some(details.tags),
+            };
+            json(StatusCode::OK, &response)
+        }
+        Operation::GetFunctionConfiguration(function) => {
+            let reference = control.resolve(&function, qualifier, IdKind::Namespaced)?;
+            let details = control.get_function(&reference)?;
+            json(
+                StatusCode::OK,
+                &configuration(context, &details.config, reference.qualifier.as_ref()),
+            )
+        }
+        Operation::UpdateFunctionConfiguration(function) => {
+            let reference = control.resolve(&function, None, IdKind::Mutating)?;
+            let request: dto::UpdateFunctionConfigurationRequest = parse_body(body)?;
+            let (update, revision) = request.into_domain()?;
+            let updated = control.update_configuration(&reference, &update, revision.as_deref())?;
+            json(StatusCode::OK, &configuration(context, &updated, None))
+        }
+        Operation::UpdateFunctionCode(function) => {
+            let reference = control.resolve(&function, None, IdKind::Mutating)?;
+            let request: dto::UpdateFunctionCodeRequest = parse_body(body)?;
+            let updated = control.update_code(&reference, &request.into_domain()?)?;
+            json(StatusCode::OK, &configuration(context, &updated, None))
+        }
+        Operation::DeleteFunction(function) => {
+            let reference = control.resolve(&function, qualifier, IdKind::Mutating)?;
+            control.delete_function(&reference)?;
+            no_content()
+        }
+        Operation::TagResource(resource) => {
+            let request: dto::TagResourceRequest = parse_body(body)?;
+            let tags = request
+                .tags
+                .ok_or_else(|| ModelError::constraint("null", "tags", "Member must not be null"))?;
+            control.tag_resource(&resource, &tags)?;
+            no_content()
+        }
+        Operation::UntagResource(resource) => {
+            control.untag_resource(&resource, &query.all("tagKeys"))?;
+            no_content()
+        }
+        Operation::ListTags(resource) => {
+            let tags = control.list_tags(&resource)?;
+            json(StatusCode::OK, &dto::TagsResponse { tags })
+        }
+        Operation::GetAccountSettings => {
+            let settings = control.account_settings()?;
+            json(
+                StatusCode::OK,
+                &dto::AccountSettingsResponse::from(settings),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(method: Method, path: &str) -> Route {
+        route(&method, path, "")
+    }
+
+    #[test]
+    fn routes_with_and_without_trailing_slashes() {
+        assert_eq!(
+            r(Method::GET, "/2015-03-31/functions"),
+            Route::Lambda(Operation::ListFunctions)
+        );
+        assert_eq!(
+            r(Method::GET, "/2015-03-31/functions/"),
+            Route::Lambda(Operation::ListFunctions)
+        );
+        assert_eq!(
+            r(Method::GET, "/2016-08-19/account-settings/"),
+            Route::Lambda(Operation::GetAccountSettings)
+        );
+        assert_eq!(
+            r(Method::GET, "/2016-08-19/account-settings"),
+            Route::Lambda(Operation::GetAccountSettings)
+        );
+    }
+
+    #[test]
+    fn labels_are_decoded_after_splitting() {
+        let arn = "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Af%3A%24LATEST/configuration";
+        assert_eq!(
+            r(Method::GET, arn),
+            Route::Lambda(Operation::GetFunctionConfiguration(
+                "arn:aws:lambda:us-east-1:000000000000:function:f:$LATEST".into()
+            ))
+        );
+        // An encoded slash stays inside its segment instead of making a new one.
+        assert_eq!(
+            r(Method::GET, "/2015-03-31/functions/a%2Fb"),
+            Route::Lambda(Operation::GetFunction("a/b".into()))
+        );
+        assert_eq!(r(Method::GET, "/2015-03-31/functions/%FF"), Route::Unknown);
+    }
+
+    #[test]
+    fn unimplemented_and_unknown_operations() {
+        assert_eq!(
+            r(Method::POST, "/2015-03-31/functions/f/invocations"),
+            Route::NotImplemented("Invoke")
+        );
+        assert_eq!(
+            r(Method::POST, "/2014-11-13/functions/f/invoke-async/"),
+            Route::NotImplemented("InvokeAsync")
+        );
+        assert_eq!(
+            r(Method::GET, "/2015-03-31/event-source-mappings/"),
+            Route::NotImplemented("ListEventSourceMappings")
+        );
+        assert_eq!(
+            route(
+                &Method::GET,
+                "/2018-10-31/layers",
+                "find=LayerVersion&Arn=x"
+            ),
+            Route::NotImplemented("GetLayerVersionByArn")
+        );
+        assert_eq!(r(Method::PATCH, "/2015-03-31/functions/f"), Route::Unknown);
+        assert_eq!(r(Method::GET, "/nope"), Route::Unknown);
+    }
+
+    #[test]
+    fn query_keeps_repeated_keys() {
+        let q = Query::parse("tagKeys=a&tagKeys=b%20c&Qualifier=%24LATEST");
+        assert_eq!(q.all("tagKeys"), ["a", "b c"]);
+        assert_eq!(q.get("Qualifier"), Some("$LATEST"));
+    }
+}

@@ -1,0 +1,475 @@
+//! Control-plane operations on functions: resolve the caller's function reference, validate
+//! the change against the model, check the code package, store it, and move the function
+//! through its lifecycle. No HTTP here: `gust-api` translates requests into these calls and
+//! [`ControlError`] into AWS errors.
+
+use std::sync::Arc;
+
+use gust_model::function::InvalidTransition;
+use gust_model::{
+    limits, Clock, CreateFunction, FunctionConfig, FunctionRef, FunctionUpdate, IdKind,
+    LastUpdateStatus, ModelError, Qualifier, RuntimeCatalog, Scope, Tags,
+};
+use gust_store::{
+    package, AccountUsage, FunctionPage, PackageError, StagedBlob, Store, StoreError,
+};
+
+pub use gust_model::FunctionName;
+
+/// Why a control-plane operation failed. Each variant maps to one AWS error type.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Input failed validation.
+    #[error(transparent)]
+    Invalid(#[from] ModelError),
+    /// No such function (or version/alias); the message is Lambda's.
+    #[error("{0}")]
+    NotFound(String),
+    /// The function exists already, or an update is in progress.
+    #[error("{0}")]
+    Conflict(String),
+    /// `RevisionId` did not match.
+    #[error("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")]
+    PreconditionFailed,
+    /// The zipped package is larger than a direct upload may be.
+    #[error(
+        "Zipped size must be smaller than {} bytes",
+        limits::CODE_ZIPPED_MAX_BYTES
+    )]
+    CodeTooLarge,
+    /// The package is unusable.
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    /// The store failed; not the caller's fault.
+    #[error("store: {0}")]
+    Store(#[source] StoreError),
+    /// A lifecycle rule was broken by the server itself.
+    #[error(transparent)]
+    Lifecycle(#[from] InvalidTransition),
+}
+
+impl From<StoreError> for ControlError {
+    fn from(error: StoreError) -> Self {
+        ControlError::Store(error)
+    }
+}
+
+type Result<T, E = ControlError> = std::result::Result<T, E>;
+
+/// A function as GetFunction returns it.
+#[derive(Debug, Clone)]
+pub struct FunctionDetails {
+    /// `$LATEST`'s configuration.
+    pub config: FunctionConfig,
+    /// Its tags.
+    pub tags: Tags,
+}
+
+/// An UpdateFunctionCode request, decoded.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateCode {
+    /// The new zip.
+    pub zip: Vec<u8>,
+    /// `Publish`.
+    pub publish: bool,
+    /// `DryRun`: validate only.
+    pub dry_run: bool,
+    /// `RevisionId` precondition.
+    pub revision_id: Option<String>,
+    /// `Architectures`.
+    pub architectures: Option<Vec<String>>,
+}
+
+/// Account limits and usage for GetAccountSettings.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountSettings {
+    /// Current usage.
+    pub usage: AccountUsage,
+}
+
+/// The control plane of one server: one region, one account.
+#[derive(Debug)]
+pub struct ControlPlane {
+    store: Arc<Store>,
+    scope: Scope,
+    catalog: RuntimeCatalog,
+    clock: Arc<dyn Clock>,
+}
+
+impl ControlPlane {
+    /// Wires the control plane to its store, scope, host runtimes and clock.
+    pub fn new(
+        store: Arc<Store>,
+        scope: Scope,
+        catalog: RuntimeCatalog,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        ControlPlane {
+            store,
+            scope,
+            catalog,
+            clock,
+        }
+    }
+
+    /// The region and account this server answers for.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// The runtimes this host can run.
+    pub fn catalog(&self) -> &RuntimeCatalog {
+        &self.catalog
+    }
+
+    /// The store (the code download route reads packages from it).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The ARN of a function, qualified when `qualifier` is given.
+    pub fn arn(&self, name: &FunctionName, qualifier: Option<&Qualifier>) -> String {
+        self.scope.function_arn(name, qualifier)
+    }
+
+    /// Parses a `FunctionName` path label plus an optional `?Qualifier=` and checks that it
+    /// addresses this server's region and account.
+    pub fn resolve(
+        &self,
+        input: &str,
+        qualifier_param: Option<&str>,
+        kind: IdKind,
+    ) -> Result<FunctionRef> {
+        let reference = FunctionRef::parse(input, kind)?.with_qualifier_param(qualifier_param)?;
+        if let Some(region) = &reference.region {
+            if *region != self.scope.region {
+                return Err(ControlError::NotFound(format!(
+                    "Functions from '{region}' are not reachable in this region ('{}')",
+                    self.scope.region
+                )));
+            }
+        }
+        if let Some(account) = &reference.account_id {
+            if *account != self.scope.account_id {
+                let arn = format!(
+                    "arn:aws:lambda:{}:{account}:function:{}",
+                    self.scope.region, reference.name
+                );
+                return Err(ControlError::NotFound(format!("Function not found: {arn}")));
+            }
+        }
+        Ok(reference)
+    }
+
+    fn not_found(&self, name: &FunctionName, qualifier: Option<&Qualifier>) -> ControlError {
+        ControlError::NotFound(format!("Function not found: {}", self.arn(name, qualifier)))
+    }
+
+    /// Loads `$LATEST` for a reference. Only `$LATEST` exists until versions are built, so
+    /// any other qualifier is a function that is not found.
+    fn load(&self, reference: &FunctionRef) -> Result<FunctionDetails> {
+        let found = match &reference.qualifier {
+            None | Some(Qualifier::Latest) => self.store.get_function(&reference.name)?,
+            Some(_) => None,
+        };
+        let (config, tags) =
+            found.ok_or_else(|| self.not_found(&reference.name, reference.qualifier.as_ref()))?;
+        Ok(FunctionDetails { config, tags })
+    }
+
+    /// Refuses references that point at a version or alias, for operations on `$LATEST` only.
+    fn require_unqualified_or_latest(&self, reference: &FunctionRef) -> Result<()> {
+        match &reference.qualifier {
+            None | Some(Qualifier::Latest) => Ok(()),
+            Some(q) => Err(self.not_found(&reference.name, Some(q))),
+        }
+    }
+
+    fn check_zip(&self, zip: &[u8]) -> Result<StagedBlob> {
+        if zip.len() as u64 > limits::CODE_ZIPPED_MAX_BYTES {
+            return Err(ControlError::CodeTooLarge);
+        }
+        package::inspect(zip, limits::CODE_UNZIPPED_MAX_BYTES)?;
+        Ok(self.store.stage_package(zip)?)
+    }
+
+    fn new_revision() -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
+    /// CreateFunction. Returns the configuration as it was created (`State: Pending`); the
+    /// stored function is `Active` by the time this returns.
+    pub fn create_function(&self, request: &CreateFunction, zip: &[u8]) -> Result<FunctionConfig> {
+        refuse_publish(request.publish)?;
+        let reference = self.resolve(&request.function_name, None, IdKind::Mutating)?;
+        if reference.qualifier.is_some() {
+            return Err(ModelError::invalid(
+                "Function name may not contain a qualifier when creating a function.",
+            )
+            .into());
+        }
+        gust_model::tags::validate_new_tags(&request.tags, &Tags::new())?;
+        // Cheap checks before the package is decompressed.
+        let probe = FunctionConfig::create(
+            reference.name.clone(),
+            &request.settings,
+            gust_model::CodeRef {
+                digest: gust_model::CodeDigest([0; 32]),
+                size: 0,
+            },
+            &self.catalog,
+            String::new(),
+            self.clock.now(),
+        )?;
+        let staged = self.check_zip(zip)?;
+        let created = FunctionConfig {
+            code: staged.code.clone(),
+            revision_id: Self::new_revision(),
+            ..probe
+        };
+        self.store
+            .insert_function(&created, &request.tags, staged)
+            .map_err(|e| match e {
+                StoreError::AlreadyExists(name) => {
+                    ControlError::Conflict(format!("Function already exist: {name}"))
+                }
+                other => other.into(),
+            })?;
+        self.activate(&created)?;
+        Ok(created)
+    }
+
+    /// Pending → Active. There is nothing to prepare beyond the stored package yet; the
+    /// engine will hook its code unpacking in here.
+    fn activate(&self, created: &FunctionConfig) -> Result<()> {
+        let mut active = created.clone();
+        active.activate()?;
+        match self
+            .store
+            .replace_function(&active, &created.revision_id, None)
+        {
+            // Deleted (or replaced) in the meantime: nothing left to activate.
+            Err(StoreError::NotFound(_) | StoreError::RevisionMismatch(_)) => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// GetFunction.
+    pub fn get_function(&self, reference: &FunctionRef) -> Result<FunctionDetails> {
+        self.load(reference)
+    }
+
+    /// ListFunctions.
+    pub fn list_functions(
+        &self,
+        marker: Option<&str>,
+        max_items: Option<i64>,
+    ) -> Result<FunctionPage> {
+        let max_items = max_items.unwrap_or(limits::LIST_MAX_ITEMS_DEFAULT as i64);
+        let mut violations = gust_model::error::Violations::default();
+        violations.range(max_items, "maxItems", 1, limits::LIST_MAX_ITEMS);
+        violations.finish()?;
+        let limit = usize::try_from(max_items).unwrap_or(limits::LIST_MAX_ITEMS_DEFAULT);
+        Ok(self.store.list_functions(marker, limit)?)
+    }
+
+    /// UpdateFunctionConfiguration.
+    pub fn update_configuration(
+        &self,
+        reference: &FunctionRef,
+        update: &FunctionUpdate,
+        revision_id: Option<&str>,
+    ) -> Result<FunctionConfig> {
+        self.require_unqualified_or_latest(reference)?;
+        if update.architectures.is_some() {
+            return Err(ModelError::invalid(
+                "Architectures can only be changed with UpdateFunctionCode.",
+            )
+            .into());
+        }
+        let current = self.load(reference)?.config;
+        let mut next = current.clone();
+        next.apply(update, &self.catalog)?;
+        self.commit_update(current, next, revision_id, None)
+    }
+
+    /// UpdateFunctionCode.
+    pub fn update_code(
+        &self,
+        reference: &FunctionRef,
+        request: &UpdateCode,
+    ) -> Result<FunctionConfig> {
+        self.require_unqualified_or_latest(reference)?;
+        refuse_publish(request.publish)?;
+        let current = self.load(reference)?.config;
+        let mut next = current.clone();
+        if request.architectures.is_some() {
+            let change = FunctionUpdate {
+                architectures: request.architectures.clone(),
+                ..FunctionUpdate::default()
+            };
+            next.apply(&change, &self.catalog)?;
+        }
+        let staged = self.check_zip(&request.zip)?;
+        next.code = staged.code.clone();
+        if request.dry_run {
+            check_revision(&current, request.revision_id.as_deref())?;
+            return Ok(next);
+        }
+        self.commit_update(current, next, request.revision_id.as_deref(), Some(staged))
+    }
+
+    /// Stores `next` as an update of `current` (InProgress, new revision), then finishes it.
+    /// Returns the InProgress snapshot, as Lambda's update responses show.
+    fn commit_update(
+        &self,
+        current: FunctionConfig,
+        mut next: FunctionConfig,
+        revision_id: Option<&str>,
+        code: Option<StagedBlob>,
+    ) -> Result<FunctionConfig> {
+        check_revision(&current, revision_id)?;
+        let in_progress = self.update_in_progress(&current.name);
+        if current.state == gust_model::FunctionState::Pending {
+            return Err(in_progress);
+        }
+        next.begin_update()
+            .map_err(|_| self.update_in_progress(&current.name))?;
+        next.revision_id = Self::new_revision();
+        next.last_modified = self.clock.now();
+        self.store
+            .replace_function(&next, &current.revision_id, code)
+            .map_err(|e| match e {
+                StoreError::RevisionMismatch(_) => self.update_in_progress(&current.name),
+                StoreError::NotFound(_) => self.not_found(&current.name, None),
+                other => other.into(),
+            })?;
+        let snapshot = next.clone();
+        next.finish_update(LastUpdateStatus::Successful)?;
+        match self
+            .store
+            .replace_function(&next, &snapshot.revision_id, None)
+        {
+            Err(StoreError::NotFound(_) | StoreError::RevisionMismatch(_)) => {}
+            other => other?,
+        }
+        Ok(snapshot)
+    }
+
+    fn update_in_progress(&self, name: &FunctionName) -> ControlError {
+        ControlError::Conflict(format!(
+            "The operation cannot be performed at this time. An update is in progress for resource: {}",
+            self.arn(name, None)
+        ))
+    }
+
+    /// DeleteFunction.
+    pub fn delete_function(&self, reference: &FunctionRef) -> Result<()> {
+        match &reference.qualifier {
+            None => {}
+            Some(Qualifier::Latest) => {
+                return Err(ModelError::invalid(
+                    "$LATEST version cannot be deleted without deleting the function.",
+                )
+                .into())
+            }
+            Some(Qualifier::Alias(_)) => {
+                return Err(
+                    ModelError::invalid("Deletion of aliases is not currently supported.").into(),
+                )
+            }
+            Some(q @ Qualifier::Version(_)) => return Err(self.not_found(&reference.name, Some(q))),
+        }
+        if self.store.delete_function(&reference.name)? {
+            Ok(())
+        } else {
+            Err(self.not_found(&reference.name, None))
+        }
+    }
+
+    /// Parses the `{ARN}` of the tagging operations: an unqualified function ARN.
+    pub fn resolve_tag_resource(&self, resource: &str) -> Result<FunctionName> {
+        if !resource.starts_with("arn:") {
+            return Err(ModelError::constraint(
+                resource,
+                "resource",
+                "Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:(function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})",
+            )
+            .into());
+        }
+        let reference = self.resolve(resource, None, IdKind::Namespaced)?;
+        if reference.qualifier.is_some() {
+            return Err(ModelError::invalid(
+                "Tags on function aliases and versions are not supported. Please specify a function ARN.",
+            )
+            .into());
+        }
+        Ok(reference.name)
+    }
+
+    /// TagResource.
+    pub fn tag_resource(&self, resource: &str, tags: &Tags) -> Result<()> {
+        let name = self.resolve_tag_resource(resource)?;
+        if tags.is_empty() {
+            return Err(ModelError::invalid("Tags must not be empty.").into());
+        }
+        let existing = self.tags_of(&name)?;
+        gust_model::tags::validate_new_tags(tags, &existing)?;
+        self.store.put_tags(&name, tags).map_err(|e| match e {
+            StoreError::NotFound(_) => self.not_found(&name, None),
+            other => other.into(),
+        })
+    }
+
+    /// UntagResource.
+    pub fn untag_resource(&self, resource: &str, keys: &[String]) -> Result<()> {
+        let name = self.resolve_tag_resource(resource)?;
+        if keys.is_empty() {
+            return Err(
+                ModelError::constraint("null", "tagKeys", "Member must not be null").into(),
+            );
+        }
+        self.tags_of(&name)?;
+        Ok(self.store.remove_tags(&name, keys)?)
+    }
+
+    /// ListTags.
+    pub fn list_tags(&self, resource: &str) -> Result<Tags> {
+        let name = self.resolve_tag_resource(resource)?;
+        self.tags_of(&name)
+    }
+
+    fn tags_of(&self, name: &FunctionName) -> Result<Tags> {
+        self.store
+            .get_function(name)?
+            .map(|(_, tags)| tags)
+            .ok_or_else(|| self.not_found(name, None))
+    }
+
+    /// GetAccountSettings.
+    pub fn account_settings(&self) -> Result<AccountSettings> {
+        Ok(AccountSettings {
+            usage: self.store.account_usage()?,
+        })
+    }
+}
+
+fn refuse_publish(publish: bool) -> Result<()> {
+    if publish {
+        return Err(ModelError::invalid(
+            "Publish=true is not supported by this Gust server yet: function versions are not implemented. Create or update without Publish.",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn check_revision(current: &FunctionConfig, expected: Option<&str>) -> Result<()> {
+    match expected {
+        Some(revision) if revision != current.revision_id => Err(ControlError::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+use std::io::Write;
+
+use gust_model::{FunctionState, RuntimeFamily, SystemClock};
+
+use super::*;
+
+fn plane() -> (tempfile::TempDir, ControlPlane) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let plane = ControlPlane::new(
+        store,
+        Scope::parse("us-east-1", "000000000000").unwrap(),
+        RuntimeCatalog::new(vec![RuntimeFamily::Python]),
+        Arc::new(SystemClock),
+    );
+    (dir, plane)
+}
+
+fn zip(body: &str) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    writer
+        .start_file("app.py", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    writer.write_all(body.as_bytes()).unwrap();
+    writer.finish().unwrap().into_inner()
+}
+
+fn request(name: &str) -> CreateFunction {
+    CreateFunction {
+        function_name: name.into(),
+        settings: FunctionUpdate {
+            runtime: Some("python3.12".into()),
+            role: Some("arn:aws:iam::000000000000:role/r".into()),
+            handler: Some("app.handler".into()),
+            ..FunctionUpdate::default()
+        },
+        tags: Tags::new(),
+        publish: false,
+    }
+}
+
+fn reference(plane: &ControlPlane, input: &str) -> FunctionRef {
+    plane.resolve(input, None, IdKind::Namespaced).unwrap()
+}
+
+#[test]
+fn create_answers_pending_and_leaves_the_function_active() {
+    let (_dir, plane) = plane();
+    let created = plane.create_function(&request("f"), &zip("x = 1")).unwrap();
+    assert_eq!(created.state, FunctionState::Pending);
+    assert_eq!(created.last_update, None);
+    let stored = plane.get_function(&reference(&plane, "f")).unwrap().config;
+    assert_eq!(stored.state, FunctionState::Active);
+    assert_eq!(stored.last_update, Some(LastUpdateStatus::Successful));
+    assert_eq!(stored.revision_id, created.revision_id);
+}
+
+#[test]
+fn duplicate_create_is_a_conflict() {
+    let (_dir, plane) = plane();
+    plane.create_function(&request("f"), &zip("x = 1")).unwrap();
+    let err = plane
+        .create_function(&request("f"), &zip("x = 2"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, ControlError::Conflict(m) if m == "Function already exist: f"),
+        "{err}"
+    );
+}
+
+#[test]
+fn updates_change_revision_and_honour_revision_preconditions() {
+    let (_dir, plane) = plane();
+    let created = plane.create_function(&request("f"), &zip("x = 1")).unwrap();
+    let r = reference(&plane, "f");
+    let update = FunctionUpdate {
+        memory_size: Some(256),
+        ..FunctionUpdate::default()
+    };
+    let err = plane
+        .update_configuration(&r, &update, Some("stale"))
+        .unwrap_err();
+    assert!(matches!(err, ControlError::PreconditionFailed));
+    let updated = plane
+        .update_configuration(&r, &update, Some(&created.revision_id))
+        .unwrap();
+    assert_eq!(updated.last_update, Some(LastUpdateStatus::InProgress));
+    assert_ne!(updated.revision_id, created.revision_id);
+    let stored = plane.get_function(&r).unwrap().config;
+    assert_eq!(stored.memory_mb, 256);
+    assert_eq!(stored.last_update, Some(LastUpdateStatus::Successful));
+
+    let code = plane
+        .update_code(
+            &r,
+            &UpdateCode {
+                zip: zip("x = 2"),
+                ..UpdateCode::default()
+            },
+        )
+        .unwrap();
+    assert_ne!(code.code.digest, created.code.digest);
+    assert_ne!(code.revision_id, updated.revision_id);
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let (_dir, plane) = plane();
+    let created = plane.create_function(&request("f"), &zip("x = 1")).unwrap();
+    let r = reference(&plane, "f");
+    let dry = plane
+        .update_code(
+            &r,
+            &UpdateCode {
+                zip: zip("x = 2"),
+                dry_run: true,
+                ..UpdateCode::default()
+            },
+        )
+        .unwrap();
+    assert_ne!(dry.code.digest, created.code.digest);
+    assert_eq!(
+        plane.get_function(&r).unwrap().config.code.digest,
+        created.code.digest
+    );
+}
+
+#[test]
+fn references_outside_this_server_are_not_found() {
+    let (_dir, plane) = plane();
+    plane.create_function(&request("f"), &zip("x = 1")).unwrap();
+    let err = plane
+        .resolve(
+            "arn:aws:lambda:eu-west-1:000000000000:function:f",
+            None,
+            IdKind::Namespaced,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Functions from 'eu-west-1' are not reachable in this region ('us-east-1')"
+    );
+    let err = plane
+        .resolve("111111111111:function:f", None, IdKind::Namespaced)
+        .unwrap_err();
+    assert!(matches!(err, ControlError::NotFound(_)));
+    let err = plane.get_function(&reference(&plane, "f:1")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Function not found: arn:aws:lambda:us-east-1:000000000000:function:f:1"
+    );
+    assert!(plane.get_function(&reference(&plane, "f:$LATEST")).is_ok());
+}
+
+#[test]
+fn bad_packages_are_refused_before_anything_is_stored() {
+    let (dir, plane) = plane();
+    let err = plane
+        .create_function(&request("f"), b"garbage")
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ControlError::Package(PackageError::Corrupt(_))
+    ));
+    assert!(plane.get_function(&reference(&plane, "f")).is_err());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("code/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let big = vec![0u8; limits::CODE_ZIPPED_MAX_BYTES as usize + 1];
+    assert!(matches!(
+        plane.create_function(&request("f"), &big),
+        Err(ControlError::CodeTooLarge)
+    ));
+}
+
+#[test]
+fn publish_is_refused_until_versions_exist() {
+    let (_dir, plane) = plane();
+    let mut req = request("f");
+    req.publish = true;
+    let err = plane.create_function(&req, &zip("x")).unwrap_err();
+    assert!(
+        err.to_string().contains("Publish=true is not supported"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tags_need_an_unqualified_function_arn() {
+    let (_dir, plane) = plane();
+    plane.create_function(&request("f"), &zip("x")).unwrap();
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:f";
+    plane
+        .tag_resource(arn, &[("a".to_string(), "1".to_string())].into())
+        .unwrap();
+    assert_eq!(plane.list_tags(arn).unwrap().len(), 1);
+    assert!(matches!(
+        plane.list_tags("f"),
+        Err(ControlError::Invalid(ModelError::Constraints(_)))
+    ));
+    let err = plane.list_tags(&format!("{arn}:$LATEST")).unwrap_err();
+    assert!(err
+        .to_string()
+        .starts_with("Tags on function aliases and versions are not supported"));
+    plane.untag_resource(arn, &["a".into()]).unwrap();
+    assert!(plane.list_tags(arn).unwrap().is_empty());
+    let missing = "arn:aws:lambda:us-east-1:000000000000:function:nope";
+    assert!(matches!(
+        plane.list_tags(missing),
+        Err(ControlError::NotFound(_))
+    ));
+}
+
+#[test]
+fn delete_rules() {
+    let (_dir, plane) = plane();
+    plane.create_function(&request("f"), &zip("x")).unwrap();
+    assert!(plane
+        .delete_function(&reference(&plane, "f:$LATEST"))
+        .is_err());
+    assert!(plane.delete_function(&reference(&plane, "f:prod")).is_err());
+    plane.delete_function(&reference(&plane, "f")).unwrap();
+    let err = plane.delete_function(&reference(&plane, "f")).unwrap_err();
+    assert!(matches!(err, ControlError::NotFound(_)));
+}
+
+#[test]
+fn list_pages_validate_max_items() {
+    let (_dir, plane) = plane();
+    for name in ["a", "b", "c"] {
+        plane.create_function(&request(name), &zip(name)).unwrap();
+    }
+    let page = plane.list_functions(None, Some(2)).unwrap();
+    assert_eq!(page.functions.len(), 2);
+    let rest = plane
+        .list_functions(page.next_marker.as_deref(), Some(2))
+        .unwrap();
+    assert_eq!(rest.functions.len(), 1);
+    assert!(plane.list_functions(None, Some(0)).is_err());
+    assert!(plane.list_functions(None, Some(10_001)).is_err());
+}

@@ -1,0 +1,168 @@
+//! Validation failures, in the two shapes Lambda reports them.
+
+use std::fmt;
+
+/// One failed constraint on one input member, as Lambda's front end reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstraintViolation {
+    /// The offending value, as the user sent it; `None` for values Lambda does not echo
+    /// (environment variables).
+    pub value: Option<String>,
+    /// The member's name in the API's lowerCamelCase (`functionName`, `memorySize`).
+    pub member: &'static str,
+    /// The constraint, e.g. `Member must have value less than or equal to 10240`.
+    pub constraint: String,
+}
+
+impl fmt::Display for ConstraintViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(value) => write!(f, "Value '{value}' at "),
+            None => f.write_str("Value at "),
+        }?;
+        write!(
+            f,
+            "'{}' failed to satisfy constraint: {}",
+            self.member, self.constraint
+        )
+    }
+}
+
+/// Why an input was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// Pattern, length, range or enum failures: Lambda's `ValidationException`.
+    #[error("{}", format_violations(.0))]
+    Constraints(Vec<ConstraintViolation>),
+    /// A semantically invalid parameter: Lambda's `InvalidParameterValueException`.
+    #[error("{0}")]
+    InvalidParameter(String),
+}
+
+impl ModelError {
+    /// A single constraint violation.
+    pub fn constraint(
+        value: impl Into<String>,
+        member: &'static str,
+        constraint: impl Into<String>,
+    ) -> Self {
+        ModelError::Constraints(vec![ConstraintViolation {
+            value: Some(value.into()),
+            member,
+            constraint: constraint.into(),
+        }])
+    }
+
+    /// An `InvalidParameterValueException` with this message.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ModelError::InvalidParameter(message.into())
+    }
+}
+
+fn format_violations(violations: &[ConstraintViolation]) -> String {
+    let count = violations.len();
+    let noun = if count == 1 { "error" } else { "errors" };
+    let details: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    format!("{count} validation {noun} detected: {}", details.join("; "))
+}
+
+/// Collects constraint violations across members so one response lists them all,
+/// as Lambda does ("2 validation errors detected: …; …").
+#[derive(Debug, Default)]
+pub struct Violations(Vec<ConstraintViolation>);
+
+impl Violations {
+    /// Records a violation.
+    pub fn push(
+        &mut self,
+        value: impl Into<String>,
+        member: &'static str,
+        constraint: impl Into<String>,
+    ) {
+        self.0.push(ConstraintViolation {
+            value: Some(value.into()),
+            member,
+            constraint: constraint.into(),
+        });
+    }
+
+    /// Records a violation whose value must not be echoed back.
+    pub fn push_hidden(&mut self, member: &'static str, constraint: impl Into<String>) {
+        self.0.push(ConstraintViolation {
+            value: None,
+            member,
+            constraint: constraint.into(),
+        });
+    }
+
+    /// Checks an integer range, recording a violation when it is outside.
+    pub fn range(&mut self, value: i64, member: &'static str, min: i64, max: i64) {
+        if value < min {
+            self.push(
+                value.to_string(),
+                member,
+                format!("Member must have value greater than or equal to {min}"),
+            );
+        } else if value > max {
+            self.push(
+                value.to_string(),
+                member,
+                format!("Member must have value less than or equal to {max}"),
+            );
+        }
+    }
+
+    /// Checks a string's length in characters.
+    pub fn length(&mut self, value: &str, member: &'static str, min: usize, max: usize) {
+        let len = value.chars().count();
+        if len < min {
+            self.push(
+                value,
+                member,
+                format!("Member must have length greater than or equal to {min}"),
+            );
+        } else if len > max {
+            self.push(
+                value,
+                member,
+                format!("Member must have length less than or equal to {max}"),
+            );
+        }
+    }
+
+    /// `Ok(())` when nothing was recorded, else a [`ModelError::Constraints`].
+    pub fn finish(self) -> Result<(), ModelError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ModelError::Constraints(self.0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_and_many_violations_read_like_lambda() {
+        let one = ModelError::constraint(
+            "x y",
+            "functionName",
+            "Member must satisfy regular expression pattern: p",
+        );
+        assert_eq!(
+            one.to_string(),
+            "1 validation error detected: Value 'x y' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: p"
+        );
+        let mut many = Violations::default();
+        many.range(100, "memorySize", 128, 10240);
+        many.range(901, "timeout", 1, 900);
+        let text = many.finish().unwrap_err().to_string();
+        assert!(
+            text.starts_with("2 validation errors detected: Value '100' at 'memorySize'"),
+            "{text}"
+        );
+        assert!(text.contains("; Value '901' at 'timeout' failed to satisfy constraint: Member must have value less than or equal to 900"));
+    }
+}

@@ -1,0 +1,24 @@
+//! Gust's domain vocabulary: function names, ARNs, qualifiers, runtimes, limits and the
+//! function configuration, with the validation rules AWS Lambda applies to them.
+//!
+//! This crate owns *what is valid*; it does no I/O, knows no HTTP shapes and no storage
+//! format. Wire DTOs live in `gust-api`, stored records in `gust-store`.
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod error;
+pub mod function;
+pub mod limits;
+pub mod names;
+pub mod runtime;
+pub mod tags;
+
+pub use clock::{Clock, SystemClock};
+pub use error::{ConstraintViolation, ModelError};
+pub use function::{
+    Architecture, CodeDigest, CodeRef, CreateFunction, EnvironmentVariables, FunctionConfig,
+    FunctionState, FunctionUpdate, InvalidTransition, LastUpdateStatus, LogFormat, TracingMode,
+};
+pub use names::{FunctionName, FunctionRef, IdKind, Qualifier, Scope};
+pub use runtime::{Runtime, RuntimeCatalog, RuntimeFamily};
+pub use tags::Tags;

@@ -1,0 +1,301 @@
+//! SQLite access: connection set-up, migrations and the function queries.
+
+use std::path::Path;
+
+use gust_model::{CodeDigest, FunctionConfig, FunctionName, Tags};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::record::FunctionRecord;
+use crate::{AccountUsage, FunctionPage, StoreError};
+
+/// Migrations in order; `PRAGMA user_version` counts how many have been applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: functions and their tags.
+    "CREATE TABLE functions (
+        name TEXT PRIMARY KEY NOT NULL,
+        revision_id TEXT NOT NULL,
+        code_sha256 TEXT NOT NULL,
+        code_size INTEGER NOT NULL,
+        record TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX functions_by_code ON functions(code_sha256);
+    CREATE TABLE function_tags (
+        function_name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (function_name, key)
+    ) STRICT;",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
+    let mut connection = Connection::open(path)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a acknowledged change survives power loss, not just a process crash.
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&mut connection)?;
+    Ok(connection)
+}
+
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let current: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tracing::info!(version = index + 1, "applied schema migration");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn record_json(config: &FunctionConfig) -> String {
+    // Serialising plain strings and numbers cannot fail.
+    serde_json::to_string(&FunctionRecord::from_config(config)).unwrap_or_default()
+}
+
+fn size_i64(size: u64) -> i64 {
+    i64::try_from(size).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn insert_function(
+    connection: &mut Connection,
+    config: &FunctionConfig,
+    tags: &Tags,
+) -> Result<(), StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let inserted = tx.execute(
+        "INSERT INTO functions (name, revision_id, code_sha256, code_size, record)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(name) DO NOTHING",
+        params![
+            config.name.as_str(),
+            config.revision_id,
+            config.code.digest.to_hex(),
+            size_i64(config.code.size),
+            record_json(config)
+        ],
+    )?;
+    if inserted == 0 {
+        return Err(StoreError::AlreadyExists(config.name.to_string()));
+    }
+    write_tags(&tx, &config.name, tags)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn write_tags(
+    tx: &rusqlite::Transaction<'_>,
+    name: &FunctionName,
+    tags: &Tags,
+) -> Result<(), StoreError> {
+    let mut statement = tx.prepare_cached(
+        "INSERT INTO function_tags (function_name, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT(function_name, key) DO UPDATE SET value = excluded.value",
+    )?;
+    for (key, value) in tags {
+        statement.execute(params![name.as_str(), key, value])?;
+    }
+    Ok(())
+}
+
+type Row = (String, String, String, i64, String);
+
+fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
+}
+
+fn decode((name, revision_id, sha, size, record): Row) -> Result<FunctionConfig, StoreError> {
+    let corrupt = |reason: String| StoreError::CorruptRecord {
+        name: name.clone(),
+        reason,
+    };
+    let record: FunctionRecord =
+        serde_json::from_str(&record).map_err(|e| corrupt(e.to_string()))?;
+    record
+        .into_config(&name, revision_id, &sha, size)
+        .map_err(corrupt)
+}
+
+pub(crate) fn get_function(
+    connection: &Connection,
+    name: &FunctionName,
+) -> Result<Option<(FunctionConfig, Tags)>, StoreError> {
+    let row = connection
+        .prepare_cached("SELECT name, revision_id, code_sha256, code_size, record FROM functions WHERE name = ?1")?
+        .query_row([name.as_str()], read_row)
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let config = decode(row)?;
+    let mut statement = connection
+        .prepare_cached("SELECT key, value FROM function_tags WHERE function_name = ?1")?;
+    let tags = statement
+        .query_map([name.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Tags, _>>()?;
+    Ok(Some((config, tags)))
+}
+
+pub(crate) fn list_functions(
+    connection: &Connection,
+    marker: Option<&str>,
+    limit: usize,
+) -> Result<FunctionPage, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT name, revision_id, code_sha256, code_size, record FROM functions
+         WHERE name > ?1 ORDER BY name LIMIT ?2",
+    )?;
+    // One extra row tells whether another page follows.
+    let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+    let rows = statement
+        .query_map(params![marker.unwrap_or(""), fetch], read_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = rows.len() > limit;
+    let functions = rows
+        .into_iter()
+        .take(limit)
+        .map(decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_marker = if more {
+        functions.last().map(|f| f.name.to_string())
+    } else {
+        None
+    };
+    Ok(FunctionPage {
+        functions,
+        next_marker,
+    })
+}
+
+/// Returns the digest the function referenced before.
+pub(crate) fn replace_function(
+    connection: &mut Connection,
+    config: &FunctionConfig,
+    expected_revision: &str,
+) -> Result<CodeDigest, StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: Option<(String, String)> = tx
+        .query_row(
+            "SELECT revision_id, code_sha256 FROM functions WHERE name = ?1",
+            [config.name.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((revision, old_sha)) = current else {
+        return Err(StoreError::NotFound(config.name.to_string()));
+    };
+    if revision != expected_revision {
+        return Err(StoreError::RevisionMismatch(config.name.to_string()));
+    }
+    tx.execute(
+        "UPDATE functions SET revision_id = ?2, code_sha256 = ?3, code_size = ?4, record = ?5 WHERE name = ?1",
+        params![
+            config.name.as_str(),
+            config.revision_id,
+            config.code.digest.to_hex(),
+            size_i64(config.code.size),
+            record_json(config)
+        ],
+    )?;
+    tx.commit()?;
+    CodeDigest::from_hex(&old_sha).ok_or_else(|| StoreError::CorruptRecord {
+        name: config.name.to_string(),
+        reason: format!("bad code digest {old_sha:?}"),
+    })
+}
+
+/// Returns the digest the deleted function referenced.
+pub(crate) fn delete_function(
+    connection: &mut Connection,
+    name: &FunctionName,
+) -> Result<Option<CodeDigest>, StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let sha: Option<String> = tx
+        .query_row(
+            "DELETE FROM functions WHERE name = ?1 RETURNING code_sha256",
+            [name.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    tx.commit()?;
+    Ok(sha.as_deref().and_then(CodeDigest::from_hex))
+}
+
+pub(crate) fn put_tags(
+    connection: &mut Connection,
+    name: &FunctionName,
+    tags: &Tags,
+) -> Result<(), StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let exists: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)",
+        [name.as_str()],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Err(StoreError::NotFound(name.to_string()));
+    }
+    write_tags(&tx, name, tags)?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(crate) fn remove_tags(
+    connection: &mut Connection,
+    name: &FunctionName,
+    keys: &[String],
+) -> Result<(), StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut statement =
+            tx.prepare_cached("DELETE FROM function_tags WHERE function_name = ?1 AND key = ?2")?;
+        for key in keys {
+            statement.execute(params![name.as_str(), key])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(crate) fn is_code_referenced(
+    connection: &Connection,
+    digest: &CodeDigest,
+) -> Result<bool, StoreError> {
+    Ok(connection.query_row(
+        "SELECT EXISTS(SELECT 1 FROM functions WHERE code_sha256 = ?1)",
+        [digest.to_hex()],
+        |r| r.get(0),
+    )?)
+}
+
+pub(crate) fn account_usage(connection: &Connection) -> Result<AccountUsage, StoreError> {
+    let (size, count): (i64, i64) = connection.query_row(
+        "SELECT COALESCE(SUM(code_size), 0), COUNT(*) FROM functions",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(AccountUsage {
+        total_code_size: u64::try_from(size).unwrap_or(0),
+        function_count: u64::try_from(count).unwrap_or(0),
+    })
+}

@@ -1,0 +1,392 @@
+//! Gust's embedded state: function metadata in SQLite (WAL, versioned schema) and code
+//! packages as content-addressed blobs on disk.
+//!
+//! This crate is the only one that knows the storage engine and the stored record format.
+//! Callers hand in and get back `gust-model` types.
+
+mod blobs;
+mod db;
+pub mod package;
+mod record;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use gust_model::{CodeDigest, FunctionConfig, FunctionName, Tags};
+
+pub use blobs::StagedBlob;
+pub use db::SCHEMA_VERSION;
+pub use package::{PackageError, PackageSummary};
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused an operation.
+    #[error("metadata database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A function with that name exists.
+    #[error("function {0} already exists")]
+    AlreadyExists(String),
+    /// No function with that name.
+    #[error("function {0} not found")]
+    NotFound(String),
+    /// The stored revision is not the one the change was based on.
+    #[error("function {0} changed concurrently")]
+    RevisionMismatch(String),
+    /// A stored record could not be read back.
+    #[error("stored record for {name} is unreadable: {reason}")]
+    CorruptRecord {
+        /// Which function.
+        name: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The database was written by a newer Gust.
+    #[error("data directory schema version {found} is newer than this Gust supports ({supported}); upgrade Gust")]
+    SchemaTooNew {
+        /// Version on disk.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A page of functions and where the next one starts.
+#[derive(Debug)]
+pub struct FunctionPage {
+    /// Functions in name order.
+    pub functions: Vec<FunctionConfig>,
+    /// The marker for the next page, when there is one.
+    pub next_marker: Option<String>,
+}
+
+/// Totals for GetAccountSettings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountUsage {
+    /// Bytes of code stored for all functions (each function's zip counted once).
+    pub total_code_size: u64,
+    /// Number of functions.
+    pub function_count: u64,
+}
+
+/// The metadata database and the blob directory of one data directory.
+///
+/// Invariant: a blob is deleted only while the database lock is held and no function row
+/// references it, and a staged blob is moved into place under the same lock right before
+/// the row referencing it is written; so no committed row ever points at a missing blob.
+#[derive(Debug)]
+pub struct Store {
+    db: Mutex<rusqlite::Connection>,
+    blobs: blobs::BlobDir,
+}
+
+impl Store {
+    /// Opens (creating and migrating as needed) the store under `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::io(format!("create {}", data_dir.display()), e))?;
+        let connection = db::open(&data_dir.join("gust.db"))?;
+        let blobs = blobs::BlobDir::open(&data_dir.join("code"))?;
+        Ok(Store {
+            db: Mutex::new(connection),
+            blobs,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back on drop), so a poisoned lock is still safe to use.
+        self.db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Hashes and writes a package to a temporary file, outside any lock.
+    pub fn stage_package(&self, zip: &[u8]) -> Result<StagedBlob, StoreError> {
+        self.blobs.stage(zip)
+    }
+
+    /// Where a committed package lives on disk.
+    pub fn code_path(&self, digest: &CodeDigest) -> PathBuf {
+        self.blobs.path(digest)
+    }
+
+    /// Inserts a new function; exactly one of concurrent inserts of a name succeeds.
+    pub fn insert_function(
+        &self,
+        config: &FunctionConfig,
+        tags: &Tags,
+        code: StagedBlob,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.lock();
+        self.blobs.commit(code)?;
+        let inserted = db::insert_function(&mut connection, config, tags);
+        if inserted.is_err() {
+            // The loser of a name race must not leave its package behind.
+            self.collect_blob(&connection, &config.code.digest)?;
+        }
+        inserted
+    }
+
+    /// Reads a function and its tags.
+    pub fn get_function(
+        &self,
+        name: &FunctionName,
+    ) -> Result<Option<(FunctionConfig, Tags)>, StoreError> {
+        db::get_function(&self.lock(), name)
+    }
+
+    /// Lists functions in name order, starting after `marker`.
+    pub fn list_functions(
+        &self,
+        marker: Option<&str>,
+        limit: usize,
+    ) -> Result<FunctionPage, StoreError> {
+        db::list_functions(&self.lock(), marker, limit)
+    }
+
+    /// Replaces a function's configuration if its stored revision is still `expected_revision`
+    /// (compare-and-swap), committing `new_code` first when given and dropping the old
+    /// package when nothing references it any more.
+    pub fn replace_function(
+        &self,
+        config: &FunctionConfig,
+        expected_revision: &str,
+        new_code: Option<StagedBlob>,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.lock();
+        if let Some(code) = new_code {
+            self.blobs.commit(code)?;
+        }
+        let old_digest = db::replace_function(&mut connection, config, expected_revision)?;
+        if old_digest != config.code.digest {
+            self.collect_blob(&connection, &old_digest)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a function; `Ok(false)` when there was none.
+    pub fn delete_function(&self, name: &FunctionName) -> Result<bool, StoreError> {
+        let mut connection = self.lock();
+        match db::delete_function(&mut connection, name)? {
+            Some(digest) => {
+                self.collect_blob(&connection, &digest)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Adds or overwrites tags.
+    pub fn put_tags(&self, name: &FunctionName, tags: &Tags) -> Result<(), StoreError> {
+        db::put_tags(&mut self.lock(), name, tags)
+    }
+
+    /// Removes tags (unknown keys are ignored).
+    pub fn remove_tags(&self, name: &FunctionName, keys: &[String]) -> Result<(), StoreError> {
+        db::remove_tags(&mut self.lock(), name, keys)
+    }
+
+    /// Function count and code size.
+    pub fn account_usage(&self) -> Result<AccountUsage, StoreError> {
+        db::account_usage(&self.lock())
+    }
+
+    fn collect_blob(
+        &self,
+        connection: &rusqlite::Connection,
+        digest: &CodeDigest,
+    ) -> Result<(), StoreError> {
+        if !db::is_code_referenced(connection, digest)? {
+            self.blobs.remove(digest)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gust_model::{CodeRef, FunctionUpdate, RuntimeCatalog, RuntimeFamily};
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn config(store: &Store, name: &str, zip: &[u8]) -> (FunctionConfig, StagedBlob) {
+        let staged = store.stage_package(zip).unwrap();
+        let code: CodeRef = staged.code.clone();
+        let settings = FunctionUpdate {
+            runtime: Some("python3.12".into()),
+            role: Some("arn:aws:iam::123456789012:role/r".into()),
+            handler: Some("app.handler".into()),
+            environment: Some([("K1".to_string(), "v".to_string())].into()),
+            ..FunctionUpdate::default()
+        };
+        let config = FunctionConfig::create(
+            FunctionName::parse(name).unwrap(),
+            &settings,
+            code,
+            &RuntimeCatalog::new(vec![RuntimeFamily::Python]),
+            format!("rev-{name}"),
+            OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+        )
+        .unwrap();
+        (config, staged)
+    }
+
+    #[test]
+    fn functions_round_trip_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (f, staged) = config(&store, "f", b"zip-bytes");
+        let tags: Tags = [("team".to_string(), "a".to_string())].into();
+        store.insert_function(&f, &tags, staged).unwrap();
+        assert!(store.code_path(&f.code.digest).exists());
+        drop(store);
+
+        let store = Store::open(dir.path()).unwrap();
+        let (got, got_tags) = store.get_function(&f.name).unwrap().unwrap();
+        assert_eq!(got, f);
+        assert_eq!(got_tags, tags);
+        assert_eq!(
+            store.account_usage().unwrap(),
+            AccountUsage {
+                total_code_size: 9,
+                function_count: 1
+            }
+        );
+    }
+
+    #[test]
+    fn exactly_one_insert_of_a_name_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (f, staged) = config(&store, "f", b"one");
+        store.insert_function(&f, &Tags::new(), staged).unwrap();
+        let (f2, staged2) = config(&store, "f", b"two");
+        assert!(matches!(
+            store.insert_function(&f2, &Tags::new(), staged2),
+            Err(StoreError::AlreadyExists(_))
+        ));
+        // The losing package is not left behind: only "one" is stored.
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("code/sha256"))
+                .unwrap()
+                .count(),
+            1
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("code/staging"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn replace_is_compare_and_swap_and_collects_old_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (f, staged) = config(&store, "f", b"old");
+        store.insert_function(&f, &Tags::new(), staged).unwrap();
+        let old_path = store.code_path(&f.code.digest);
+
+        let new_staged = store.stage_package(b"new").unwrap();
+        let mut changed = f.clone();
+        changed.code = new_staged.code.clone();
+        changed.revision_id = "rev-2".into();
+        let stale = store.replace_function(&changed, "not-the-revision", None);
+        assert!(matches!(stale, Err(StoreError::RevisionMismatch(_))));
+        store
+            .replace_function(&changed, "rev-f", Some(new_staged))
+            .unwrap();
+        assert!(!old_path.exists(), "unreferenced package is removed");
+        assert!(store.code_path(&changed.code.digest).exists());
+        assert_eq!(
+            store.get_function(&f.name).unwrap().unwrap().0.revision_id,
+            "rev-2"
+        );
+    }
+
+    #[test]
+    fn shared_code_is_kept_until_the_last_reference_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, sa) = config(&store, "a", b"same");
+        let (b, sb) = config(&store, "b", b"same");
+        store.insert_function(&a, &Tags::new(), sa).unwrap();
+        store.insert_function(&b, &Tags::new(), sb).unwrap();
+        assert!(store.delete_function(&a.name).unwrap());
+        assert!(store.code_path(&b.code.digest).exists());
+        assert!(store.delete_function(&b.name).unwrap());
+        assert!(!store.code_path(&b.code.digest).exists());
+        assert!(!store.delete_function(&b.name).unwrap());
+    }
+
+    #[test]
+    fn paging_and_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for name in ["c", "a", "b"] {
+            let (f, s) = config(&store, name, name.as_bytes());
+            store.insert_function(&f, &Tags::new(), s).unwrap();
+        }
+        let page = store.list_functions(None, 2).unwrap();
+        let names: Vec<_> = page.functions.iter().map(|f| f.name.to_string()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(page.next_marker.as_deref(), Some("b"));
+        let page = store.list_functions(Some("b"), 2).unwrap();
+        assert_eq!(page.functions.len(), 1);
+        assert_eq!(page.next_marker, None);
+
+        let name = FunctionName::parse("a").unwrap();
+        store
+            .put_tags(&name, &[("k".to_string(), "1".to_string())].into())
+            .unwrap();
+        store
+            .put_tags(&name, &[("k".to_string(), "2".to_string())].into())
+            .unwrap();
+        assert_eq!(store.get_function(&name).unwrap().unwrap().1["k"], "2");
+        store
+            .remove_tags(&name, &["k".into(), "unknown".into()])
+            .unwrap();
+        assert!(store.get_function(&name).unwrap().unwrap().1.is_empty());
+        let missing = FunctionName::parse("zz").unwrap();
+        assert!(matches!(
+            store.put_tags(&missing, &Tags::new()),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let connection = rusqlite::Connection::open(dir.path().join("gust.db")).unwrap();
+        connection
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(connection);
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::SchemaTooNew { .. })
+        ));
+    }
+}

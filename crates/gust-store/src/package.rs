@@ -1,0 +1,266 @@
+//! Checking an uploaded zip before it is stored: it must open, every entry must decompress
+//! with a good checksum, the unpacked size must stay under the limit (counted while
+//! decompressing, so a zip bomb stops at the limit), and no entry or symlink may point
+//! outside the package.
+
+use std::io::{self, Cursor, Read};
+use std::path::{Component, Path, PathBuf};
+
+/// What a valid package contains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackageSummary {
+    /// Files and directories.
+    pub entries: usize,
+    /// Bytes once unpacked.
+    pub unzipped_size: u64,
+}
+
+/// Why a package was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PackageError {
+    /// Not a zip, or a damaged one.
+    #[error("corrupt zip: {0}")]
+    Corrupt(String),
+    /// Unpacked, it would be larger than allowed.
+    #[error("unzipped size must be smaller than {limit} bytes")]
+    UnzippedTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// An entry's path leaves the package root (`../x`, `/etc/x`).
+    #[error("entry {0:?} points outside the package")]
+    EscapingEntry(String),
+    /// A symlink whose target leaves the package root.
+    #[error("symlink {name:?} points outside the package (target {target:?})")]
+    EscapingSymlink {
+        /// The link's path.
+        name: String,
+        /// Where it points.
+        target: String,
+    },
+}
+
+const S_IFMT: u32 = 0o170_000;
+const S_IFLNK: u32 = 0o120_000;
+/// Symlink targets are short paths; anything longer is not a real link.
+const SYMLINK_TARGET_MAX: u64 = 4096;
+
+/// Checks a package; reads every entry once.
+pub fn inspect(zip: &[u8], unzipped_limit: u64) -> Result<PackageSummary, PackageError> {
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(zip)).map_err(|e| PackageError::Corrupt(e.to_string()))?;
+    // The central directory's declared sizes are a cheap first check; the real count below
+    // does not trust them.
+    let declared: u64 = (0..archive.len())
+        .filter_map(|i| archive.by_index_raw(i).ok().map(|f| f.size()))
+        .fold(0u64, u64::saturating_add);
+    if declared > unzipped_limit {
+        return Err(PackageError::UnzippedTooLarge {
+            limit: unzipped_limit,
+        });
+    }
+    let mut total: u64 = 0;
+    for index in 0..archive.len() {
+        let mut entry = archive
+            .by_index(index)
+            .map_err(|e| PackageError::Corrupt(e.to_string()))?;
+        let name = entry.name().to_owned();
+        let relative =
+            safe_relative_path(&name).ok_or_else(|| PackageError::EscapingEntry(name.clone()))?;
+        let is_symlink = entry
+            .unix_mode()
+            .is_some_and(|mode| mode & S_IFMT == S_IFLNK);
+        if is_symlink {
+            let mut target = String::new();
+            (&mut entry)
+                .take(SYMLINK_TARGET_MAX)
+                .read_to_string(&mut target)
+                .map_err(|e| PackageError::Corrupt(format!("symlink {name:?}: {e}")))?;
+            if !symlink_stays_inside(&relative, &target) {
+                return Err(PackageError::EscapingSymlink { name, target });
+            }
+            total = total.saturating_add(target.len() as u64);
+            continue;
+        }
+        let remaining = unzipped_limit.saturating_sub(total);
+        let mut limited = (&mut entry).take(remaining.saturating_add(1));
+        let written = io::copy(&mut limited, &mut io::sink())
+            .map_err(|e| PackageError::Corrupt(format!("{name}: {e}")))?;
+        if written > remaining {
+            return Err(PackageError::UnzippedTooLarge {
+                limit: unzipped_limit,
+            });
+        }
+        total += written;
+    }
+    Ok(PackageSummary {
+        entries: archive.len(),
+        unzipped_size: total,
+    })
+}
+
+/// The entry's path relative to the package root, or `None` when it is absolute or climbs
+/// out with `..`.
+fn safe_relative_path(name: &str) -> Option<PathBuf> {
+    if name.contains('\0') || name.starts_with('\\') || name.contains(":\\") {
+        return None;
+    }
+    let mut depth: usize = 0;
+    let mut out = PathBuf::new();
+    for component in Path::new(name).components() {
+        match component {
+            Component::Normal(part) => {
+                depth += 1;
+                out.push(part);
+            }
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth = depth.checked_sub(1)?;
+                out.pop();
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Whether `target`, resolved from the directory holding `link`, stays inside the root.
+fn symlink_stays_inside(link: &Path, target: &str) -> bool {
+    if target.is_empty() || target.starts_with('/') || target.contains('\0') {
+        return false;
+    }
+    let parent = link.parent().unwrap_or(Path::new(""));
+    let joined = parent.join(target);
+    safe_relative_path(&joined.to_string_lossy()).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use zip::write::SimpleFileOptions;
+
+    use super::*;
+
+    enum Entry<'a> {
+        File(&'a str, &'a [u8]),
+        Symlink(&'a str, &'a str),
+    }
+
+    fn build(entries: &[Entry<'_>]) -> Vec<u8> {
+        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for entry in entries {
+            match entry {
+                Entry::File(name, data) => {
+                    writer.start_file(*name, options).unwrap();
+                    writer.write_all(data).unwrap();
+                }
+                Entry::Symlink(name, target) => {
+                    writer.add_symlink(*name, *target, options).unwrap()
+                }
+            }
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn accepts_an_ordinary_package() {
+        let zip = build(&[
+            Entry::File("app.py", b"def handler(e, c):\n    return e\n"),
+            Entry::File("lib/util.py", b"X = 1\n"),
+            Entry::Symlink("lib/current", "util.py"),
+            Entry::Symlink("alias", "lib/./util.py"),
+        ]);
+        let summary = inspect(&zip, 1_000_000).unwrap();
+        assert_eq!(summary.entries, 4);
+        assert!(summary.unzipped_size > 30);
+    }
+
+    #[test]
+    fn refuses_corrupt_zips() {
+        assert!(matches!(
+            inspect(b"not a zip", 1000),
+            Err(PackageError::Corrupt(_))
+        ));
+        let mut zip = build(&[Entry::File("a.txt", &[b'x'; 5000])]);
+        // Flip bytes inside the compressed data so the checksum fails.
+        for byte in &mut zip[40..60] {
+            *byte ^= 0xff;
+        }
+        assert!(matches!(
+            inspect(&zip, 1_000_000),
+            Err(PackageError::Corrupt(_))
+        ));
+        let truncated = build(&[Entry::File("a.txt", b"hello")]);
+        assert!(inspect(&truncated[..truncated.len() / 2], 1000).is_err());
+    }
+
+    #[test]
+    fn refuses_paths_leaving_the_root() {
+        for name in [
+            "../evil.py",
+            "a/../../evil.py",
+            "/etc/passwd",
+            "\\windows\\evil",
+        ] {
+            let zip = build(&[Entry::File(name, b"x")]);
+            assert_eq!(
+                inspect(&zip, 1000),
+                Err(PackageError::EscapingEntry(name.into())),
+                "{name}"
+            );
+        }
+        let zip = build(&[Entry::File("a/../ok.py", b"x")]);
+        assert!(inspect(&zip, 1000).is_ok());
+    }
+
+    #[test]
+    fn refuses_symlinks_leaving_the_root() {
+        for target in ["/etc/shadow", "../../etc/passwd", "../outside", "a/../../x"] {
+            let zip = build(&[Entry::Symlink("link", target)]);
+            assert!(
+                matches!(
+                    inspect(&zip, 1000),
+                    Err(PackageError::EscapingSymlink { .. })
+                ),
+                "{target}"
+            );
+        }
+        let zip = build(&[Entry::Symlink("dir/link", "../inside.py")]);
+        assert!(inspect(&zip, 1000).is_ok());
+    }
+
+    #[test]
+    fn stops_a_zip_bomb_at_the_limit() {
+        // 20 MB of zeros compresses to about 20 KB.
+        let zeros = vec![0u8; 20 * 1024 * 1024];
+        let zip = build(&[Entry::File("bomb.bin", &zeros)]);
+        assert!(zip.len() < 100_000);
+        assert_eq!(
+            inspect(&zip, 10 * 1024 * 1024),
+            Err(PackageError::UnzippedTooLarge {
+                limit: 10 * 1024 * 1024
+            })
+        );
+        assert!(inspect(&zip, 21 * 1024 * 1024).is_ok());
+    }
+
+    #[test]
+    fn does_not_trust_declared_sizes() {
+        let zeros = vec![0u8; 1024 * 1024];
+        let mut zip = build(&[Entry::File("bomb.bin", &zeros)]);
+        // Rewrite the uncompressed size in the central directory to 1 byte.
+        let cd = zip.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
+        zip[cd + 24..cd + 28].copy_from_slice(&1u32.to_le_bytes());
+        let result = inspect(&zip, 64 * 1024);
+        assert!(
+            matches!(
+                result,
+                Err(PackageError::UnzippedTooLarge { .. }) | Err(PackageError::Corrupt(_))
+            ),
+            "{result:?}"
+        );
+    }
+}

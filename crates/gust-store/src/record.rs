@@ -1,0 +1,111 @@
+//! The stored form of a function configuration (schema version 1). Changing a field here
+//! means a new schema version and a migration in `db.rs`.
+
+use gust_model::function::{Architecture, LogFormat, TracingMode};
+use gust_model::{
+    CodeDigest, CodeRef, EnvironmentVariables, FunctionConfig, FunctionName, FunctionState,
+    LastUpdateStatus, Runtime,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FunctionRecord {
+    pub runtime: String,
+    pub role: String,
+    pub handler: String,
+    pub description: String,
+    pub timeout_s: u32,
+    pub memory_mb: u32,
+    pub ephemeral_mb: u32,
+    pub environment: Option<EnvironmentVariables>,
+    pub architecture: String,
+    pub layers: Vec<String>,
+    pub tracing_mode: String,
+    pub dead_letter_target: Option<String>,
+    pub log_format: String,
+    pub log_group: String,
+    /// Unix time in milliseconds.
+    pub last_modified_ms: i64,
+    pub state: String,
+    pub last_update: Option<String>,
+}
+
+impl FunctionRecord {
+    pub(crate) fn from_config(config: &FunctionConfig) -> Self {
+        FunctionRecord {
+            runtime: config.runtime.id().to_owned(),
+            role: config.role.clone(),
+            handler: config.handler.clone(),
+            description: config.description.clone(),
+            timeout_s: config.timeout_s,
+            memory_mb: config.memory_mb,
+            ephemeral_mb: config.ephemeral_mb,
+            environment: config.environment.clone(),
+            architecture: config.architecture.as_str().to_owned(),
+            layers: config.layers.clone(),
+            tracing_mode: config.tracing_mode.as_str().to_owned(),
+            dead_letter_target: config.dead_letter_target.clone(),
+            log_format: config.log_format.as_str().to_owned(),
+            log_group: config.log_group.clone(),
+            last_modified_ms: unix_millis(config.last_modified),
+            state: config.state.as_str().to_owned(),
+            last_update: config.last_update.map(|s| s.as_str().to_owned()),
+        }
+    }
+
+    /// Rebuilds the domain type. The runtime is parsed, not checked against this host:
+    /// a function stays readable when the host loses an interpreter.
+    pub(crate) fn into_config(
+        self,
+        name: &str,
+        revision_id: String,
+        code_sha256: &str,
+        code_size: i64,
+    ) -> Result<FunctionConfig, String> {
+        let bad = |what: &str, value: &str| format!("bad {what} {value:?}");
+        Ok(FunctionConfig {
+            name: FunctionName::parse(name).map_err(|e| e.to_string())?,
+            runtime: Runtime::parse(&self.runtime).map_err(|e| e.to_string())?,
+            role: self.role,
+            handler: self.handler,
+            description: self.description,
+            timeout_s: self.timeout_s,
+            memory_mb: self.memory_mb,
+            ephemeral_mb: self.ephemeral_mb,
+            environment: self.environment,
+            architecture: Architecture::parse(&self.architecture)
+                .ok_or_else(|| bad("architecture", &self.architecture))?,
+            layers: self.layers,
+            tracing_mode: TracingMode::parse(&self.tracing_mode)
+                .ok_or_else(|| bad("tracing mode", &self.tracing_mode))?,
+            dead_letter_target: self.dead_letter_target,
+            log_format: LogFormat::parse(&self.log_format)
+                .ok_or_else(|| bad("log format", &self.log_format))?,
+            log_group: self.log_group,
+            code: CodeRef {
+                digest: CodeDigest::from_hex(code_sha256)
+                    .ok_or_else(|| bad("code digest", code_sha256))?,
+                size: u64::try_from(code_size)
+                    .map_err(|_| bad("code size", &code_size.to_string()))?,
+            },
+            revision_id,
+            last_modified: OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(self.last_modified_ms) * 1_000_000,
+            )
+            .map_err(|e| e.to_string())?,
+            state: FunctionState::parse(&self.state).ok_or_else(|| bad("state", &self.state))?,
+            last_update: match self.last_update {
+                None => None,
+                Some(s) => {
+                    Some(LastUpdateStatus::parse(&s).ok_or_else(|| bad("last update status", &s))?)
+                }
+            },
+        })
+    }
+}
+
+fn unix_millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
