@@ -165,11 +165,11 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
 /// A JSON response with `status`.
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
     let body = serde_json::to_vec(value).map_err(|e| ApiError::internal(&e))?;
-    Ok(Response::builder()
+    Response::builder()
         .status(status)
         .header(axum::http::header::CONTENT_TYPE, "application/json")
         .body(Body::from(body))
-        .map_err(|e| ApiError::internal(&e))?)
+        .map_err(|e| ApiError::internal(&e))
 }
 
 /// An empty response (204).

@@ -678,21 +678,23 @@ fn validate_layers(layers: &[String]) -> Result<(), ModelError> {
     if layers.len() > LAYERS_MAX {
         return Err(ModelError::invalid("Cannot reference more than 5 layers."));
     }
-    for arn in layers {
+    let well_formed = |arn: &String| {
         let parts: Vec<&str> = arn.split(':').collect();
-        let well_formed = parts.len() == 8
+        parts.len() == 8
             && parts[0] == "arn"
             && parts[2] == "lambda"
             && parts[5] == "layer"
-            && parts[7].parse::<u64>().is_ok();
-        if !well_formed {
-            return Err(ModelError::constraint(
-                format!("[{}]", layers.join(", ")),
-                "layers",
-                "Member must satisfy constraint: [Member must have length less than or equal to 140, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: (arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+), Member must not be null]",
-            ));
-        }
-        // Layers are not publishable on this server yet, so no layer version exists.
+            && parts[7].parse::<u64>().is_ok()
+    };
+    if !layers.iter().all(well_formed) {
+        return Err(ModelError::constraint(
+            format!("[{}]", layers.join(", ")),
+            "layers",
+            "Member must satisfy constraint: [Member must have length less than or equal to 140, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: (arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+), Member must not be null]",
+        ));
+    }
+    // Layers are not publishable on this server yet, so no layer version exists.
+    if let Some(arn) = layers.first() {
         return Err(ModelError::invalid(format!(
             "Layer version {arn} does not exist."
         )));

@@ -103,7 +103,11 @@ impl Qualifier {
         if text == "$LATEST" {
             return Ok(Qualifier::Latest);
         }
-        let valid = !text.is_empty() && text.len() <= 128 && text.chars().all(is_name_char);
+        // The model's pattern allows `$` anywhere, so `$latest` is a well-formed qualifier
+        // that names nothing (Lambda answers 404 for it, not 400).
+        let valid = !text.is_empty()
+            && text.len() <= 128
+            && text.chars().all(|c| is_name_char(c) || c == '$');
         if !valid {
             return Err(ModelError::constraint(
                 text,
@@ -401,7 +405,11 @@ mod tests {
     #[test]
     fn qualifier_is_case_sensitive_and_versions_are_positive() {
         assert_eq!(Qualifier::parse("$LATEST").unwrap(), Qualifier::Latest);
-        assert_eq!(Qualifier::parse("$latest").ok(), None);
+        assert_eq!(
+            Qualifier::parse("$latest").unwrap(),
+            Qualifier::Alias("$latest".into())
+        );
+        assert!(Qualifier::parse("a b").is_err());
         assert_eq!(
             Qualifier::parse("latest").unwrap(),
             Qualifier::Alias("latest".into())

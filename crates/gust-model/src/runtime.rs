@@ -130,17 +130,20 @@ impl RuntimeCatalog {
         RuntimeCatalog { families }
     }
 
-    /// The runtime ids this host accepts, for messages and `gust doctor`.
+    /// The runtime ids this host accepts, grouped by family and in version order, for
+    /// messages and `gust doctor`.
     pub fn supported_ids(&self) -> Vec<&'static str> {
-        LAMBDA_RUNTIMES
+        let mut ids: Vec<(RuntimeFamily, Vec<u32>, &'static str)> = LAMBDA_RUNTIMES
             .iter()
-            .copied()
-            .filter(|id| {
+            .filter_map(|id| {
                 Runtime::parse(id)
-                    .map(|r| self.families.contains(&r.family))
-                    .unwrap_or(false)
+                    .ok()
+                    .map(|r| (r.family, version_key(id), *id))
             })
-            .collect()
+            .filter(|(family, _, _)| self.families.contains(family))
+            .collect();
+        ids.sort();
+        ids.into_iter().map(|(_, _, id)| id).collect()
     }
 
     /// Parses `id` and checks the host can run it.
@@ -157,6 +160,14 @@ impl RuntimeCatalog {
             Err(unsupported(id, Some(self)))
         }
     }
+}
+
+/// The numbers in an id (`python3.12` → [3, 12]), so 3.9 sorts before 3.10.
+fn version_key(id: &str) -> Vec<u32> {
+    id.split(|c: char| !c.is_ascii_digit())
+        .filter(|part| !part.is_empty())
+        .filter_map(|part| part.parse().ok())
+        .collect()
 }
 
 fn unsupported(id: &str, catalog: Option<&RuntimeCatalog>) -> ModelError {

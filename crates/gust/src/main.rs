@@ -1,1 +1,67 @@
-fn main() {}
+//! `gust`: the server (`gust serve`) and the client CLI (`gust deploy`, `gust functions …`),
+//! one binary.
+
+mod cli;
+mod client;
+mod datadir;
+mod host;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Gust: run AWS Lambda functions on your own machines.
+#[derive(Debug, Parser)]
+#[command(name = "gust", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the server (embedded store, no other service needed).
+    Serve(serve::ServeArgs),
+    /// Zip a directory and create the function, or update its code and configuration.
+    Deploy(cli::deploy::DeployArgs),
+    /// List, show or delete functions.
+    Functions {
+        #[command(subcommand)]
+        command: cli::functions::FunctionsCommand,
+    },
+}
+
+/// Where a client finds its server: flags, then environment, then the data directory.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectArgs {
+    /// Server URL (default: the one recorded in the data directory by `gust serve`).
+    #[arg(long, env = "GUST_ENDPOINT")]
+    endpoint: Option<String>,
+    /// Data directory of a local server, to find its endpoint and credentials.
+    #[arg(long, env = "GUST_DATA_DIR", default_value = ".gust-data")]
+    data_dir: PathBuf,
+    /// Region to sign requests for.
+    #[arg(long, env = "GUST_REGION")]
+    region: Option<String>,
+    /// Print the API's JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Deploy(args) => cli::deploy::run(args),
+        Command::Functions { command } => cli::functions::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

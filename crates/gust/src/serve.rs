@@ -1,0 +1,198 @@
+//! `gust serve`: parse the configuration once, wire the crates, listen, and shut down
+//! gracefully on SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use gust_api::{ApiConfig, Auth, Credentials};
+use gust_control::ControlPlane;
+use gust_model::{Scope, SystemClock};
+use gust_store::Store;
+
+use crate::datadir::{self, CredentialSource, ServerInfo};
+
+/// Options of `gust serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9070")]
+    listen: SocketAddr,
+    /// Where functions, code and credentials are kept.
+    #[arg(long, env = "GUST_DATA_DIR", default_value = ".gust-data")]
+    data_dir: PathBuf,
+    /// Region in ARNs and the one clients should sign for.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Account id in ARNs.
+    #[arg(long, default_value = "000000000000")]
+    account_id: String,
+    /// Turn off request authentication (local experiments only: anyone who can reach the
+    /// port can then run code on this host).
+    #[arg(long)]
+    no_auth: bool,
+    /// Access key id clients sign with (with GUST_SECRET_ACCESS_KEY; default: generated
+    /// on first start and stored in the data directory).
+    #[arg(long, env = "GUST_ACCESS_KEY_ID", hide_env_values = true)]
+    access_key_id: Option<String>,
+    /// Secret access key (with GUST_ACCESS_KEY_ID).
+    #[arg(long, env = "GUST_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_access_key: Option<String>,
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GUST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let scope = Scope::parse(&args.region, &args.account_id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let explicit = match (args.access_key_id, args.secret_access_key) {
+        (Some(access_key_id), Some(secret_access_key)) => Some(Credentials {
+            access_key_id,
+            secret_access_key,
+        }),
+        (None, None) => None,
+        _ => bail!("set both GUST_ACCESS_KEY_ID and GUST_SECRET_ACCESS_KEY, or neither"),
+    };
+    datadir::create(&args.data_dir)?;
+    let store = Store::open(&args.data_dir).context("cannot open the store")?;
+    let path_var = std::env::var("PATH").unwrap_or_default();
+    let catalog = crate::host::probe_runtimes(&path_var);
+    let (credentials, source) = datadir::server_credentials(&args.data_dir, explicit)?;
+    let clock = Arc::new(SystemClock);
+    let control = Arc::new(ControlPlane::new(
+        Arc::new(store),
+        scope.clone(),
+        catalog.clone(),
+        clock.clone(),
+    ));
+    let auth = if args.no_auth {
+        Auth::Disabled
+    } else {
+        Auth::SigV4(credentials.clone())
+    };
+    let router = gust_api::router(
+        control,
+        ApiConfig {
+            auth,
+            code_url_key: datadir::random_key()?,
+            clock,
+        },
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let address = listener.local_addr()?;
+        let endpoint = format!("http://{address}");
+        datadir::write_server_info(
+            &args.data_dir,
+            &ServerInfo {
+                endpoint: endpoint.clone(),
+                region: scope.region.clone(),
+                account_id: scope.account_id.clone(),
+                no_auth: args.no_auth,
+            },
+        )?;
+        print_banner(
+            &endpoint,
+            &args.data_dir,
+            &scope,
+            &catalog,
+            &credentials,
+            source,
+            args.no_auth,
+        );
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("server failed")?;
+        datadir::remove_server_info(&args.data_dir);
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch SIGTERM; stop with Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn print_banner(
+    endpoint: &str,
+    data_dir: &std::path::Path,
+    scope: &Scope,
+    catalog: &gust_model::RuntimeCatalog,
+    credentials: &Credentials,
+    source: CredentialSource,
+    no_auth: bool,
+) {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Gust is listening on {endpoint} (region {}, account {})\n",
+        scope.region, scope.account_id
+    ));
+    out.push_str(&format!("Data directory: {}\n", data_dir.display()));
+    out.push_str(&format!(
+        "Runtimes on this host: {}\n",
+        catalog.supported_ids().join(", ")
+    ));
+    if no_auth {
+        out.push_str(
+            "\nWARNING: authentication is OFF (--no-auth). Anyone who can reach this port can deploy and run code\n\
+             as this user. Use it only for local experiments on a trusted machine.\n",
+        );
+    } else {
+        let origin = match source {
+            CredentialSource::Environment => {
+                "from GUST_ACCESS_KEY_ID / GUST_SECRET_ACCESS_KEY".to_owned()
+            }
+            CredentialSource::Stored => {
+                format!("stored in {}", data_dir.join("credentials.json").display())
+            }
+            CredentialSource::Created => format!(
+                "created now and stored in {} (readable by you only)",
+                data_dir.join("credentials.json").display()
+            ),
+        };
+        out.push_str(&format!(
+            "\nRequests must be SigV4-signed. Credentials {origin}. For the aws CLI and boto3:\n\
+             \x20 export AWS_ACCESS_KEY_ID={}\n\
+             \x20 export AWS_SECRET_ACCESS_KEY={}\n\
+             \x20 export AWS_DEFAULT_REGION={}\n\
+             \x20 aws lambda list-functions --endpoint-url {endpoint}\n",
+            credentials.access_key_id, credentials.secret_access_key, scope.region
+        ));
+    }
+    out.push_str(
+        "The gust CLI finds this server by itself when run with the same data directory.
+",
+    );
+    eprint!("{out}");
+}

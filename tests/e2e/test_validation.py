@@ -1,0 +1,141 @@
+"""Every validation error class, with the AWS error code and message shape."""
+
+import pytest
+from conftest import ROLE, create
+
+
+@pytest.fixture
+def lam(server):
+    # botocore checks minimums client-side; turn that off so the server's checks are tested.
+    return server.client(parameter_validation=False)
+
+
+def error_of(call):
+    with pytest.raises(Exception) as info:
+        call()
+    response = info.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"], response["Error"]["Message"]
+
+
+def test_function_names(lam):
+    status, code, message = error_of(lambda: create(lam, "bad name"))
+    assert (status, code) == (400, "ValidationException")
+    assert message.startswith("1 validation error detected: Value 'bad name' at 'functionName' failed to satisfy constraint: "
+                              "Member must satisfy regular expression pattern")
+    status, code, message = error_of(lambda: create(lam, "x" * 65))
+    assert (status, code) == (400, "ValidationException")
+    assert "less than or equal to 64" in message
+    status, code, _ = error_of(lambda: create(lam, "x" * 141))
+    assert (status, code) == (400, "ValidationException")
+    assert error_of(lambda: lam.get_function(FunctionName="a/b"))[:2] == (400, "ValidationException")
+
+
+@pytest.mark.parametrize("field,value,member", [
+    ("MemorySize", 127, "memorySize"),
+    ("MemorySize", 10241, "memorySize"),
+    ("Timeout", 901, "timeout"),
+    ("Timeout", 0, "timeout"),
+])
+def test_ranges(lam, field, value, member):
+    status, code, message = error_of(lambda: create(lam, "ranges", **{field: value}))
+    assert (status, code) == (400, "ValidationException")
+    assert f"Value '{value}' at '{member}' failed to satisfy constraint" in message
+
+
+def test_range_edges_are_accepted(lam):
+    create(lam, "edge-min", MemorySize=128, Timeout=1, EphemeralStorage={"Size": 512})
+    created = create(lam, "edge-max", MemorySize=10240, Timeout=900, EphemeralStorage={"Size": 10240})
+    assert (created["MemorySize"], created["Timeout"], created["EphemeralStorage"]["Size"]) == (10240, 900, 10240)
+
+
+def test_ephemeral_storage_and_architectures(lam):
+    status, code, message = error_of(lambda: create(lam, "eph", EphemeralStorage={"Size": 10241}))
+    assert (status, code) == (400, "ValidationException")
+    assert "ephemeralStorage.size" in message
+    status, code, _ = error_of(lambda: create(lam, "arch", Architectures=["sparc"]))
+    assert (status, code) == (400, "ValidationException")
+    status, code, _ = error_of(lambda: create(lam, "arch2", Architectures=["x86_64", "arm64"]))
+    assert (status, code) == (400, "ValidationException")
+    assert create(lam, "arm", Architectures=["arm64"])["Architectures"] == ["arm64"]
+
+
+def test_runtimes(lam):
+    status, code, message = error_of(lambda: create(lam, "rt", Runtime="cobol85"))
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert message.startswith("Value cobol85 at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [")
+    status, code, message = error_of(lambda: create(lam, "rt", Runtime="java21"))
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert "not supported by this Gust server" in message and "provided.al2023" in message
+    for runtime in ["provided", "provided.al2", "provided.al2023", "python3.12"]:
+        assert create(lam, "rt-" + runtime.replace(".", "-"), Runtime=runtime)["Runtime"] == runtime
+
+
+def test_handler_description_role(lam):
+    assert error_of(lambda: create(lam, "h", Handler="has space"))[:2] == (400, "ValidationException")
+    assert error_of(lambda: create(lam, "h", Handler="h" * 129))[:2] == (400, "ValidationException")
+    assert error_of(lambda: create(lam, "d", Description="d" * 257))[:2] == (400, "ValidationException")
+    status, code, message = error_of(lambda: create(lam, "r", Role="not-a-role"))
+    assert (status, code) == (400, "ValidationException")
+    assert "at 'role'" in message
+    status, code, message = error_of(lambda: lam.create_function(FunctionName="nohandler", Runtime="python3.12", Role=ROLE,
+                                                                 Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18}))
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert "Runtime and Handler are mandatory" in message
+
+
+def test_environment_variables(lam):
+    status, code, message = error_of(lambda: create(lam, "env", Environment={"Variables": {"1BAD": "x"}}))
+    assert (status, code) == (400, "ValidationException")
+    assert "environment.variables" in message
+    status, code, message = error_of(lambda: create(lam, "env", Environment={"Variables": {"AWS_REGION": "x"}}))
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert "reserved keys" in message and "AWS_REGION" in message
+    # Exactly 4 KB of compact JSON passes; one byte more fails with the measured string.
+    fits = {"K1": "v" * (4096 - len('{"K1":""}'))}
+    assert create(lam, "env-fits", Environment={"Variables": fits})["Environment"]["Variables"] == fits
+    too_big = {"K1": "v" * (4097 - len('{"K1":""}'))}
+    status, code, message = error_of(lambda: create(lam, "env-big", Environment={"Variables": too_big}))
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert "exceeded the 4KB limit. String measured: {\"K1\":" in message
+
+
+def test_tags_on_create(lam):
+    status, code, _ = error_of(lambda: create(lam, "t", Tags={"k" * 129: "v"}))
+    assert (status, code) == (400, "ValidationException")
+    status, code, message = error_of(lambda: create(lam, "t", Tags={f"k{i}": "v" for i in range(51)}))
+    assert (status, code, message) == (400, "InvalidParameterValueException", "Number of tags exceeds resource tag limit.")
+
+
+def test_duplicates_and_unknown_functions(lam):
+    create(lam, "dup")
+    status, code, message = error_of(lambda: create(lam, "dup"))
+    assert (status, code, message) == (409, "ResourceConflictException", "Function already exist: dup")
+    status, code, message = error_of(lambda: lam.get_function(FunctionName="ghost"))
+    assert (status, code) == (404, "ResourceNotFoundException")
+    assert message == "Function not found: arn:aws:lambda:us-east-1:000000000000:function:ghost"
+    assert error_of(lambda: lam.delete_function(FunctionName="ghost"))[:2] == (404, "ResourceNotFoundException")
+    assert error_of(lambda: lam.update_function_configuration(FunctionName="ghost", Timeout=3))[:2] == (404, "ResourceNotFoundException")
+    assert error_of(lambda: lam.update_function_code(FunctionName="ghost", ZipFile=b"x"))[:2] == (404, "ResourceNotFoundException")
+
+
+def test_updates_validate_too_and_change_nothing_on_error(lam):
+    create(lam, "upd")
+    before = lam.get_function_configuration(FunctionName="upd")
+    status, code, message = error_of(lambda: lam.update_function_configuration(FunctionName="upd", Description="ok", MemorySize=1))
+    assert (status, code) == (400, "ValidationException")
+    after = lam.get_function_configuration(FunctionName="upd")
+    assert after["RevisionId"] == before["RevisionId"] and after["Description"] == ""
+    status, code, message = error_of(lambda: lam.update_function_configuration(
+        FunctionName="upd", Layers=["arn:aws:lambda:us-east-1:000000000000:layer:nope:1"]))
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert message == "Layer version arn:aws:lambda:us-east-1:000000000000:layer:nope:1 does not exist."
+
+
+def test_unsupported_settings_are_refused_not_ignored(lam):
+    status, code, message = error_of(lambda: create(lam, "vpc", VpcConfig={"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}))
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert "VpcConfig" in message
+    status, code, message = error_of(lambda: lam.create_function(FunctionName="s3", Runtime="python3.12", Role=ROLE,
+                                                                 Handler="a.b", Code={"S3Bucket": "b", "S3Key": "k"}))
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert "S3" in message
