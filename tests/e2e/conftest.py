@@ -162,3 +162,11 @@ def create(lam, name, zip_bytes=HANDLER_ZIP, **kwargs):
                   Code={"ZipFile": zip_bytes})
     params.update(kwargs)
     return lam.create_function(**params)
+
+
+def error_of(call):
+    """Runs a client call that must fail; returns (HTTP status, error code, message)."""
+    with pytest.raises(Exception) as info:
+        call()
+    response = info.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"], response["Error"]["Message"]

@@ -6,14 +6,8 @@ import stat
 import zipfile
 
 import pytest
-from conftest import create
+from conftest import create, error_of
 
-
-def error_of(call):
-    with pytest.raises(Exception) as info:
-        call()
-    response = info.value.response
-    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"], response["Error"]["Message"]
 
 
 def zip_with(entries):

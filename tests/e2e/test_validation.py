@@ -1,7 +1,7 @@
 """Every validation error class, with the AWS error code and message shape."""
 
 import pytest
-from conftest import ROLE, create
+from conftest import ROLE, create, error_of
 
 
 @pytest.fixture
@@ -9,12 +9,6 @@ def lam(server):
     # botocore checks minimums client-side; turn that off so the server's checks are tested.
     return server.client(parameter_validation=False)
 
-
-def error_of(call):
-    with pytest.raises(Exception) as info:
-        call()
-    response = info.value.response
-    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"], response["Error"]["Message"]
 
 
 def test_function_names(lam):

@@ -68,6 +68,17 @@ fn record_json(config: &FunctionConfig) -> String {
     serde_json::to_string(&FunctionRecord::from_config(config)).unwrap_or_default()
 }
 
+/// The columns of a function row, in the order `?1`…`?5` of the statements below.
+fn row_values(config: &FunctionConfig) -> (&str, &str, String, i64, String) {
+    (
+        config.name.as_str(),
+        &config.revision_id,
+        config.code.digest.to_hex(),
+        size_i64(config.code.size),
+        record_json(config),
+    )
+}
+
 fn size_i64(size: u64) -> i64 {
     i64::try_from(size).unwrap_or(i64::MAX)
 }
@@ -81,13 +92,7 @@ pub(crate) fn insert_function(
     let inserted = tx.execute(
         "INSERT INTO functions (name, revision_id, code_sha256, code_size, record)
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(name) DO NOTHING",
-        params![
-            config.name.as_str(),
-            config.revision_id,
-            config.code.digest.to_hex(),
-            size_i64(config.code.size),
-            record_json(config)
-        ],
+        row_values(config),
     )?;
     if inserted == 0 {
         return Err(StoreError::AlreadyExists(config.name.to_string()));
@@ -209,13 +214,7 @@ pub(crate) fn replace_function(
     }
     tx.execute(
         "UPDATE functions SET revision_id = ?2, code_sha256 = ?3, code_size = ?4, record = ?5 WHERE name = ?1",
-        params![
-            config.name.as_str(),
-            config.revision_id,
-            config.code.digest.to_hex(),
-            size_i64(config.code.size),
-            record_json(config)
-        ],
+        row_values(config),
     )?;
     tx.commit()?;
     CodeDigest::from_hex(&old_sha).ok_or_else(|| StoreError::CorruptRecord {
