@@ -24,6 +24,8 @@ pub struct ApiError {
     message: String,
     key: MessageKey,
     service_fault: bool,
+    /// `Reason` of a `TooManyRequestsException`.
+    reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -39,6 +41,7 @@ impl ApiError {
             message: message.into(),
             key,
             service_fault: status.is_server_error(),
+            reason: None,
         }
     }
 
@@ -70,6 +73,28 @@ impl ApiError {
             MessageKey::Lower,
             message,
         )
+    }
+
+    /// 413 `RequestTooLargeException` (an invoke payload over the limit).
+    pub fn request_too_large(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLargeException",
+            MessageKey::Lower,
+            message,
+        )
+    }
+
+    /// 429 `TooManyRequestsException` with its `Reason`.
+    pub fn too_many_requests(reason: &'static str) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsException",
+            MessageKey::Lower,
+            "Rate Exceeded.",
+        );
+        error.reason = Some(reason);
+        error
     }
 
     /// 404 `UnknownOperationException`: no Lambda operation has this method and path.
@@ -198,7 +223,10 @@ impl IntoResponse for ApiError {
         } else {
             "User"
         };
-        let body = serde_json::json!({ "Type": fault, key: self.message });
+        let mut body = serde_json::json!({ "Type": fault, key: self.message });
+        if let Some(reason) = self.reason {
+            body["Reason"] = serde_json::Value::from(reason);
+        }
         let mut response = (self.status, axum::Json(body)).into_response();
         response.headers_mut().insert(
             "x-amzn-ErrorType",

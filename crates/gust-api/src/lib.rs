@@ -9,6 +9,7 @@
 pub mod code_url;
 pub mod dto;
 pub mod error;
+mod invoke;
 mod routes;
 pub mod sigv4;
 
@@ -50,12 +51,21 @@ pub struct ApiConfig {
 #[derive(Debug)]
 struct ApiState {
     control: Arc<ControlPlane>,
+    engine: gust_engine::Engine,
     config: ApiConfig,
 }
 
 /// The service router: every path goes through one dispatcher.
-pub fn router(control: Arc<ControlPlane>, config: ApiConfig) -> Router {
-    let state = Arc::new(ApiState { control, config });
+pub fn router(
+    control: Arc<ControlPlane>,
+    engine: gust_engine::Engine,
+    config: ApiConfig,
+) -> Router {
+    let state = Arc::new(ApiState {
+        control,
+        engine,
+        config,
+    });
     Router::new().fallback(dispatch).with_state(state)
 }
 
@@ -93,13 +103,20 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
         Route::Lambda(Operation::CreateFunction | Operation::UpdateFunctionCode(_)) => {
             gust_model::limits::CREATE_FUNCTION_REQUEST_MAX_BYTES
         }
+        Route::Lambda(Operation::Invoke(_)) => invoke::MAX_SYNC_PAYLOAD,
         _ => DEFAULT_BODY_LIMIT,
     };
+    let is_invoke = matches!(route, Route::Lambda(Operation::Invoke(_)));
     let too_large = || {
-        ApiError::too_large(format!(
+        let message = format!(
             "Request must be smaller than {limit} bytes for the {} operation",
             route.operation_name()
-        ))
+        );
+        if is_invoke {
+            ApiError::request_too_large(message)
+        } else {
+            ApiError::too_large(message)
+        }
     };
     let declared = parts
         .headers
@@ -151,6 +168,15 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
         .unwrap_or("127.0.0.1")
         .to_owned();
     let query = routes::Query::parse(&raw_query);
+    match &operation {
+        Operation::Invoke(function) => {
+            return invoke::invoke(state, function, &query, &parts.headers, body).await;
+        }
+        Operation::GustLogs(function) => {
+            return invoke::logs(&state.engine, function, &query).await
+        }
+        _ => {}
+    }
     let context = routes::Context {
         control: Arc::clone(&state.control),
         code_url_key: state.config.code_url_key,

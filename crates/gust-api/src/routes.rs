@@ -39,6 +39,10 @@ pub enum Operation {
     ListTags(String),
     /// `GET /2016-08-19/account-settings`
     GetAccountSettings,
+    /// `POST /2015-03-31/functions/{fn}/invocations`
+    Invoke(String),
+    /// `GET /_gust/logs/{fn}`: Gust's own log query (SigV4-signed like the rest).
+    GustLogs(String),
 }
 
 /// What a request is for.
@@ -61,6 +65,7 @@ impl Route {
         match self {
             Route::Lambda(Operation::CreateFunction) => "CreateFunction",
             Route::Lambda(Operation::UpdateFunctionCode(_)) => "UpdateFunctionCode",
+            Route::Lambda(Operation::Invoke(_)) => "InvokeFunction",
             Route::NotImplemented(name) => name,
             _ => "requested",
         }
@@ -70,7 +75,6 @@ impl Route {
 /// Lambda operations Gust does not have yet: (method, path pattern, name). `*` matches one
 /// segment. Answered with 501 `NotImplementedException`, never a fake success.
 const NOT_YET: &[(&str, &str, &str)] = &[
-    ("POST", "2015-03-31/functions/*/invocations", "Invoke"),
     ("POST", "2014-11-13/functions/*/invoke-async", "InvokeAsync"),
     (
         "POST",
@@ -290,6 +294,10 @@ pub(crate) fn route(method: &Method, raw_path: &str, raw_query: &str) -> Route {
         ("DELETE", ["2017-03-31", "tags", arn]) => Operation::UntagResource((*arn).to_owned()),
         ("GET", ["2017-03-31", "tags", arn]) => Operation::ListTags((*arn).to_owned()),
         ("GET", ["2016-08-19", "account-settings"]) => Operation::GetAccountSettings,
+        ("POST", ["2015-03-31", "functions", f, "invocations"]) => {
+            Operation::Invoke((*f).to_owned())
+        }
+        ("GET", ["_gust", "logs", f]) => Operation::GustLogs((*f).to_owned()),
         _ => {
             // GetLayerVersionByArn dispatches on a literal query.
             if m == "GET"
@@ -495,6 +503,8 @@ pub(crate) fn execute(
                 &dto::AccountSettingsResponse::from(settings),
             )
         }
+        // Served on the async path (crate::invoke) before blocking work is dispatched.
+        Operation::Invoke(_) | Operation::GustLogs(_) => Err(ApiError::unknown_operation()),
     }
 }
 
@@ -547,7 +557,7 @@ mod tests {
     fn unimplemented_and_unknown_operations() {
         assert_eq!(
             r(Method::POST, "/2015-03-31/functions/f/invocations"),
-            Route::NotImplemented("Invoke")
+            Route::Lambda(Operation::Invoke("f".into()))
         );
         assert_eq!(
             r(Method::POST, "/2014-11-13/functions/f/invoke-async/"),

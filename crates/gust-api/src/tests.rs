@@ -42,14 +42,32 @@ fn harness() -> Harness {
     let clock = Arc::new(TestClock(Mutex::new(
         OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap(),
     )));
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let engine = gust_engine::Engine::new(
+        gust_engine::EngineConfig {
+            scope: Scope::parse("us-east-1", "000000000000").unwrap(),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_environments: 10,
+            logs_dir: dir.path().join("logs"),
+        },
+        store.clone(),
+        Arc::new(gust_sandbox::ProcessSandbox),
+        gust_runtime::RuntimeRegistry::install(
+            &dir.path().join("runtime"),
+            &std::env::var("PATH").unwrap_or_default(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let control = Arc::new(ControlPlane::new(
-        Arc::new(Store::open(dir.path()).unwrap()),
+        store,
         Scope::parse("us-east-1", "000000000000").unwrap(),
         RuntimeCatalog::new(vec![RuntimeFamily::Python]),
         clock.clone(),
     ));
     let router = router(
         control,
+        engine,
         ApiConfig {
             auth: Auth::SigV4(credentials()),
             code_url_key: [9; 32],
@@ -246,7 +264,7 @@ async fn errors_have_aws_shapes() {
     let (status, body) = h
         .json(
             "POST",
-            "/2015-03-31/functions/f/invocations",
+            "/2015-03-31/functions/f/aliases",
             serde_json::json!({}),
         )
         .await;
@@ -254,7 +272,7 @@ async fn errors_have_aws_shapes() {
     assert!(body["message"]
         .as_str()
         .unwrap()
-        .contains("Invoke is not implemented"));
+        .contains("CreateAlias is not implemented"));
 
     let (status, _, body) = h
         .send("POST", "/2015-03-31/functions", b"{not json".to_vec(), true)

@@ -87,6 +87,15 @@ pub struct AccountSettings {
     pub usage: AccountUsage,
 }
 
+/// Told about every committed change to a function, so running environments of old code
+/// can be retired (the engine implements it).
+pub trait FunctionObserver: Send + Sync + std::fmt::Debug {
+    /// `name`'s configuration or code changed.
+    fn function_changed(&self, name: &FunctionName);
+    /// `name` was deleted.
+    fn function_deleted(&self, name: &FunctionName);
+}
+
 /// The control plane of one server: one region, one account.
 #[derive(Debug)]
 pub struct ControlPlane {
@@ -94,6 +103,7 @@ pub struct ControlPlane {
     scope: Scope,
     catalog: RuntimeCatalog,
     clock: Arc<dyn Clock>,
+    observer: Option<Arc<dyn FunctionObserver>>,
 }
 
 impl ControlPlane {
@@ -109,6 +119,19 @@ impl ControlPlane {
             scope,
             catalog,
             clock,
+            observer: None,
+        }
+    }
+
+    /// Reports committed changes to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn FunctionObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn changed(&self, name: &FunctionName) {
+        if let Some(observer) = &self.observer {
+            observer.function_changed(name);
         }
     }
 
@@ -236,6 +259,7 @@ impl ControlPlane {
                 other => other.into(),
             })?;
         self.activate(&created)?;
+        self.changed(&created.name);
         Ok(created)
     }
 
@@ -353,6 +377,7 @@ impl ControlPlane {
             Err(StoreError::NotFound(_) | StoreError::RevisionMismatch(_)) => {}
             other => other?,
         }
+        self.changed(&next.name);
         Ok(snapshot)
     }
 
@@ -381,6 +406,9 @@ impl ControlPlane {
             Some(q @ Qualifier::Version(_)) => return Err(self.not_found(&reference.name, Some(q))),
         }
         if self.store.delete_function(&reference.name)? {
+            if let Some(observer) = &self.observer {
+                observer.function_deleted(&reference.name);
+            }
             Ok(())
         } else {
             Err(self.not_found(&reference.name, None))

@@ -14,6 +14,7 @@ use crate::StoreError;
 pub(crate) struct BlobDir {
     objects: PathBuf,
     staging: PathBuf,
+    unpacked: PathBuf,
 }
 
 /// A package written to a temporary file and hashed, not yet committed. Dropping it
@@ -43,7 +44,14 @@ impl BlobDir {
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(&staging)
             .map_err(|e| StoreError::io(format!("create {}", staging.display()), e))?;
-        Ok(BlobDir { objects, staging })
+        let unpacked = root.join("unpacked");
+        fs::create_dir_all(&unpacked)
+            .map_err(|e| StoreError::io(format!("create {}", unpacked.display()), e))?;
+        Ok(BlobDir {
+            objects,
+            staging,
+            unpacked,
+        })
     }
 
     pub(crate) fn path(&self, digest: &CodeDigest) -> PathBuf {
@@ -90,6 +98,53 @@ impl BlobDir {
         }
     }
 
+    pub(crate) fn unpacked(&self, digest: &CodeDigest) -> Result<PathBuf, StoreError> {
+        let target = self.unpacked.join(digest.to_hex());
+        if target.is_dir() {
+            return Ok(target);
+        }
+        // Unpack beside the target, then rename: a reader sees all of it or none of it.
+        let temp = self.staging.join(format!("unpack-{}", unique_suffix()));
+        let result = crate::package::extract(
+            &self.path(digest),
+            &temp,
+            gust_model::limits::CODE_UNZIPPED_MAX_BYTES,
+        );
+        if let Err(error) = result {
+            remove_tree(&temp);
+            return Err(StoreError::io(
+                "unpack code",
+                std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string()),
+            ));
+        }
+        match fs::rename(&temp, &target) {
+            Ok(()) => Ok(target),
+            // Another cold start unpacked the same code first.
+            Err(_) if target.is_dir() => {
+                remove_tree(&temp);
+                Ok(target)
+            }
+            Err(e) => {
+                remove_tree(&temp);
+                Err(StoreError::io("unpack code", e))
+            }
+        }
+    }
+
+    pub(crate) fn unpacked_digests(&self) -> Result<Vec<CodeDigest>, StoreError> {
+        let entries =
+            fs::read_dir(&self.unpacked).map_err(|e| StoreError::io("list unpacked code", e))?;
+        Ok(entries
+            .flatten()
+            .filter_map(|e| CodeDigest::from_hex(&e.file_name().to_string_lossy()))
+            .collect())
+    }
+
+    pub(crate) fn remove_unpacked(&self, digest: &CodeDigest) -> Result<(), StoreError> {
+        remove_tree(&self.unpacked.join(digest.to_hex()));
+        Ok(())
+    }
+
     pub(crate) fn remove(&self, digest: &CodeDigest) -> Result<(), StoreError> {
         match fs::remove_file(self.path(digest)) {
             Ok(()) => Ok(()),
@@ -107,4 +162,14 @@ fn unique_suffix() -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Removes a tree whose files were made read-only (directories stay writable, so removal
+/// works without changing modes).
+fn remove_tree(path: &Path) {
+    if let Err(error) = fs::remove_dir_all(path) {
+        if error.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %path.display(), %error, "cannot remove unpacked code");
+        }
+    }
 }

@@ -105,10 +105,12 @@ impl Store {
             .map_err(|e| StoreError::io(format!("create {}", data_dir.display()), e))?;
         let connection = db::open(&data_dir.join("gust.db"))?;
         let blobs = blobs::BlobDir::open(&data_dir.join("code"))?;
-        Ok(Store {
+        let store = Store {
             db: Mutex::new(connection),
             blobs,
-        })
+        };
+        store.collect_unpacked()?;
+        Ok(store)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
@@ -205,9 +207,27 @@ impl Store {
         db::remove_tags(&mut self.lock(), name, keys)
     }
 
+    /// The package's contents unpacked under `code/unpacked/<hex>` (once per digest; shared,
+    /// read-only, by every environment running that code).
+    pub fn unpacked_code(&self, digest: &CodeDigest) -> Result<PathBuf, StoreError> {
+        self.blobs.unpacked(digest)
+    }
+
     /// Function count and code size.
     pub fn account_usage(&self) -> Result<AccountUsage, StoreError> {
         db::account_usage(&self.lock())
+    }
+
+    /// Removes unpacked code no function references any more. Done at start only, because a
+    /// running environment may still be reading the old code of a function being updated.
+    fn collect_unpacked(&self) -> Result<(), StoreError> {
+        let connection = self.lock();
+        for digest in self.blobs.unpacked_digests()? {
+            if !db::is_code_referenced(&connection, &digest)? {
+                self.blobs.remove_unpacked(&digest)?;
+            }
+        }
+        Ok(())
     }
 
     fn collect_blob(
@@ -338,6 +358,32 @@ mod tests {
         assert!(store.delete_function(&b.name).unwrap());
         assert!(!store.code_path(&b.code.digest).exists());
         assert!(!store.delete_function(&b.name).unwrap());
+    }
+
+    #[test]
+    fn code_is_unpacked_once_and_collected_at_start_when_unreferenced() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        writer
+            .start_file("app.py", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(b"X = 1\n").unwrap();
+        let zip = writer.finish().unwrap().into_inner();
+        let (f, staged) = config(&store, "f", &zip);
+        store.insert_function(&f, &Tags::new(), staged).unwrap();
+        let unpacked = store.unpacked_code(&f.code.digest).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(unpacked.join("app.py")).unwrap(),
+            "X = 1\n"
+        );
+        assert_eq!(store.unpacked_code(&f.code.digest).unwrap(), unpacked);
+        store.delete_function(&f.name).unwrap();
+        assert!(unpacked.exists(), "kept while the server runs");
+        drop(store);
+        drop(Store::open(dir.path()).unwrap());
+        assert!(!unpacked.exists(), "collected at the next start");
     }
 
     #[test]

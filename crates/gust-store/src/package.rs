@@ -45,10 +45,22 @@ const S_IFLNK: u32 = 0o120_000;
 /// Symlink targets are short paths; anything longer is not a real link.
 const SYMLINK_TARGET_MAX: u64 = 4096;
 
-/// Checks a package; reads every entry once.
-pub fn inspect(zip: &[u8], unzipped_limit: u64) -> Result<PackageSummary, PackageError> {
+/// One entry of a package, as [`walk`] hands it to its visitor.
+enum Entry<'a> {
+    Directory,
+    File { mode: u32, data: &'a mut dyn Read },
+    Symlink { target: String },
+}
+
+/// Reads every entry once, enforcing the safety rules and the unpacked-size limit; the
+/// visitor returns how many bytes it consumed from a file's data.
+fn walk<R: Read + io::Seek>(
+    reader: R,
+    unzipped_limit: u64,
+    mut visit: impl FnMut(&Path, Entry<'_>) -> io::Result<u64>,
+) -> Result<PackageSummary, PackageError> {
     let mut archive =
-        zip::ZipArchive::new(Cursor::new(zip)).map_err(|e| PackageError::Corrupt(e.to_string()))?;
+        zip::ZipArchive::new(reader).map_err(|e| PackageError::Corrupt(e.to_string()))?;
     // The central directory's declared sizes are a cheap first check; the real count below
     // does not trust them.
     let declared: u64 = (0..archive.len())
@@ -67,9 +79,9 @@ pub fn inspect(zip: &[u8], unzipped_limit: u64) -> Result<PackageSummary, Packag
         let name = entry.name().to_owned();
         let relative =
             safe_relative_path(&name).ok_or_else(|| PackageError::EscapingEntry(name.clone()))?;
-        let is_symlink = entry
-            .unix_mode()
-            .is_some_and(|mode| mode & S_IFMT == S_IFLNK);
+        let mode = entry.unix_mode();
+        let is_symlink = mode.is_some_and(|mode| mode & S_IFMT == S_IFLNK);
+        let corrupt = |e: io::Error| PackageError::Corrupt(format!("{name}: {e}"));
         if is_symlink {
             let mut target = String::new();
             (&mut entry)
@@ -80,12 +92,23 @@ pub fn inspect(zip: &[u8], unzipped_limit: u64) -> Result<PackageSummary, Packag
                 return Err(PackageError::EscapingSymlink { name, target });
             }
             total = total.saturating_add(target.len() as u64);
+            visit(&relative, Entry::Symlink { target }).map_err(corrupt)?;
+            continue;
+        }
+        if entry.is_dir() {
+            visit(&relative, Entry::Directory).map_err(corrupt)?;
             continue;
         }
         let remaining = unzipped_limit.saturating_sub(total);
         let mut limited = (&mut entry).take(remaining.saturating_add(1));
-        let written = io::copy(&mut limited, &mut io::sink())
-            .map_err(|e| PackageError::Corrupt(format!("{name}: {e}")))?;
+        let written = visit(
+            &relative,
+            Entry::File {
+                mode: mode.unwrap_or(0o644),
+                data: &mut limited,
+            },
+        )
+        .map_err(corrupt)?;
         if written > remaining {
             return Err(PackageError::UnzippedTooLarge {
                 limit: unzipped_limit,
@@ -97,6 +120,54 @@ pub fn inspect(zip: &[u8], unzipped_limit: u64) -> Result<PackageSummary, Packag
         entries: archive.len(),
         unzipped_size: total,
     })
+}
+
+/// Checks a package in memory; reads every entry once.
+pub fn inspect(zip: &[u8], unzipped_limit: u64) -> Result<PackageSummary, PackageError> {
+    walk(Cursor::new(zip), unzipped_limit, |_, entry| match entry {
+        Entry::File { data, .. } => io::copy(data, &mut io::sink()),
+        Entry::Directory | Entry::Symlink { .. } => Ok(0),
+    })
+}
+
+/// Unpacks a package into `dest` (which must not exist yet), with the same checks as
+/// [`inspect`]. Files keep their executable bits and lose write permission: unpacked code
+/// is shared, read-only, by every environment of a version.
+pub fn extract(
+    zip_path: &Path,
+    dest: &Path,
+    unzipped_limit: u64,
+) -> Result<PackageSummary, PackageError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io_error = |e: io::Error| PackageError::Corrupt(format!("{}: {e}", dest.display()));
+    let file = std::fs::File::open(zip_path).map_err(io_error)?;
+    std::fs::create_dir(dest).map_err(io_error)?;
+    let mut files = Vec::new();
+    let summary = walk(
+        io::BufReader::new(file),
+        unzipped_limit,
+        |relative, entry| {
+            let path = dest.join(relative);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            match entry {
+                Entry::Directory => std::fs::create_dir_all(&path).map(|()| 0),
+                Entry::Symlink { target } => std::os::unix::fs::symlink(&target, &path).map(|()| 0),
+                Entry::File { mode, data } => {
+                    let mut out = std::fs::File::create(&path)?;
+                    let written = io::copy(data, &mut out)?;
+                    let executable = mode & 0o111 != 0;
+                    files.push((path, if executable { 0o555 } else { 0o444 }));
+                    Ok(written)
+                }
+            }
+        },
+    )?;
+    for (path, mode) in files {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(io_error)?;
+    }
+    Ok(summary)
 }
 
 /// The entry's path relative to the package root, or `None` when it is absolute or climbs
@@ -245,6 +316,48 @@ mod tests {
             })
         );
         assert!(inspect(&zip, 21 * 1024 * 1024).is_ok());
+    }
+
+    #[test]
+    fn extracts_with_modes_and_links() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let exec = SimpleFileOptions::default().unix_permissions(0o755);
+        writer
+            .add_directory("pkg/", SimpleFileOptions::default())
+            .unwrap();
+        writer
+            .start_file("pkg/mod.py", SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(b"X = 1\n").unwrap();
+        writer.start_file("bootstrap", exec).unwrap();
+        writer.write_all(b"#!/bin/sh\n").unwrap();
+        writer
+            .add_symlink("link.py", "pkg/mod.py", SimpleFileOptions::default())
+            .unwrap();
+        let zip_path = dir.path().join("code.zip");
+        std::fs::write(&zip_path, writer.finish().unwrap().into_inner()).unwrap();
+        let dest = dir.path().join("out");
+        extract(&zip_path, &dest, 1 << 20).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dest.join("link.py")).unwrap(),
+            "X = 1\n"
+        );
+        let mode = |p: &str| {
+            std::fs::metadata(dest.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("bootstrap"), 0o555);
+        assert_eq!(mode("pkg/mod.py"), 0o444);
+        // Escaping packages are refused while unpacking too.
+        let evil = build(&[Entry::File("../evil", b"x")]);
+        std::fs::write(&zip_path, evil).unwrap();
+        assert!(extract(&zip_path, &dir.path().join("evil-out"), 1 << 20).is_err());
+        assert!(!dir.path().join("evil").exists());
     }
 
     #[test]

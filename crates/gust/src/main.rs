@@ -4,7 +4,6 @@
 mod cli;
 mod client;
 mod datadir;
-mod host;
 mod serve;
 
 use std::path::PathBuf;

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use gust_api::{ApiConfig, Auth, Credentials};
@@ -39,6 +40,53 @@ pub struct ServeArgs {
     /// Secret access key (with GUST_ACCESS_KEY_ID).
     #[arg(long, env = "GUST_SECRET_ACCESS_KEY", hide_env_values = true)]
     secret_access_key: Option<String>,
+    /// Shut down execution environments idle this long (e.g. 30s, 5m, 15m).
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// Most execution environments at once (the account's concurrency).
+    #[arg(long, default_value_t = gust_model::limits::ACCOUNT_CONCURRENT_EXECUTIONS as usize)]
+    max_environments: usize,
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s, 5m or 15m"))?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(value),
+        "" | "s" => Duration::from_secs(value),
+        "m" => Duration::from_secs(value * 60),
+        "h" => Duration::from_secs(value * 3600),
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+            ))
+        }
+    };
+    if duration.is_zero() {
+        return Err("the duration must be more than zero".into());
+    }
+    Ok(duration)
+}
+
+/// Tells the engine about committed function changes.
+#[derive(Debug)]
+struct EngineObserver(gust_engine::Engine);
+
+impl gust_control::FunctionObserver for EngineObserver {
+    fn function_changed(&self, name: &gust_model::FunctionName) {
+        self.0.function_changed(name);
+    }
+
+    fn function_deleted(&self, name: &gust_model::FunctionName) {
+        self.0.function_deleted(name);
+    }
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
@@ -59,17 +107,28 @@ pub fn run(args: ServeArgs) -> Result<()> {
         _ => bail!("set both GUST_ACCESS_KEY_ID and GUST_SECRET_ACCESS_KEY, or neither"),
     };
     datadir::create(&args.data_dir)?;
-    let store = Store::open(&args.data_dir).context("cannot open the store")?;
+    let store = Arc::new(Store::open(&args.data_dir).context("cannot open the store")?);
     let path_var = std::env::var("PATH").unwrap_or_default();
-    let catalog = crate::host::probe_runtimes(&path_var);
+    let registry =
+        gust_runtime::RuntimeRegistry::install(&args.data_dir.join("runtime"), &path_var)
+            .context("cannot install the runtime bootstraps")?;
+    let catalog = registry.catalog();
+    let sandbox: Arc<dyn gust_sandbox::Sandbox> = Arc::new(gust_sandbox::ProcessSandbox);
     let (credentials, source) = datadir::server_credentials(&args.data_dir, explicit)?;
     let clock = Arc::new(SystemClock);
-    let control = Arc::new(ControlPlane::new(
-        Arc::new(store),
-        scope.clone(),
-        catalog.clone(),
-        clock.clone(),
-    ));
+    let engine_config = gust_engine::EngineConfig {
+        scope: scope.clone(),
+        idle_timeout: args.idle_timeout,
+        max_environments: args.max_environments,
+        logs_dir: args.data_dir.join("logs"),
+    };
+    let sandbox_description = sandbox.describe();
+    let engine = gust_engine::Engine::new(engine_config, Arc::clone(&store), sandbox, registry)
+        .context("cannot start the engine")?;
+    let control = Arc::new(
+        ControlPlane::new(store, scope.clone(), catalog.clone(), clock.clone())
+            .with_observer(Arc::new(EngineObserver(engine.clone()))),
+    );
     let auth = if args.no_auth {
         Auth::Disabled
     } else {
@@ -77,6 +136,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     };
     let router = gust_api::router(
         control,
+        engine.clone(),
         ApiConfig {
             auth,
             code_url_key: datadir::random_key()?,
@@ -103,6 +163,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 no_auth: args.no_auth,
             },
         )?;
+        eprintln!(
+            "Execution environments: {sandbox_description}; idle timeout {:?}",
+            args.idle_timeout
+        );
+        let reaper = engine.start_reaper();
         print_banner(
             &endpoint,
             &args.data_dir,
@@ -116,6 +181,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("server failed")?;
+        reaper.abort();
+        engine.shutdown().await;
         datadir::remove_server_info(&args.data_dir);
         tracing::info!("stopped");
         Ok(())
@@ -195,4 +262,21 @@ fn print_banner(
 ",
     );
     eprint!("{out}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
 }

@@ -1,0 +1,208 @@
+//! `Invoke` and Gust's log query: the operations served on the async path, since they wait
+//! on execution environments rather than on the store.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bytes::Bytes;
+use gust_engine::{Engine, EngineError, InvokeRequest};
+use gust_model::{IdKind, ModelError, Qualifier};
+
+use crate::error::ApiError;
+use crate::routes::Query;
+use crate::ApiState;
+
+/// Largest synchronous request payload (6 MB).
+pub const MAX_SYNC_PAYLOAD: usize = 6_291_456;
+/// Largest `X-Amz-Client-Context` (base64 text).
+const MAX_CLIENT_CONTEXT: usize = 3583;
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn decode_client_context(encoded: &str) -> Result<String, ApiError> {
+    let invalid =
+        || ApiError::invalid_content("Client context must be a valid Base64-encoded JSON object.");
+    if encoded.len() > MAX_CLIENT_CONTEXT {
+        return Err(ApiError::invalid_content(format!(
+            "Client context must be no larger than {MAX_CLIENT_CONTEXT} bytes of base64."
+        )));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(_)) => Ok(text),
+        _ => Err(invalid()),
+    }
+}
+
+fn engine_error(
+    state: &ApiState,
+    function: &gust_model::FunctionName,
+    error: EngineError,
+) -> ApiError {
+    match error {
+        EngineError::NotFound(_) => ApiError::from(gust_control::ControlError::NotFound(format!(
+            "Function not found: {}",
+            state.control.arn(function, Some(&Qualifier::Latest))
+        ))),
+        EngineError::NotReady(_) => {
+            ApiError::from(gust_control::ControlError::Conflict(error.to_string()))
+        }
+        EngineError::TooManyEnvironments => {
+            ApiError::too_many_requests("ConcurrentInvocationLimitExceeded")
+        }
+        EngineError::Internal(cause) => ApiError::internal(&cause),
+    }
+}
+
+/// `POST /2015-03-31/functions/{fn}/invocations`.
+pub(crate) async fn invoke(
+    state: &ApiState,
+    function: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let engine = &state.engine;
+    let reference = state
+        .control
+        .resolve(function, query.get("Qualifier"), IdKind::Namespaced)?;
+    if let Some(q @ (Qualifier::Version(_) | Qualifier::Alias(_))) = &reference.qualifier {
+        return Err(gust_control::ControlError::NotFound(format!(
+            "Function not found: {}",
+            state.control.arn(&reference.name, Some(q))
+        ))
+        .into());
+    }
+    let invocation_type = header(headers, "x-amz-invocation-type").unwrap_or("RequestResponse");
+    let log_type = header(headers, "x-amz-log-type").unwrap_or("None");
+    if !["None", "Tail"].contains(&log_type) {
+        return Err(ModelError::constraint(
+            log_type,
+            "logType",
+            "Member must satisfy enum value set: [None, Tail]",
+        )
+        .into());
+    }
+    match invocation_type {
+        "RequestResponse" | "DryRun" => {}
+        "Event" => {
+            return Err(ApiError::not_implemented(
+                "Asynchronous invocation (X-Amz-Invocation-Type: Event)",
+            ))
+        }
+        other => {
+            return Err(ModelError::constraint(
+                other,
+                "invocationType",
+                "Member must satisfy enum value set: [Event, RequestResponse, DryRun]",
+            )
+            .into())
+        }
+    }
+    let client_context = header(headers, "x-amz-client-context")
+        .map(decode_client_context)
+        .transpose()?;
+    // An empty body is the event `{}`; anything else must be JSON.
+    let payload = if body.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|e| {
+            ApiError::invalid_content(format!(
+                "Could not parse request body into json: Could not parse payload into json: {e}"
+            ))
+        })?;
+        body
+    };
+    if invocation_type == "DryRun" {
+        let control = std::sync::Arc::clone(&state.control);
+        let r = reference.clone();
+        tokio::task::spawn_blocking(move || control.get_function(&r))
+            .await
+            .map_err(|e| ApiError::internal(&e))??;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let outcome = engine
+        .invoke(InvokeRequest {
+            function: reference.name.clone(),
+            invoked_arn: state
+                .control
+                .arn(&reference.name, reference.qualifier.as_ref()),
+            payload,
+            client_context,
+        })
+        .await
+        .map_err(|e| engine_error(state, &reference.name, e))?;
+    let mut response = Response::builder()
+        .status(StatusCode::OK)
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .header("x-amz-executed-version", outcome.executed_version.as_str());
+    if outcome.function_error {
+        response = response.header("x-amz-function-error", "Unhandled");
+    }
+    if log_type == "Tail" {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(outcome.log_tail.as_bytes());
+        if let Ok(value) = HeaderValue::from_str(&encoded) {
+            response = response.header("x-amz-log-result", value);
+        }
+    }
+    response
+        .body(Body::from(outcome.body))
+        .map_err(|e| ApiError::internal(&e))
+}
+
+/// `GET /_gust/logs/{fn}?since=<epoch ms>&limit=<n>`: the function's log events.
+pub(crate) async fn logs(
+    engine: &Engine,
+    function: &str,
+    query: &Query,
+) -> Result<Response, ApiError> {
+    let name = gust_model::FunctionName::parse(function)?;
+    let number = |key: &'static str, default: i64| -> Result<i64, ApiError> {
+        query
+            .get(key)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ModelError::constraint(v, key, "Member must be an integer").into())
+            })
+            .transpose()
+            .map(|v| v.unwrap_or(default))
+    };
+    let since = number("since", 0)?;
+    let limit = usize::try_from(number("limit", 10_000)?.clamp(1, 100_000)).unwrap_or(10_000);
+    let engine = engine.clone();
+    let events =
+        tokio::task::spawn_blocking(move || engine.logs().read(name.as_str(), since, limit))
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+    let events: Vec<serde_json::Value> = events
+        .into_iter()
+        .map(|e| serde_json::json!({ "timestamp": e.timestamp_ms, "stream": e.stream, "message": e.message }))
+        .collect();
+    crate::json(StatusCode::OK, &serde_json::json!({ "events": events }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_context_must_be_base64_json_object() {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(r#"{"custom":{"a":1}}"#);
+        assert_eq!(
+            decode_client_context(&encoded).unwrap(),
+            r#"{"custom":{"a":1}}"#
+        );
+        assert!(decode_client_context("%%%").is_err());
+        assert!(
+            decode_client_context(&base64::engine::general_purpose::STANDARD.encode("[1]"))
+                .is_err()
+        );
+        assert!(decode_client_context(&"A".repeat(MAX_CLIENT_CONTEXT + 1)).is_err());
+    }
+}

@@ -1,0 +1,251 @@
+//! Collects an environment's output (stdout and stderr share one pipe) into the function's
+//! log, interleaved in order with the platform's START/END/REPORT lines, and captures each
+//! invocation's part for `X-Amz-Log-Result`.
+//!
+//! Order matters: the runtime writes its output before it posts its result, so when the
+//! engine marks the end of an invocation the collector first drains whatever the pipe holds
+//! (a non-blocking read on a duplicate of the read end), then writes END and REPORT.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use tokio::net::unix::pipe;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::logs::{LogEvent, LogStore};
+
+/// The longest log event; longer output is split (CloudWatch's event limit is 256 KiB).
+const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+enum Command {
+    Mark {
+        lines: Vec<String>,
+        begin_capture: bool,
+        end_capture: Option<oneshot::Sender<String>>,
+    },
+}
+
+/// Handle to an environment's collector task; dropping it ends the task.
+#[derive(Debug)]
+pub(crate) struct Collector {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+impl Collector {
+    /// Starts collecting from `reader` into `function`'s log under `stream`.
+    pub(crate) fn start(
+        reader: OwnedFd,
+        function: String,
+        stream: String,
+        logs: Arc<LogStore>,
+    ) -> std::io::Result<Self> {
+        let receiver = pipe::Receiver::from_owned_fd(reader)?;
+        // Shares the non-blocking file description, so reads on it never wait.
+        let drain = File::from(receiver.as_fd().try_clone_to_owned()?);
+        let (commands, rx) = mpsc::unbounded_channel();
+        let state = State {
+            function,
+            stream,
+            logs,
+            partial: Vec::new(),
+            capture: None,
+            pending: Vec::new(),
+        };
+        tokio::spawn(run(receiver, drain, rx, state));
+        Ok(Collector { commands })
+    }
+
+    /// Writes platform lines (after draining the runtime's output so far).
+    pub(crate) fn platform(&self, lines: Vec<String>) {
+        let _ = self.commands.send(Command::Mark {
+            lines,
+            begin_capture: false,
+            end_capture: None,
+        });
+    }
+
+    /// Starts capturing an invocation's log, beginning with `lines` (INIT_START on a cold
+    /// start, else START); a capture already running (the cold start's) goes on.
+    pub(crate) fn begin(&self, lines: Vec<String>) {
+        let _ = self.commands.send(Command::Mark {
+            lines,
+            begin_capture: true,
+            end_capture: None,
+        });
+    }
+
+    /// Writes `lines` (END, REPORT) and returns everything captured since [`begin`].
+    pub(crate) async fn end(&self, lines: Vec<String>) -> String {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.commands.send(Command::Mark {
+            lines,
+            begin_capture: false,
+            end_capture: Some(tx),
+        });
+        if sent.is_err() {
+            return String::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+}
+
+struct State {
+    function: String,
+    stream: String,
+    logs: Arc<LogStore>,
+    partial: Vec<u8>,
+    capture: Option<String>,
+    pending: Vec<LogEvent>,
+}
+
+impl State {
+    fn line(&mut self, message: String) {
+        if let Some(capture) = &mut self.capture {
+            capture.push_str(&message);
+            capture.push('\n');
+        }
+        self.pending.push(LogEvent {
+            timestamp_ms: now_ms(),
+            stream: self.stream.clone(),
+            message,
+        });
+    }
+
+    fn bytes(&mut self, mut data: &[u8]) {
+        while let Some(end) = data.iter().position(|b| *b == b'\n') {
+            self.partial.extend_from_slice(&data[..end]);
+            let line = String::from_utf8_lossy(&self.partial).into_owned();
+            self.partial.clear();
+            self.line(line);
+            data = &data[end + 1..];
+        }
+        self.partial.extend_from_slice(data);
+        if self.partial.len() >= MAX_EVENT_BYTES {
+            self.flush_partial();
+        }
+    }
+
+    fn flush_partial(&mut self) {
+        if !self.partial.is_empty() {
+            let line = String::from_utf8_lossy(&self.partial).into_owned();
+            self.partial.clear();
+            self.line(line);
+        }
+    }
+
+    fn write(&mut self) {
+        let events = std::mem::take(&mut self.pending);
+        self.logs.append(&self.function, &events);
+    }
+}
+
+async fn run(
+    receiver: pipe::Receiver,
+    mut drain: File,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    mut state: State,
+) {
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut eof = false;
+    loop {
+        tokio::select! {
+            // Commands first: a mark sent before output was produced must be applied before
+            // that output is read.
+            biased;
+            command = rx.recv() => {
+                let Some(Command::Mark { lines, begin_capture, end_capture }) = command else { break };
+                if !eof {
+                    loop {
+                        match drain.read(&mut buffer) {
+                            Ok(0) => { eof = true; break; }
+                            Ok(n) => state.bytes(&buffer[..n]),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                if end_capture.is_some() {
+                    state.flush_partial();
+                }
+                if begin_capture && state.capture.is_none() {
+                    state.capture = Some(String::new());
+                }
+                for line in lines {
+                    state.line(line);
+                }
+                if let Some(ack) = end_capture {
+                    let _ = ack.send(state.capture.take().unwrap_or_default());
+                }
+                state.write();
+            }
+            ready = receiver.readable(), if !eof => {
+                if ready.is_err() {
+                    eof = true;
+                    continue;
+                }
+                loop {
+                    match receiver.try_read(&mut buffer) {
+                        Ok(0) => { eof = true; state.flush_partial(); break; }
+                        Ok(n) => state.bytes(&buffer[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(_) => { eof = true; break; }
+                    }
+                }
+                state.write();
+            }
+        }
+    }
+    state.flush_partial();
+    state.write();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn output_before_the_end_mark_is_in_the_capture_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = Arc::new(LogStore::new(dir.path()).unwrap());
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let collector =
+            Collector::start(reader.into(), "f".into(), "stream-1".into(), logs.clone()).unwrap();
+        collector.platform(vec!["INIT_START".into()]);
+        collector.begin(vec!["START".into()]);
+        writer.write_all(b"hello\nno newline at the end").unwrap();
+        let captured = collector.end(vec!["END".into(), "REPORT".into()]).await;
+        assert_eq!(
+            captured,
+            "START\nhello\nno newline at the end\nEND\nREPORT\n"
+        );
+        writer.write_all(b"after\n").unwrap();
+        drop(writer);
+        collector.platform(vec!["SHUTDOWN".into()]);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let messages: Vec<String> = logs
+            .read("f", 0, 100)
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "INIT_START",
+                "START",
+                "hello",
+                "no newline at the end",
+                "END",
+                "REPORT",
+                "after",
+                "SHUTDOWN"
+            ]
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! One execution environment: a runtime process with its own Runtime API, serving one
+//! function revision, one invocation at a time.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use gust_model::FunctionName;
+use gust_runtime::RuntimeApi;
+use gust_sandbox::SandboxProcess;
+use tokio::sync::{mpsc, watch};
+
+use crate::collector::Collector;
+
+/// Lifecycle of an environment. Transitions are methods; anything else is a bug reported as
+/// [`InvalidTransition`], never a panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvState {
+    /// INIT: the runtime is starting and has not asked for work yet.
+    Initializing,
+    /// Warm, waiting in the pool.
+    Idle,
+    /// Running an invocation.
+    Busy,
+    /// SHUTDOWN done (or killed): its processes are gone or going.
+    Dead,
+}
+
+/// A state change the lifecycle does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("environment cannot go from {from:?} to {to:?}")]
+pub struct InvalidTransition {
+    /// Where it was.
+    pub from: EnvState,
+    /// Where it was asked to go.
+    pub to: EnvState,
+}
+
+impl EnvState {
+    /// The next state for `to`, if the move is legal.
+    pub fn transition(self, to: EnvState) -> Result<EnvState, InvalidTransition> {
+        use EnvState::*;
+        match (self, to) {
+            // A cold start goes straight from INIT to its first INVOKE.
+            (Initializing, Idle) | (Initializing, Busy) | (Idle, Busy) | (Busy, Idle) => Ok(to),
+            (Initializing | Idle | Busy, Dead) => Ok(Dead),
+            _ => Err(InvalidTransition { from: self, to }),
+        }
+    }
+}
+
+/// How to stop the process.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stop {
+    /// SIGKILL now (timeouts, failures).
+    Kill,
+    /// SIGTERM, then SIGKILL after the grace period (SHUTDOWN).
+    Terminate(Duration),
+}
+
+#[derive(Debug)]
+pub(crate) struct Environment {
+    pub function: FunctionName,
+    pub revision: String,
+    pub generation: u64,
+    pub stream: String,
+    pub pid: u32,
+    pub api: RuntimeApi,
+    pub collector: Collector,
+    state: Mutex<EnvState>,
+    init_duration: Mutex<Option<Duration>>,
+    last_used: Mutex<Instant>,
+    stop: mpsc::UnboundedSender<Stop>,
+    exit: watch::Receiver<Option<String>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Describes an exit as Lambda does (`exit status 1`, `signal: killed`).
+fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exit status {code}"),
+            (None, Some(9)) => "signal: killed".to_owned(),
+            (None, Some(signal)) => format!("signal: {signal}"),
+            (None, None) => "exited".to_owned(),
+        },
+        Err(error) => format!("unknown exit ({error})"),
+    }
+}
+
+/// Everything an environment is made of.
+pub(crate) struct Parts {
+    pub function: FunctionName,
+    pub revision: String,
+    pub generation: u64,
+    pub stream: String,
+    pub api: RuntimeApi,
+    pub collector: Collector,
+    pub process: SandboxProcess,
+}
+
+impl Environment {
+    /// Takes ownership of the process: a supervisor task waits for it and stops it on request.
+    pub(crate) fn new(parts: Parts) -> Self {
+        let Parts {
+            function,
+            revision,
+            generation,
+            stream,
+            api,
+            collector,
+            mut process,
+        } = parts;
+        let pid = process.pid();
+        let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
+        let (exit_tx, exit_rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let description = tokio::select! {
+                status = process.wait() => describe_exit(status),
+                Some(stop) = stop_rx.recv() => {
+                    match stop {
+                        Stop::Kill => process.kill().await,
+                        Stop::Terminate(grace) => process.terminate(grace).await,
+                    }
+                    "signal: killed".to_owned()
+                }
+            };
+            // The leader is gone; make sure nothing it started lingers.
+            process.signal_group(gust_sandbox::Signal::SIGKILL);
+            let _ = exit_tx.send(Some(description));
+        });
+        Environment {
+            function,
+            revision,
+            generation,
+            stream,
+            pid,
+            api,
+            collector,
+            state: Mutex::new(EnvState::Initializing),
+            init_duration: Mutex::new(None),
+            last_used: Mutex::new(Instant::now()),
+            stop: stop_tx,
+            exit: exit_rx,
+        }
+    }
+
+    pub(crate) fn transition(&self, to: EnvState) -> Result<(), InvalidTransition> {
+        let mut state = lock(&self.state);
+        *state = state.transition(to)?;
+        Ok(())
+    }
+
+    pub(crate) fn set_init_duration(&self, duration: Duration) {
+        *lock(&self.init_duration) = Some(duration);
+    }
+
+    /// The INIT duration, the first time it is asked for (only the first invoke reports it).
+    pub(crate) fn take_init_duration(&self) -> Option<Duration> {
+        lock(&self.init_duration).take()
+    }
+
+    pub(crate) fn touch(&self) {
+        *lock(&self.last_used) = Instant::now();
+    }
+
+    pub(crate) fn idle_for(&self) -> Duration {
+        lock(&self.last_used).elapsed()
+    }
+
+    /// Peak memory of the environment's processes, MB (rounded up).
+    pub(crate) fn max_memory_mb(&self) -> u64 {
+        gust_sandbox::peak_memory_kib(std::path::Path::new("/proc"), self.pid).div_ceil(1024)
+    }
+
+    /// Waits until the runtime process has exited; returns how it exited.
+    pub(crate) async fn exited(&self) -> String {
+        let mut exit = self.exit.clone();
+        let description = match exit.wait_for(Option::is_some).await {
+            Ok(value) => value.clone().unwrap_or_default(),
+            Err(_) => "exited".to_owned(),
+        };
+        description
+    }
+
+    /// Stops the process and marks the environment dead; `true` only for the call that
+    /// made it dead (so it is counted once).
+    pub(crate) fn stop(&self, how: Stop) -> bool {
+        let first = self.transition(EnvState::Dead).is_ok();
+        let _ = self.stop.send(how);
+        first
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legal_and_illegal_transitions() {
+        use EnvState::*;
+        assert_eq!(Initializing.transition(Idle), Ok(Idle));
+        assert_eq!(Idle.transition(Busy), Ok(Busy));
+        assert_eq!(Busy.transition(Idle), Ok(Idle));
+        assert_eq!(Busy.transition(Dead), Ok(Dead));
+        assert_eq!(Initializing.transition(Busy), Ok(Busy));
+        assert!(Busy.transition(Initializing).is_err());
+        assert!(Dead.transition(Idle).is_err());
+        assert!(Idle.transition(Idle).is_err());
+        assert!(Dead.transition(Dead).is_err());
+    }
+}

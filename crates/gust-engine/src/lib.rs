@@ -1,0 +1,786 @@
+//! The invoke path: find or start an execution environment for a function, hand it the
+//! event through the Runtime API, enforce the timeout, and record START/END/REPORT.
+//!
+//! Environments are pooled per function; an idle one of the current revision is reused
+//! (most recently used first), otherwise a new one is cold-started, so concurrent invokes
+//! never queue behind each other. A change to the function bumps the pool's generation:
+//! idle environments of the old code are shut down at once and busy ones after their
+//! current invoke. A reaper shuts down environments idle longer than the idle timeout.
+
+mod collector;
+mod environment;
+pub mod logs;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gust_model::{FunctionConfig, FunctionName, FunctionState, LogFormat, Scope};
+use gust_runtime::{InitOutcome, Invocation, InvocationResult, RuntimeApi, RuntimeRegistry};
+use gust_sandbox::{Sandbox, SpawnSpec};
+use gust_store::Store;
+
+use crate::collector::{now_ms, Collector};
+use crate::environment::{EnvState, Environment, Parts, Stop};
+pub use crate::environment::{EnvState as EnvironmentState, InvalidTransition};
+pub use crate::logs::{LogEvent, LogStore};
+
+/// How long INIT may take at least (Lambda's on-demand INIT limit); a longer function
+/// timeout extends it.
+const INIT_TIMEOUT_MIN: Duration = Duration::from_secs(10);
+/// SIGTERM grace at SHUTDOWN.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
+/// `X-Amz-Log-Result` carries at most this much of the end of the log.
+pub const LOG_TAIL_BYTES: usize = 4096;
+
+/// What the engine is configured with.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Region and account (for ARNs and `AWS_REGION`).
+    pub scope: Scope,
+    /// Environments idle this long are shut down.
+    pub idle_timeout: Duration,
+    /// At most this many environments at once (Lambda's account concurrency).
+    pub max_environments: usize,
+    /// Where logs are kept.
+    pub logs_dir: PathBuf,
+}
+
+/// An invocation as the API hands it over.
+#[derive(Debug, Clone)]
+pub struct InvokeRequest {
+    /// Which function.
+    pub function: FunctionName,
+    /// The ARN the caller used (`Lambda-Runtime-Invoked-Function-Arn`).
+    pub invoked_arn: String,
+    /// The event.
+    pub payload: Bytes,
+    /// Decoded `X-Amz-Client-Context`.
+    pub client_context: Option<String>,
+}
+
+/// The result of a synchronous invocation.
+#[derive(Debug, Clone)]
+pub struct InvokeOutcome {
+    /// The response or error JSON.
+    pub body: Bytes,
+    /// Whether `body` is a function error (`X-Amz-Function-Error: Unhandled`).
+    pub function_error: bool,
+    /// The end of this invocation's log (START … REPORT), at most [`LOG_TAIL_BYTES`].
+    pub log_tail: String,
+    /// `X-Amz-Executed-Version`.
+    pub executed_version: String,
+    /// The request id the runtime saw.
+    pub request_id: String,
+}
+
+/// Why an invocation could not be run at all (function errors are outcomes, not these).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No such function.
+    #[error("function {0} not found")]
+    NotFound(FunctionName),
+    /// The function cannot be invoked in its current state.
+    #[error("The operation cannot be performed at this time. The function is currently in the following state: {0}")]
+    NotReady(&'static str),
+    /// Every environment slot is taken.
+    #[error("Rate Exceeded.")]
+    TooManyEnvironments,
+    /// The server failed (store, unpacking, sockets).
+    #[error("{0}")]
+    Internal(String),
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    generation: u64,
+    config: Option<Arc<FunctionConfig>>,
+    idle: Vec<Arc<Environment>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: EngineConfig,
+    store: Arc<Store>,
+    sandbox: Arc<dyn Sandbox>,
+    registry: RuntimeRegistry,
+    logs: Arc<LogStore>,
+    pools: Mutex<HashMap<FunctionName, Pool>>,
+    live: AtomicUsize,
+}
+
+/// The execution engine of one server.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    if getrandom::fill(&mut buffer).is_err() {
+        // Uniqueness, not secrecy, is what these ids need.
+        buffer = uuid::Uuid::new_v4().as_bytes()[..bytes.min(16)].to_vec();
+    }
+    hex::encode(buffer)
+}
+
+fn trace_id() -> String {
+    let seconds = time::OffsetDateTime::now_utc().unix_timestamp();
+    format!(
+        "Root=1-{seconds:08x}-{};Parent={};Sampled=0",
+        random_hex(12),
+        random_hex(8)
+    )
+}
+
+fn log_stream_name() -> String {
+    let date = time::OffsetDateTime::now_utc().date();
+    format!(
+        "{:04}/{:02}/{:02}/[$LATEST]{}",
+        date.year(),
+        u8::from(date.month()),
+        date.day(),
+        random_hex(16)
+    )
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Lambda's error body for platform-detected failures.
+fn platform_error(error_type: &str, message: String) -> Bytes {
+    Bytes::from(serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string())
+}
+
+/// The last [`LOG_TAIL_BYTES`] of `log`, cut at a character boundary.
+fn tail(log: &str) -> String {
+    let mut start = log.len().saturating_sub(LOG_TAIL_BYTES);
+    while !log.is_char_boundary(start) {
+        start += 1;
+    }
+    log[start..].to_owned()
+}
+
+/// What happened to one invocation inside an environment.
+enum Finish {
+    Result(InvocationResult),
+    TimedOut,
+    Crashed(String),
+}
+
+/// An INIT that did not end with the runtime ready.
+struct InitFailure {
+    body: Bytes,
+    environment: Option<Arc<Environment>>,
+    collector: Option<Collector>,
+}
+
+impl Engine {
+    /// An engine running environments through `sandbox`, with runtimes from `registry`.
+    pub fn new(
+        config: EngineConfig,
+        store: Arc<Store>,
+        sandbox: Arc<dyn Sandbox>,
+        registry: RuntimeRegistry,
+    ) -> std::io::Result<Self> {
+        let logs = Arc::new(LogStore::new(&config.logs_dir)?);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                sandbox,
+                registry,
+                logs,
+                pools: Mutex::new(HashMap::new()),
+                live: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// The function logs.
+    pub fn logs(&self) -> &LogStore {
+        &self.inner.logs
+    }
+
+    /// How many environments exist now.
+    pub fn live_environments(&self) -> usize {
+        self.inner.live.load(Ordering::Relaxed)
+    }
+
+    /// Idle environments of `function` (for tests and `gust doctor`).
+    pub fn idle_environments(&self, function: &FunctionName) -> usize {
+        lock(&self.inner.pools)
+            .get(function)
+            .map_or(0, |p| p.idle.len())
+    }
+
+    /// Starts the reaper that shuts down environments idle longer than the idle timeout.
+    pub fn start_reaper(&self) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        let period = (self.inner.config.idle_timeout / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(5));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            loop {
+                ticker.tick().await;
+                engine.reap();
+            }
+        })
+    }
+
+    fn reap(&self) {
+        let timeout = self.inner.config.idle_timeout;
+        let mut expired = Vec::new();
+        for pool in lock(&self.inner.pools).values_mut() {
+            let (old, keep): (Vec<_>, Vec<_>) = pool
+                .idle
+                .drain(..)
+                .partition(|env| env.idle_for() >= timeout);
+            pool.idle = keep;
+            expired.extend(old);
+        }
+        for env in expired {
+            tracing::debug!(function = %env.function, stream = %env.stream, "idle timeout: shutting down environment");
+            self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
+        }
+    }
+
+    fn shut_down(&self, env: &Environment, how: Stop) {
+        if env.stop(how) {
+            self.inner.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The function changed: new invokes use new environments; idle ones on the old code
+    /// are shut down now, busy ones when their invoke ends.
+    pub fn function_changed(&self, function: &FunctionName) {
+        let idle = {
+            let mut pools = lock(&self.inner.pools);
+            let pool = pools.entry(function.clone()).or_default();
+            pool.generation += 1;
+            pool.config = None;
+            std::mem::take(&mut pool.idle)
+        };
+        for env in idle {
+            self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
+        }
+    }
+
+    /// The function is gone.
+    pub fn function_deleted(&self, function: &FunctionName) {
+        self.function_changed(function);
+    }
+
+    /// Shuts every idle environment down (server shutdown).
+    pub async fn shutdown(&self) {
+        let all: Vec<Arc<Environment>> = lock(&self.inner.pools)
+            .values_mut()
+            .flat_map(|p| std::mem::take(&mut p.idle))
+            .collect();
+        for env in &all {
+            self.shut_down(env, Stop::Terminate(SHUTDOWN_GRACE));
+        }
+        for env in &all {
+            let _ = tokio::time::timeout(Duration::from_secs(2), env.exited()).await;
+        }
+    }
+
+    /// The current configuration of `function` (cached per generation).
+    async fn config(
+        &self,
+        function: &FunctionName,
+    ) -> Result<(Arc<FunctionConfig>, u64), EngineError> {
+        let generation = {
+            let pools = lock(&self.inner.pools);
+            match pools.get(function) {
+                Some(Pool {
+                    generation,
+                    config: Some(config),
+                    ..
+                }) => return Ok((Arc::clone(config), *generation)),
+                Some(pool) => pool.generation,
+                None => 0,
+            }
+        };
+        let store = Arc::clone(&self.inner.store);
+        let name = function.clone();
+        let loaded = tokio::task::spawn_blocking(move || store.get_function(&name))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let Some((config, _)) = loaded else {
+            return Err(EngineError::NotFound(function.clone()));
+        };
+        let config = Arc::new(config);
+        let mut pools = lock(&self.inner.pools);
+        let pool = pools.entry(function.clone()).or_default();
+        // Only cache what is still current: a change since the read bumped the generation.
+        if pool.generation == generation {
+            pool.config = Some(Arc::clone(&config));
+        }
+        Ok((config, generation))
+    }
+
+    /// Runs one synchronous invocation.
+    pub async fn invoke(&self, request: InvokeRequest) -> Result<InvokeOutcome, EngineError> {
+        let (config, generation) = self.config(&request.function).await?;
+        match config.state {
+            FunctionState::Active => {}
+            other => return Err(EngineError::NotReady(other.as_str())),
+        }
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let env = match self.take_idle(&config, generation) {
+            Some(env) => env,
+            None => match self.cold_start(&config, generation).await? {
+                Ok(env) => env,
+                Err(failure) => return Ok(self.init_failed(&config, &request_id, failure).await),
+            },
+        };
+        Ok(self.run(&config, env, request, request_id).await)
+    }
+
+    fn take_idle(&self, config: &FunctionConfig, generation: u64) -> Option<Arc<Environment>> {
+        let mut pools = lock(&self.inner.pools);
+        let pool = pools.get_mut(&config.name)?;
+        while let Some(env) = pool.idle.pop() {
+            if env.generation == generation
+                && env.revision == config.revision_id
+                && env.transition(EnvState::Busy).is_ok()
+            {
+                return Some(env);
+            }
+            drop(env);
+        }
+        None
+    }
+
+    fn release(&self, env: Arc<Environment>) {
+        let current = {
+            let mut pools = lock(&self.inner.pools);
+            match pools.get_mut(&env.function) {
+                Some(pool)
+                    if pool.generation == env.generation
+                        && env.transition(EnvState::Idle).is_ok() =>
+                {
+                    env.touch();
+                    pool.idle.push(Arc::clone(&env));
+                    true
+                }
+                _ => false,
+            }
+        };
+        if !current {
+            self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
+        }
+    }
+
+    fn environment_variables(
+        &self,
+        config: &FunctionConfig,
+        api: &RuntimeApi,
+        code_dir: &std::path::Path,
+        stream: &str,
+        launch: &gust_runtime::Launch,
+    ) -> Vec<(String, String)> {
+        let scope = &self.inner.config.scope;
+        let runtime_dir = self.inner.registry.runtime_dir();
+        let bin = launch
+            .bin_dir
+            .as_ref()
+            .map(|d| format!("{}:", d.display()))
+            .unwrap_or_default();
+        let mut env: Vec<(String, String)> = vec![
+            (
+                "PATH".into(),
+                format!("{bin}/usr/local/bin:/usr/bin/:/bin:/opt/bin"),
+            ),
+            (
+                "LD_LIBRARY_PATH".into(),
+                format!(
+                    "/var/lang/lib:/lib64:/usr/lib64:{rt}:{rt}/lib:{task}:{task}/lib:/opt/lib",
+                    rt = runtime_dir.display(),
+                    task = code_dir.display()
+                ),
+            ),
+            ("LANG".into(), "en_US.UTF-8".into()),
+            ("TZ".into(), ":UTC".into()),
+            ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
+        ];
+        if config.log_format == LogFormat::Json {
+            env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+        }
+        env.extend(launch.env.iter().cloned());
+        // The function's own variables override the overridable ones above...
+        if let Some(vars) = &config.environment {
+            for (key, value) in vars {
+                env.retain(|(k, _)| k != key);
+                env.push((key.clone(), value.clone()));
+            }
+        }
+        // ...and never the reserved ones below (validation refuses them anyway).
+        env.extend([
+            ("AWS_LAMBDA_RUNTIME_API".into(), api.address().to_string()),
+            ("_HANDLER".into(), config.handler.clone()),
+            ("LAMBDA_TASK_ROOT".into(), code_dir.display().to_string()),
+            (
+                "LAMBDA_RUNTIME_DIR".into(),
+                runtime_dir.display().to_string(),
+            ),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), config.name.to_string()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+                config.memory_mb.to_string(),
+            ),
+            ("AWS_LAMBDA_LOG_GROUP_NAME".into(), config.log_group.clone()),
+            ("AWS_LAMBDA_LOG_STREAM_NAME".into(), stream.to_owned()),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
+            ("AWS_REGION".into(), scope.region.clone()),
+            ("AWS_DEFAULT_REGION".into(), scope.region.clone()),
+        ]);
+        env
+    }
+
+    /// INIT: unpack the code, start the Runtime API and the runtime, and wait for its first
+    /// `next`. `Ok(Err(_))` is a function-level init failure.
+    async fn cold_start(
+        &self,
+        config: &FunctionConfig,
+        generation: u64,
+    ) -> Result<Result<Arc<Environment>, InitFailure>, EngineError> {
+        let live = self.inner.live.fetch_add(1, Ordering::Relaxed);
+        if live >= self.inner.config.max_environments {
+            self.inner.live.fetch_sub(1, Ordering::Relaxed);
+            return Err(EngineError::TooManyEnvironments);
+        }
+        let result = self.start_environment(config, generation).await;
+        match &result {
+            Ok(Ok(_)) => {}
+            // A failed INIT leaves no environment behind.
+            _ => {
+                self.inner.live.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    async fn start_environment(
+        &self,
+        config: &FunctionConfig,
+        generation: u64,
+    ) -> Result<Result<Arc<Environment>, InitFailure>, EngineError> {
+        let started = Instant::now();
+        let store = Arc::clone(&self.inner.store);
+        let digest = config.code.digest;
+        let code_dir = tokio::task::spawn_blocking(move || store.unpacked_code(&digest))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let stream = log_stream_name();
+        let (reader, writer) =
+            std::io::pipe().map_err(|e| EngineError::Internal(format!("pipe: {e}")))?;
+        let collector = Collector::start(
+            reader.into(),
+            config.name.to_string(),
+            stream.clone(),
+            Arc::clone(&self.inner.logs),
+        )
+        .map_err(|e| EngineError::Internal(format!("log collector: {e}")))?;
+
+        let launch = match self.inner.registry.launch(&config.runtime, &code_dir) {
+            Ok(launch) => launch,
+            Err(error) => {
+                let message = format!("Error: {error}");
+                collector.begin(vec![
+                    format!("{message}\n{}", error.error_type()).replace('\n', "\t")
+                ]);
+                return Ok(Err(InitFailure {
+                    body: platform_error(error.error_type(), message),
+                    environment: None,
+                    collector: Some(collector),
+                }));
+            }
+        };
+        // The cold start's log is part of its first invocation's log tail.
+        collector.begin(vec![format!(
+            "INIT_START Runtime Version: {}",
+            launch.description
+        )]);
+        let (api, init) = RuntimeApi::start(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .await
+            .map_err(|e| EngineError::Internal(format!("runtime API listener: {e}")))?;
+        let spec = SpawnSpec {
+            program: launch.program.clone(),
+            args: launch.args.clone(),
+            env: self.environment_variables(config, &api, &code_dir, &stream, &launch),
+            cwd: code_dir.clone(),
+            output: writer.into(),
+        };
+        let process = match self.inner.sandbox.spawn(spec) {
+            Ok(process) => process,
+            Err(error) => {
+                let message = format!("Error: {error}");
+                collector.begin(vec![message.clone()]);
+                return Ok(Err(InitFailure {
+                    body: platform_error("Runtime.InvalidEntrypoint", message),
+                    environment: None,
+                    collector: Some(collector),
+                }));
+            }
+        };
+        let env = Arc::new(Environment::new(Parts {
+            function: config.name.clone(),
+            revision: config.revision_id.clone(),
+            generation,
+            stream,
+            api,
+            collector,
+            process,
+        }));
+        let init_timeout = INIT_TIMEOUT_MIN.max(Duration::from_secs(u64::from(config.timeout_s)));
+        let outcome = tokio::select! {
+            biased;
+            outcome = init => outcome.ok(),
+            _ = env.exited() => None,
+            () = tokio::time::sleep(init_timeout) => {
+                env.collector.platform(vec![format!("INIT timed out after {:.2} seconds", init_timeout.as_secs_f64())]);
+                Some(InitOutcome::Failed {
+                    body: platform_error("Sandbox.Timedout", format!("Error: INIT timed out after {:.2} seconds", init_timeout.as_secs_f64())),
+                    error_type: Some("Sandbox.Timedout".into()),
+                })
+            }
+        };
+        let init_duration = started.elapsed();
+        match outcome {
+            Some(InitOutcome::Ready) => {
+                env.set_init_duration(init_duration);
+                env.transition(EnvState::Busy)
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+                Ok(Ok(env))
+            }
+            Some(InitOutcome::Failed { body, error_type }) => {
+                let kind = error_type.unwrap_or_else(|| "Runtime.Unknown".into());
+                env.collector.platform(vec![format!(
+                    "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error\tError Type: {kind}",
+                    ms(init_duration)
+                )]);
+                let _ = env.stop(Stop::Kill);
+                Ok(Err(InitFailure {
+                    body,
+                    environment: Some(env),
+                    collector: None,
+                }))
+            }
+            None => {
+                let exit = env.exited().await;
+                let message = format!("Error: Runtime exited with error: {exit}");
+                env.collector.platform(vec![
+                    format!(
+                        "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error\tError Type: Runtime.ExitError",
+                        ms(init_duration)
+                    ),
+                ]);
+                let _ = env.stop(Stop::Kill);
+                Ok(Err(InitFailure {
+                    body: platform_error("Runtime.ExitError", message),
+                    environment: Some(env),
+                    collector: None,
+                }))
+            }
+        }
+    }
+
+    /// An invocation whose environment failed INIT: START/END/REPORT around the failure.
+    async fn init_failed(
+        &self,
+        config: &FunctionConfig,
+        request_id: &str,
+        failure: InitFailure,
+    ) -> InvokeOutcome {
+        let collector = failure
+            .collector
+            .as_ref()
+            .or_else(|| failure.environment.as_ref().map(|e| &e.collector));
+        let log = match collector {
+            Some(collector) => {
+                collector.begin(vec![format!(
+                    "START RequestId: {request_id} Version: $LATEST"
+                )]);
+                collector
+                    .end(vec![
+                        format!("END RequestId: {request_id}"),
+                        format!(
+                            "REPORT RequestId: {request_id}\tDuration: 0.00 ms\tBilled Duration: 0 ms\tMemory Size: {} MB\tMax Memory Used: 0 MB\tStatus: error\t",
+                            config.memory_mb
+                        ),
+                    ])
+                    .await
+            }
+            None => String::new(),
+        };
+        InvokeOutcome {
+            body: failure.body,
+            function_error: true,
+            log_tail: tail(&log),
+            executed_version: "$LATEST".into(),
+            request_id: request_id.to_owned(),
+        }
+    }
+
+    /// INVOKE in a ready environment.
+    async fn run(
+        &self,
+        config: &FunctionConfig,
+        env: Arc<Environment>,
+        request: InvokeRequest,
+        request_id: String,
+    ) -> InvokeOutcome {
+        let timeout = Duration::from_secs(u64::from(config.timeout_s));
+        let deadline_ms = u64::try_from(now_ms()).unwrap_or(0) + timeout.as_millis() as u64;
+        env.collector.begin(vec![format!(
+            "START RequestId: {request_id} Version: $LATEST"
+        )]);
+        let started = Instant::now();
+        let invocation = Invocation {
+            request_id: request_id.clone(),
+            payload: request.payload,
+            deadline_ms,
+            invoked_function_arn: request.invoked_arn,
+            trace_id: trace_id(),
+            client_context: request.client_context,
+            cognito_identity: None,
+        };
+        let finish = match env.api.dispatch(invocation).await {
+            Err(_) => Finish::Crashed(env.exited().await),
+            Ok(result) => tokio::select! {
+                biased;
+                result = result => match result {
+                    Ok(result) => Finish::Result(result),
+                    Err(_) => Finish::Crashed(env.exited().await),
+                },
+                exit = env.exited() => Finish::Crashed(exit),
+                () = tokio::time::sleep(timeout) => Finish::TimedOut,
+            },
+        };
+        let duration = started.elapsed();
+        let max_memory = env.max_memory_mb();
+        let init = env.take_init_duration();
+        let (body, function_error, healthy, mut lines, status) = match finish {
+            Finish::Result(InvocationResult::Response(body)) => (body, false, true, vec![], None),
+            Finish::Result(InvocationResult::Error { body, .. }) => {
+                (body, true, true, vec![], None)
+            }
+            Finish::Result(InvocationResult::ResponseTooLarge) => (
+                platform_error(
+                    "Function.ResponseSizeTooLarge",
+                    format!(
+                        "Response payload size exceeded maximum allowed payload size ({} bytes).",
+                        gust_runtime::MAX_RESPONSE_BYTES
+                    ),
+                ),
+                true,
+                true,
+                vec![],
+                None,
+            ),
+            Finish::TimedOut => {
+                self.shut_down(&env, Stop::Kill);
+                let seconds = format!("{:.2}", timeout.as_secs_f64());
+                let stamp = time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                (
+                    platform_error(
+                        "Sandbox.Timedout",
+                        format!(
+                            "RequestId: {request_id} Error: Task timed out after {seconds} seconds"
+                        ),
+                    ),
+                    true,
+                    false,
+                    vec![format!(
+                        "{stamp} {request_id} Task timed out after {seconds} seconds"
+                    )],
+                    Some("Status: timeout".to_owned()),
+                )
+            }
+            Finish::Crashed(exit) => {
+                self.shut_down(&env, Stop::Kill);
+                let message =
+                    format!("RequestId: {request_id} Error: Runtime exited with error: {exit}");
+                (
+                    platform_error("Runtime.ExitError", message.clone()),
+                    true,
+                    false,
+                    vec![format!("{message}\nRuntime.ExitError").replace('\n', "\t")],
+                    Some("Status: error\tError Type: Runtime.ExitError".to_owned()),
+                )
+            }
+        };
+        let init_ms = init.map_or(0.0, ms);
+        let billed = (ms(duration) + init_ms).ceil() as u64;
+        let mut report = format!(
+            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB\tMax Memory Used: {max_memory} MB\t",
+            ms(duration),
+            config.memory_mb
+        );
+        if let Some(init) = init {
+            report.push_str(&format!("Init Duration: {:.2} ms\t", ms(init)));
+        }
+        if let Some(status) = status {
+            report.push_str(&status);
+            report.push('\t');
+        }
+        lines.push(format!("END RequestId: {request_id}"));
+        lines.push(report);
+        let log = env.collector.end(lines).await;
+        if healthy {
+            self.release(env);
+        }
+        InvokeOutcome {
+            body,
+            function_error,
+            log_tail: tail(&log),
+            executed_version: "$LATEST".into(),
+            request_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_4k_on_a_char_boundary() {
+        let short = "START\nEND\n";
+        assert_eq!(tail(short), short);
+        let long = format!("{}{}", "é".repeat(3000), "end");
+        let t = tail(&long);
+        assert!(t.len() <= LOG_TAIL_BYTES && t.ends_with("end"));
+    }
+
+    #[test]
+    fn stream_names_look_like_lambdas() {
+        let name = log_stream_name();
+        assert_eq!(name.len(), "2025/11/25/[$LATEST]".len() + 32, "{name}");
+        assert!(name.contains("/[$LATEST]"));
+        let trace = trace_id();
+        assert!(
+            trace.starts_with("Root=1-")
+                && trace.contains(";Parent=")
+                && trace.ends_with(";Sampled=0")
+        );
+    }
+}

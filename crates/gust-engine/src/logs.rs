@@ -1,0 +1,173 @@
+//! Function logs: one file per function under `logs/`, one JSON line per log event
+//! (`{"t": epoch-ms, "s": stream, "m": message}`), bounded by rotating to `.1`.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// Size at which a function's log file is rotated; at most twice this is kept.
+pub const ROTATE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// One log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEvent {
+    /// Unix epoch milliseconds.
+    #[serde(rename = "t")]
+    pub timestamp_ms: i64,
+    /// Log stream (one per environment).
+    #[serde(rename = "s")]
+    pub stream: String,
+    /// The line, without its newline.
+    #[serde(rename = "m")]
+    pub message: String,
+}
+
+#[derive(Debug)]
+struct OpenLog {
+    file: File,
+    size: u64,
+}
+
+/// Appends and reads function logs.
+#[derive(Debug)]
+pub struct LogStore {
+    dir: PathBuf,
+    open: Mutex<HashMap<String, OpenLog>>,
+}
+
+impl LogStore {
+    /// Logs kept under `dir`.
+    pub fn new(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        Ok(LogStore {
+            dir: dir.to_owned(),
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn path(&self, function: &str) -> PathBuf {
+        self.dir.join(format!("{function}.log"))
+    }
+
+    /// Appends events of `function` (one write for the batch).
+    pub fn append(&self, function: &str, events: &[LogEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let mut text = String::new();
+        for event in events {
+            if let Ok(line) = serde_json::to_string(event) {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(error) = self.write(&mut open, function, text.as_bytes()) {
+            tracing::warn!(function, %error, "cannot write function log");
+            open.remove(function);
+        }
+    }
+
+    fn write(
+        &self,
+        open: &mut HashMap<String, OpenLog>,
+        function: &str,
+        bytes: &[u8],
+    ) -> std::io::Result<()> {
+        let path = self.path(function);
+        if !open.contains_key(function) {
+            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let size = file.metadata()?.len();
+            open.insert(function.to_owned(), OpenLog { file, size });
+        }
+        let Some(log) = open.get_mut(function) else {
+            return Ok(());
+        };
+        if log.size + bytes.len() as u64 > ROTATE_BYTES {
+            std::fs::rename(&path, path.with_extension("log.1"))?;
+            log.file = OpenOptions::new().create(true).append(true).open(&path)?;
+            log.size = 0;
+        }
+        log.file.write_all(bytes)?;
+        log.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Events of `function` at or after `since_ms`, oldest first, at most `limit` of the
+    /// newest ones.
+    pub fn read(&self, function: &str, since_ms: i64, limit: usize) -> Vec<LogEvent> {
+        let current = self.path(function);
+        let mut events = Vec::new();
+        for path in [current.with_extension("log.1"), current] {
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            for line in BufReader::new(file).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<LogEvent>(&line) {
+                    if event.timestamp_ms >= since_ms {
+                        events.push(event);
+                    }
+                }
+            }
+        }
+        let skip = events.len().saturating_sub(limit);
+        events.split_off(skip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(t: i64, m: &str) -> LogEvent {
+        LogEvent {
+            timestamp_ms: t,
+            stream: "s".into(),
+            message: m.into(),
+        }
+    }
+
+    #[test]
+    fn append_read_filter_and_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogStore::new(dir.path()).unwrap();
+        logs.append("f", &[event(1, "a"), event(2, "b")]);
+        logs.append("f", &[event(3, "c\twith tab")]);
+        logs.append("g", &[event(1, "other")]);
+        assert_eq!(
+            logs.read("f", 0, 100),
+            vec![event(1, "a"), event(2, "b"), event(3, "c\twith tab")]
+        );
+        assert_eq!(logs.read("f", 2, 100).len(), 2);
+        assert_eq!(logs.read("f", 0, 1), vec![event(3, "c\twith tab")]);
+        assert!(logs.read("missing", 0, 10).is_empty());
+    }
+
+    #[test]
+    fn rotation_bounds_the_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogStore::new(dir.path()).unwrap();
+        let big = "x".repeat(64 * 1024);
+        for i in 0..300 {
+            logs.append("f", &[event(i, &big)]);
+        }
+        let total: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(total <= 2 * ROTATE_BYTES, "{total}");
+        let kept = logs.read("f", 0, usize::MAX);
+        assert_eq!(
+            kept.last().unwrap().timestamp_ms,
+            299,
+            "newest events are kept"
+        );
+    }
+}

@@ -1,0 +1,227 @@
+"""Gust's Python runtime: a Lambda Runtime API client with Lambda's handler contract.
+
+Standard library only. Started as `python3 -u bootstrap.py` in the function's code
+directory with the Lambda environment variables set; loads `_HANDLER` once (INIT), then
+serves invocations from `AWS_LAMBDA_RUNTIME_API` until the process is stopped.
+"""
+
+import http.client
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+
+API = os.environ["AWS_LAMBDA_RUNTIME_API"]
+PREFIX = "/2018-06-01/runtime"
+_current_request_id = ""
+
+
+class RuntimeClient:
+    """One keep-alive connection to the Runtime API."""
+
+    def __init__(self, address):
+        self.address = address
+        self.connection = http.client.HTTPConnection(address)
+
+    def request(self, method, path, body=None, headers=None):
+        for attempt in range(2):
+            try:
+                self.connection.request(method, PREFIX + path, body=body, headers=headers or {})
+                response = self.connection.getresponse()
+                return response.status, response.getheaders(), response.read()
+            except (http.client.HTTPException, OSError):
+                self.connection.close()
+                self.connection = http.client.HTTPConnection(self.address)
+                if attempt:
+                    raise
+        raise RuntimeError("unreachable")
+
+    def next(self):
+        status, headers, body = self.request("GET", "/invocation/next")
+        if status != 200:
+            raise RuntimeError(f"Runtime API /next answered {status}: {body!r}")
+        return {k.lower(): v for k, v in headers}, body
+
+    def post(self, path, body, error_type=None):
+        headers = {"Content-Type": "application/json"}
+        if error_type:
+            headers["Lambda-Runtime-Function-Error-Type"] = error_type
+        self.request("POST", path, body=body, headers=headers)
+
+
+class CognitoIdentity:
+    def __init__(self, data):
+        self.cognito_identity_id = data.get("cognitoIdentityId")
+        self.cognito_identity_pool_id = data.get("cognitoIdentityPoolId")
+
+
+class Client:
+    def __init__(self, data):
+        self.installation_id = data.get("installation_id")
+        self.app_title = data.get("app_title")
+        self.app_version_name = data.get("app_version_name")
+        self.app_version_code = data.get("app_version_code")
+        self.app_package_name = data.get("app_package_name")
+
+
+class ClientContext:
+    def __init__(self, data):
+        self.client = Client(data["client"]) if data.get("client") else None
+        self.custom = data.get("custom")
+        self.env = data.get("env")
+
+
+class LambdaContext:
+    def __init__(self, request_id, deadline_ms, invoked_function_arn, client_context, identity):
+        self.aws_request_id = request_id
+        self.invoked_function_arn = invoked_function_arn
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        # A string, as in Lambda's Python runtime.
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.identity = CognitoIdentity(identity) if identity else None
+        self.client_context = ClientContext(client_context) if client_context else None
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        return max(self._deadline_ms - int(time.time() * 1000), 0)
+
+    def __repr__(self):
+        return (f"LambdaContext([aws_request_id={self.aws_request_id},log_group_name={self.log_group_name},"
+                f"log_stream_name={self.log_stream_name},function_name={self.function_name},"
+                f"memory_limit_in_mb={self.memory_limit_in_mb},function_version={self.function_version},"
+                f"invoked_function_arn={self.invoked_function_arn}])")
+
+
+class InitError(Exception):
+    def __init__(self, error_type, message, stack=None):
+        super().__init__(message)
+        self.error_type = error_type
+        self.stack = stack or []
+
+
+class LambdaFormatter(logging.Formatter):
+    converter = time.gmtime
+
+    def __init__(self):
+        super().__init__("[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+                         "%Y-%m-%dT%H:%M:%S")
+
+    def format(self, record):
+        record.aws_request_id = _current_request_id
+        # One log event per record, as Lambda keeps multi-line records together.
+        return super().format(record).replace("\n", "\r")
+
+
+def install_logging():
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(LambdaFormatter())
+    root = logging.getLogger()
+    root.handlers = [handler]
+
+
+def log_error(error_type, message, stack):
+    text = f"[ERROR] {error_type}: {message}"
+    if stack:
+        text += "\rTraceback (most recent call last):\r" + "".join(stack).replace("\n", "\r")
+    print(text, flush=True)
+
+
+def user_stack(tb):
+    """The traceback without this bootstrap's own frames."""
+    frames = [f for f in traceback.extract_tb(tb) if f.filename != __file__]
+    return traceback.format_list(frames)
+
+
+def load_handler(spec):
+    if "." not in spec:
+        raise InitError("Runtime.MalformedHandlerName",
+                        f"Bad handler '{spec}': not enough values to unpack (expected 2, got 1)")
+    module_path, function_name = spec.rsplit(".", 1)
+    module_name = module_path.replace("/", ".")
+    if module_name.split(".")[0] in sys.builtin_module_names:
+        raise InitError("Runtime.BuiltInModuleConflict",
+                        f"Cannot use built-in module {module_name} as a handler module")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise InitError("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {error}")
+    except SyntaxError as error:
+        raise InitError("Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {error}",
+                        user_stack(error.__traceback__))
+    except Exception as error:
+        raise InitError("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {error}",
+                        user_stack(error.__traceback__))
+    handler = getattr(module, function_name, None)
+    if handler is None:
+        raise InitError("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'")
+    return handler
+
+
+def error_body(error_type, message, request_id, stack):
+    return json.dumps({"errorMessage": message, "errorType": error_type,
+                       "requestId": request_id, "stackTrace": stack}).encode()
+
+
+def main():
+    global _current_request_id
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
+    sys.path.insert(0, task_root)
+    install_logging()
+    client = RuntimeClient(API)
+    try:
+        handler = load_handler(os.environ.get("_HANDLER", ""))
+    except InitError as error:
+        log_error(error.error_type, str(error), error.stack)
+        client.post("/init/error", error_body(error.error_type, str(error), "", error.stack), error.error_type)
+        sys.exit(1)
+
+    while True:
+        headers, body = client.next()
+        request_id = headers.get("lambda-runtime-aws-request-id", "")
+        _current_request_id = request_id
+        trace_id = headers.get("lambda-runtime-trace-id")
+        if trace_id:
+            os.environ["_X_AMZN_TRACE_ID"] = trace_id
+        else:
+            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        try:
+            client_context = json.loads(headers["lambda-runtime-client-context"]) \
+                if headers.get("lambda-runtime-client-context") else None
+            identity = json.loads(headers["lambda-runtime-cognito-identity"]) \
+                if headers.get("lambda-runtime-cognito-identity") else None
+            context = LambdaContext(request_id, int(headers.get("lambda-runtime-deadline-ms", "0")),
+                                    headers.get("lambda-runtime-invoked-function-arn"), client_context, identity)
+            event = json.loads(body) if body else {}
+        except Exception as error:
+            client.post(f"/invocation/{request_id}/error",
+                        error_body("Runtime.UnmarshalError", f"Unable to unmarshal input: {error}", request_id, []),
+                        "Runtime.UnmarshalError")
+            continue
+        try:
+            result = handler(event, context)
+        except Exception as error:
+            error_type = type(error).__name__
+            stack = user_stack(error.__traceback__)
+            log_error(error_type, str(error), stack)
+            client.post(f"/invocation/{request_id}/error", error_body(error_type, str(error), request_id, stack),
+                        error_type)
+            continue
+        try:
+            payload = json.dumps(result).encode()
+        except (TypeError, ValueError) as error:
+            message = f"Unable to marshal response: {error}"
+            log_error("Runtime.MarshalError", message, [])
+            client.post(f"/invocation/{request_id}/error",
+                        error_body("Runtime.MarshalError", message, request_id, []), "Runtime.MarshalError")
+            continue
+        client.post(f"/invocation/{request_id}/response", payload)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,392 @@
+//! The Runtime API (`/2018-06-01/runtime/...`) of one execution environment.
+//!
+//! Each environment gets its own listener on loopback; its address is the environment's
+//! `AWS_LAMBDA_RUNTIME_API`. The engine hands invocations in with [`RuntimeApi::dispatch`];
+//! the runtime long-polls `next`, then posts `response` or `error`, which completes the
+//! invocation's [`InvocationResult`]. The first `next` (or an `init/error`) completes the
+//! INIT phase.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+/// The largest response a runtime may post (6 MiB + 100 bytes, as Lambda).
+pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
+/// Header buffer: runtimes send X-Ray error causes of up to about 1 MiB in a header.
+const MAX_HEADER_BUFFER: usize = 4 * 1024 * 1024;
+const PREFIX: &str = "/2018-06-01/runtime";
+
+/// One event for the runtime, with the `next` headers Lambda sends.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// `Lambda-Runtime-Aws-Request-Id`.
+    pub request_id: String,
+    /// The event bytes.
+    pub payload: Bytes,
+    /// `Lambda-Runtime-Deadline-Ms`: Unix epoch milliseconds.
+    pub deadline_ms: u64,
+    /// `Lambda-Runtime-Invoked-Function-Arn`.
+    pub invoked_function_arn: String,
+    /// `Lambda-Runtime-Trace-Id`.
+    pub trace_id: String,
+    /// `Lambda-Runtime-Client-Context` (decoded JSON text).
+    pub client_context: Option<String>,
+    /// `Lambda-Runtime-Cognito-Identity`.
+    pub cognito_identity: Option<String>,
+}
+
+/// How the runtime finished an invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvocationResult {
+    /// `POST …/response`.
+    Response(Bytes),
+    /// `POST …/error`: the body as the invoke caller will see it.
+    Error {
+        /// The error JSON (with any X-Ray `errorCause` removed).
+        body: Bytes,
+        /// `Lambda-Runtime-Function-Error-Type`, when sent.
+        error_type: Option<String>,
+    },
+    /// The posted response was larger than [`MAX_RESPONSE_BYTES`].
+    ResponseTooLarge,
+}
+
+/// How INIT ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitOutcome {
+    /// The runtime asked for its first invocation.
+    Ready,
+    /// `POST /runtime/init/error`.
+    Failed {
+        /// The error JSON.
+        body: Bytes,
+        /// `Lambda-Runtime-Function-Error-Type`, when sent.
+        error_type: Option<String>,
+    },
+}
+
+type Dispatch = (Invocation, oneshot::Sender<InvocationResult>);
+
+#[derive(Debug)]
+struct Shared {
+    queue: tokio::sync::Mutex<mpsc::Receiver<Dispatch>>,
+    current: Mutex<Option<(String, oneshot::Sender<InvocationResult>)>>,
+    init: Mutex<Option<oneshot::Sender<InitOutcome>>>,
+}
+
+/// The Runtime API of one environment; dropping it closes the listener and every connection.
+#[derive(Debug)]
+pub struct RuntimeApi {
+    address: SocketAddr,
+    sender: mpsc::Sender<Dispatch>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The runtime is gone: nothing will answer an invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the environment's Runtime API is closed")]
+pub struct Closed;
+
+impl RuntimeApi {
+    /// Listens on `ip` (an ephemeral port) and returns the API and the INIT outcome to await.
+    pub async fn start(ip: IpAddr) -> std::io::Result<(Self, oneshot::Receiver<InitOutcome>)> {
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await?;
+        let address = listener.local_addr()?;
+        let (sender, receiver) = mpsc::channel(1);
+        let (init_tx, init_rx) = oneshot::channel();
+        let shared = Arc::new(Shared {
+            queue: tokio::sync::Mutex::new(receiver),
+            current: Mutex::new(None),
+            init: Mutex::new(Some(init_tx)),
+        });
+        let server = tokio::spawn(serve(listener, shared));
+        Ok((
+            RuntimeApi {
+                address,
+                sender,
+                server,
+            },
+            init_rx,
+        ))
+    }
+
+    /// `host:port` for `AWS_LAMBDA_RUNTIME_API`.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Queues an invocation for the runtime's next `next`; the receiver completes when the
+    /// runtime posts its result.
+    pub async fn dispatch(
+        &self,
+        invocation: Invocation,
+    ) -> Result<oneshot::Receiver<InvocationResult>, Closed> {
+        let (tx, rx) = oneshot::channel();
+        self.sender
+            .send((invocation, tx))
+            .await
+            .map_err(|_| Closed)?;
+        Ok(rx)
+    }
+}
+
+async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    // Connection tasks live in this set, so aborting the server ends them too.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let shared = Arc::clone(&shared);
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let shared = Arc::clone(&shared);
+                        async move { Ok::<_, Infallible>(handle(&shared, request).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .max_buf_size(MAX_HEADER_BUFFER)
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn api_error(status: StatusCode, error_type: &str, message: &str) -> Response<Full<Bytes>> {
+    json_response(
+        status,
+        serde_json::json!({ "errorMessage": message, "errorType": error_type }),
+    )
+}
+
+fn accepted() -> Response<Full<Bytes>> {
+    json_response(StatusCode::ACCEPTED, serde_json::json!({ "status": "OK" }))
+}
+
+async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "UnknownOperation",
+            "Unknown Runtime API path",
+        );
+    };
+    let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
+    match (request.method(), segments.as_slice()) {
+        (&Method::GET, ["invocation", "next"]) => next(shared).await,
+        (&Method::POST, ["invocation", id, "response"]) => {
+            let id = (*id).to_owned();
+            response(shared, &id, request).await
+        }
+        (&Method::POST, ["invocation", id, "error"]) => {
+            let id = (*id).to_owned();
+            error(shared, &id, request).await
+        }
+        (&Method::POST, ["init", "error"]) => init_error(shared, request).await,
+        _ => api_error(
+            StatusCode::NOT_FOUND,
+            "UnknownOperation",
+            "Unknown Runtime API path",
+        ),
+    }
+}
+
+async fn next(shared: &Shared) -> Response<Full<Bytes>> {
+    if let Some(init) = lock(&shared.init).take() {
+        let _ = init.send(InitOutcome::Ready);
+    }
+    let dispatched = shared.queue.lock().await.recv().await;
+    let Some((invocation, responder)) = dispatched else {
+        return api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceUnavailable",
+            "The environment is shutting down",
+        );
+    };
+    *lock(&shared.current) = Some((invocation.request_id.clone(), responder));
+    let mut response = Response::new(Full::new(invocation.payload));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    set("lambda-runtime-aws-request-id", &invocation.request_id);
+    set(
+        "lambda-runtime-deadline-ms",
+        &invocation.deadline_ms.to_string(),
+    );
+    set(
+        "lambda-runtime-invoked-function-arn",
+        &invocation.invoked_function_arn,
+    );
+    set("lambda-runtime-trace-id", &invocation.trace_id);
+    if let Some(context) = &invocation.client_context {
+        set("lambda-runtime-client-context", context);
+    }
+    if let Some(identity) = &invocation.cognito_identity {
+        set("lambda-runtime-cognito-identity", identity);
+    }
+    response
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Takes the responder of invocation `id`, if it is the one in flight.
+fn take_current(shared: &Shared, id: &str) -> Option<oneshot::Sender<InvocationResult>> {
+    let mut current = lock(&shared.current);
+    match current.as_ref() {
+        Some((current_id, _)) if current_id == id => current.take().map(|(_, responder)| responder),
+        _ => None,
+    }
+}
+
+fn error_type_header(request: &Request<Incoming>) -> Option<String> {
+    request
+        .headers()
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Why a body could not be read.
+#[derive(Debug, PartialEq, Eq)]
+enum BodyError {
+    TooLarge,
+    /// The connection broke mid-body (the runtime died while posting).
+    Broken,
+}
+
+async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
+    Limited::new(request.into_body(), limit)
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .map_err(|error| {
+            if error.is::<http_body_util::LengthLimitError>() {
+                BodyError::TooLarge
+            } else {
+                BodyError::Broken
+            }
+        })
+}
+
+fn invalid_id() -> Response<Full<Bytes>> {
+    api_error(
+        StatusCode::BAD_REQUEST,
+        "InvalidRequestID",
+        "Invalid request ID",
+    )
+}
+
+async fn response(shared: &Shared, id: &str, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let Some(responder) = take_current(shared, id) else {
+        return invalid_id();
+    };
+    match read_body(request, MAX_RESPONSE_BYTES).await {
+        Ok(body) => {
+            let _ = responder.send(InvocationResult::Response(body));
+            accepted()
+        }
+        // The responder is dropped: the engine sees the runtime fail mid-invocation.
+        Err(BodyError::Broken) => {
+            api_error(StatusCode::BAD_REQUEST, "InvalidRequest", "Incomplete body")
+        }
+        Err(BodyError::TooLarge) => {
+            let _ = responder.send(InvocationResult::ResponseTooLarge);
+            api_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                &format!("Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
+            )
+        }
+    }
+}
+
+/// Removes the X-Ray `errorCause` the error-cause content type carries (as Lambda does).
+fn strip_error_cause(content_type: Option<&str>, body: Bytes) -> Bytes {
+    if content_type != Some("application/vnd.aws.lambda.error.cause+json") {
+        return body;
+    }
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.remove("errorCause");
+            Bytes::from(serde_json::Value::Object(map).to_string())
+        }
+        _ => body,
+    }
+}
+
+async fn error(shared: &Shared, id: &str, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let Some(responder) = take_current(shared, id) else {
+        return invalid_id();
+    };
+    let error_type = error_type_header(&request);
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = match read_body(request, MAX_RESPONSE_BYTES).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => Bytes::from_static(
+            br#"{"errorMessage":"Error payload too large","errorType":"Runtime.ErrorTooLarge"}"#,
+        ),
+        Err(BodyError::Broken) => {
+            return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", "Incomplete body")
+        }
+    };
+    let body = strip_error_cause(content_type.as_deref(), body);
+    let _ = responder.send(InvocationResult::Error { body, error_type });
+    accepted()
+}
+
+async fn init_error(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let Some(init) = lock(&shared.init).take() else {
+        return api_error(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            "State transition from Ready to InitError failed for runtime. Error: State transition is not allowed",
+        );
+    };
+    let error_type = error_type_header(&request);
+    let body = read_body(request, MAX_RESPONSE_BYTES)
+        .await
+        .unwrap_or_default();
+    let _ = init.send(InitOutcome::Failed { body, error_type });
+    accepted()
+}
