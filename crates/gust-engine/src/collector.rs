@@ -24,6 +24,7 @@ enum Command {
         lines: Vec<String>,
         begin_capture: bool,
         end_capture: Option<oneshot::Sender<String>>,
+        applied: Option<oneshot::Sender<()>>,
     },
 }
 
@@ -67,17 +68,24 @@ impl Collector {
             lines,
             begin_capture: false,
             end_capture: None,
+            applied: None,
         });
     }
 
     /// Starts capturing an invocation's log, beginning with `lines` (INIT_START on a cold
-    /// start, else START); a capture already running (the cold start's) goes on.
-    pub(crate) fn begin(&self, lines: Vec<String>) {
-        let _ = self.commands.send(Command::Mark {
+    /// start, else START); a capture already running (the cold start's) goes on. Returns
+    /// once applied, so output the runtime produces afterwards lands after these lines.
+    pub(crate) async fn begin(&self, lines: Vec<String>) {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.commands.send(Command::Mark {
             lines,
             begin_capture: true,
             end_capture: None,
+            applied: Some(tx),
         });
+        if sent.is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Writes `lines` (END, REPORT) and returns everything captured since [`begin`].
@@ -87,6 +95,7 @@ impl Collector {
             lines,
             begin_capture: false,
             end_capture: Some(tx),
+            applied: None,
         });
         if sent.is_err() {
             return String::new();
@@ -159,7 +168,7 @@ async fn run(
             // that output is read.
             biased;
             command = rx.recv() => {
-                let Some(Command::Mark { lines, begin_capture, end_capture }) = command else { break };
+                let Some(Command::Mark { lines, begin_capture, end_capture, applied }) = command else { break };
                 if !eof {
                     loop {
                         match drain.read(&mut buffer) {
@@ -182,6 +191,9 @@ async fn run(
                     let _ = ack.send(state.capture.take().unwrap_or_default());
                 }
                 state.write();
+                if let Some(applied) = applied {
+                    let _ = applied.send(());
+                }
             }
             ready = receiver.readable(), if !eof => {
                 if ready.is_err() {
@@ -218,7 +230,7 @@ mod tests {
         let collector =
             Collector::start(reader.into(), "f".into(), "stream-1".into(), logs.clone()).unwrap();
         collector.platform(vec!["INIT_START".into()]);
-        collector.begin(vec!["START".into()]);
+        collector.begin(vec!["START".into()]).await;
         writer.write_all(b"hello\nno newline at the end").unwrap();
         let captured = collector.end(vec!["END".into(), "REPORT".into()]).await;
         assert_eq!(

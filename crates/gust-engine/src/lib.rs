@@ -502,9 +502,11 @@ impl Engine {
             Ok(launch) => launch,
             Err(error) => {
                 let message = format!("Error: {error}");
-                collector.begin(vec![
-                    format!("{message}\n{}", error.error_type()).replace('\n', "\t")
-                ]);
+                collector
+                    .begin(vec![
+                        format!("{message}\n{}", error.error_type()).replace('\n', "\t")
+                    ])
+                    .await;
                 return Ok(Err(InitFailure {
                     body: platform_error(error.error_type(), message),
                     environment: None,
@@ -513,10 +515,12 @@ impl Engine {
             }
         };
         // The cold start's log is part of its first invocation's log tail.
-        collector.begin(vec![format!(
-            "INIT_START Runtime Version: {}",
-            launch.description
-        )]);
+        collector
+            .begin(vec![format!(
+                "INIT_START Runtime Version: {}",
+                launch.description
+            )])
+            .await;
         let (api, init) = RuntimeApi::start(IpAddr::V4(Ipv4Addr::LOCALHOST))
             .await
             .map_err(|e| EngineError::Internal(format!("runtime API listener: {e}")))?;
@@ -531,7 +535,7 @@ impl Engine {
             Ok(process) => process,
             Err(error) => {
                 let message = format!("Error: {error}");
-                collector.begin(vec![message.clone()]);
+                collector.begin(vec![message.clone()]).await;
                 return Ok(Err(InitFailure {
                     body: platform_error("Runtime.InvalidEntrypoint", message),
                     environment: None,
@@ -614,9 +618,11 @@ impl Engine {
             .or_else(|| failure.environment.as_ref().map(|e| &e.collector));
         let log = match collector {
             Some(collector) => {
-                collector.begin(vec![format!(
-                    "START RequestId: {request_id} Version: $LATEST"
-                )]);
+                collector
+                    .begin(vec![format!(
+                        "START RequestId: {request_id} Version: $LATEST"
+                    )])
+                    .await;
                 collector
                     .end(vec![
                         format!("END RequestId: {request_id}"),
@@ -648,9 +654,11 @@ impl Engine {
     ) -> InvokeOutcome {
         let timeout = Duration::from_secs(u64::from(config.timeout_s));
         let deadline_ms = u64::try_from(now_ms()).unwrap_or(0) + timeout.as_millis() as u64;
-        env.collector.begin(vec![format!(
-            "START RequestId: {request_id} Version: $LATEST"
-        )]);
+        env.collector
+            .begin(vec![format!(
+                "START RequestId: {request_id} Version: $LATEST"
+            )])
+            .await;
         let started = Instant::now();
         let invocation = Invocation {
             request_id: request_id.clone(),
