@@ -163,10 +163,10 @@ def test_revision_id_preconditions_and_dry_run(lam):
 def test_unimplemented_operations_say_so(lam):
     create(lam, "noinvoke")
     with pytest.raises(lam.exceptions.ClientError) as info:
-        lam.invoke(FunctionName="noinvoke", Payload=b"{}")
+        lam.publish_version(FunctionName="noinvoke")
     error = info.value.response["Error"]
     assert error["Code"] == "NotImplementedException"
-    assert "Invoke is not implemented" in error["Message"]
+    assert "PublishVersion is not implemented" in error["Message"]
     with pytest.raises(lam.exceptions.ClientError) as info:
         lam.list_aliases(FunctionName="noinvoke")
     assert info.value.response["Error"]["Code"] == "NotImplementedException"

@@ -92,10 +92,39 @@ impl Client {
             Some(value) => serde_json::to_vec(value)?,
             None => Vec::new(),
         };
-        let mut headers = vec![("host".to_owned(), self.authority.clone())];
-        if body.is_some() {
-            headers.push(("content-type".to_owned(), "application/json".to_owned()));
+        let content_type = body.map(|_| ("content-type", "application/json"));
+        let answer = self
+            .send(
+                method,
+                raw_path,
+                raw_query,
+                body_bytes,
+                content_type.as_slice(),
+            )
+            .await?;
+        if answer.bytes.is_empty() {
+            return Ok(Value::Null);
         }
+        Ok(serde_json::from_slice(&answer.bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer.bytes).into_owned())))
+    }
+
+    /// Sends one request with a raw body and extra (signed) headers; a non-2xx answer is an
+    /// [`ApiFailure`].
+    pub async fn send(
+        &self,
+        method: &str,
+        raw_path: &str,
+        raw_query: &str,
+        body: Vec<u8>,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<Answer> {
+        let mut headers = vec![("host".to_owned(), self.authority.clone())];
+        headers.extend(
+            extra_headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+        );
         if let Some(credentials) = &self.credentials {
             let parts = sigv4::RequestParts {
                 method,
@@ -105,7 +134,7 @@ impl Client {
             };
             let (authorization, date) = sigv4::sign(
                 &parts,
-                &body_bytes,
+                &body,
                 credentials,
                 &self.region,
                 "lambda",
@@ -123,40 +152,48 @@ impl Client {
         for (name, value) in &headers {
             request = request.header(name, value);
         }
-        let request = request.body(Full::new(Bytes::from(body_bytes)))?;
+        let request = request.body(Full::new(Bytes::from(body)))?;
         let response = self
             .http
             .request(request)
             .await
             .with_context(|| format!("cannot reach Gust at {}", self.endpoint))?;
         let status = response.status();
-        let error_type = response
-            .headers()
-            .get("x-amzn-ErrorType")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let headers = response.headers().clone();
         let bytes = response.into_body().collect().await?.to_bytes();
-        let value: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
         if status.is_success() {
-            return Ok(value);
+            return Ok(Answer { headers, bytes });
         }
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let message = value
             .get("message")
             .or_else(|| value.get("Message"))
             .and_then(Value::as_str)
-            .map_or_else(|| value.to_string(), str::to_owned);
+            .map_or_else(
+                || String::from_utf8_lossy(&bytes).into_owned(),
+                str::to_owned,
+            );
+        let error_type = headers
+            .get("x-amzn-ErrorType")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("Error")
+            .to_owned();
         Err(ApiFailure {
             status: status.as_u16(),
-            error_type: error_type.unwrap_or_else(|| "Error".to_owned()),
+            error_type,
             message,
         }
         .into())
     }
+}
+
+/// A successful answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// Response headers.
+    pub headers: hyper::HeaderMap,
+    /// Response body.
+    pub bytes: Bytes,
 }
 
 fn find_credentials(args: &ConnectArgs) -> Result<Credentials> {

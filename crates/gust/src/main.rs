@@ -25,6 +25,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Zip a directory and create the function, or update its code and configuration.
     Deploy(cli::deploy::DeployArgs),
+    /// Invoke a function and print its result.
+    Invoke(cli::invoke::InvokeArgs),
+    /// Print a function's log (optionally following it).
+    Logs(cli::invoke::LogsArgs),
     /// List, show or delete functions.
     Functions {
         #[command(subcommand)]
@@ -55,6 +59,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Deploy(args) => cli::deploy::run(args),
         Command::Functions { command } => cli::functions::run(command),
+        Command::Invoke(args) => cli::invoke::run_invoke(args),
+        Command::Logs(args) => cli::invoke::run_logs(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

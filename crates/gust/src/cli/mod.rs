@@ -2,6 +2,7 @@
 
 pub mod deploy;
 pub mod functions;
+pub mod invoke;
 mod output;
 
 /// Runs a client command on a small single-threaded runtime.

@@ -1,0 +1,186 @@
+//! `gust invoke NAME [--payload JSON|@file] [--log]` and `gust logs NAME [--follow] [--since 10m]`.
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use serde_json::Value;
+
+use super::{block_on, output};
+use crate::client::{encode_label, Client};
+use crate::ConnectArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct InvokeArgs {
+    /// Function name or ARN.
+    name: String,
+    /// The event: JSON text, or @FILE to read it from a file (default `{}`).
+    #[arg(long)]
+    payload: Option<String>,
+    /// Also print the end of this invocation's log.
+    #[arg(long)]
+    log: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// Function name.
+    name: String,
+    /// Keep printing new lines as they arrive (Ctrl-C to stop).
+    #[arg(long, short)]
+    follow: bool,
+    /// Only lines newer than this (e.g. 30s, 10m, 2h).
+    #[arg(long, value_parser = crate::serve::parse_duration)]
+    since: Option<std::time::Duration>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+fn read_payload(payload: Option<&str>) -> Result<Vec<u8>> {
+    match payload {
+        None => Ok(b"{}".to_vec()),
+        Some(path) if path.starts_with('@') => std::fs::read(&path[1..])
+            .with_context(|| format!("cannot read payload file {}", &path[1..])),
+        Some(text) => Ok(text.as_bytes().to_vec()),
+    }
+}
+
+pub fn run_invoke(args: InvokeArgs) -> Result<()> {
+    block_on(invoke(args))?
+}
+
+async fn invoke(args: InvokeArgs) -> Result<()> {
+    let client = Client::connect(&args.connect)?;
+    let payload = read_payload(args.payload.as_deref())?;
+    let log_type = if args.log { "Tail" } else { "None" };
+    let answer = client
+        .send(
+            "POST",
+            &format!(
+                "/2015-03-31/functions/{}/invocations",
+                encode_label(&args.name)
+            ),
+            "",
+            payload,
+            &[("x-amz-log-type", log_type)],
+        )
+        .await?;
+    let header = |name: &str| answer.headers.get(name).and_then(|v| v.to_str().ok());
+    let function_error = header("x-amz-function-error").map(str::to_owned);
+    let log = header("x-amz-log-result")
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    let body: Value = serde_json::from_slice(&answer.bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer.bytes).into_owned()));
+    if args.connect.json {
+        output::json(&serde_json::json!({
+            "StatusCode": 200,
+            "FunctionError": function_error,
+            "ExecutedVersion": header("x-amz-executed-version"),
+            "LogResult": log,
+            "Payload": body,
+        }))?;
+    } else {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        if let Some(log) = &log {
+            eprintln!("--- log ---\n{}", log.trim_end());
+        }
+    }
+    if let Some(kind) = function_error {
+        bail!("the function failed ({kind})");
+    }
+    Ok(())
+}
+
+pub fn run_logs(args: LogsArgs) -> Result<()> {
+    block_on(logs(args))?
+}
+
+fn format_time(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+async fn logs(args: LogsArgs) -> Result<()> {
+    let client = Client::connect(&args.connect)?;
+    let now_ms = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(0);
+    let mut since = args.since.map_or(0, |d| {
+        now_ms - i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    });
+    // Events at the newest timestamp already printed, to skip when asking again from it.
+    let mut printed_at_since = 0usize;
+    loop {
+        let page = client
+            .call(
+                "GET",
+                &format!("/_gust/logs/{}", encode_label(&args.name)),
+                &format!("since={since}"),
+                None,
+            )
+            .await?;
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        let fresh: Vec<&Value> = events
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| e["timestamp"].as_i64() != Some(since) || *i >= printed_at_since)
+            .map(|(_, e)| e)
+            .collect();
+        for event in &fresh {
+            if args.connect.json {
+                println!("{event}");
+            } else {
+                let stream = event["stream"].as_str().unwrap_or("");
+                let short = stream.rsplit(']').next().unwrap_or(stream);
+                let short = &short[..short.len().min(8)];
+                println!(
+                    "{} {short} {}",
+                    format_time(event["timestamp"].as_i64().unwrap_or(0)),
+                    event["message"].as_str().unwrap_or("")
+                );
+            }
+        }
+        if let Some(last) = events.last().and_then(|e| e["timestamp"].as_i64()) {
+            printed_at_since = events
+                .iter()
+                .filter(|e| e["timestamp"].as_i64() == Some(last))
+                .count();
+            since = last;
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_sources() {
+        assert_eq!(read_payload(None).unwrap(), b"{}");
+        assert_eq!(read_payload(Some("[1]")).unwrap(), b"[1]");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("event.json");
+        std::fs::write(&file, "{\"a\":1}").unwrap();
+        assert_eq!(
+            read_payload(Some(&format!("@{}", file.display()))).unwrap(),
+            b"{\"a\":1}"
+        );
+        assert!(read_payload(Some("@/nonexistent/file")).is_err());
+    }
+
+    #[test]
+    fn times_are_utc_with_millis() {
+        assert_eq!(format_time(1_764_037_614_123), "2025-11-25T02:26:54.123Z");
+    }
+}
