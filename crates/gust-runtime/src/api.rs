@@ -313,11 +313,15 @@ fn invalid_id() -> Response<Full<Bytes>> {
     )
 }
 
+// Each handler reads the body before answering, so the connection stays usable
+// (keep-alive) whatever the answer is.
+
 async fn response(shared: &Shared, id: &str, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let body = read_body(request, MAX_RESPONSE_BYTES).await;
     let Some(responder) = take_current(shared, id) else {
         return invalid_id();
     };
-    match read_body(request, MAX_RESPONSE_BYTES).await {
+    match body {
         Ok(body) => {
             let _ = responder.send(InvocationResult::Response(body));
             accepted()
@@ -352,16 +356,17 @@ fn strip_error_cause(content_type: Option<&str>, body: Bytes) -> Bytes {
 }
 
 async fn error(shared: &Shared, id: &str, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let Some(responder) = take_current(shared, id) else {
-        return invalid_id();
-    };
     let error_type = error_type_header(&request);
     let content_type = request
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = match read_body(request, MAX_RESPONSE_BYTES).await {
+    let body = read_body(request, MAX_RESPONSE_BYTES).await;
+    let Some(responder) = take_current(shared, id) else {
+        return invalid_id();
+    };
+    let body = match body {
         Ok(body) => body,
         Err(BodyError::TooLarge) => Bytes::from_static(
             br#"{"errorMessage":"Error payload too large","errorType":"Runtime.ErrorTooLarge"}"#,
@@ -376,6 +381,10 @@ async fn error(shared: &Shared, id: &str, request: Request<Incoming>) -> Respons
 }
 
 async fn init_error(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let error_type = error_type_header(&request);
+    let body = read_body(request, MAX_RESPONSE_BYTES)
+        .await
+        .unwrap_or_default();
     let Some(init) = lock(&shared.init).take() else {
         return api_error(
             StatusCode::FORBIDDEN,
@@ -383,10 +392,229 @@ async fn init_error(shared: &Shared, request: Request<Incoming>) -> Response<Ful
             "State transition from Ready to InitError failed for runtime. Error: State transition is not allowed",
         );
     };
-    let error_type = error_type_header(&request);
-    let body = read_body(request, MAX_RESPONSE_BYTES)
-        .await
-        .unwrap_or_default();
     let _ = init.send(InitOutcome::Failed { body, error_type });
     accepted()
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    /// Sends one raw HTTP/1.1 request on `stream`; returns (status, headers text, body).
+    async fn request(
+        stream: &mut TcpStream,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n{headers}\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 65536];
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed");
+            buffer.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(|v| v.parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buffer.len() >= end + 4 + length {
+                    let status = head[9..12].parse().unwrap();
+                    return (status, head, buffer[end + 4..end + 4 + length].to_vec());
+                }
+            }
+        }
+    }
+
+    fn invocation(id: &str) -> Invocation {
+        Invocation {
+            request_id: id.into(),
+            payload: Bytes::from_static(b"{\"k\":1}"),
+            deadline_ms: 1_700_000_000_000,
+            invoked_function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+            trace_id: "Root=1-0-0".into(),
+            client_context: Some("{\"custom\":{}}".into()),
+            cognito_identity: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn next_response_error_and_their_failures() {
+        let (api, init) = RuntimeApi::start(IpAddr::from([127, 0, 0, 1]))
+            .await
+            .unwrap();
+        let mut runtime = TcpStream::connect(api.address()).await.unwrap();
+
+        // The first `next` ends INIT; it then waits for an invocation.
+        let first = api.dispatch(invocation("req-1")).await.unwrap();
+        let (status, head, body) = request(
+            &mut runtime,
+            "GET",
+            "/2018-06-01/runtime/invocation/next",
+            "",
+            b"",
+        )
+        .await;
+        assert_eq!(init.await.unwrap(), InitOutcome::Ready);
+        assert_eq!(status, 200);
+        assert_eq!(body, b"{\"k\":1}");
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("lambda-runtime-aws-request-id: req-1"));
+        assert!(head.contains("lambda-runtime-deadline-ms: 1700000000000"));
+        assert!(head.contains(
+            "lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:000000000000:function:f"
+        ));
+        assert!(head.contains("lambda-runtime-trace-id: root=1-0-0"));
+        assert!(head.contains("lambda-runtime-client-context: {\"custom\":{}}"));
+
+        // An unknown id is refused; the right one is accepted once (keep-alive throughout).
+        let (status, _, body) = request(
+            &mut runtime,
+            "POST",
+            "/2018-06-01/runtime/invocation/nope/response",
+            "",
+            b"1",
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(String::from_utf8_lossy(&body).contains("InvalidRequestID"));
+        let (status, _, body) = request(
+            &mut runtime,
+            "POST",
+            "/2018-06-01/runtime/invocation/req-1/response",
+            "",
+            b"\"done\"",
+        )
+        .await;
+        assert_eq!(
+            (status, body.as_slice()),
+            (202, b"{\"status\":\"OK\"}".as_slice())
+        );
+        assert_eq!(
+            first.await.unwrap(),
+            InvocationResult::Response(Bytes::from_static(b"\"done\""))
+        );
+        let (status, _, _) = request(
+            &mut runtime,
+            "POST",
+            "/2018-06-01/runtime/invocation/req-1/response",
+            "",
+            b"again",
+        )
+        .await;
+        assert_eq!(status, 400, "an answered id cannot be answered again");
+
+        // An error with an X-Ray cause header of about 1 MiB, and the error-cause body type.
+        let second = api.dispatch(invocation("req-2")).await.unwrap();
+        request(
+            &mut runtime,
+            "GET",
+            "/2018-06-01/runtime/invocation/next",
+            "",
+            b"",
+        )
+        .await;
+        let cause = format!(
+            "lambda-runtime-function-xray-error-cause: {}\r\n",
+            "c".repeat(1024 * 1024)
+        );
+        let headers = format!("{cause}lambda-runtime-function-error-type: Boom\r\ncontent-type: application/vnd.aws.lambda.error.cause+json\r\n");
+        let error_body =
+            br#"{"errorMessage":"m","errorType":"Boom","stackTrace":[],"errorCause":{"x":1}}"#;
+        let (status, _, _) = request(
+            &mut runtime,
+            "POST",
+            "/2018-06-01/runtime/invocation/req-2/error",
+            &headers,
+            error_body,
+        )
+        .await;
+        assert_eq!(status, 202);
+        match second.await.unwrap() {
+            InvocationResult::Error { body, error_type } => {
+                assert_eq!(error_type.as_deref(), Some("Boom"));
+                let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(
+                    value,
+                    serde_json::json!({"errorMessage":"m","errorType":"Boom","stackTrace":[]})
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // A response over 6 MiB + 100 bytes: 413 to the runtime, ResponseTooLarge to the caller.
+        let third = api.dispatch(invocation("req-3")).await.unwrap();
+        request(
+            &mut runtime,
+            "GET",
+            "/2018-06-01/runtime/invocation/next",
+            "",
+            b"",
+        )
+        .await;
+        let big = vec![b'x'; MAX_RESPONSE_BYTES + 1];
+        let (status, _, body) = request(
+            &mut runtime,
+            "POST",
+            "/2018-06-01/runtime/invocation/req-3/response",
+            "",
+            &big,
+        )
+        .await;
+        assert_eq!(status, 413);
+        assert!(String::from_utf8_lossy(&body).contains("RequestEntityTooLarge"));
+        assert_eq!(third.await.unwrap(), InvocationResult::ResponseTooLarge);
+    }
+
+    #[tokio::test]
+    async fn init_error_then_no_second_init_error() {
+        let (api, init) = RuntimeApi::start(IpAddr::from([127, 0, 0, 1]))
+            .await
+            .unwrap();
+        let mut runtime = TcpStream::connect(api.address()).await.unwrap();
+        let headers = "lambda-runtime-function-error-type: Runtime.ImportModuleError\r\n";
+        let (status, _, _) = request(
+            &mut runtime,
+            "POST",
+            "/2018-06-01/runtime/init/error",
+            headers,
+            b"{\"errorType\":\"x\"}",
+        )
+        .await;
+        assert_eq!(status, 202);
+        assert_eq!(
+            init.await.unwrap(),
+            InitOutcome::Failed {
+                body: Bytes::from_static(b"{\"errorType\":\"x\"}"),
+                error_type: Some("Runtime.ImportModuleError".into())
+            }
+        );
+        let (status, _, _) = request(
+            &mut runtime,
+            "POST",
+            "/2018-06-01/runtime/init/error",
+            "",
+            b"{}",
+        )
+        .await;
+        assert_eq!(status, 403);
+        let (status, _, _) =
+            request(&mut runtime, "GET", "/2018-06-01/runtime/unknown", "", b"").await;
+        assert_eq!(status, 404);
+    }
 }
