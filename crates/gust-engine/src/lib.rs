@@ -332,8 +332,16 @@ impl Engine {
         Ok((config, generation))
     }
 
-    /// Runs one synchronous invocation.
+    /// Runs one synchronous invocation. It runs to completion in its own task even if the
+    /// caller goes away, so its environment is always released or shut down.
     pub async fn invoke(&self, request: InvokeRequest) -> Result<InvokeOutcome, EngineError> {
+        let engine = self.clone();
+        tokio::spawn(async move { engine.invoke_inner(request).await })
+            .await
+            .map_err(|e| EngineError::Internal(format!("invocation task failed: {e}")))?
+    }
+
+    async fn invoke_inner(&self, request: InvokeRequest) -> Result<InvokeOutcome, EngineError> {
         let (config, generation) = self.config(&request.function).await?;
         match config.state {
             FunctionState::Active => {}
@@ -351,18 +359,27 @@ impl Engine {
     }
 
     fn take_idle(&self, config: &FunctionConfig, generation: u64) -> Option<Arc<Environment>> {
-        let mut pools = lock(&self.inner.pools);
-        let pool = pools.get_mut(&config.name)?;
-        while let Some(env) = pool.idle.pop() {
-            if env.generation == generation
-                && env.revision == config.revision_id
-                && env.transition(EnvState::Busy).is_ok()
-            {
-                return Some(env);
+        let mut stale = Vec::new();
+        let found = {
+            let mut pools = lock(&self.inner.pools);
+            let pool = pools.get_mut(&config.name)?;
+            let mut found = None;
+            while let Some(env) = pool.idle.pop() {
+                if env.generation == generation
+                    && env.revision == config.revision_id
+                    && env.transition(EnvState::Busy).is_ok()
+                {
+                    found = Some(env);
+                    break;
+                }
+                stale.push(env);
             }
-            drop(env);
+            found
+        };
+        for env in stale {
+            self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
         }
-        None
+        found
     }
 
     fn release(&self, env: Arc<Environment>) {

@@ -1,0 +1,477 @@
+//! `gust-bench`: starts a real `gust serve` (release build) and measures, for a no-op handler
+//! in each runtime, warm invoke latency (p50/p99, concurrency 1), throughput at concurrency
+//! 1/8/32 and cold start to first response (p50/p99). Every figure is printed beside a floor
+//! measured in the same run on the same machine: a bare HTTP request/response on loopback
+//! with the same HTTP stack (hyper) for the warm figures, and the start of the bare
+//! interpreter for cold starts. Requests are SigV4-signed as real clients sign them.
+//!
+//! Run: `./scripts/bench` (builds the release binaries first).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use bytes::Bytes;
+use clap::Parser;
+use gust_api::{sigv4, Credentials};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The gust binary (a release build).
+    #[arg(long, default_value = "target/release/gust")]
+    gust: PathBuf,
+    /// A native bootstrap for `provided.al2023` (built on the lambda_runtime crate).
+    #[arg(long, default_value = "target/release/rust-echo")]
+    native_bootstrap: PathBuf,
+    /// Warm invokes per latency measurement.
+    #[arg(long, default_value_t = 2000)]
+    warm: usize,
+    /// Seconds per throughput measurement.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Cold starts per runtime.
+    #[arg(long, default_value_t = 20)]
+    cold: usize,
+}
+
+type HttpClient = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+
+#[derive(Clone)]
+struct Target {
+    http: HttpClient,
+    address: SocketAddr,
+    credentials: Option<Credentials>,
+}
+
+impl Target {
+    async fn send(&self, method: &str, path: &str, body: Vec<u8>) -> Result<(u16, Bytes)> {
+        let authority = self.address.to_string();
+        let mut headers = vec![("host".to_owned(), authority.clone())];
+        if let Some(credentials) = &self.credentials {
+            let parts = sigv4::RequestParts {
+                method,
+                raw_path: path,
+                raw_query: "",
+                headers: &headers,
+            };
+            let (authorization, date) = sigv4::sign(
+                &parts,
+                &body,
+                credentials,
+                "us-east-1",
+                "lambda",
+                time::OffsetDateTime::now_utc(),
+            );
+            headers.push(("x-amz-date".into(), date));
+            headers.push(("authorization".into(), authorization));
+        }
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{authority}{path}"));
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let response = self
+            .http
+            .request(request.body(Full::new(Bytes::from(body)))?)
+            .await?;
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok((status, bytes))
+    }
+
+    async fn invoke(&self, function: &str) -> Result<()> {
+        let (status, body) = self
+            .send(
+                "POST",
+                &format!("/2015-03-31/functions/{function}/invocations"),
+                b"{}".to_vec(),
+            )
+            .await?;
+        if status != 200 {
+            bail!(
+                "invoke {function}: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        Ok(())
+    }
+}
+
+fn client() -> HttpClient {
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(128)
+        .build_http()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// p50 and p99 of `n` sequential calls.
+async fn latency<F, Fut>(n: usize, mut call: F) -> Result<(Duration, Duration)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    for _ in 0..n.min(50) {
+        call().await?;
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        call().await?;
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    Ok((percentile(&samples, 0.5), percentile(&samples, 0.99)))
+}
+
+/// Requests per second over `seconds` with `concurrency` callers.
+async fn throughput<F, Fut>(concurrency: usize, seconds: f64, call: F) -> Result<f64>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let call = Arc::new(call);
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let call = Arc::clone(&call);
+        tasks.push(tokio::spawn(async move {
+            let mut count = 0u64;
+            while Instant::now() < deadline {
+                call().await?;
+                count += 1;
+            }
+            Ok::<u64, anyhow::Error>(count)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The floor for warm figures: a bare hyper server answering `{}` on loopback.
+async fn start_floor_server() -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |request: hyper::Request<hyper::body::Incoming>| async move {
+                        let _ = request.into_body().collect().await;
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from_static(b"{}"),
+                        )))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(address)
+}
+
+/// p50/p99 of starting `program args` and waiting for it (the cold-start floor).
+fn process_start(program: &str, args: &[&str], n: usize) -> Result<(Duration, Duration)> {
+    let mut samples = Vec::new();
+    for _ in 0..n {
+        let start = Instant::now();
+        let status = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("{program} failed");
+        }
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    Ok((percentile(&samples, 0.5), percentile(&samples, 0.99)))
+}
+
+fn zip(files: &[(&str, &[u8], u32)]) -> Result<Vec<u8>> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data, mode) in files {
+        writer.start_file(
+            *name,
+            zip::write::SimpleFileOptions::default().unix_permissions(*mode),
+        )?;
+        writer.write_all(data)?;
+    }
+    Ok(writer.finish()?.into_inner())
+}
+
+struct Server {
+    child: Child,
+    _dir: tempfile::TempDir,
+    address: SocketAddr,
+    credentials: Credentials,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(gust: &Path) -> Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let child = Command::new(gust)
+        .args(["serve", "--listen", &address.to_string(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("GUST_ACCESS_KEY_ID", "AKIABENCHMARK0000000")
+        .env("GUST_SECRET_ACCESS_KEY", "bench-secret")
+        .env("GUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", gust.display()))?;
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(address).is_ok() {
+            return Ok(Server {
+                child,
+                _dir: dir,
+                address,
+                credentials: Credentials {
+                    access_key_id: "AKIABENCHMARK0000000".into(),
+                    secret_access_key: "bench-secret".into(),
+                },
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("gust did not start")
+}
+
+struct Runtime {
+    label: &'static str,
+    function: &'static str,
+    runtime: &'static str,
+    handler: &'static str,
+    package: Vec<u8>,
+    floor: (String, Vec<String>),
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var("PATH")
+        .ok()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+async fn create(target: &Target, runtime: &Runtime) -> Result<()> {
+    let body = serde_json::json!({
+        "FunctionName": runtime.function, "Runtime": runtime.runtime, "Handler": runtime.handler,
+        "Role": "arn:aws:iam::000000000000:role/bench", "MemorySize": 256,
+        "Code": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(&runtime.package)},
+    });
+    let (status, answer) = target
+        .send("POST", "/2015-03-31/functions", serde_json::to_vec(&body)?)
+        .await?;
+    if status != 201 {
+        bail!(
+            "create {}: {status} {}",
+            runtime.function,
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    Ok(())
+}
+
+/// Forces the next invoke to cold-start: a configuration change retires warm environments.
+async fn retire(target: &Target, function: &str, n: usize) -> Result<()> {
+    let body =
+        serde_json::json!({ "Environment": { "Variables": { "BENCH_ROUND": n.to_string() } } });
+    let (status, answer) = target
+        .send(
+            "PUT",
+            &format!("/2015-03-31/functions/{function}/configuration"),
+            serde_json::to_vec(&body)?,
+        )
+        .await?;
+    if status != 200 {
+        bail!(
+            "update {function}: {status} {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    Ok(())
+}
+
+fn row(figure: &str, value: String, floor: String, ratio: String) {
+    println!("| {figure} | {value} | {floor} | {ratio} |");
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let server = start_server(&args.gust)?;
+    let target = Target {
+        http: client(),
+        address: server.address,
+        credentials: Some(server.credentials.clone()),
+    };
+    let floor_target = Target {
+        http: client(),
+        address: start_floor_server().await?,
+        credentials: None,
+    };
+
+    let mut runtimes = vec![Runtime {
+        label: "Python",
+        function: "bench-python",
+        runtime: "python3.12",
+        handler: "app.handler",
+        package: zip(&[(
+            "app.py",
+            b"def handler(event, context):\n    return None\n",
+            0o644,
+        )])?,
+        floor: ("python3".into(), vec!["-c".into(), "pass".into()]),
+    }];
+    if which("node").is_some() {
+        runtimes.push(Runtime {
+            label: "Node.js",
+            function: "bench-node",
+            runtime: "nodejs20.x",
+            handler: "index.handler",
+            package: zip(&[("index.js", b"exports.handler = async () => null;\n", 0o644)])?,
+            floor: ("node".into(), vec!["-e".into(), "0".into()]),
+        });
+    }
+    match std::fs::read(&args.native_bootstrap) {
+        Ok(binary) => runtimes.push(Runtime {
+            label: "native (provided, lambda_runtime)",
+            function: "bench-native",
+            runtime: "provided.al2023",
+            handler: "bootstrap",
+            package: zip(&[("bootstrap", &binary, 0o755)])?,
+            // The smallest native process start this machine has.
+            floor: ("/bin/true".into(), Vec::new()),
+        }),
+        Err(_) => eprintln!(
+            "note: {} not found; skipping the native runtime",
+            args.native_bootstrap.display()
+        ),
+    }
+
+    println!("| figure | Gust | floor (same run) | ratio / overhead |");
+    println!("|---|---|---|---|");
+    let bare = floor_target.clone();
+    let (floor_p50, floor_p99) = latency(args.warm, || {
+        let t = bare.clone();
+        async move { t.send("POST", "/", b"{}".to_vec()).await.map(|_| ()) }
+    })
+    .await?;
+    row(
+        "bare HTTP request/response (hyper, loopback) p50 / p99",
+        format!("{:.3} / {:.3} ms", ms(floor_p50), ms(floor_p99)),
+        "—".into(),
+        "—".into(),
+    );
+    let mut floor_rps = Vec::new();
+    for concurrency in [1usize, 8, 32] {
+        let t = floor_target.clone();
+        let rps = throughput(concurrency, args.seconds, move || {
+            let t = t.clone();
+            async move { t.send("POST", "/", b"{}".to_vec()).await.map(|_| ()) }
+        })
+        .await?;
+        floor_rps.push(rps);
+    }
+
+    for runtime in &runtimes {
+        create(&target, runtime).await?;
+        // Give the create's transition a moment and warm one environment.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        target.invoke(runtime.function).await?;
+        let t = target.clone();
+        let name = runtime.function;
+        let (p50, p99) = latency(args.warm, || {
+            let t = t.clone();
+            async move { t.invoke(name).await }
+        })
+        .await?;
+        row(
+            &format!("{} warm invoke p50 / p99 (c=1)", runtime.label),
+            format!("{:.3} / {:.3} ms", ms(p50), ms(p99)),
+            format!("{:.3} / {:.3} ms", ms(floor_p50), ms(floor_p99)),
+            format!("+{:.3} ms p50 over the floor", ms(p50) - ms(floor_p50)),
+        );
+        for (i, concurrency) in [1usize, 8, 32].into_iter().enumerate() {
+            let t = target.clone();
+            let rps = throughput(concurrency, args.seconds, move || {
+                let t = t.clone();
+                async move { t.invoke(name).await }
+            })
+            .await?;
+            row(
+                &format!("{} throughput c={concurrency}", runtime.label),
+                format!("{rps:.0} invokes/s"),
+                format!("{:.0} req/s", floor_rps[i]),
+                format!("{:.1}% of the floor", 100.0 * rps / floor_rps[i]),
+            );
+        }
+        let mut colds = Vec::new();
+        for round in 0..args.cold {
+            retire(&target, name, round).await?;
+            let start = Instant::now();
+            target.invoke(name).await?;
+            colds.push(start.elapsed());
+        }
+        colds.sort();
+        let (program, floor_args) = &runtime.floor;
+        let floor_args: Vec<&str> = floor_args.iter().map(String::as_str).collect();
+        let floor = process_start(program, &floor_args, args.cold)?;
+        let (c50, c99) = (percentile(&colds, 0.5), percentile(&colds, 0.99));
+        row(
+            &format!("{} cold start to first response p50 / p99", runtime.label),
+            format!("{:.1} / {:.1} ms", ms(c50), ms(c99)),
+            format!(
+                "{:.1} / {:.1} ms (`{}` start)",
+                ms(floor.0),
+                ms(floor.1),
+                Path::new(program)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+            format!("{:.1}x the bare start", ms(c50) / ms(floor.0).max(0.001)),
+        );
+    }
+    Ok(())
+}
