@@ -285,6 +285,19 @@ struct Runtime {
     floor: (String, Vec<String>),
 }
 
+/// The interpreter behind `python3` (PATH may hold a slow wrapper such as a pyenv shim;
+/// Gust starts the real one, so the floor must too).
+fn real_python() -> String {
+    Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "python3".into())
+}
+
 fn which(name: &str) -> Option<PathBuf> {
     std::env::var("PATH")
         .ok()?
@@ -361,7 +374,7 @@ async fn main() -> Result<()> {
             b"def handler(event, context):\n    return None\n",
             0o644,
         )])?,
-        floor: ("python3".into(), vec!["-c".into(), "pass".into()]),
+        floor: (real_python(), vec!["-c".into(), "pass".into()]),
     }];
     if which("node").is_some() {
         runtimes.push(Runtime {

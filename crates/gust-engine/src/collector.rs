@@ -187,10 +187,15 @@ async fn run(
                 for line in lines {
                     state.line(line);
                 }
+                let ending = end_capture.is_some();
                 if let Some(ack) = end_capture {
                     let _ = ack.send(state.capture.take().unwrap_or_default());
                 }
-                state.write();
+                // START waits for the invocation's next write (output or END): one write
+                // per invocation on the warm path instead of two.
+                if ending || !begin_capture {
+                    state.write();
+                }
                 if let Some(applied) = applied {
                     let _ = applied.send(());
                 }

@@ -111,7 +111,9 @@ impl SandboxProcess {
     }
 }
 
-/// Sums `VmHWM` over `pid` and its descendants found through `/proc/<pid>/task/*/children`.
+/// Sums `VmHWM` over `pid` and its descendants, found through each process's main-thread
+/// `children` list (children started from other threads are missed; cgroups will give the
+/// exact peak). Kept to a few small reads: it runs after every invocation.
 pub fn peak_memory_kib(proc_root: &Path, pid: u32) -> u64 {
     let mut total = 0;
     let mut stack = vec![pid];
@@ -129,16 +131,13 @@ pub fn peak_memory_kib(proc_root: &Path, pid: u32) -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
                 .unwrap_or(0);
         }
-        if let Ok(tasks) = std::fs::read_dir(base.join("task")) {
-            for task in tasks.flatten() {
-                if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
-                    stack.extend(
-                        children
-                            .split_whitespace()
-                            .filter_map(|c| c.parse::<u32>().ok()),
-                    );
-                }
-            }
+        let children = base.join("task").join(pid.to_string()).join("children");
+        if let Ok(children) = std::fs::read_to_string(children) {
+            stack.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
         }
     }
     total
