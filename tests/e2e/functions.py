@@ -50,6 +50,7 @@ def handler(event, context):
         return "x" * event["size"]
     if action == "log":
         print("printed line")
+        print(f"round {event.get('round')}")
         logger.info("logged line")
         print("to stderr", file=sys.stderr)
     if action == "unserializable":

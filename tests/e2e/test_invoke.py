@@ -197,6 +197,7 @@ def test_concurrent_invokes_get_their_own_environments(lam, py):
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda _: call(lam, py, {"action": "sleep", "seconds": 1})[1], range(4)))
     assert len({r["pid"] for r in results}) == 4
+    assert all(r["calls"] == 1 for r in results), "module state is per environment"
     # Afterwards the four are warm: four more concurrent invokes reuse them without INIT.
     with ThreadPoolExecutor(max_workers=4) as pool:
         again = list(pool.map(lambda _: call(lam, py, {"action": "sleep", "seconds": 0.5}), range(4)))
@@ -351,3 +352,28 @@ def test_aws_cli_invoke(server, py, tmp_path):
     assert result["StatusCode"] == 200 and result["ExecutedVersion"] == "$LATEST"
     assert "REPORT RequestId" in base64.b64decode(result["LogResult"]).decode()
     assert json.loads(out.read_text())["event"] == {"cli": 1}
+
+
+def test_gust_logs_since_and_follow(server, lam, py):
+    import subprocess
+    call(lam, py, {"action": "log"})
+    recent = server.gust("logs", "py", "--since", "1m").stdout
+    assert "printed line" in recent and "START RequestId" in recent
+    follower = subprocess.Popen([str(server_bin()), "logs", "py", "--follow", "--since", "1s",
+                                 "--data-dir", str(server.data_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        call(lam, py, {"action": "log", "round": 2})
+        deadline = time.monotonic() + 10
+        seen = ""
+        while time.monotonic() < deadline and "round 2" not in seen:
+            seen += follower.stdout.readline()
+        assert "round 2" in seen
+    finally:
+        follower.terminate()
+        follower.wait(timeout=5)
+
+
+def server_bin():
+    from conftest import GUST_BIN
+    return GUST_BIN
