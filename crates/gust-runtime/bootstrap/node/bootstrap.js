@@ -4,37 +4,103 @@
 // invocations from AWS_LAMBDA_RUNTIME_API until the process is stopped.
 'use strict';
 
-const http = require('http');
+const net = require('net');
 const fs = require('fs');
 const path = require('path');
 const { pathToFileURL } = require('url');
 const util = require('util');
 
-const [apiHost, apiPort] = process.env.AWS_LAMBDA_RUNTIME_API.split(':');
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const apiAddress = process.env.AWS_LAMBDA_RUNTIME_API;
+const [apiHost, apiPort] = apiAddress.split(':');
 const PREFIX = '/2018-06-01/runtime';
 let currentRequestId = '';
 
+// One keep-alive HTTP/1.1 connection to the Runtime API. A small client of its own rather
+// than Node's http module, which costs more per request than the whole round trip. The
+// socket is unref'd between requests, so an otherwise empty event loop can end (that is
+// how callback handlers wait for it).
+class RuntimeClient {
+  constructor() {
+    this.socket = null;
+    this.buffer = Buffer.alloc(0);
+    this.waiting = null;
+  }
+
+  connect() {
+    return new Promise((resolve, reject) => {
+      const socket = net.createConnection({ host: apiHost, port: Number(apiPort) }, () => resolve(socket));
+      socket.setNoDelay(true);
+      socket.on('data', (chunk) => {
+        this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+        this.parse();
+      });
+      const fail = (error) => {
+        if (this.socket === socket) this.socket = null;
+        const waiting = this.waiting;
+        this.waiting = null;
+        if (waiting) waiting.reject(error || new Error('Runtime API connection closed'));
+        reject(error);
+      };
+      socket.on('error', fail);
+      socket.on('close', () => fail(null));
+    });
+  }
+
+  parse() {
+    if (!this.waiting) return;
+    const end = this.buffer.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    const lines = this.buffer.subarray(0, end).toString('latin1').split('\r\n');
+    const status = Number(lines[0].split(' ')[1]);
+    const headers = {};
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(':');
+      if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    const length = Number(headers['content-length'] || 0);
+    if (this.buffer.length < end + 4 + length) return;
+    const body = Buffer.from(this.buffer.subarray(end + 4, end + 4 + length));
+    this.buffer = this.buffer.subarray(end + 4 + length);
+    const waiting = this.waiting;
+    this.waiting = null;
+    if (this.socket) this.socket.unref();
+    waiting.resolve({ status, headers, body });
+  }
+
+  async request(method, urlPath, body, headers) {
+    const payload = body === undefined ? Buffer.alloc(0) : body;
+    let head = `${method} ${PREFIX}${urlPath} HTTP/1.1\r\nHost: ${apiAddress}\r\nContent-Length: ${payload.length}\r\n`;
+    for (const [name, value] of Object.entries(headers || {})) head += `${name}: ${value}\r\n`;
+    head += '\r\n';
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        if (!this.socket) {
+          this.buffer = Buffer.alloc(0);
+          this.socket = await this.connect();
+        }
+        this.socket.ref();
+        const answer = new Promise((resolve, reject) => { this.waiting = { resolve, reject }; });
+        this.socket.write(payload.length < 65536 ? Buffer.concat([Buffer.from(head, 'latin1'), payload]) : head);
+        if (payload.length >= 65536) this.socket.write(payload);
+        return await answer;
+      } catch (error) {
+        if (this.socket) this.socket.destroy();
+        this.socket = null;
+        if (attempt > 0) throw error;
+      }
+    }
+  }
+}
+
+const client = new RuntimeClient();
+
 function request(method, urlPath, body, headers) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: apiHost, port: Number(apiPort), method, path: PREFIX + urlPath, agent, headers: headers || {} },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    if (body !== undefined) req.write(body);
-    req.end();
-  });
+  return client.request(method, urlPath, body, headers);
 }
 
 function post(urlPath, value, errorType) {
   const body = Buffer.from(value === undefined ? 'null' : value);
-  const headers = { 'Content-Type': 'application/json', 'Content-Length': body.length };
+  const headers = { 'Content-Type': 'application/json' };
   if (errorType) headers['Lambda-Runtime-Function-Error-Type'] = errorType;
   return request('POST', urlPath, body, headers);
 }
