@@ -126,21 +126,24 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    if let Auth::SigV4(credentials) = &state.config.auth {
+        sigv4::precheck(&headers, credentials)?;
+    }
     let body = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| too_large())?;
 
     if let Auth::SigV4(credentials) = &state.config.auth {
-        let headers: Vec<(String, String)> = parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
         let request_parts = sigv4::RequestParts {
             method: parts.method.as_str(),
             raw_path: &raw_path,

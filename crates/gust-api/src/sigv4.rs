@@ -325,6 +325,18 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The checks that need no body: an `Authorization` header naming this server's key.
+/// Done before a (possibly large) body is read, so unauthenticated clients cannot make the
+/// server buffer it.
+pub fn precheck(headers: &[(String, String)], credentials: &Credentials) -> Result<(), AuthError> {
+    let authorization = first_header(headers, "authorization").ok_or(AuthError::Missing)?;
+    let auth = parse_authorization(authorization)?;
+    if auth.access_key_id != credentials.access_key_id {
+        return Err(AuthError::UnknownKey);
+    }
+    Ok(())
+}
+
 /// Verifies a header-signed request for `service` against `credentials` at time `now`.
 pub fn verify(
     parts: &RequestParts<'_>,

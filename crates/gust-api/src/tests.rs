@@ -51,7 +51,7 @@ fn harness() -> Harness {
             logs_dir: dir.path().join("logs"),
         },
         store.clone(),
-        Arc::new(gust_sandbox::ProcessSandbox),
+        Arc::new(gust_sandbox::ProcessSandbox::default()),
         gust_runtime::RuntimeRegistry::install(
             &dir.path().join("runtime"),
             &std::env::var("PATH").unwrap_or_default(),

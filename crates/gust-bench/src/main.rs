@@ -309,7 +309,7 @@ fn which(name: &str) -> Option<PathBuf> {
 async fn create(target: &Target, runtime: &Runtime) -> Result<()> {
     let body = serde_json::json!({
         "FunctionName": runtime.function, "Runtime": runtime.runtime, "Handler": runtime.handler,
-        "Role": "arn:aws:iam::000000000000:role/bench", "MemorySize": 256,
+        "Role": "arn:aws:iam::000000000000:role/bench", "MemorySize": 1769,
         "Code": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(&runtime.package)},
     });
     let (status, answer) = target

@@ -278,6 +278,35 @@ impl ControlPlane {
         }
     }
 
+    /// Finishes transitions a crash interrupted (a function stuck `Pending` or with an
+    /// update `InProgress`), so it can be invoked and updated again. Run at start.
+    pub fn recover(&self) -> Result<usize> {
+        let mut recovered = 0;
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self.store.list_functions(marker.as_deref(), 500)?;
+            for config in &page.functions {
+                let mut fixed = config.clone();
+                if fixed.state == gust_model::FunctionState::Pending {
+                    fixed.activate()?;
+                }
+                if fixed.is_updating() {
+                    fixed.finish_update(LastUpdateStatus::Successful)?;
+                }
+                if fixed != *config {
+                    self.store
+                        .replace_function(&fixed, &config.revision_id, None)?;
+                    tracing::warn!(function = %config.name, "finished a transition interrupted by a crash");
+                    recovered += 1;
+                }
+            }
+            match page.next_marker {
+                Some(next) => marker = Some(next),
+                None => return Ok(recovered),
+            }
+        }
+    }
+
     /// GetFunction.
     pub fn get_function(&self, reference: &FunctionRef) -> Result<FunctionDetails> {
         self.load(reference)

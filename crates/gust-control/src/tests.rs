@@ -56,6 +56,32 @@ fn create_answers_pending_and_leaves_the_function_active() {
 }
 
 #[test]
+fn interrupted_transitions_are_finished_at_start() {
+    let (_dir, plane) = plane();
+    let created = plane.create_function(&request("f"), &zip("x = 1")).unwrap();
+    let r = reference(&plane, "f");
+    // Simulate a crash between the two writes of an update.
+    let mut stuck = plane.get_function(&r).unwrap().config;
+    stuck.begin_update().unwrap();
+    plane
+        .store()
+        .replace_function(&stuck, &created.revision_id, None)
+        .unwrap();
+    assert!(plane
+        .update_configuration(&r, &FunctionUpdate::default(), None)
+        .is_err());
+    assert_eq!(plane.recover().unwrap(), 1);
+    assert_eq!(
+        plane.get_function(&r).unwrap().config.last_update,
+        Some(LastUpdateStatus::Successful)
+    );
+    assert_eq!(plane.recover().unwrap(), 0);
+    assert!(plane
+        .update_configuration(&r, &FunctionUpdate::default(), None)
+        .is_ok());
+}
+
+#[test]
 fn duplicate_create_is_a_conflict() {
     let (_dir, plane) = plane();
     plane.create_function(&request("f"), &zip("x = 1")).unwrap();

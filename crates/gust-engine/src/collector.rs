@@ -118,6 +118,17 @@ impl State {
         if let Some(capture) = &mut self.capture {
             capture.push_str(&message);
             capture.push('\n');
+            // Only the tail is ever used: keep memory bounded for chatty functions.
+            if capture.len() > 64 * 1024 {
+                let mut cut = capture.len() - 16 * 1024;
+                while !capture.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                capture.drain(..cut);
+            }
+        }
+        if self.pending.len() >= 1024 {
+            self.write();
         }
         self.pending.push(LogEvent {
             timestamp_ms: now_ms(),

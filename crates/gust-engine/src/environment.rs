@@ -1,12 +1,12 @@
 //! One execution environment: a runtime process with its own Runtime API, serving one
 //! function revision, one invocation at a time.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gust_model::FunctionName;
 use gust_runtime::RuntimeApi;
-use gust_sandbox::SandboxProcess;
+use gust_sandbox::{Controls, SandboxProcess};
 use tokio::sync::{mpsc, watch};
 
 use crate::collector::Collector;
@@ -63,7 +63,7 @@ pub(crate) struct Environment {
     pub revision: String,
     pub generation: u64,
     pub stream: String,
-    pub pid: u32,
+    pub controls: Controls,
     pub api: RuntimeApi,
     pub collector: Collector,
     state: Mutex<EnvState>,
@@ -71,6 +71,9 @@ pub(crate) struct Environment {
     last_used: Mutex<Instant>,
     stop: mpsc::UnboundedSender<Stop>,
     exit: watch::Receiver<Option<String>>,
+    oom: Arc<std::sync::atomic::AtomicBool>,
+    /// Peak memory (KiB) read just before the process's cgroup was removed.
+    final_peak_kib: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -102,6 +105,7 @@ pub(crate) struct Parts {
     pub api: RuntimeApi,
     pub collector: Collector,
     pub process: SandboxProcess,
+    pub controls: Controls,
 }
 
 impl Environment {
@@ -115,10 +119,17 @@ impl Environment {
             api,
             collector,
             mut process,
+            controls,
         } = parts;
-        let pid = process.pid();
         let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
         let (exit_tx, exit_rx) = watch::channel(None);
+        let oom = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let final_peak_kib = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (oom_flag, peak, supervised) = (
+            Arc::clone(&oom),
+            Arc::clone(&final_peak_kib),
+            controls.clone(),
+        );
         tokio::spawn(async move {
             let description = tokio::select! {
                 status = process.wait() => describe_exit(status),
@@ -130,8 +141,16 @@ impl Environment {
                     "signal: killed".to_owned()
                 }
             };
-            // The leader is gone; make sure nothing it started lingers.
-            process.signal_group(gust_sandbox::Signal::SIGKILL);
+            // Read what the cgroup knows before it is removed with the environment.
+            peak.store(
+                supervised.peak_memory_kib(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            if supervised.out_of_memory() {
+                oom_flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            // The leader is gone; make sure nothing it started lingers, and remove its cgroup.
+            process.kill().await;
             let _ = exit_tx.send(Some(description));
         });
         Environment {
@@ -139,7 +158,7 @@ impl Environment {
             revision,
             generation,
             stream,
-            pid,
+            controls,
             api,
             collector,
             state: Mutex::new(EnvState::Initializing),
@@ -147,6 +166,8 @@ impl Environment {
             last_used: Mutex::new(Instant::now()),
             stop: stop_tx,
             exit: exit_rx,
+            oom,
+            final_peak_kib,
         }
     }
 
@@ -175,7 +196,29 @@ impl Environment {
 
     /// Peak memory of the environment's processes, MB (rounded up).
     pub(crate) fn max_memory_mb(&self) -> u64 {
-        gust_sandbox::peak_memory_kib(std::path::Path::new("/proc"), self.pid).div_ceil(1024)
+        let live = self.controls.peak_memory_kib();
+        let last = self
+            .final_peak_kib
+            .load(std::sync::atomic::Ordering::Relaxed);
+        live.max(last).div_ceil(1024)
+    }
+
+    /// Whether the runtime process has exited already.
+    pub(crate) fn has_exited(&self) -> bool {
+        self.exit.borrow().is_some()
+    }
+
+    /// Whether the kernel killed a process of this environment for exceeding its memory
+    /// (recorded before the cgroup is removed).
+    pub(crate) fn out_of_memory(&self) -> bool {
+        self.oom.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits (at most `limit`) for the process to exit; how it exited, if it did.
+    pub(crate) async fn exited_within(&self, limit: Duration) -> String {
+        tokio::time::timeout(limit, self.exited())
+            .await
+            .unwrap_or_else(|_| "Runtime failed without exiting".to_owned())
     }
 
     /// Waits until the runtime process has exited; returns how it exited.

@@ -111,6 +111,8 @@ struct Inner {
     logs: Arc<LogStore>,
     pools: Mutex<HashMap<FunctionName, Pool>>,
     live: AtomicUsize,
+    /// Set at server shutdown: environments coming back from an invoke are shut down.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// The execution engine of one server.
@@ -204,6 +206,7 @@ impl Engine {
                 logs,
                 pools: Mutex::new(HashMap::new()),
                 live: AtomicUsize::new(0),
+                closing: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -256,6 +259,32 @@ impl Engine {
         }
     }
 
+    /// Shuts down the environment idle longest; `false` if none is idle.
+    fn evict_one_idle(&self) -> bool {
+        let victim = {
+            let mut pools = lock(&self.inner.pools);
+            let oldest = pools
+                .iter()
+                .flat_map(|(name, pool)| {
+                    pool.idle
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, env)| (name.clone(), i, env.idle_for()))
+                })
+                .max_by_key(|(_, _, idle)| *idle);
+            oldest.and_then(|(name, index, _)| {
+                pools.get_mut(&name).map(|pool| pool.idle.remove(index))
+            })
+        };
+        match victim {
+            Some(env) => {
+                self.shut_down(&env, Stop::Kill);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn shut_down(&self, env: &Environment, how: Stop) {
         if env.stop(how) {
             self.inner.live.fetch_sub(1, Ordering::Relaxed);
@@ -282,8 +311,10 @@ impl Engine {
         self.function_changed(function);
     }
 
-    /// Shuts every idle environment down (server shutdown).
+    /// Shuts every idle environment down (server shutdown); busy ones are shut down when
+    /// their invocation ends.
     pub async fn shutdown(&self) {
+        self.inner.closing.store(true, Ordering::Relaxed);
         let all: Vec<Arc<Environment>> = lock(&self.inner.pools)
             .values_mut()
             .flat_map(|p| std::mem::take(&mut p.idle))
@@ -365,8 +396,10 @@ impl Engine {
             let pool = pools.get_mut(&config.name)?;
             let mut found = None;
             while let Some(env) = pool.idle.pop() {
+                // A runtime that died while idle (a crash after answering) is not reused.
                 if env.generation == generation
                     && env.revision == config.revision_id
+                    && !env.has_exited()
                     && env.transition(EnvState::Busy).is_ok()
                 {
                     found = Some(env);
@@ -379,10 +412,19 @@ impl Engine {
         for env in stale {
             self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
         }
+        if let Some(env) = &found {
+            env.controls.thaw();
+        }
         found
     }
 
     fn release(&self, env: Arc<Environment>) {
+        if self.inner.closing.load(Ordering::Relaxed) {
+            self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
+            return;
+        }
+        // Frozen before anyone can take it: idle environments use no CPU. Taking it thaws it.
+        env.controls.freeze();
         let current = {
             let mut pools = lock(&self.inner.pools);
             match pools.get_mut(&env.function) {
@@ -477,7 +519,9 @@ impl Engine {
         generation: u64,
     ) -> Result<Result<Arc<Environment>, InitFailure>, EngineError> {
         let live = self.inner.live.fetch_add(1, Ordering::Relaxed);
-        if live >= self.inner.config.max_environments {
+        // At the limit, an idle environment (of any function) makes room before the invoke
+        // is refused: only running invocations count against the account's concurrency.
+        if live >= self.inner.config.max_environments && !self.evict_one_idle() {
             self.inner.live.fetch_sub(1, Ordering::Relaxed);
             return Err(EngineError::TooManyEnvironments);
         }
@@ -547,6 +591,8 @@ impl Engine {
             env: self.environment_variables(config, &api, &code_dir, &stream, &launch),
             cwd: code_dir.clone(),
             output: writer.into(),
+            id: random_hex(8),
+            memory_mb: config.memory_mb,
         };
         let process = match self.inner.sandbox.spawn(spec) {
             Ok(process) => process,
@@ -560,6 +606,7 @@ impl Engine {
                 }));
             }
         };
+        let controls = process.controls(self.inner.sandbox.cpu_quota(config.memory_mb));
         let env = Arc::new(Environment::new(Parts {
             function: config.name.clone(),
             revision: config.revision_id.clone(),
@@ -568,6 +615,7 @@ impl Engine {
             api,
             collector,
             process,
+            controls,
         }));
         let init_timeout = INIT_TIMEOUT_MIN.max(Duration::from_secs(u64::from(config.timeout_s)));
         let outcome = tokio::select! {
@@ -586,6 +634,8 @@ impl Engine {
         match outcome {
             Some(InitOutcome::Ready) => {
                 env.set_init_duration(init_duration);
+                // INIT ran unthrottled; invocations get the function's CPU share.
+                env.controls.limit_cpu();
                 env.transition(EnvState::Busy)
                     .map_err(|e| EngineError::Internal(e.to_string()))?;
                 Ok(Ok(env))
@@ -687,12 +737,21 @@ impl Engine {
             cognito_identity: None,
         };
         let finish = match env.api.dispatch(invocation).await {
-            Err(_) => Finish::Crashed(env.exited().await),
+            // Nothing will answer: stop the runtime, then report how it ended (bounded, so the
+            // caller always gets an answer).
+            Err(_) => {
+                self.shut_down(&env, Stop::Kill);
+                Finish::Crashed(env.exited_within(Duration::from_secs(2)).await)
+            }
             Ok(result) => tokio::select! {
                 biased;
                 result = result => match result {
                     Ok(result) => Finish::Result(result),
-                    Err(_) => Finish::Crashed(env.exited().await),
+                                        // The responder was dropped (the runtime broke its connection mid-post).
+                    Err(_) => {
+                        self.shut_down(&env, Stop::Kill);
+                        Finish::Crashed(env.exited_within(Duration::from_secs(2)).await)
+                    }
                 },
                 exit = env.exited() => Finish::Crashed(exit),
                 () = tokio::time::sleep(timeout) => Finish::TimedOut,
@@ -741,15 +800,21 @@ impl Engine {
                 )
             }
             Finish::Crashed(exit) => {
+                // Read before the cgroup goes away with the environment.
+                let kind = if env.out_of_memory() || env.controls.out_of_memory() {
+                    "Runtime.OutOfMemory"
+                } else {
+                    "Runtime.ExitError"
+                };
                 self.shut_down(&env, Stop::Kill);
                 let message =
                     format!("RequestId: {request_id} Error: Runtime exited with error: {exit}");
                 (
-                    platform_error("Runtime.ExitError", message.clone()),
+                    platform_error(kind, message.clone()),
                     true,
                     false,
-                    vec![format!("{message}\nRuntime.ExitError").replace('\n', "\t")],
-                    Some("Status: error\tError Type: Runtime.ExitError".to_owned()),
+                    vec![format!("{message}\t{kind}")],
+                    Some(format!("Status: error\tError Type: {kind}")),
                 )
             }
         };

@@ -1,15 +1,22 @@
 //! Starting and stopping the processes of execution environments.
 //!
 //! The engine asks a [`Sandbox`] to start a runtime process from a [`SpawnSpec`] and gets a
-//! [`SandboxProcess`] back: it can wait for it, measure its memory and end it together
-//! with every process it started. This crate is where isolation (namespaces, cgroups,
-//! seccomp) will live; [`ProcessSandbox`] is the plain-process backend: a new process group
-//! per environment, no isolation beyond that.
+//! [`SandboxProcess`] back: it can wait for it, measure its memory, freeze and thaw it, and
+//! end it together with every process it started. [`ProcessSandbox`] runs each environment
+//! as its own process group and, where the host allows, in its own cgroup ([`cgroup`]) with
+//! Lambda's memory, CPU and process limits. Namespaces, mounts and seccomp come next.
+//!
+//! This is the only crate with `unsafe` (the `pre_exec` hook that joins the cgroup).
+#![allow(unsafe_code)]
+
+pub mod cgroup;
 
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::killpg;
@@ -31,6 +38,9 @@ pub enum SandboxError {
     /// Duplicating the output descriptor failed.
     #[error("cannot set up process output: {0}")]
     Output(#[source] std::io::Error),
+    /// The environment's cgroup could not be set up.
+    #[error(transparent)]
+    Cgroup(#[from] cgroup::CgroupError),
 }
 
 /// Everything needed to start one environment's runtime process.
@@ -46,6 +56,10 @@ pub struct SpawnSpec {
     pub cwd: PathBuf,
     /// Where stdout and stderr both go (one pipe, so their lines stay in order).
     pub output: OwnedFd,
+    /// A unique name for the environment (its cgroup's).
+    pub id: String,
+    /// The function's memory, MB: the memory limit and the CPU share follow it.
+    pub memory_mb: u32,
 }
 
 /// Starts environment processes.
@@ -54,6 +68,11 @@ pub trait Sandbox: Send + Sync + std::fmt::Debug {
     fn spawn(&self, spec: SpawnSpec) -> Result<SandboxProcess, SandboxError>;
     /// A one-line description for the startup report.
     fn describe(&self) -> String;
+    /// The CPU quota an environment of `memory_mb` gets after INIT, if any.
+    fn cpu_quota(&self, memory_mb: u32) -> Option<cgroup::CpuQuota> {
+        let _ = memory_mb;
+        None
+    }
 }
 
 /// A started environment process (the leader of its own process group).
@@ -61,6 +80,56 @@ pub trait Sandbox: Send + Sync + std::fmt::Debug {
 pub struct SandboxProcess {
     child: tokio::process::Child,
     pid: u32,
+    cgroup: Option<Arc<cgroup::EnvCgroup>>,
+}
+
+/// Controls on a running environment that outlive the handle used to wait for it.
+#[derive(Debug, Clone)]
+pub struct Controls {
+    pid: u32,
+    cgroup: Option<Arc<cgroup::EnvCgroup>>,
+    cpu_quota: Option<cgroup::CpuQuota>,
+}
+
+impl Controls {
+    /// Peak memory of the environment's processes together, KiB: the cgroup's peak when
+    /// there is one, else `VmHWM` over the process tree.
+    pub fn peak_memory_kib(&self) -> u64 {
+        match self.cgroup.as_ref().and_then(|c| c.peak_memory_bytes()) {
+            Some(bytes) => bytes.div_ceil(1024),
+            None => peak_memory_kib(Path::new("/proc"), self.pid),
+        }
+    }
+
+    /// Whether the kernel killed a process of the environment for using too much memory.
+    pub fn out_of_memory(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0)
+    }
+
+    /// Applies the CPU quota (after INIT, which runs unthrottled).
+    pub fn limit_cpu(&self) {
+        if let (Some(cgroup), Some(quota)) = (&self.cgroup, self.cpu_quota) {
+            if let Err(error) = cgroup.set_cpu_quota(Some(quota)) {
+                tracing::warn!(%error, "cannot apply the CPU quota");
+            }
+        }
+    }
+
+    /// Stops the environment's processes between invocations.
+    pub fn freeze(&self) {
+        if let Some(cgroup) = &self.cgroup {
+            if let Err(error) = cgroup.freeze() {
+                tracing::warn!(%error, "cannot freeze environment");
+            }
+        }
+    }
+
+    /// Lets them run again.
+    pub fn thaw(&self) {
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.thaw();
+        }
+    }
 }
 
 impl SandboxProcess {
@@ -86,14 +155,30 @@ impl SandboxProcess {
         }
     }
 
-    /// SIGKILLs the group and reaps the leader.
+    /// SIGKILLs everything the environment started (its cgroup, else its process group),
+    /// reaps the leader and removes the cgroup.
     pub async fn kill(&mut self) {
+        if let Some(cgroup) = &self.cgroup {
+            // Frozen processes cannot die until thawed.
+            cgroup.thaw();
+            cgroup.kill_all();
+        }
         self.signal_group(Signal::SIGKILL);
         let _ = self.child.wait().await;
+        if let Some(cgroup) = self.cgroup.take() {
+            let _ = tokio::task::spawn_blocking(move || {
+                cgroup.kill_all();
+                cgroup.remove();
+            })
+            .await;
+        }
     }
 
     /// SIGTERM, then SIGKILL after `grace` if the leader is still running.
     pub async fn terminate(&mut self, grace: Duration) {
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.thaw();
+        }
         self.signal_group(Signal::SIGTERM);
         if tokio::time::timeout(grace, self.child.wait())
             .await
@@ -104,10 +189,13 @@ impl SandboxProcess {
         self.kill().await;
     }
 
-    /// Peak resident memory of the leader and its descendants, in KiB (the sum of each
-    /// live process's `VmHWM`).
-    pub fn peak_memory_kib(&self) -> u64 {
-        peak_memory_kib(Path::new("/proc"), self.pid)
+    /// Handles to the environment's limits and freezer.
+    pub fn controls(&self, cpu_quota: Option<cgroup::CpuQuota>) -> Controls {
+        Controls {
+            pid: self.pid,
+            cgroup: self.cgroup.clone(),
+            cpu_quota,
+        }
     }
 }
 
@@ -143,14 +231,91 @@ pub fn peak_memory_kib(proc_root: &Path, pid: u32) -> u64 {
     total
 }
 
-/// The plain-process backend: each environment is a process group of the server's user.
-#[derive(Debug, Default)]
-pub struct ProcessSandbox;
+/// Where the host allows it, each environment gets its own cgroup.
+#[derive(Debug, Clone)]
+pub struct ProcessSandboxConfig {
+    /// Cgroups to place environments in, or why there are none.
+    pub cgroups: Result<cgroup::Cgroups, String>,
+    /// Whether CPU is limited in proportion to memory (off for development machines).
+    pub proportional_cpu: bool,
+    /// Most processes and threads per environment.
+    pub pids_max: u64,
+}
+
+/// Each environment is a process group of the server's user, in its own cgroup when the
+/// host has a writable hierarchy.
+#[derive(Debug)]
+pub struct ProcessSandbox {
+    config: ProcessSandboxConfig,
+}
+
+impl Default for ProcessSandbox {
+    fn default() -> Self {
+        ProcessSandbox::new(ProcessSandboxConfig {
+            cgroups: Err("not requested".into()),
+            proportional_cpu: false,
+            pids_max: 1024,
+        })
+    }
+}
+
+impl ProcessSandbox {
+    /// A sandbox with `config`.
+    pub fn new(config: ProcessSandboxConfig) -> Self {
+        ProcessSandbox { config }
+    }
+
+    /// What is enforced and what is not, one line per protection, for the startup report
+    /// and `gust doctor`.
+    pub fn report(&self) -> Vec<(String, bool, String)> {
+        let mut lines = Vec::new();
+        match &self.config.cgroups {
+            Ok(cgroups) => {
+                let version = match cgroups.version() {
+                    cgroup::CgroupVersion::V1 => "v1",
+                    cgroup::CgroupVersion::V2 => "v2",
+                };
+                lines.push(("cgroups".into(), true, format!("{version}: memory limit = MemorySize, pids limit {}, freezer for idle environments", self.config.pids_max)));
+                lines.push((
+                    "cpu".into(),
+                    self.config.proportional_cpu,
+                    if self.config.proportional_cpu {
+                        "quota proportional to memory (1,769 MB = 1 vCPU), applied after INIT"
+                            .into()
+                    } else {
+                        "no quota (--no-cpu-quota): functions may use every core".into()
+                    },
+                ));
+            }
+            Err(reason) => {
+                lines.push(("cgroups".into(), false, format!("unavailable ({reason}): memory, CPU and process limits are NOT enforced and idle environments are not frozen")));
+            }
+        }
+        lines.push(("isolation".into(), false, "no namespaces, mounts or seccomp yet: functions run as the server's user and see its filesystem".into()));
+        lines
+    }
+}
 
 impl Sandbox for ProcessSandbox {
     fn spawn(&self, spec: SpawnSpec) -> Result<SandboxProcess, SandboxError> {
         let stderr = spec.output.try_clone().map_err(SandboxError::Output)?;
-        let mut command = tokio::process::Command::new(&spec.program);
+        let cgroup = match &self.config.cgroups {
+            Ok(cgroups) => {
+                let limits = cgroup::Limits {
+                    memory_bytes: u64::from(spec.memory_mb) << 20,
+                    // INIT runs unthrottled; the quota is applied once the runtime is ready.
+                    cpu_quota: None,
+                    pids_max: self.config.pids_max,
+                };
+                Some(Arc::new(cgroups.create(&spec.id, &limits)?))
+            }
+            Err(_) => None,
+        };
+        let procs = match &cgroup {
+            Some(cgroup) => cgroup.procs_files()?,
+            None => Vec::new(),
+        };
+        let mut command = std::process::Command::new(&spec.program);
         command
             .args(&spec.args)
             .env_clear()
@@ -160,19 +325,50 @@ impl Sandbox for ProcessSandbox {
             .stdout(Stdio::from(spec.output))
             .stderr(Stdio::from(stderr))
             // Its own group, so ending the environment ends everything it started.
-            .process_group(0)
-            .kill_on_drop(true);
-        let child = command.spawn().map_err(|source| SandboxError::Spawn {
-            program: spec.program.clone(),
-            source,
-        })?;
+            .process_group(0);
+        if !procs.is_empty() {
+            // SAFETY: the hook runs in the child between fork and exec, where only
+            // async-signal-safe calls are allowed. It only calls write(2) on descriptors
+            // opened before the fork, with a static buffer, and allocates nothing.
+            unsafe {
+                command.pre_exec(move || {
+                    for fd in &procs {
+                        // "0" moves the writing process itself into the cgroup.
+                        nix::unistd::write(fd.as_fd(), b"0").map_err(std::io::Error::from)?;
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut command = tokio::process::Command::from(command);
+        command.kill_on_drop(true);
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(source) => {
+                if let Some(cgroup) = &cgroup {
+                    cgroup.remove();
+                }
+                return Err(SandboxError::Spawn {
+                    program: spec.program.clone(),
+                    source,
+                });
+            }
+        };
         let pid = child.id().unwrap_or(0);
-        Ok(SandboxProcess { child, pid })
+        Ok(SandboxProcess { child, pid, cgroup })
+    }
+
+    fn cpu_quota(&self, memory_mb: u32) -> Option<cgroup::CpuQuota> {
+        (self.config.proportional_cpu && self.config.cgroups.is_ok())
+            .then(|| cgroup::CpuQuota::for_memory(memory_mb))
     }
 
     fn describe(&self) -> String {
-        "plain processes (no isolation: each environment is a process group of the server's user)"
-            .to_owned()
+        self.report()
+            .iter()
+            .map(|(name, on, text)| format!("{name}: {} {text}", if *on { "on," } else { "OFF," }))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -192,13 +388,15 @@ mod tests {
             ],
             cwd: std::env::temp_dir(),
             output,
+            id: "test".into(),
+            memory_mb: 128,
         }
     }
 
     #[tokio::test]
     async fn output_env_and_exit_status() {
         let (mut reader, writer) = std::io::pipe().unwrap();
-        let mut process = ProcessSandbox
+        let mut process = ProcessSandbox::default()
             .spawn(spec(
                 "echo $GREETING; echo err >&2; echo ${HOME:-unset}; exit 3",
                 writer.into(),
@@ -214,7 +412,7 @@ mod tests {
     #[tokio::test]
     async fn kill_ends_the_whole_group() {
         let (_reader, writer) = std::io::pipe().unwrap();
-        let mut process = ProcessSandbox
+        let mut process = ProcessSandbox::default()
             .spawn(spec("sleep 30 & sleep 30 & wait", writer.into()))
             .unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -245,7 +443,7 @@ mod tests {
             let mut s = spec("", writer.into());
             s.program = "/nonexistent/bootstrap".into();
             assert!(matches!(
-                ProcessSandbox.spawn(s),
+                ProcessSandbox::default().spawn(s),
                 Err(SandboxError::Spawn { .. })
             ));
         });

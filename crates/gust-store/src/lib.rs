@@ -175,10 +175,20 @@ impl Store {
         new_code: Option<StagedBlob>,
     ) -> Result<(), StoreError> {
         let mut connection = self.lock();
+        let committed_new_code = new_code.is_some();
         if let Some(code) = new_code {
             self.blobs.commit(code)?;
         }
-        let old_digest = db::replace_function(&mut connection, config, expected_revision)?;
+        let old_digest = match db::replace_function(&mut connection, config, expected_revision) {
+            Ok(old) => old,
+            Err(error) => {
+                // A lost race must not leave the package it brought behind.
+                if committed_new_code {
+                    self.collect_blob(&connection, &config.code.digest)?;
+                }
+                return Err(error);
+            }
+        };
         if old_digest != config.code.digest {
             self.collect_blob(&connection, &old_digest)?;
         }

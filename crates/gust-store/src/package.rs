@@ -71,6 +71,19 @@ fn walk<R: Read + io::Seek>(
             limit: unzipped_limit,
         });
     }
+    // Every symlink of the package, known before any entry is visited: nothing may be
+    // reached *through* one (a link to `..` followed by a link relative to it would escape
+    // while each looks harmless on its own).
+    let symlinks: std::collections::HashSet<PathBuf> = (0..archive.len())
+        .filter_map(|i| {
+            archive
+                .by_index_raw(i)
+                .ok()
+                .map(|f| (f.name().to_owned(), f.unix_mode()))
+        })
+        .filter(|(_, mode)| mode.is_some_and(|mode| mode & S_IFMT == S_IFLNK))
+        .filter_map(|(name, _)| safe_relative_path(&name))
+        .collect();
     let mut total: u64 = 0;
     for index in 0..archive.len() {
         let mut entry = archive
@@ -79,6 +92,9 @@ fn walk<R: Read + io::Seek>(
         let name = entry.name().to_owned();
         let relative =
             safe_relative_path(&name).ok_or_else(|| PackageError::EscapingEntry(name.clone()))?;
+        if relative.ancestors().skip(1).any(|a| symlinks.contains(a)) {
+            return Err(PackageError::EscapingEntry(name));
+        }
         let mode = entry.unix_mode();
         let is_symlink = mode.is_some_and(|mode| mode & S_IFMT == S_IFLNK);
         let corrupt = |e: io::Error| PackageError::Corrupt(format!("{name}: {e}"));
@@ -88,7 +104,9 @@ fn walk<R: Read + io::Seek>(
                 .take(SYMLINK_TARGET_MAX)
                 .read_to_string(&mut target)
                 .map_err(|e| PackageError::Corrupt(format!("symlink {name:?}: {e}")))?;
-            if !symlink_stays_inside(&relative, &target) {
+            if !symlink_stays_inside(&relative, &target)
+                || passes_through_symlink(&relative, &target, &symlinks)
+            {
                 return Err(PackageError::EscapingSymlink { name, target });
             }
             total = total.saturating_add(target.len() as u64);
@@ -143,6 +161,7 @@ pub fn extract(
     let file = std::fs::File::open(zip_path).map_err(io_error)?;
     std::fs::create_dir(dest).map_err(io_error)?;
     let mut files = Vec::new();
+    let mut links = Vec::new();
     let summary = walk(
         io::BufReader::new(file),
         unzipped_limit,
@@ -153,7 +172,11 @@ pub fn extract(
             }
             match entry {
                 Entry::Directory => std::fs::create_dir_all(&path).map(|()| 0),
-                Entry::Symlink { target } => std::os::unix::fs::symlink(&target, &path).map(|()| 0),
+                // Links are made last, so no file is ever written through one.
+                Entry::Symlink { target } => {
+                    links.push((target, path));
+                    Ok(0)
+                }
                 Entry::File { mode, data } => {
                     let mut out = std::fs::File::create(&path)?;
                     let written = io::copy(data, &mut out)?;
@@ -164,6 +187,9 @@ pub fn extract(
             }
         },
     )?;
+    for (target, path) in links {
+        std::os::unix::fs::symlink(&target, &path).map_err(io_error)?;
+    }
     for (path, mode) in files {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(io_error)?;
     }
@@ -193,6 +219,34 @@ fn safe_relative_path(name: &str) -> Option<PathBuf> {
         }
     }
     Some(out)
+}
+
+/// Whether resolving `target` from `link`'s directory steps on another symlink of the
+/// package (refused: where it leads would depend on that link; real packages do not chain).
+fn passes_through_symlink(
+    link: &Path,
+    target: &str,
+    symlinks: &std::collections::HashSet<PathBuf>,
+) -> bool {
+    let mut current: Vec<&std::ffi::OsStr> = link
+        .parent()
+        .map(|p| p.iter().collect())
+        .unwrap_or_default();
+    for component in Path::new(target).components() {
+        match component {
+            Component::Normal(part) => {
+                current.push(part);
+                if symlinks.contains(&current.iter().collect::<PathBuf>()) {
+                    return true;
+                }
+            }
+            Component::ParentDir => {
+                current.pop();
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Whether `target`, resolved from the directory holding `link`, stays inside the root.
@@ -301,6 +355,33 @@ mod tests {
         }
         let zip = build(&[Entry::Symlink("dir/link", "../inside.py")]);
         assert!(inspect(&zip, 1000).is_ok());
+    }
+
+    #[test]
+    fn refuses_escapes_through_chained_symlinks() {
+        // x/a -> .. is harmless alone; x/a/b then lives at the root, and ../../escaped from
+        // there leaves the package.
+        let chained = build(&[
+            Entry::File("x/keep", b"k"),
+            Entry::Symlink("x/a", ".."),
+            Entry::Symlink("x/a/b", "../../escaped"),
+            Entry::File("x/a/b/pwned.txt", b"owned"),
+        ]);
+        assert!(inspect(&chained, 1 << 20).is_err());
+        // A link whose target walks through another link.
+        let through = build(&[Entry::Symlink("up", ".."), Entry::Symlink("l", "up/../x")]);
+        assert!(inspect(&through, 1 << 20).is_err());
+        // Files written under a symlinked directory.
+        let under = build(&[Entry::Symlink("d", "real"), Entry::File("d/f", b"x")]);
+        assert!(matches!(
+            inspect(&under, 1 << 20),
+            Err(PackageError::EscapingEntry(_))
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let zip_path = dir.path().join("c.zip");
+        std::fs::write(&zip_path, &chained).unwrap();
+        assert!(extract(&zip_path, &dir.path().join("out"), 1 << 20).is_err());
+        assert!(!dir.path().join("escaped").exists());
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// Shut down execution environments idle this long (e.g. 30s, 5m, 15m).
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     idle_timeout: Duration,
+    /// Do not limit CPU in proportion to memory (for development machines).
+    #[arg(long)]
+    no_cpu_quota: bool,
     /// Most execution environments at once (the account's concurrency).
     #[arg(long, default_value_t = gust_model::limits::ACCOUNT_CONCURRENT_EXECUTIONS as usize)]
     max_environments: usize,
@@ -73,6 +76,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("the duration must be more than zero".into());
     }
     Ok(duration)
+}
+
+/// Names this server's cgroups after its data directory, so a restart finds (and clears)
+/// what a crashed run of the same server left behind, and two servers never share.
+fn instance_id(data_dir: &std::path::Path) -> String {
+    use sha2::Digest;
+    let path = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+    hex::encode(&sha2::Sha256::digest(path.as_os_str().as_encoded_bytes())[..6])
 }
 
 /// Tells the engine about committed function changes.
@@ -113,7 +124,18 @@ pub fn run(args: ServeArgs) -> Result<()> {
         gust_runtime::RuntimeRegistry::install(&args.data_dir.join("runtime"), &path_var)
             .context("cannot install the runtime bootstraps")?;
     let catalog = registry.catalog();
-    let sandbox: Arc<dyn gust_sandbox::Sandbox> = Arc::new(gust_sandbox::ProcessSandbox);
+    let sandbox = Arc::new(gust_sandbox::ProcessSandbox::new(
+        gust_sandbox::ProcessSandboxConfig {
+            cgroups: gust_sandbox::cgroup::Cgroups::open(
+                std::path::Path::new("/sys/fs/cgroup"),
+                &instance_id(&args.data_dir),
+            ),
+            proportional_cpu: !args.no_cpu_quota,
+            pids_max: 1024,
+        },
+    ));
+    let protections = sandbox.report();
+    let sandbox: Arc<dyn gust_sandbox::Sandbox> = sandbox;
     let (credentials, source) = datadir::server_credentials(&args.data_dir, explicit)?;
     let clock = Arc::new(SystemClock);
     let engine_config = gust_engine::EngineConfig {
@@ -122,13 +144,21 @@ pub fn run(args: ServeArgs) -> Result<()> {
         max_environments: args.max_environments,
         logs_dir: args.data_dir.join("logs"),
     };
-    let sandbox_description = sandbox.describe();
     let engine = gust_engine::Engine::new(engine_config, Arc::clone(&store), sandbox, registry)
         .context("cannot start the engine")?;
     let control = Arc::new(
         ControlPlane::new(store, scope.clone(), catalog.clone(), clock.clone())
             .with_observer(Arc::new(EngineObserver(engine.clone()))),
     );
+    let recovered = control
+        .recover()
+        .context("cannot recover interrupted function updates")?;
+    if recovered > 0 {
+        tracing::warn!(
+            recovered,
+            "finished function transitions a previous run left half done"
+        );
+    }
     let auth = if args.no_auth {
         Auth::Disabled
     } else {
@@ -164,9 +194,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
             },
         )?;
         eprintln!(
-            "Execution environments: {sandbox_description}; idle timeout {:?}",
+            "Execution environments (idle timeout {:?}):",
             args.idle_timeout
         );
+        for (name, on, text) in &protections {
+            eprintln!("  {name:<10} {} {text}", if *on { "on " } else { "OFF" });
+        }
         let reaper = engine.start_reaper();
         print_banner(
             &endpoint,

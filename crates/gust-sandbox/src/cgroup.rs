@@ -1,0 +1,475 @@
+//! Lambda's resource knobs as cgroups: memory (limit, peak, OOM kills), CPU proportional to
+//! memory, a pids limit, and the freezer for idle environments. Works on cgroup v2 (one
+//! unified hierarchy) and v1 (one hierarchy per controller), detected at start.
+//!
+//! Layout: `<root>[/<controller>]/gust-<instance>/env-<id>`. The `gust-<instance>` parent
+//! belongs to one server (one data directory); leftovers of a crashed run are killed and
+//! removed at the next start.
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// Which cgroup hierarchy the host has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupVersion {
+    /// Unified hierarchy.
+    V2,
+    /// One hierarchy per controller.
+    V1,
+}
+
+/// Limits for one environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory for all its processes together (no swap).
+    pub memory_bytes: u64,
+    /// CPU time per period, or `None` for no quota.
+    pub cpu_quota: Option<CpuQuota>,
+    /// Most processes and threads at once.
+    pub pids_max: u64,
+}
+
+/// A CFS bandwidth quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuQuota {
+    /// Microseconds of CPU per period.
+    pub quota_us: u64,
+    /// Period length in microseconds.
+    pub period_us: u64,
+}
+
+impl CpuQuota {
+    /// Lambda's rule: 1,769 MB is one vCPU, linearly (128 MB ≈ 0.07 vCPU, 10,240 MB ≈ 5.8).
+    pub fn for_memory(memory_mb: u32) -> Self {
+        const PERIOD_US: u64 = 100_000;
+        let quota = PERIOD_US * u64::from(memory_mb) / 1769;
+        CpuQuota {
+            // The kernel's minimum quota is 1 ms.
+            quota_us: quota.max(1000),
+            period_us: PERIOD_US,
+        }
+    }
+}
+
+/// Why a cgroup operation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cgroup {path}: {source}")]
+pub struct CgroupError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The OS error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(value.as_bytes()))
+        .map_err(|source| CgroupError {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn mkdir(path: &Path) -> Result<(), CgroupError> {
+    match fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(CgroupError {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The controllers Gust uses.
+const V1_CONTROLLERS: [&str; 4] = ["memory", "cpu", "pids", "freezer"];
+
+/// The cgroups of one server.
+#[derive(Debug, Clone)]
+pub struct Cgroups {
+    version: CgroupVersion,
+    /// One parent per hierarchy: v2 has one, v1 one per controller.
+    parents: Vec<(String, PathBuf)>,
+}
+
+/// One environment's cgroup (a directory per hierarchy).
+#[derive(Debug)]
+pub struct EnvCgroup {
+    version: CgroupVersion,
+    dirs: Vec<(String, PathBuf)>,
+}
+
+impl Cgroups {
+    /// Finds a writable hierarchy under `root` (normally `/sys/fs/cgroup`) with the
+    /// controllers Gust needs, creates `gust-<instance>` in it and clears what a previous
+    /// run of the same instance left behind. `Err` says what is missing.
+    pub fn open(root: &Path, instance: &str) -> Result<Self, String> {
+        let name = format!("gust-{instance}");
+        let cgroups = if root.join("cgroup.controllers").exists() {
+            let available = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            for needed in ["memory", "cpu", "pids"] {
+                if !available.split_whitespace().any(|c| c == needed) {
+                    return Err(format!(
+                        "cgroup v2 controller {needed} is not available at {}",
+                        root.display()
+                    ));
+                }
+            }
+            // Children of the root get the controllers only if the root delegates them.
+            write_file(&root.join("cgroup.subtree_control"), "+memory +cpu +pids")
+                .map_err(|e| format!("cannot delegate cgroup v2 controllers: {e}"))?;
+            let parent = root.join(&name);
+            mkdir(&parent).map_err(|e| e.to_string())?;
+            write_file(&parent.join("cgroup.subtree_control"), "+memory +cpu +pids")
+                .map_err(|e| e.to_string())?;
+            Cgroups {
+                version: CgroupVersion::V2,
+                parents: vec![("unified".into(), parent)],
+            }
+        } else {
+            let mut parents = Vec::new();
+            for controller in V1_CONTROLLERS {
+                let hierarchy = root.join(controller);
+                if !hierarchy.join("tasks").exists() {
+                    return Err(format!(
+                        "cgroup v1 controller {controller} is not mounted at {}",
+                        hierarchy.display()
+                    ));
+                }
+                let parent = hierarchy.join(&name);
+                mkdir(&parent).map_err(|e| e.to_string())?;
+                parents.push((controller.to_owned(), parent));
+            }
+            Cgroups {
+                version: CgroupVersion::V1,
+                parents,
+            }
+        };
+        cgroups.clear_leftovers();
+        Ok(cgroups)
+    }
+
+    /// The hierarchy in use.
+    pub fn version(&self) -> &CgroupVersion {
+        &self.version
+    }
+
+    /// Kills and removes every environment cgroup under this server's parents.
+    pub fn clear_leftovers(&self) {
+        for (controller, parent) in &self.parents {
+            let Ok(entries) = fs::read_dir(parent) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() && entry.file_name().to_string_lossy().starts_with("env-") {
+                    let env = EnvCgroup {
+                        version: self.version.clone(),
+                        dirs: vec![(controller.clone(), path)],
+                    };
+                    env.thaw();
+                    env.kill_all();
+                    env.remove();
+                }
+            }
+        }
+    }
+
+    /// Creates the cgroup of environment `id` with `limits`.
+    pub fn create(&self, id: &str, limits: &Limits) -> Result<EnvCgroup, CgroupError> {
+        let mut env = EnvCgroup {
+            version: self.version.clone(),
+            dirs: Vec::new(),
+        };
+        for (controller, parent) in &self.parents {
+            let dir = parent.join(format!("env-{id}"));
+            mkdir(&dir)?;
+            env.dirs.push((controller.clone(), dir));
+        }
+        if let Err(error) = env.apply(limits) {
+            env.remove();
+            return Err(error);
+        }
+        Ok(env)
+    }
+}
+
+impl EnvCgroup {
+    fn dir(&self, controller: &str) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(c, _)| c == controller || c == "unified")
+            .map(|(_, d)| d.as_path())
+    }
+
+    fn apply(&self, limits: &Limits) -> Result<(), CgroupError> {
+        let memory = limits.memory_bytes.to_string();
+        match self.version {
+            CgroupVersion::V2 => {
+                let Some(dir) = self.dir("unified") else {
+                    return Ok(());
+                };
+                write_file(&dir.join("memory.max"), &memory)?;
+                // Not every kernel has swap accounting; without swap there is nothing to limit.
+                let _ = write_file(&dir.join("memory.swap.max"), "0");
+                write_file(&dir.join("pids.max"), &limits.pids_max.to_string())?;
+                let cpu = match limits.cpu_quota {
+                    Some(q) => format!("{} {}", q.quota_us, q.period_us),
+                    None => "max 100000".to_owned(),
+                };
+                write_file(&dir.join("cpu.max"), &cpu)?;
+            }
+            CgroupVersion::V1 => {
+                if let Some(dir) = self.dir("memory") {
+                    write_file(&dir.join("memory.limit_in_bytes"), &memory)?;
+                    let memsw = dir.join("memory.memsw.limit_in_bytes");
+                    if memsw.exists() {
+                        write_file(&memsw, &memory)?;
+                    }
+                    // Kill on OOM rather than pausing the cgroup.
+                    let _ = write_file(&dir.join("memory.oom_control"), "0");
+                }
+                if let Some(dir) = self.dir("pids") {
+                    write_file(&dir.join("pids.max"), &limits.pids_max.to_string())?;
+                }
+                self.set_cpu_quota(limits.cpu_quota)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets (or lifts, with `None`) the CPU quota.
+    pub fn set_cpu_quota(&self, quota: Option<CpuQuota>) -> Result<(), CgroupError> {
+        match self.version {
+            CgroupVersion::V2 => {
+                let Some(dir) = self.dir("unified") else {
+                    return Ok(());
+                };
+                let value = match quota {
+                    Some(q) => format!("{} {}", q.quota_us, q.period_us),
+                    None => "max 100000".to_owned(),
+                };
+                write_file(&dir.join("cpu.max"), &value)
+            }
+            CgroupVersion::V1 => {
+                let Some(dir) = self.dir("cpu") else {
+                    return Ok(());
+                };
+                match quota {
+                    Some(q) => {
+                        write_file(&dir.join("cpu.cfs_period_us"), &q.period_us.to_string())?;
+                        write_file(&dir.join("cpu.cfs_quota_us"), &q.quota_us.to_string())
+                    }
+                    None => write_file(&dir.join("cpu.cfs_quota_us"), "-1"),
+                }
+            }
+        }
+    }
+
+    /// Opened `cgroup.procs` files: writing `0` to each from the child moves it in before
+    /// it runs any of the function's code.
+    pub fn procs_files(&self) -> Result<Vec<OwnedFd>, CgroupError> {
+        self.dirs
+            .iter()
+            .map(|(_, dir)| {
+                let path = dir.join("cgroup.procs");
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map(OwnedFd::from)
+                    .map_err(|source| CgroupError { path, source })
+            })
+            .collect()
+    }
+
+    /// Stops every process (idle environments use no CPU and their threads do not run).
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        match self.version {
+            CgroupVersion::V2 => self
+                .dir("unified")
+                .map_or(Ok(()), |d| write_file(&d.join("cgroup.freeze"), "1")),
+            CgroupVersion::V1 => self
+                .dir("freezer")
+                .map_or(Ok(()), |d| write_file(&d.join("freezer.state"), "FROZEN")),
+        }
+    }
+
+    /// Lets them run again.
+    pub fn thaw(&self) {
+        let result = match self.version {
+            CgroupVersion::V2 => self
+                .dir("unified")
+                .map_or(Ok(()), |d| write_file(&d.join("cgroup.freeze"), "0")),
+            CgroupVersion::V1 => self
+                .dir("freezer")
+                .map_or(Ok(()), |d| write_file(&d.join("freezer.state"), "THAWED")),
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "cannot thaw environment");
+        }
+    }
+
+    /// Peak memory of the environment's processes together, in bytes.
+    pub fn peak_memory_bytes(&self) -> Option<u64> {
+        match self.version {
+            CgroupVersion::V2 => self
+                .dir("unified")
+                .and_then(|d| read_u64(&d.join("memory.peak"))),
+            CgroupVersion::V1 => self
+                .dir("memory")
+                .and_then(|d| read_u64(&d.join("memory.max_usage_in_bytes"))),
+        }
+    }
+
+    /// How many processes the kernel killed for exceeding the memory limit.
+    pub fn oom_kills(&self) -> u64 {
+        let (file, key) = match self.version {
+            CgroupVersion::V2 => ("memory.events", "oom_kill"),
+            CgroupVersion::V1 => ("memory.oom_control", "oom_kill"),
+        };
+        let Some(dir) = self.dir("memory") else {
+            return 0;
+        };
+        fs::read_to_string(dir.join(file))
+            .ok()
+            .and_then(|text| {
+                // `oom_kill N`, not `oom_kill_disable N`.
+                text.lines().find_map(|line| {
+                    let mut fields = line.split_whitespace();
+                    (fields.next() == Some(key))
+                        .then(|| fields.next()?.parse::<u64>().ok())
+                        .flatten()
+                })
+            })
+            .unwrap_or(0)
+    }
+
+    /// The pids of every process in the environment.
+    pub fn pids(&self) -> Vec<i32> {
+        let Some((_, dir)) = self.dirs.first() else {
+            return Vec::new();
+        };
+        fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    /// SIGKILLs every process in the environment (frozen ones die once thawed).
+    pub fn kill_all(&self) {
+        if self.version == CgroupVersion::V2 {
+            if let Some(dir) = self.dir("unified") {
+                if write_file(&dir.join("cgroup.kill"), "1").is_ok() {
+                    return;
+                }
+            }
+        }
+        for _ in 0..10 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Removes the directories (once their processes are gone).
+    pub fn remove(&self) {
+        for (_, dir) in &self.dirs {
+            for _ in 0..50 {
+                match fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    // Busy: processes are still exiting.
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_follows_memory() {
+        assert_eq!(CpuQuota::for_memory(1769).quota_us, 100_000);
+        assert_eq!(CpuQuota::for_memory(128).quota_us, 7_235);
+        assert_eq!(CpuQuota::for_memory(10_240).quota_us, 578_858);
+    }
+
+    #[test]
+    fn v1_layout_limits_and_cleanup_on_a_fake_hierarchy() {
+        let root = tempfile::tempdir().unwrap();
+        for controller in V1_CONTROLLERS {
+            fs::create_dir_all(root.path().join(controller)).unwrap();
+            fs::write(root.path().join(controller).join("tasks"), "").unwrap();
+        }
+        let cgroups = Cgroups::open(root.path(), "test").unwrap();
+        assert_eq!(cgroups.version(), &CgroupVersion::V1);
+        // The fake has no kernel behind it: create the files the kernel would.
+        for controller in V1_CONTROLLERS {
+            let dir = root.path().join(controller).join("gust-test/env-1");
+            fs::create_dir_all(&dir).unwrap();
+            for file in [
+                "memory.limit_in_bytes",
+                "memory.oom_control",
+                "pids.max",
+                "cpu.cfs_period_us",
+                "cpu.cfs_quota_us",
+                "cgroup.procs",
+                "freezer.state",
+            ] {
+                fs::write(dir.join(file), "").unwrap();
+            }
+        }
+        let limits = Limits {
+            memory_bytes: 128 << 20,
+            cpu_quota: Some(CpuQuota::for_memory(128)),
+            pids_max: 1024,
+        };
+        let env = cgroups.create("1", &limits).unwrap();
+        let read = |c: &str, f: &str| {
+            fs::read_to_string(root.path().join(c).join("gust-test/env-1").join(f)).unwrap()
+        };
+        assert_eq!(read("memory", "memory.limit_in_bytes"), "134217728");
+        assert_eq!(read("pids", "pids.max"), "1024");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "7235");
+        env.freeze().unwrap();
+        assert_eq!(read("freezer", "freezer.state"), "FROZEN");
+        env.thaw();
+        assert_eq!(read("freezer", "freezer.state"), "THAWED");
+        assert_eq!(env.procs_files().unwrap().len(), 4);
+        fs::write(
+            root.path()
+                .join("memory/gust-test/env-1/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        )
+        .unwrap();
+        assert_eq!(env.oom_kills(), 2);
+    }
+
+    #[test]
+    fn missing_controllers_are_reported() {
+        let root = tempfile::tempdir().unwrap();
+        let err = Cgroups::open(root.path(), "x").unwrap_err();
+        assert!(err.contains("not mounted"), "{err}");
+    }
+}
