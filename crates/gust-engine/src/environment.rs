@@ -72,8 +72,17 @@ pub(crate) struct Environment {
     stop: mpsc::UnboundedSender<Stop>,
     exit: watch::Receiver<Option<String>>,
     oom: Arc<std::sync::atomic::AtomicBool>,
-    /// Peak memory (KiB) read just before the process's cgroup was removed.
+        /// Peak memory (KiB) read just before the process's cgroup was removed.
     final_peak_kib: Arc<std::sync::atomic::AtomicU64>,
+    /// Idle periods and whether the cgroup is frozen (see [`Environment::idle_begins`]).
+    freezer: Mutex<Freezer>,
+}
+
+#[derive(Debug, Default)]
+struct Freezer {
+    /// Counts idle periods: a freeze planned for an earlier period is stale.
+    period: u64,
+    frozen: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -166,8 +175,9 @@ impl Environment {
             last_used: Mutex::new(Instant::now()),
             stop: stop_tx,
             exit: exit_rx,
-            oom,
+                        oom,
             final_peak_kib,
+            freezer: Mutex::new(Freezer::default()),
         }
     }
 
@@ -175,6 +185,32 @@ impl Environment {
         let mut state = lock(&self.state);
         *state = state.transition(to)?;
         Ok(())
+    }
+
+        /// Starts an idle period; returns its number for [`Environment::freeze_if_idle`].
+    pub(crate) fn idle_begins(&self) -> u64 {
+        let mut freezer = lock(&self.freezer);
+        freezer.period += 1;
+        freezer.period
+    }
+
+    /// Freezes the environment if it is still in idle period `period`.
+    pub(crate) fn freeze_if_idle(&self, period: u64) {
+        let mut freezer = lock(&self.freezer);
+        if freezer.period == period && !freezer.frozen && *lock(&self.state) == EnvState::Idle {
+            self.controls.freeze();
+            freezer.frozen = true;
+        }
+    }
+
+    /// Ends the idle period (the environment was taken): thaws it if it was frozen.
+    pub(crate) fn idle_ends(&self) {
+        let mut freezer = lock(&self.freezer);
+        freezer.period += 1;
+        if freezer.frozen {
+            self.controls.thaw();
+            freezer.frozen = false;
+        }
     }
 
     pub(crate) fn set_init_duration(&self, duration: Duration) {

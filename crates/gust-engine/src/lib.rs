@@ -32,6 +32,8 @@ pub use crate::logs::{LogEvent, LogStore};
 /// How long INIT may take at least (Lambda's on-demand INIT limit); a longer function
 /// timeout extends it.
 const INIT_TIMEOUT_MIN: Duration = Duration::from_secs(10);
+/// How long an environment stays idle before it is frozen.
+const FREEZE_AFTER: Duration = Duration::from_millis(100);
 /// SIGTERM grace at SHUTDOWN.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 /// `X-Amz-Log-Result` carries at most this much of the end of the log.
@@ -412,8 +414,8 @@ impl Engine {
         for env in stale {
             self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
         }
-        if let Some(env) = &found {
-            env.controls.thaw();
+                if let Some(env) = &found {
+            env.idle_ends();
         }
         found
     }
@@ -423,8 +425,7 @@ impl Engine {
             self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
             return;
         }
-        // Frozen before anyone can take it: idle environments use no CPU. Taking it thaws it.
-        env.controls.freeze();
+        
         let current = {
             let mut pools = lock(&self.inner.pools);
             match pools.get_mut(&env.function) {
@@ -432,8 +433,17 @@ impl Engine {
                     if pool.generation == env.generation
                         && env.transition(EnvState::Idle).is_ok() =>
                 {
-                    env.touch();
+                                        env.touch();
+                    let period = env.idle_begins();
                     pool.idle.push(Arc::clone(&env));
+                    // Frozen once it has stayed idle a moment: idle environments use no CPU
+                    // and their threads do not run, while back-to-back invokes skip the
+                    // freeze/thaw round trip.
+                    let idle = Arc::clone(&env);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(FREEZE_AFTER).await;
+                        idle.freeze_if_idle(period);
+                    });
                     true
                 }
                 _ => false,
