@@ -72,7 +72,7 @@ pub(crate) struct Environment {
     stop: mpsc::UnboundedSender<Stop>,
     exit: watch::Receiver<Option<String>>,
     oom: Arc<std::sync::atomic::AtomicBool>,
-        /// Peak memory (KiB) read just before the process's cgroup was removed.
+    /// Peak memory (KiB) read just before the process's cgroup was removed.
     final_peak_kib: Arc<std::sync::atomic::AtomicU64>,
     /// Idle periods and whether the cgroup is frozen (see [`Environment::idle_begins`]).
     freezer: Mutex<Freezer>,
@@ -175,7 +175,7 @@ impl Environment {
             last_used: Mutex::new(Instant::now()),
             stop: stop_tx,
             exit: exit_rx,
-                        oom,
+            oom,
             final_peak_kib,
             freezer: Mutex::new(Freezer::default()),
         }
@@ -187,7 +187,7 @@ impl Environment {
         Ok(())
     }
 
-        /// Starts an idle period; returns its number for [`Environment::freeze_if_idle`].
+    /// Starts an idle period; returns its number for [`Environment::freeze_if_idle`].
     pub(crate) fn idle_begins(&self) -> u64 {
         let mut freezer = lock(&self.freezer);
         freezer.period += 1;

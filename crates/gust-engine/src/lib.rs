@@ -414,7 +414,7 @@ impl Engine {
         for env in stale {
             self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
         }
-                if let Some(env) = &found {
+        if let Some(env) = &found {
             env.idle_ends();
         }
         found
@@ -425,7 +425,7 @@ impl Engine {
             self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
             return;
         }
-        
+
         let current = {
             let mut pools = lock(&self.inner.pools);
             match pools.get_mut(&env.function) {
@@ -433,7 +433,7 @@ impl Engine {
                     if pool.generation == env.generation
                         && env.transition(EnvState::Idle).is_ok() =>
                 {
-                                        env.touch();
+                    env.touch();
                     let period = env.idle_begins();
                     pool.idle.push(Arc::clone(&env));
                     // Frozen once it has stayed idle a moment: idle environments use no CPU

@@ -454,6 +454,25 @@ mod tests {
         }
     }
 
+    /// Queues an invocation and lets the runtime take it with `next`.
+    async fn next_invocation(
+        api: &RuntimeApi,
+        runtime: &mut TcpStream,
+        id: &str,
+    ) -> oneshot::Receiver<InvocationResult> {
+        let result = api.dispatch(invocation(id)).await.unwrap();
+        let (status, _, _) = request(
+            runtime,
+            "GET",
+            "/2018-06-01/runtime/invocation/next",
+            "",
+            b"",
+        )
+        .await;
+        assert_eq!(status, 200);
+        result
+    }
+
     #[tokio::test]
     async fn next_response_error_and_their_failures() {
         let (api, init) = RuntimeApi::start(IpAddr::from([127, 0, 0, 1]))
@@ -521,15 +540,7 @@ mod tests {
         assert_eq!(status, 400, "an answered id cannot be answered again");
 
         // An error with an X-Ray cause header of about 1 MiB, and the error-cause body type.
-        let second = api.dispatch(invocation("req-2")).await.unwrap();
-        request(
-            &mut runtime,
-            "GET",
-            "/2018-06-01/runtime/invocation/next",
-            "",
-            b"",
-        )
-        .await;
+        let second = next_invocation(&api, &mut runtime, "req-2").await;
         let cause = format!(
             "lambda-runtime-function-xray-error-cause: {}\r\n",
             "c".repeat(1024 * 1024)
@@ -559,15 +570,7 @@ mod tests {
         }
 
         // A response over 6 MiB + 100 bytes: 413 to the runtime, ResponseTooLarge to the caller.
-        let third = api.dispatch(invocation("req-3")).await.unwrap();
-        request(
-            &mut runtime,
-            "GET",
-            "/2018-06-01/runtime/invocation/next",
-            "",
-            b"",
-        )
-        .await;
+        let third = next_invocation(&api, &mut runtime, "req-3").await;
         let big = vec![b'x'; MAX_RESPONSE_BYTES + 1];
         let (status, _, body) = request(
             &mut runtime,
