@@ -131,7 +131,11 @@ def make_server(tmp_path):
 
     yield make
     for server in servers:
-        server.stop(signal.SIGKILL)
+        # Gracefully, so the server stops its environments and removes its cgroups.
+        try:
+            server.stop(signal.SIGTERM, timeout=20)
+        except subprocess.TimeoutExpired:
+            server.stop(signal.SIGKILL)
 
 
 @pytest.fixture

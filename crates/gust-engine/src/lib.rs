@@ -327,6 +327,8 @@ impl Engine {
         for env in &all {
             let _ = tokio::time::timeout(Duration::from_secs(2), env.exited()).await;
         }
+        let sandbox = Arc::clone(&self.inner.sandbox);
+        let _ = tokio::task::spawn_blocking(move || sandbox.close()).await;
     }
 
     /// The current configuration of `function` (cached per generation).

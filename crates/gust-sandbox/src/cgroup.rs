@@ -184,6 +184,14 @@ impl Cgroups {
         }
     }
 
+    /// Clears every environment and removes this server's parent cgroups (server shutdown).
+    pub fn close(&self) {
+        self.clear_leftovers();
+        for (_, parent) in &self.parents {
+            let _ = fs::remove_dir(parent);
+        }
+    }
+
     /// Creates the cgroup of environment `id` with `limits`.
     pub fn create(&self, id: &str, limits: &Limits) -> Result<EnvCgroup, CgroupError> {
         let mut env = EnvCgroup {

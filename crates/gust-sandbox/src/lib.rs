@@ -68,6 +68,9 @@ pub trait Sandbox: Send + Sync + std::fmt::Debug {
     fn spawn(&self, spec: SpawnSpec) -> Result<SandboxProcess, SandboxError>;
     /// A one-line description for the startup report.
     fn describe(&self) -> String;
+    /// Releases what the sandbox holds on the host (at server shutdown, after every
+    /// environment has been stopped).
+    fn close(&self) {}
     /// The CPU quota an environment of `memory_mb` gets after INIT, if any.
     fn cpu_quota(&self, memory_mb: u32) -> Option<cgroup::CpuQuota> {
         let _ = memory_mb;
@@ -356,6 +359,12 @@ impl Sandbox for ProcessSandbox {
         };
         let pid = child.id().unwrap_or(0);
         Ok(SandboxProcess { child, pid, cgroup })
+    }
+
+    fn close(&self) {
+        if let Ok(cgroups) = &self.config.cgroups {
+            cgroups.close();
+        }
     }
 
     fn cpu_quota(&self, memory_mb: u32) -> Option<cgroup::CpuQuota> {
