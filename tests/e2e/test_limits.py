@@ -99,3 +99,68 @@ def test_idle_environments_are_frozen(limited):
     # While frozen the background thread gets no CPU: at most a few ticks happen around the
     # invoke itself, far from the ~150 of 1.5 s of running.
     assert second - first < 30, (first, second)
+
+
+def test_without_cgroups_memory_is_kept_by_a_watchdog(make_server):
+    server = make_server(extra_args=["--no-cgroups"])
+    assert "cgroups    OFF" in server.log() and "watchdog" in server.log()
+    lam = server.client()
+    deploy(lam, "hog", HOG, MemorySize=128, Timeout=20)
+    _, pid, _ = invoke(lam, "hog")
+    response, error, log = invoke(lam, "hog", {"hog": True})
+    assert response["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "Runtime.OutOfMemory", error
+    assert "Error Type: Runtime.OutOfMemory" in log
+    _, new_pid, _ = invoke(lam, "hog")
+    assert new_pid != pid
+
+
+def test_unprivileged_server_runs_functions_and_says_what_is_missing(tmp_path):
+    """The same server started without root (privileges dropped to nobody) still runs
+    functions, and its startup report names the protections it could not get."""
+    import os
+    import signal as signals
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop privileges to nobody (this run is already unprivileged)")
+    import pwd
+    from conftest import Server
+    import shutil
+    import tempfile
+    from pathlib import Path
+    nobody = pwd.getpwnam("nobody")
+    # pytest's own temporary directories are private to root; nobody needs a path it can reach.
+    data = Path(tempfile.mkdtemp(prefix="gust-nobody-"))
+    os.chmod(data, 0o755)
+    os.chown(data, nobody.pw_uid, nobody.pw_gid)
+
+    def drop():
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+
+    server = Server(data / "gust", env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(data)})
+    server.log_path = data / "server.log"
+    import subprocess
+    original = subprocess.Popen
+
+    def popen_as_nobody(*args, **kwargs):
+        kwargs["preexec_fn"] = drop
+        return original(*args, **kwargs)
+
+    subprocess.Popen = popen_as_nobody
+    try:
+        server.start()
+    finally:
+        subprocess.Popen = original
+    try:
+        log = server.log()
+        assert "cgroups    OFF" in log, log
+        assert "isolation  OFF" in log
+        lam = server.client()
+        deploy(lam, "plain", "import os\ndef handler(event, context):\n    return os.geteuid()\n")
+        response, uid, _ = invoke(lam, "plain")
+        assert "FunctionError" not in response
+        assert uid == nobody.pw_uid, "the function runs as the (unprivileged) server user"
+    finally:
+        server.stop(signals.SIGTERM)
+        shutil.rmtree(data, ignore_errors=True)

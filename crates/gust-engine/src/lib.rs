@@ -32,6 +32,8 @@ pub use crate::logs::{LogEvent, LogStore};
 /// How long INIT may take at least (Lambda's on-demand INIT limit); a longer function
 /// timeout extends it.
 const INIT_TIMEOUT_MIN: Duration = Duration::from_secs(10);
+/// How often the memory watchdog samples an invocation's processes (no cgroups).
+const WATCHDOG_PERIOD: Duration = Duration::from_millis(20);
 /// How long an environment stays idle before it is frozen.
 const FREEZE_AFTER: Duration = Duration::from_millis(100);
 /// SIGTERM grace at SHUTDOWN.
@@ -181,6 +183,23 @@ enum Finish {
     Result(InvocationResult),
     TimedOut,
     Crashed(String),
+    /// The watchdog saw the environment use more than its memory (no cgroups).
+    OverMemory,
+}
+
+/// Without cgroups, memory is kept by watching the process tree and killing it past the
+/// limit; returns when the limit is exceeded. With cgroups the kernel does it: never returns.
+async fn memory_watchdog(env: &Environment, limit_kib: u64) {
+    if env.controls.has_cgroup() {
+        return std::future::pending().await;
+    }
+    let mut ticker = tokio::time::interval(WATCHDOG_PERIOD);
+    loop {
+        ticker.tick().await;
+        if env.controls.current_memory_kib() > limit_kib {
+            return;
+        }
+    }
 }
 
 /// An INIT that did not end with the runtime ready.
@@ -765,8 +784,9 @@ impl Engine {
                         Finish::Crashed(env.exited_within(Duration::from_secs(2)).await)
                     }
                 },
-                exit = env.exited() => Finish::Crashed(exit),
+                                exit = env.exited() => Finish::Crashed(exit),
                 () = tokio::time::sleep(timeout) => Finish::TimedOut,
+                () = memory_watchdog(&env, u64::from(config.memory_mb) * 1024) => Finish::OverMemory,
             },
         };
         let duration = started.elapsed();
@@ -809,6 +829,19 @@ impl Engine {
                         "{stamp} {request_id} Task timed out after {seconds} seconds"
                     )],
                     Some("Status: timeout".to_owned()),
+                )
+            }
+            Finish::OverMemory => {
+                self.shut_down(&env, Stop::Kill);
+                let message = format!(
+                    "RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+                );
+                (
+                    platform_error("Runtime.OutOfMemory", message.clone()),
+                    true,
+                    false,
+                    vec![format!("{message}\tRuntime.OutOfMemory")],
+                    Some("Status: error\tError Type: Runtime.OutOfMemory".to_owned()),
                 )
             }
             Finish::Crashed(exit) => {

@@ -104,6 +104,16 @@ impl Controls {
         }
     }
 
+    /// Whether the environment has a cgroup (memory is then enforced by the kernel).
+    pub fn has_cgroup(&self) -> bool {
+        self.cgroup.is_some()
+    }
+
+    /// Memory the environment's processes use now, KiB (for the watchdog without cgroups).
+    pub fn current_memory_kib(&self) -> u64 {
+        current_memory_kib(Path::new("/proc"), self.pid)
+    }
+
     /// Whether the kernel killed a process of the environment for using too much memory.
     pub fn out_of_memory(&self) -> bool {
         self.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0)
@@ -206,6 +216,16 @@ impl SandboxProcess {
 /// `children` list (children started from other threads are missed; cgroups will give the
 /// exact peak). Kept to a few small reads: it runs after every invocation.
 pub fn peak_memory_kib(proc_root: &Path, pid: u32) -> u64 {
+    tree_memory_kib(proc_root, pid, "VmHWM:")
+}
+
+/// Sums the current `VmRSS` over `pid` and its descendants (the memory watchdog's reading
+/// where there are no cgroups).
+pub fn current_memory_kib(proc_root: &Path, pid: u32) -> u64 {
+    tree_memory_kib(proc_root, pid, "VmRSS:")
+}
+
+fn tree_memory_kib(proc_root: &Path, pid: u32, field: &str) -> u64 {
     let mut total = 0;
     let mut stack = vec![pid];
     let mut seen = 0usize;
@@ -218,7 +238,7 @@ pub fn peak_memory_kib(proc_root: &Path, pid: u32) -> u64 {
         if let Ok(status) = std::fs::read_to_string(base.join("status")) {
             total += status
                 .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
                 .unwrap_or(0);
         }
@@ -291,7 +311,7 @@ impl ProcessSandbox {
                 ));
             }
             Err(reason) => {
-                lines.push(("cgroups".into(), false, format!("unavailable ({reason}): memory, CPU and process limits are NOT enforced and idle environments are not frozen")));
+                lines.push(("cgroups".into(), false, format!("unavailable ({reason}): memory is kept by a watchdog that samples each invocation's processes every 20 ms and kills them past MemorySize; CPU and process limits are NOT enforced and idle environments are not frozen")));
             }
         }
         lines.push(("isolation".into(), false, "no namespaces, mounts or seccomp yet: functions run as the server's user and see its filesystem".into()));

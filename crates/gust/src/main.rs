@@ -4,6 +4,7 @@
 mod cli;
 mod client;
 mod datadir;
+mod doctor;
 mod serve;
 
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ enum Command {
     Invoke(cli::invoke::InvokeArgs),
     /// Print a function's log (optionally following it).
     Logs(cli::invoke::LogsArgs),
+    /// Report what this host offers execution environments (cgroups, freezer, namespaces, ...).
+    Doctor,
     /// List, show or delete functions.
     Functions {
         #[command(subcommand)]
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => cli::deploy::run(args),
         Command::Functions { command } => cli::functions::run(command),
         Command::Invoke(args) => cli::invoke::run_invoke(args),
+        Command::Doctor => doctor::run(),
         Command::Logs(args) => cli::invoke::run_logs(args),
     };
     match result {

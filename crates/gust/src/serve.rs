@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// Shut down execution environments idle this long (e.g. 30s, 5m, 15m).
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     idle_timeout: Duration,
+    /// Do not use cgroups even where the host has them (memory is then kept by a watchdog,
+    /// and CPU, process limits and freezing are off).
+    #[arg(long)]
+    no_cgroups: bool,
     /// Do not limit CPU in proportion to memory (for development machines).
     #[arg(long)]
     no_cpu_quota: bool,
@@ -126,10 +130,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let catalog = registry.catalog();
     let sandbox = Arc::new(gust_sandbox::ProcessSandbox::new(
         gust_sandbox::ProcessSandboxConfig {
-            cgroups: gust_sandbox::cgroup::Cgroups::open(
-                std::path::Path::new("/sys/fs/cgroup"),
-                &instance_id(&args.data_dir),
-            ),
+            cgroups: if args.no_cgroups {
+                Err("turned off with --no-cgroups".to_owned())
+            } else {
+                gust_sandbox::cgroup::Cgroups::open(
+                    std::path::Path::new("/sys/fs/cgroup"),
+                    &instance_id(&args.data_dir),
+                )
+            },
             proportional_cpu: !args.no_cpu_quota,
             pids_max: 1024,
         },
