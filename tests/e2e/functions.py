@@ -40,6 +40,7 @@ def handler(event, context):
     if action == "fail":
         raise ValueError("handler failed on purpose")
     if action == "sleep":
+        print("sleeping", event["seconds"])
         time.sleep(event["seconds"])
     if action == "exit":
         print("about to exit", flush=True)

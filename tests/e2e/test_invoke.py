@@ -135,6 +135,8 @@ def test_python_timeout_kills_the_environment(lam, py):
     assert body["errorMessage"].endswith("Task timed out after 2.00 seconds")
     assert "Task timed out after 2.00 seconds" in log
     assert "Status: timeout" in log
+    # Everything the function wrote comes before the timeout line and END.
+    assert log.index("sleeping 30") < log.index("Task timed out") < log.index("END RequestId")
     _, after, log = call(lam, py)
     assert after["pid"] != before["pid"], "a timed-out environment is not reused"
     assert "Init Duration" in log

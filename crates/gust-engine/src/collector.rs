@@ -179,7 +179,17 @@ async fn run(
             // that output is read.
             biased;
             command = rx.recv() => {
-                let Some(Command::Mark { lines, begin_capture, end_capture, applied }) = command else { break };
+                                let Some(Command::Mark { lines, begin_capture, end_capture, applied }) = command else {
+                    // The environment is gone: keep what it wrote last.
+                                        // Bounded: a process that is still writing is being killed.
+                    for _ in 0..64 {
+                        match drain.read(&mut buffer) {
+                            Ok(n) if n > 0 && !eof => state.bytes(&buffer[..n]),
+                            _ => break,
+                        }
+                    }
+                    break;
+                };
                 if !eof {
                     loop {
                         match drain.read(&mut buffer) {

@@ -396,7 +396,7 @@ impl Engine {
     }
 
     async fn invoke_inner(&self, request: InvokeRequest) -> Result<InvokeOutcome, EngineError> {
-        let (config, generation) = self.config(&request.function).await?;
+        let (mut config, mut generation) = self.config(&request.function).await?;
         match config.state {
             FunctionState::Active => {}
             other => return Err(EngineError::NotReady(other.as_str())),
@@ -404,12 +404,35 @@ impl Engine {
         let request_id = uuid::Uuid::new_v4().to_string();
         let env = match self.take_idle(&config, generation) {
             Some(env) => env,
-            None => match self.cold_start(&config, generation).await? {
-                Ok(env) => env,
-                Err(failure) => return Ok(self.init_failed(&config, &request_id, failure).await),
-            },
+            None => {
+                let started = match self.cold_start(&config, generation).await {
+                    // The function changed under this invoke (its old code may be gone
+                    // already): start again from the current configuration, once.
+                    Err(EngineError::Internal(cause)) if self.changed_since(&config).await => {
+                        tracing::debug!(function = %config.name, %cause, "function changed during a cold start; retrying");
+                        self.function_changed(&config.name);
+                        (config, generation) = self.config(&request.function).await?;
+                        self.cold_start(&config, generation).await?
+                    }
+                    other => other?,
+                };
+                match started {
+                    Ok(env) => env,
+                    Err(failure) => {
+                        return Ok(self.init_failed(&config, &request_id, failure).await)
+                    }
+                }
+            }
         };
         Ok(self.run(&config, env, request, request_id).await)
+    }
+
+    /// Whether the stored configuration is newer than `config`.
+    async fn changed_since(&self, config: &FunctionConfig) -> bool {
+        let store = Arc::clone(&self.inner.store);
+        let name = config.name.clone();
+        let current = tokio::task::spawn_blocking(move || store.get_function(&name)).await;
+        !matches!(current, Ok(Ok(Some((stored, _)))) if stored.revision_id == config.revision_id)
     }
 
     fn take_idle(&self, config: &FunctionConfig, generation: u64) -> Option<Arc<Environment>> {
@@ -812,6 +835,8 @@ impl Engine {
             ),
             Finish::TimedOut => {
                 self.shut_down(&env, Stop::Kill);
+                // Wait for it to be gone, so everything it wrote is in the log before END.
+                env.exited_within(Duration::from_secs(2)).await;
                 let seconds = format!("{:.2}", timeout.as_secs_f64());
                 let stamp = time::OffsetDateTime::now_utc()
                     .format(&time::format_description::well_known::Rfc3339)
