@@ -10,6 +10,7 @@
 #![allow(unsafe_code)]
 
 pub mod cgroup;
+pub mod seccomp;
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
@@ -263,6 +264,8 @@ pub struct ProcessSandboxConfig {
     pub proportional_cpu: bool,
     /// Most processes and threads per environment.
     pub pids_max: u64,
+    /// Compiled seccomp filters applied to every runtime, or why there are none.
+    pub seccomp: Result<Arc<Vec<seccompiler::BpfProgram>>, String>,
 }
 
 /// Each environment is a process group of the server's user, in its own cgroup when the
@@ -278,6 +281,7 @@ impl Default for ProcessSandbox {
             cgroups: Err("not requested".into()),
             proportional_cpu: false,
             pids_max: 1024,
+            seccomp: Err("not requested".into()),
         })
     }
 }
@@ -314,7 +318,11 @@ impl ProcessSandbox {
                 lines.push(("cgroups".into(), false, format!("unavailable ({reason}): memory is kept by a watchdog that samples each invocation's processes every 20 ms and kills them past MemorySize; CPU and process limits are NOT enforced and idle environments are not frozen")));
             }
         }
-        lines.push(("isolation".into(), false, "no namespaces, mounts or seccomp yet: functions run as the server's user and see its filesystem".into()));
+        match &self.config.seccomp {
+            Ok(_) => lines.push(("seccomp".into(), true, "no_new_privs; mount, ptrace, kexec, module loading, bpf, keyrings, reboot, namespace creation and clock changes refused (EPERM)".into())),
+            Err(reason) => lines.push(("seccomp".into(), false, format!("unavailable ({reason}): runtimes may call mount, ptrace, bpf, ... as far as their user is allowed"))),
+        }
+        lines.push(("isolation".into(), false, "no namespaces or mounts yet: functions run as the server's user and see its filesystem".into()));
         lines
     }
 }
@@ -349,15 +357,22 @@ impl Sandbox for ProcessSandbox {
             .stderr(Stdio::from(stderr))
             // Its own group, so ending the environment ends everything it started.
             .process_group(0);
-        if !procs.is_empty() {
+        let filters = self.config.seccomp.as_ref().ok().cloned();
+        if !procs.is_empty() || filters.is_some() {
             // SAFETY: the hook runs in the child between fork and exec, where only
             // async-signal-safe calls are allowed. It only calls write(2) on descriptors
-            // opened before the fork, with a static buffer, and allocates nothing.
+            // opened before the fork (with a static buffer), then prctl(2) and seccomp(2)
+            // with filters compiled before the fork; it allocates nothing.
             unsafe {
                 command.pre_exec(move || {
                     for fd in &procs {
                         // "0" moves the writing process itself into the cgroup.
                         nix::unistd::write(fd.as_fd(), b"0").map_err(std::io::Error::from)?;
+                    }
+                    // Last: after this, the child can no longer do what the setup needed.
+                    for filter in filters.iter().flat_map(|f| f.iter()) {
+                        seccompiler::apply_filter(filter)
+                            .map_err(|_| std::io::Error::from_raw_os_error(libc::EPERM))?;
                     }
                     Ok(())
                 });

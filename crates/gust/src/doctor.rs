@@ -94,7 +94,7 @@ fn checks() -> Vec<Check> {
     checks.push(Check {
         name: "isolation",
         ok: false,
-        detail: "not implemented yet: no pid/mount/network namespaces, no /var/task view, no tmpfs /tmp".into(),
+        detail: "not implemented yet: no pid/mount/network namespaces, no /var/task view, no tmpfs /tmp, no separate user".into(),
         meaning: "functions run as the server's user and can read what it can read: deploy only code you trust",
     });
     checks.push(Check {

@@ -140,6 +140,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             },
             proportional_cpu: !args.no_cpu_quota,
             pids_max: 1024,
+            seccomp: gust_sandbox::seccomp::filters().map(Arc::new),
         },
     ));
     let protections = sandbox.report();
