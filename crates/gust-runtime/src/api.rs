@@ -79,8 +79,12 @@ type Dispatch = (Invocation, oneshot::Sender<InvocationResult>);
 #[derive(Debug)]
 struct Shared {
     queue: tokio::sync::Mutex<mpsc::Receiver<Dispatch>>,
-    current: Mutex<Option<(String, oneshot::Sender<InvocationResult>)>>,
+    /// The invocation handed out and not answered yet.
+    current: Mutex<Option<(Invocation, oneshot::Sender<InvocationResult>)>>,
     init: Mutex<Option<oneshot::Sender<InitOutcome>>>,
+    /// Cancels the `next` that is waiting, when a newer one arrives: a runtime asks one at a
+    /// time, so the older one was abandoned (its connection broke) and must not take an event.
+    waiting: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 /// The Runtime API of one environment; dropping it closes the listener and every connection.
@@ -113,6 +117,7 @@ impl RuntimeApi {
             queue: tokio::sync::Mutex::new(receiver),
             current: Mutex::new(None),
             init: Mutex::new(Some(init_tx)),
+            waiting: Mutex::new(None),
         });
         let server = tokio::spawn(serve(listener, shared));
         Ok((
@@ -224,7 +229,22 @@ async fn next(shared: &Shared) -> Response<Full<Bytes>> {
     if let Some(init) = lock(&shared.init).take() {
         let _ = init.send(InitOutcome::Ready);
     }
-    let dispatched = shared.queue.lock().await.recv().await;
+    // A runtime asks for the next event only after answering the last one: if one is still
+    // unanswered, the request that carried it was lost, so hand the same event out again.
+    if let Some((invocation, _)) = lock(&shared.current).as_ref() {
+        return next_response(invocation.clone());
+    }
+    let (cancel_tx, mut cancel_rx) = oneshot::channel();
+    if let Some(older) = lock(&shared.waiting).replace(cancel_tx) {
+        let _ = older.send(());
+    }
+    let dispatched = tokio::select! {
+        mut queue = shared.queue.lock() => tokio::select! {
+            dispatched = queue.recv() => dispatched,
+            _ = &mut cancel_rx => return api_error(StatusCode::CONFLICT, "Superseded", "A newer request for the next invocation replaced this one"),
+        },
+        _ = &mut cancel_rx => return api_error(StatusCode::CONFLICT, "Superseded", "A newer request for the next invocation replaced this one"),
+    };
     let Some((invocation, responder)) = dispatched else {
         return api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -232,7 +252,12 @@ async fn next(shared: &Shared) -> Response<Full<Bytes>> {
             "The environment is shutting down",
         );
     };
-    *lock(&shared.current) = Some((invocation.request_id.clone(), responder));
+    *lock(&shared.current) = Some((invocation.clone(), responder));
+    next_response(invocation)
+}
+
+/// The `next` answer for `invocation`, with Lambda's headers.
+fn next_response(invocation: Invocation) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(invocation.payload));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -271,7 +296,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn take_current(shared: &Shared, id: &str) -> Option<oneshot::Sender<InvocationResult>> {
     let mut current = lock(&shared.current);
     match current.as_ref() {
-        Some((current_id, _)) if current_id == id => current.take().map(|(_, responder)| responder),
+        Some((invocation, _)) if invocation.request_id == id => {
+            current.take().map(|(_, responder)| responder)
+        }
         _ => None,
     }
 }
@@ -583,6 +610,43 @@ mod tests {
         assert_eq!(status, 413);
         assert!(String::from_utf8_lossy(&body).contains("RequestEntityTooLarge"));
         assert_eq!(third.await.unwrap(), InvocationResult::ResponseTooLarge);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_next_does_not_take_the_event() {
+        let (api, _init) = RuntimeApi::start(IpAddr::from([127, 0, 0, 1]))
+            .await
+            .unwrap();
+        // A runtime's client gives up on a long poll without closing the connection (a
+        // client-side read timeout) and asks again on a new one.
+        let mut abandoned = TcpStream::connect(api.address()).await.unwrap();
+        abandoned
+            .write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut runtime = TcpStream::connect(api.address()).await.unwrap();
+        // The event must reach the newer request, not the abandoned one.
+        let result = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            next_invocation(&api, &mut runtime, "req-9"),
+        )
+        .await
+        .expect("the event went to the abandoned request");
+        let (status, _, _) = request(
+            &mut runtime,
+            "POST",
+            "/2018-06-01/runtime/invocation/req-9/response",
+            "",
+            b"1",
+        )
+        .await;
+        assert_eq!(status, 202);
+        assert_eq!(
+            result.await.unwrap(),
+            InvocationResult::Response(Bytes::from_static(b"1"))
+        );
+        drop(abandoned);
     }
 
     #[tokio::test]
