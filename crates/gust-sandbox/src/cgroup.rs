@@ -301,27 +301,23 @@ impl EnvCgroup {
 
     /// Stops every process (idle environments use no CPU and their threads do not run).
     pub fn freeze(&self) -> Result<(), CgroupError> {
-        match self.version {
-            CgroupVersion::V2 => self
-                .dir("unified")
-                .map_or(Ok(()), |d| write_file(&d.join("cgroup.freeze"), "1")),
-            CgroupVersion::V1 => self
-                .dir("freezer")
-                .map_or(Ok(()), |d| write_file(&d.join("freezer.state"), "FROZEN")),
-        }
+        self.set_frozen(true)
+    }
+
+    fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        let (controller, file, value) = match (&self.version, frozen) {
+            (CgroupVersion::V2, true) => ("unified", "cgroup.freeze", "1"),
+            (CgroupVersion::V2, false) => ("unified", "cgroup.freeze", "0"),
+            (CgroupVersion::V1, true) => ("freezer", "freezer.state", "FROZEN"),
+            (CgroupVersion::V1, false) => ("freezer", "freezer.state", "THAWED"),
+        };
+        self.dir(controller)
+            .map_or(Ok(()), |d| write_file(&d.join(file), value))
     }
 
     /// Lets them run again.
     pub fn thaw(&self) {
-        let result = match self.version {
-            CgroupVersion::V2 => self
-                .dir("unified")
-                .map_or(Ok(()), |d| write_file(&d.join("cgroup.freeze"), "0")),
-            CgroupVersion::V1 => self
-                .dir("freezer")
-                .map_or(Ok(()), |d| write_file(&d.join("freezer.state"), "THAWED")),
-        };
-        if let Err(error) = result {
+        if let Err(error) = self.set_frozen(false) {
             tracing::warn!(%error, "cannot thaw environment");
         }
     }
