@@ -25,8 +25,11 @@ import logging
 import os
 import sys
 import time
+import uuid
 
 INIT_PID = os.getpid()
+# Identifies the environment (pids repeat: each environment has its own pid namespace).
+ENV_ID = uuid.uuid4().hex
 CALLS = 0
 logger = logging.getLogger()
 logger.setLevel(logging.INFO)
@@ -61,6 +64,7 @@ def handler(event, context):
         "calls": CALLS,
         "pid": os.getpid(),
         "init_pid": INIT_PID,
+        "env_id": ENV_ID,
         "cwd": os.getcwd(),
         "context": {
             "function_name": context.function_name,
@@ -82,6 +86,7 @@ def handler(event, context):
 NODE_CJS = r'''
 let calls = 0;
 const initPid = process.pid;
+const envId = require('crypto').randomUUID();
 exports.handler = async (event, context) => {
   calls += 1;
   if (event.action === 'fail') throw new TypeError('node failed on purpose');
@@ -89,7 +94,7 @@ exports.handler = async (event, context) => {
   if (event.action === 'exit') process.exit(4);
   console.log('node saw', JSON.stringify(event));
   return {
-    event, calls, pid: process.pid, initPid,
+    event, calls, pid: process.pid, initPid, env_id: envId,
     context: {
       functionName: context.functionName, functionVersion: context.functionVersion,
       invokedFunctionArn: context.invokedFunctionArn, memoryLimitInMB: context.memoryLimitInMB,

@@ -138,7 +138,7 @@ def test_python_timeout_kills_the_environment(lam, py):
     # Everything the function wrote comes before the timeout line and END.
     assert log.index("sleeping 30") < log.index("Task timed out") < log.index("END RequestId")
     _, after, log = call(lam, py)
-    assert after["pid"] != before["pid"], "a timed-out environment is not reused"
+    assert after["env_id"] != before["env_id"], "a timed-out environment is not reused"
     assert "Init Duration" in log
 
 
@@ -150,7 +150,7 @@ def test_python_crash_is_runtime_exit_error(lam, py):
     assert "exit status 3" in body["errorMessage"]
     assert "about to exit" in log
     _, after, _ = call(lam, py)
-    assert after["pid"] != before["pid"]
+    assert after["env_id"] != before["env_id"]
 
 
 @pytest.mark.parametrize("files,handler,error_type,message", [
@@ -198,12 +198,12 @@ def test_code_update_takes_effect_on_the_next_invoke(lam, server):
 def test_concurrent_invokes_get_their_own_environments(lam, py):
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda _: call(lam, py, {"action": "sleep", "seconds": 1})[1], range(4)))
-    assert len({r["pid"] for r in results}) == 4
+    assert len({r["env_id"] for r in results}) == 4
     assert all(r["calls"] == 1 for r in results), "module state is per environment"
     # Afterwards the four are warm: four more concurrent invokes reuse them without INIT.
     with ThreadPoolExecutor(max_workers=4) as pool:
         again = list(pool.map(lambda _: call(lam, py, {"action": "sleep", "seconds": 0.5}), range(4)))
-    assert {r[1]["pid"] for r in again} == {r["pid"] for r in results}
+    assert {r[1]["env_id"] for r in again} == {r["env_id"] for r in results}
     assert all("Init Duration" not in r[2] for r in again)
 
 
@@ -213,10 +213,10 @@ def test_idle_environments_are_shut_down(make_server):
     deploy(lam, "idle", {"app.py": PYTHON_APP})
     _, first, _ = call(lam, "idle")
     _, second, log = call(lam, "idle")
-    assert second["pid"] == first["pid"] and "Init Duration" not in log
+    assert second["env_id"] == first["env_id"] and "Init Duration" not in log
     time.sleep(2.5)
     _, third, log = call(lam, "idle")
-    assert third["pid"] != first["pid"] and "Init Duration" in log
+    assert third["env_id"] != first["env_id"] and "Init Duration" in log
 
 
 def test_payload_rules(lam, py):
@@ -268,7 +268,7 @@ def test_node_success_errors_timeout_and_crash(lam):
     assert body["env"]["AWS_EXECUTION_ENV"] == "AWS_Lambda_nodejs20.x"
     assert "INFO\tnode saw" in log and "Init Duration" in log
     _, warm, _ = call(lam, "node")
-    assert warm["pid"] == body["pid"] and warm["calls"] == 2
+    assert warm["env_id"] == body["env_id"] and warm["calls"] == 2
     response, error, _ = call(lam, "node", {"action": "fail"})
     assert response["FunctionError"] == "Unhandled"
     assert error["errorType"] == "TypeError" and error["errorMessage"] == "node failed on purpose"

@@ -44,8 +44,14 @@ def invoke(lam, name, event):
 
 
 def test_awslambdaric_runs_unchanged(lam):
-    # The base interpreter (not the test venv) has no awslambdaric: the package's copy is used.
+        # The base interpreter (not the test venv) has no awslambdaric: the package's copy is used.
+    # A custom runtime sees only the host's system directories in an isolated environment,
+    # so the system's Python of the same version (C extensions are per minor version) is
+    # preferred over one installed elsewhere.
     base_python = getattr(sys, "_base_executable", sys.executable)
+    system_python = f"/usr/bin/python3.{sys.version_info.minor}"
+    if os.path.exists(system_python):
+        base_python = system_python
     bootstrap = f'#!/bin/sh\nexport PYTHONPATH="$LAMBDA_TASK_ROOT"\nexec {base_python} -m awslambdaric "$_HANDLER"\n'
     files = site_packages_files("awslambdaric", "runtime_client", "simplejson", "snapshot_restore_py")
     files.update({"app.py": APP, "bootstrap": bootstrap})

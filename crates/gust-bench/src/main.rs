@@ -5,6 +5,11 @@
 //! with the same HTTP stack (hyper) for the warm figures, and the start of the bare
 //! interpreter for cold starts. Requests are SigV4-signed as real clients sign them.
 //!
+//! A second server runs beside the first with the sandbox off (`--no-isolation
+//! --no-cgroups`), and the sandboxed and unsandboxed warm invoke and cold start of each
+//! runtime are measured in alternation, so the sandbox's own cost is a difference taken in
+//! the same conditions.
+//!
 //! Run: `./scripts/bench` (builds the release binaries first).
 
 use std::io::Write;
@@ -243,7 +248,7 @@ impl Drop for Server {
     }
 }
 
-fn start_server(gust: &Path) -> Result<Server> {
+fn start_server(gust: &Path, extra: &[&str]) -> Result<Server> {
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -252,6 +257,7 @@ fn start_server(gust: &Path) -> Result<Server> {
     let child = Command::new(gust)
         .args(["serve", "--listen", &address.to_string(), "--data-dir"])
         .arg(dir.path().join("data"))
+        .args(extra)
         .env("GUST_ACCESS_KEY_ID", "AKIABENCHMARK0000000")
         .env("GUST_SECRET_ACCESS_KEY", "bench-secret")
         .env("GUST_LOG", "warn")
@@ -345,6 +351,62 @@ async fn retire(target: &Target, function: &str, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// The same runtime on the sandboxed server and on the unsandboxed one, measured in
+/// alternation (warm latency in blocks, cold starts one by one).
+async fn sandbox_cost(
+    sandboxed: &Target,
+    plain: &Target,
+    runtime: &Runtime,
+    args: &Args,
+) -> Result<()> {
+    let name = runtime.function;
+    create(plain, runtime).await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    plain.invoke(name).await?;
+    sandboxed.invoke(name).await?;
+    let (mut warm_on, mut warm_off) = (Vec::new(), Vec::new());
+    for _ in 0..4 {
+        for (target, samples) in [(sandboxed, &mut warm_on), (plain, &mut warm_off)] {
+            let t = target.clone();
+            let (p50, _) = latency(args.warm / 4, || {
+                let t = t.clone();
+                async move { t.invoke(name).await }
+            })
+            .await?;
+            samples.push(p50);
+        }
+    }
+    warm_on.sort();
+    warm_off.sort();
+    let (on, off) = (percentile(&warm_on, 0.5), percentile(&warm_off, 0.5));
+    row(
+        &format!("{} warm invoke p50, sandboxed vs not", runtime.label),
+        format!("{:.3} ms", ms(on)),
+        format!("{:.3} ms unsandboxed", ms(off)),
+        format!("{:+.3} ms", ms(on) - ms(off)),
+    );
+    let (mut cold_on, mut cold_off) = (Vec::new(), Vec::new());
+    for round in 0..args.cold {
+        for (target, samples) in [(sandboxed, &mut cold_on), (plain, &mut cold_off)] {
+            retire(target, name, 1000 + round).await?;
+            let start = Instant::now();
+            target.invoke(name).await?;
+            samples.push(start.elapsed());
+        }
+    }
+    cold_on.sort();
+    cold_off.sort();
+    let (on50, on99) = (percentile(&cold_on, 0.5), percentile(&cold_on, 0.99));
+    let (off50, off99) = (percentile(&cold_off, 0.5), percentile(&cold_off, 0.99));
+    row(
+        &format!("{} cold start p50 / p99, sandboxed vs not", runtime.label),
+        format!("{:.1} / {:.1} ms", ms(on50), ms(on99)),
+        format!("{:.1} / {:.1} ms unsandboxed", ms(off50), ms(off99)),
+        format!("{:+.1} ms p50", ms(on50) - ms(off50)),
+    );
+    Ok(())
+}
+
 fn row(figure: &str, value: String, floor: String, ratio: String) {
     println!("| {figure} | {value} | {floor} | {ratio} |");
 }
@@ -352,7 +414,13 @@ fn row(figure: &str, value: String, floor: String, ratio: String) {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let server = start_server(&args.gust)?;
+    let server = start_server(&args.gust, &[])?;
+    let plain_server = start_server(&args.gust, &["--no-isolation", "--no-cgroups"])?;
+    let plain = Target {
+        http: client(),
+        address: plain_server.address,
+        credentials: Some(plain_server.credentials.clone()),
+    };
     let target = Target {
         http: client(),
         address: server.address,
@@ -485,6 +553,7 @@ async fn main() -> Result<()> {
             ),
             format!("{:.1}x the bare start", ms(c50) / ms(floor.0).max(0.001)),
         );
+        sandbox_cost(&target, &plain, runtime, &args).await?;
     }
     Ok(())
 }

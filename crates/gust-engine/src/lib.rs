@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gust_model::{FunctionConfig, FunctionName, FunctionState, LogFormat, Scope};
-use gust_runtime::{InitOutcome, Invocation, InvocationResult, RuntimeApi, RuntimeRegistry};
+use gust_runtime::{InitOutcome, Invocation, InvocationResult, RuntimeApi, RuntimeRegistry, View};
+use gust_sandbox::isolate::Bind;
 use gust_sandbox::{Sandbox, SpawnSpec};
 use gust_store::Store;
 
@@ -502,12 +503,13 @@ impl Engine {
         &self,
         config: &FunctionConfig,
         api: &RuntimeApi,
-        code_dir: &std::path::Path,
+        view: &View,
         stream: &str,
         launch: &gust_runtime::Launch,
     ) -> Vec<(String, String)> {
         let scope = &self.inner.config.scope;
-        let runtime_dir = self.inner.registry.runtime_dir();
+        let runtime_dir = &view.runtime_dir;
+        let code_dir = &view.task_root;
         let bin = launch
             .bin_dir
             .as_ref()
@@ -613,7 +615,19 @@ impl Engine {
         )
         .map_err(|e| EngineError::Internal(format!("log collector: {e}")))?;
 
-        let launch = match self.inner.registry.launch(&config.runtime, &code_dir) {
+        let view = if self.inner.sandbox.isolated() {
+            View::lambda()
+        } else {
+            View {
+                task_root: code_dir.clone(),
+                runtime_dir: self.inner.registry.runtime_dir().to_owned(),
+            }
+        };
+        let launch = match self
+            .inner
+            .registry
+            .launch(&config.runtime, &code_dir, &view)
+        {
             Ok(launch) => launch,
             Err(error) => {
                 let message = format!("Error: {error}");
@@ -636,17 +650,55 @@ impl Engine {
                 launch.description
             )])
             .await;
-        let (api, init) = RuntimeApi::start(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        // Without a network of its own, the environment's Runtime API listens inside the
+        // environment's network namespace (made on a thread of its own).
+        let sandbox = Arc::clone(&self.inner.sandbox);
+        let network = tokio::task::spawn_blocking(move || sandbox.private_network())
             .await
-            .map_err(|e| EngineError::Internal(format!("runtime API listener: {e}")))?;
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| EngineError::Internal(format!("environment network: {e}")))?;
+        let (api, init, netns) = match network {
+            Some(network) => {
+                let (api, init) = RuntimeApi::from_listener(network.listener)
+                    .map_err(|e| EngineError::Internal(format!("runtime API listener: {e}")))?;
+                (api, init, Some(network.namespace))
+            }
+            None => {
+                let (api, init) = RuntimeApi::start(IpAddr::V4(Ipv4Addr::LOCALHOST))
+                    .await
+                    .map_err(|e| EngineError::Internal(format!("runtime API listener: {e}")))?;
+                (api, init, None)
+            }
+        };
+        let mut binds = vec![
+            Bind {
+                source: code_dir.clone(),
+                target: view.task_root.clone(),
+            },
+            Bind {
+                source: self.inner.registry.runtime_dir().to_owned(),
+                target: view.runtime_dir.clone(),
+            },
+        ];
+        if let Some(home) = &launch.interpreter_home {
+            if !gust_sandbox::isolate::visible_by_default(home) {
+                binds.push(Bind {
+                    source: home.clone(),
+                    target: home.clone(),
+                });
+            }
+        }
         let spec = SpawnSpec {
             program: launch.program.clone(),
             args: launch.args.clone(),
-            env: self.environment_variables(config, &api, &code_dir, &stream, &launch),
-            cwd: code_dir.clone(),
+            env: self.environment_variables(config, &api, &view, &stream, &launch),
+            cwd: view.task_root.clone(),
             output: writer.into(),
             id: random_hex(8),
             memory_mb: config.memory_mb,
+            tmp_mb: config.ephemeral_mb,
+            binds,
+            netns,
         };
         let process = match self.inner.sandbox.spawn(spec) {
             Ok(process) => process,

@@ -109,7 +109,20 @@ pub struct Closed;
 impl RuntimeApi {
     /// Listens on `ip` (an ephemeral port) and returns the API and the INIT outcome to await.
     pub async fn start(ip: IpAddr) -> std::io::Result<(Self, oneshot::Receiver<InitOutcome>)> {
-        let listener = tokio::net::TcpListener::bind((ip, 0)).await?;
+        Self::serve_on(tokio::net::TcpListener::bind((ip, 0)).await?)
+    }
+
+    /// Serves on a listener made elsewhere (inside an environment's network namespace).
+    pub fn from_listener(
+        listener: std::net::TcpListener,
+    ) -> std::io::Result<(Self, oneshot::Receiver<InitOutcome>)> {
+        listener.set_nonblocking(true)?;
+        Self::serve_on(tokio::net::TcpListener::from_std(listener)?)
+    }
+
+    fn serve_on(
+        listener: tokio::net::TcpListener,
+    ) -> std::io::Result<(Self, oneshot::Receiver<InitOutcome>)> {
         let address = listener.local_addr()?;
         let (sender, receiver) = mpsc::channel(1);
         let (init_tx, init_rx) = oneshot::channel();

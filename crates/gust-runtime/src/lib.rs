@@ -7,4 +7,4 @@ pub mod api;
 pub mod registry;
 
 pub use api::{Closed, InitOutcome, Invocation, InvocationResult, RuntimeApi, MAX_RESPONSE_BYTES};
-pub use registry::{Launch, LaunchError, RuntimeRegistry};
+pub use registry::{Launch, LaunchError, RuntimeRegistry, View};

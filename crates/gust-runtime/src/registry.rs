@@ -23,6 +23,29 @@ pub struct Launch {
     pub bin_dir: Option<PathBuf>,
     /// What actually runs, for the `INIT_START` log line.
     pub description: String,
+    /// The interpreter's installation directory (its `bin/..`), which an isolated
+    /// environment must see.
+    pub interpreter_home: Option<PathBuf>,
+}
+
+/// Where a runtime process sees the function's code and Gust's bootstraps: Lambda's
+/// `/var/task` and `/var/runtime` in an isolated environment, host paths otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    /// `LAMBDA_TASK_ROOT`.
+    pub task_root: PathBuf,
+    /// `LAMBDA_RUNTIME_DIR`.
+    pub runtime_dir: PathBuf,
+}
+
+impl View {
+    /// Lambda's paths.
+    pub fn lambda() -> View {
+        View {
+            task_root: "/var/task".into(),
+            runtime_dir: "/var/runtime".into(),
+        }
+    }
 }
 
 /// Why a runtime cannot start; the message is Lambda's.
@@ -50,6 +73,16 @@ impl LaunchError {
 struct Interpreter {
     path: PathBuf,
     version: String,
+}
+
+impl Interpreter {
+    /// The installation directory: `…/bin/python3.11` → `…`.
+    fn home(&self) -> Option<PathBuf> {
+        self.path
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+    }
 }
 
 /// The runtimes of this host: interpreters found on `PATH` and the bootstraps written out.
@@ -88,7 +121,9 @@ fn resolve_interpreter(program: &Path, args: &[&str]) -> Option<Interpreter> {
     }
     let text = String::from_utf8_lossy(&output.stdout);
     let mut lines = text.lines();
-    let path = PathBuf::from(lines.next()?.trim());
+    // The real file, not a virtualenv's or an alternatives symlink: an isolated environment
+    // sees the interpreter's installation, not the server's links to it.
+    let path = std::fs::canonicalize(lines.next()?.trim()).ok()?;
     let version = lines.next()?.trim().to_owned();
     is_executable(&path).then_some(Interpreter { path, version })
 }
@@ -175,8 +210,14 @@ impl RuntimeRegistry {
             .clone()
     }
 
-    /// How to start `runtime` for code unpacked at `code_dir`.
-    pub fn launch(&self, runtime: &Runtime, code_dir: &Path) -> Result<Launch, LaunchError> {
+    /// How to start `runtime` for code unpacked at `code_dir` on the host, seen at `view`'s
+    /// paths by the runtime.
+    pub fn launch(
+        &self,
+        runtime: &Runtime,
+        code_dir: &Path,
+        view: &View,
+    ) -> Result<Launch, LaunchError> {
         let id = runtime.id();
         match runtime.family() {
             RuntimeFamily::Python => {
@@ -186,10 +227,11 @@ impl RuntimeRegistry {
                 Ok(Launch {
                     args: vec![
                         "-u".into(),
-                        self.runtime_dir.join("python/bootstrap.py").into(),
+                        view.runtime_dir.join("python/bootstrap.py").into(),
                     ],
                     env: vec![("AWS_EXECUTION_ENV".into(), format!("AWS_Lambda_{id}"))],
                     bin_dir: python.path.parent().map(Path::to_path_buf),
+                    interpreter_home: python.home(),
                     description: format!(
                         "Python {} ({}) for {id}",
                         python.version,
@@ -205,16 +247,17 @@ impl RuntimeRegistry {
                     .ok_or_else(|| LaunchError::NoInterpreter("node".into()))?;
                 let node_path = format!(
                     "/opt/nodejs/node_modules:{}:{}",
-                    self.runtime_dir.display(),
-                    code_dir.display()
+                    view.runtime_dir.display(),
+                    view.task_root.display()
                 );
                 Ok(Launch {
-                    args: vec![self.runtime_dir.join("node/bootstrap.js").into()],
+                    args: vec![view.runtime_dir.join("node/bootstrap.js").into()],
                     env: vec![
                         ("AWS_EXECUTION_ENV".into(), format!("AWS_Lambda_{id}")),
                         ("NODE_PATH".into(), node_path),
                     ],
                     bin_dir: node.path.parent().map(Path::to_path_buf),
+                    interpreter_home: node.home(),
                     description: format!(
                         "Node.js {} ({}) for {id}",
                         node.version,
@@ -229,10 +272,11 @@ impl RuntimeRegistry {
                     return Err(LaunchError::NoBootstrap(format!("{}", bootstrap.display())));
                 }
                 Ok(Launch {
-                    program: bootstrap,
+                    program: view.task_root.join("bootstrap"),
                     args: Vec::new(),
                     env: Vec::new(),
                     bin_dir: None,
+                    interpreter_home: None,
                     description: format!("custom runtime ({id}): the package's bootstrap"),
                 })
             }
@@ -251,11 +295,13 @@ mod tests {
         let code = dir.path().join("code");
         std::fs::create_dir(&code).unwrap();
         let provided = Runtime::parse("provided.al2023").unwrap();
-        let err = registry.launch(&provided, &code).unwrap_err();
+        let err = registry
+            .launch(&provided, &code, &View::lambda())
+            .unwrap_err();
         assert_eq!(err.error_type(), "Runtime.InvalidEntrypoint");
         std::fs::write(code.join("bootstrap"), "#!/bin/sh\n").unwrap();
         assert!(
-            registry.launch(&provided, &code).is_err(),
+            registry.launch(&provided, &code, &View::lambda()).is_err(),
             "not executable yet"
         );
         std::fs::set_permissions(
@@ -264,8 +310,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            registry.launch(&provided, &code).unwrap().program,
-            code.join("bootstrap")
+            registry
+                .launch(&provided, &code, &View::lambda())
+                .unwrap()
+                .program,
+            Path::new("/var/task/bootstrap")
         );
     }
 
@@ -283,9 +332,16 @@ mod tests {
         assert!(dir.path().join("rt/python/bootstrap.py").exists());
         assert!(dir.path().join("rt/node/bootstrap.js").exists());
         let launch = registry
-            .launch(&Runtime::parse("python3.12").unwrap(), dir.path())
+            .launch(
+                &Runtime::parse("python3.12").unwrap(),
+                dir.path(),
+                &View::lambda(),
+            )
             .unwrap();
-        assert_eq!(launch.program, bin.join("python3"));
+        assert_eq!(launch.program, bin.join("python3").canonicalize().unwrap());
+        assert!(launch
+            .args
+            .contains(&"/var/runtime/python/bootstrap.py".into()));
         assert!(
             launch.description.starts_with("Python 3.99.1 ("),
             "{}",
@@ -294,7 +350,11 @@ mod tests {
         assert!(launch
             .env
             .contains(&("AWS_EXECUTION_ENV".into(), "AWS_Lambda_python3.12".into())));
-        let node = registry.launch(&Runtime::parse("nodejs20.x").unwrap(), dir.path());
+        let node = registry.launch(
+            &Runtime::parse("nodejs20.x").unwrap(),
+            dir.path(),
+            &View::lambda(),
+        );
         assert_eq!(node.unwrap_err().error_type(), "Runtime.InvalidRuntime");
         let catalog = registry.catalog();
         assert!(catalog.check("python3.12").is_ok() && catalog.check("nodejs20.x").is_err());

@@ -4,16 +4,20 @@
 //! [`SandboxProcess`] back: it can wait for it, measure its memory, freeze and thaw it, and
 //! end it together with every process it started. [`ProcessSandbox`] runs each environment
 //! as its own process group and, where the host allows, in its own cgroup ([`cgroup`]) with
-//! Lambda's memory, CPU and process limits. Namespaces, mounts and seccomp come next.
+//! Lambda's memory, CPU and process limits, and where the host allows it in namespaces of
+//! its own with Lambda's filesystem, as an unprivileged user under a seccomp filter
+//! ([`isolate`]).
 //!
-//! This is the only crate with `unsafe` (the `pre_exec` hook that joins the cgroup).
+//! This is the only crate with `unsafe`: the `pre_exec` hook that joins the cgroup, the
+//! fork of the environment's init, and a few `ioctl`/`prctl` calls.
 #![allow(unsafe_code)]
 
 pub mod cgroup;
+pub mod isolate;
 pub mod seccomp;
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -42,6 +46,9 @@ pub enum SandboxError {
     /// The environment's cgroup could not be set up.
     #[error(transparent)]
     Cgroup(#[from] cgroup::CgroupError),
+    /// The environment's namespaces could not be set up.
+    #[error(transparent)]
+    Isolate(#[from] isolate::IsolateError),
 }
 
 /// Everything needed to start one environment's runtime process.
@@ -53,7 +60,7 @@ pub struct SpawnSpec {
     pub args: Vec<OsString>,
     /// The complete environment (nothing is inherited).
     pub env: Vec<(String, String)>,
-    /// Working directory (the code root).
+    /// Working directory (the code root), as the runtime sees it.
     pub cwd: PathBuf,
     /// Where stdout and stderr both go (one pipe, so their lines stay in order).
     pub output: OwnedFd,
@@ -61,6 +68,13 @@ pub struct SpawnSpec {
     pub id: String,
     /// The function's memory, MB: the memory limit and the CPU share follow it.
     pub memory_mb: u32,
+    /// Size of the private `/tmp`, MB (the function's ephemeral storage).
+    pub tmp_mb: u32,
+    /// Host paths the environment sees read-only: the code at `/var/task`, the bootstraps at
+    /// `/var/runtime`, layers under `/opt`, and interpreters outside the system directories.
+    pub binds: Vec<isolate::Bind>,
+    /// The network namespace to run in (from [`Sandbox::private_network`]), if any.
+    pub netns: Option<OwnedFd>,
 }
 
 /// Starts environment processes.
@@ -76,6 +90,16 @@ pub trait Sandbox: Send + Sync + std::fmt::Debug {
     fn cpu_quota(&self, memory_mb: u32) -> Option<cgroup::CpuQuota> {
         let _ = memory_mb;
         None
+    }
+    /// Whether environments see Lambda's filesystem (`/var/task`, `/var/runtime`, ...)
+    /// rather than the host's: the paths in a [`SpawnSpec`] are then the environment's.
+    fn isolated(&self) -> bool {
+        false
+    }
+    /// A network namespace of the environment's own with the Runtime API's listener in it,
+    /// when environments have no network.
+    fn private_network(&self) -> Result<Option<isolate::PrivateNetwork>, SandboxError> {
+        Ok(None)
     }
 }
 
@@ -266,6 +290,8 @@ pub struct ProcessSandboxConfig {
     pub pids_max: u64,
     /// Compiled seccomp filters applied to every runtime, or why there are none.
     pub seccomp: Result<Arc<Vec<seccompiler::BpfProgram>>, String>,
+    /// Namespaces and Lambda's filesystem, or why environments run without them.
+    pub isolation: Result<isolate::Isolation, String>,
 }
 
 /// Each environment is a process group of the server's user, in its own cgroup when the
@@ -282,6 +308,7 @@ impl Default for ProcessSandbox {
             proportional_cpu: false,
             pids_max: 1024,
             seccomp: Err("not requested".into()),
+            isolation: Err("not requested".into()),
         })
     }
 }
@@ -322,7 +349,16 @@ impl ProcessSandbox {
             Ok(_) => lines.push(("seccomp".into(), true, "no_new_privs; mount, ptrace, kexec, module loading, bpf, keyrings, reboot, namespace creation and clock changes refused (EPERM)".into())),
             Err(reason) => lines.push(("seccomp".into(), false, format!("unavailable ({reason}): runtimes may call mount, ptrace, bpf, ... as far as their user is allowed"))),
         }
-        lines.push(("isolation".into(), false, "no namespaces or mounts yet: functions run as the server's user and see its filesystem".into()));
+        match &self.config.isolation {
+            Ok(isolation) => {
+                lines.push(("isolation".into(), true, format!("pid, mount, IPC and UTS namespaces; uid {} without capabilities; Lambda's filesystem: /var/task, /var/runtime and /opt read-only, /tmp a tmpfs of EphemeralStorage, a fresh /proc, the host's system directories read-only", isolation.uid)));
+                lines.push(match isolation.network {
+                    isolate::NetworkMode::Host => ("network".into(), true, "host network: outbound connections allowed, as Lambda outside a VPC (--sandbox-network none for loopback only)".into()),
+                    isolate::NetworkMode::None => ("network".into(), true, "none: each environment has its own network namespace with loopback only, where its Runtime API listens".into()),
+                });
+            }
+            Err(reason) => lines.push(("isolation".into(), false, format!("unavailable ({reason}): functions run as the server's user, see its filesystem and processes, and share its network"))),
+        }
         lines
     }
 }
@@ -346,28 +382,49 @@ impl Sandbox for ProcessSandbox {
             Some(cgroup) => cgroup.procs_files()?,
             None => Vec::new(),
         };
-        let mut command = std::process::Command::new(&spec.program);
+        let netns = spec.netns.as_ref().map(AsRawFd::as_raw_fd);
+        let (mut command, filters) = match &self.config.isolation {
+            // The supervisor sets up the namespaces and applies seccomp after its mounts.
+            Ok(isolation) => {
+                let init = isolation.init_spec(&spec, netns, self.config.seccomp.is_ok());
+                let mut command = std::process::Command::new(&isolation.init_program);
+                command
+                    .arg(isolate::INIT_ARG)
+                    .args(init.to_args())
+                    .current_dir("/");
+                (command, None)
+            }
+            Err(_) => {
+                let mut command = std::process::Command::new(&spec.program);
+                command.args(&spec.args).current_dir(&spec.cwd);
+                (command, self.config.seccomp.as_ref().ok().cloned())
+            }
+        };
         command
-            .args(&spec.args)
             .env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&spec.cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::from(spec.output))
             .stderr(Stdio::from(stderr))
             // Its own group, so ending the environment ends everything it started.
             .process_group(0);
-        let filters = self.config.seccomp.as_ref().ok().cloned();
-        if !procs.is_empty() || filters.is_some() {
+        if !procs.is_empty() || filters.is_some() || netns.is_some() {
             // SAFETY: the hook runs in the child between fork and exec, where only
             // async-signal-safe calls are allowed. It only calls write(2) on descriptors
-            // opened before the fork (with a static buffer), then prctl(2) and seccomp(2)
-            // with filters compiled before the fork; it allocates nothing.
+            // opened before the fork (with a static buffer), fcntl(2) on a descriptor
+            // opened before the fork, then prctl(2) and seccomp(2) with filters compiled
+            // before the fork; it allocates nothing.
             unsafe {
                 command.pre_exec(move || {
                     for fd in &procs {
                         // "0" moves the writing process itself into the cgroup.
                         nix::unistd::write(fd.as_fd(), b"0").map_err(std::io::Error::from)?;
+                    }
+                    if let Some(fd) = netns {
+                        // The supervisor inherits the namespace to join.
+                        if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
                     }
                     // Last: after this, the child can no longer do what the setup needed.
                     for filter in filters.iter().flat_map(|f| f.iter()) {
@@ -380,7 +437,10 @@ impl Sandbox for ProcessSandbox {
         }
         let mut command = tokio::process::Command::from(command);
         command.kill_on_drop(true);
-        let child = match command.spawn() {
+        let child = command.spawn();
+        // The child has its copy of the namespace descriptor (or failed): close ours.
+        drop(spec.netns);
+        let child = match child {
             Ok(child) => child,
             Err(source) => {
                 if let Some(cgroup) = &cgroup {
@@ -394,6 +454,20 @@ impl Sandbox for ProcessSandbox {
         };
         let pid = child.id().unwrap_or(0);
         Ok(SandboxProcess { child, pid, cgroup })
+    }
+
+    fn isolated(&self) -> bool {
+        self.config.isolation.is_ok()
+    }
+
+    fn private_network(&self) -> Result<Option<isolate::PrivateNetwork>, SandboxError> {
+        match &self.config.isolation {
+            Ok(isolation) if isolation.network == isolate::NetworkMode::None => {
+                // Lambda's Runtime API address: the namespace is the environment's alone.
+                Ok(Some(isolate::private_network(9001)?))
+            }
+            _ => Ok(None),
+        }
     }
 
     fn close(&self) {
@@ -434,6 +508,9 @@ mod tests {
             output,
             id: "test".into(),
             memory_mb: 128,
+            tmp_mb: 16,
+            binds: Vec::new(),
+            netns: None,
         }
     }
 

@@ -22,7 +22,7 @@ fn checks() -> Vec<Check> {
         name: "privileges",
         ok: uid.is_root(),
         detail: if uid.is_root() { "root".into() } else { format!("uid {uid} (not root)") },
-        meaning: "without root, Gust cannot create cgroups (unless a hierarchy is delegated) nor, later, namespaces",
+                meaning: "without root, Gust cannot create cgroups (unless a hierarchy is delegated) nor namespaces and mounts",
     }];
     let userns = read("/proc/sys/user/max_user_namespaces")
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -31,7 +31,7 @@ fn checks() -> Vec<Check> {
         name: "user namespaces",
         ok: userns > 0,
         detail: format!("max_user_namespaces = {userns}"),
-        meaning: "needed for isolation without root (namespaces are not used by Gust yet)",
+                meaning: "would allow isolation without root (Gust does not use them for that yet: it needs root)",
     });
     let root = Path::new("/sys/fs/cgroup");
     let (version, controllers) = if root.join("cgroup.controllers").exists() {
@@ -84,26 +84,68 @@ fn checks() -> Vec<Check> {
         name: "seccomp",
         ok: seccomp,
         detail: if seccomp {
-            "supported by the kernel (not applied by Gust yet)".into()
+                        "supported: applied to every runtime with no_new_privs".into()
         } else {
             "unsupported".into()
         },
-        meaning:
-            "will refuse system calls functions have no business making (mount, ptrace, bpf, ...)",
+                meaning: "functions may make system calls they have no business making (mount, ptrace, bpf, ...) as far as their user is allowed",
+    });
+    // Like seccomp above, the real test: a throwaway environment is set up and torn down.
+    let isolation = probe_isolation();
+    checks.push(Check {
+        name: "namespaces",
+        ok: isolation.is_ok(),
+        detail: match &isolation {
+            Ok(()) => format!("pid, mount, IPC, UTS; functions run as uid {} without capabilities", gust_sandbox::isolate::SANDBOX_UID),
+            Err(reason) => reason.clone(),
+        },
+        meaning: "functions run as the server's user, see its files and processes: deploy only code you trust",
     });
     checks.push(Check {
-        name: "isolation",
-        ok: false,
-        detail: "not implemented yet: no pid/mount/network namespaces, no /var/task view, no tmpfs /tmp, no separate user".into(),
-        meaning: "functions run as the server's user and can read what it can read: deploy only code you trust",
+        name: "tmpfs",
+        ok: isolation.is_ok(),
+        detail: if isolation.is_ok() {
+            "/tmp is a private tmpfs of EphemeralStorage; /var/task, /var/runtime, /opt read-only"
+                .into()
+        } else {
+            "not mounted (no mount namespace)".into()
+        },
+        meaning: "/tmp is the host's /tmp, shared with everything else, with no size limit",
     });
+    let private = isolation.is_ok() && gust_sandbox::isolate::private_network(0).is_ok();
     checks.push(Check {
         name: "network",
-        ok: true,
-        detail: "host network (outbound connections allowed, as Lambda outside a VPC)".into(),
-        meaning: "there is no network isolation between functions yet",
+        ok: private,
+        detail: if private {
+            "host network by default (outbound allowed, as Lambda outside a VPC); --sandbox-network none available".into()
+        } else {
+            "host network only (--sandbox-network none needs isolation and network namespaces)".into()
+        },
+        meaning: "functions share the host's network, including every loopback service and other environments' Runtime APIs",
     });
     checks
+}
+
+fn probe_isolation() -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err("the server would not be root: namespaces and mounts need it".into());
+    }
+    let staging = std::env::temp_dir().join(format!("gust-doctor-{}", std::process::id()));
+    std::fs::create_dir_all(&staging).map_err(|e| format!("no temporary directory: {e}"))?;
+    let result = std::env::current_exe()
+        .map_err(|e| e.to_string())
+        .and_then(|init_program| {
+            gust_sandbox::isolate::Isolation {
+                init_program,
+                staging: staging.clone(),
+                uid: gust_sandbox::isolate::SANDBOX_UID,
+                gid: gust_sandbox::isolate::SANDBOX_GID,
+                network: gust_sandbox::isolate::NetworkMode::Host,
+            }
+            .probe()
+        });
+    let _ = std::fs::remove_dir(&staging);
+    result
 }
 
 /// Prints the table; exits 0 (it reports, it does not judge).

@@ -57,6 +57,13 @@ pub struct ConnectArgs {
 }
 
 fn main() -> ExitCode {
+    // An environment's supervisor: the server runs its own binary for it, before anything
+    // else (no threads, no async runtime) is started.
+    let mut args = std::env::args_os();
+    if args.nth(1).as_deref() == Some(std::ffi::OsStr::new(gust_sandbox::isolate::INIT_ARG)) {
+        let rest: Vec<_> = args.collect();
+        std::process::exit(gust_sandbox::isolate::init_main(&rest));
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),

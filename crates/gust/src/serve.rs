@@ -50,6 +50,14 @@ pub struct ServeArgs {
     /// Do not limit CPU in proportion to memory (for development machines).
     #[arg(long)]
     no_cpu_quota: bool,
+    /// Run environments without namespaces, as the server's user on the host's filesystem
+    /// (for debugging a runtime; isolation is on by default where the host allows it).
+    #[arg(long)]
+    no_isolation: bool,
+    /// Environments' network: `host` (outbound connections, as Lambda outside a VPC) or
+    /// `none` (loopback only, in a network namespace per environment).
+    #[arg(long, default_value = "host", value_parser = parse_network)]
+    sandbox_network: gust_sandbox::isolate::NetworkMode,
     /// Most execution environments at once (the account's concurrency).
     #[arg(long, default_value_t = gust_model::limits::ACCOUNT_CONCURRENT_EXECUTIONS as usize)]
     max_environments: usize,
@@ -88,6 +96,42 @@ fn instance_id(data_dir: &std::path::Path) -> String {
     use sha2::Digest;
     let path = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
     hex::encode(&sha2::Sha256::digest(path.as_os_str().as_encoded_bytes())[..6])
+}
+
+fn parse_network(text: &str) -> Result<gust_sandbox::isolate::NetworkMode, String> {
+    text.parse()
+}
+
+/// Namespaces and Lambda's filesystem for environments, tried once at start so the report
+/// says what actually works on this host.
+fn isolation(
+    data_dir: &std::path::Path,
+    off: bool,
+    network: gust_sandbox::isolate::NetworkMode,
+) -> Result<gust_sandbox::isolate::Isolation, String> {
+    if off {
+        return Err("turned off with --no-isolation".into());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err("the server is not root; namespaces and mounts need it".into());
+    }
+    let staging = data_dir.join("sandbox").join("root");
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
+    let isolation = gust_sandbox::isolate::Isolation {
+        init_program: std::env::current_exe()
+            .map_err(|e| format!("cannot find the gust binary: {e}"))?,
+        staging,
+        uid: gust_sandbox::isolate::SANDBOX_UID,
+        gid: gust_sandbox::isolate::SANDBOX_GID,
+        network,
+    };
+    isolation.probe()?;
+    if network == gust_sandbox::isolate::NetworkMode::None {
+        gust_sandbox::isolate::private_network(0)
+            .map_err(|e| format!("--sandbox-network none: {e}"))?;
+    }
+    Ok(isolation)
 }
 
 /// Tells the engine about committed function changes.
@@ -141,8 +185,18 @@ pub fn run(args: ServeArgs) -> Result<()> {
             proportional_cpu: !args.no_cpu_quota,
             pids_max: 1024,
             seccomp: gust_sandbox::seccomp::filters().map(Arc::new),
+            isolation: isolation(&args.data_dir, args.no_isolation, args.sandbox_network),
         },
     ));
+    if args.sandbox_network == gust_sandbox::isolate::NetworkMode::None {
+        if let Some((_, _, reason)) = sandbox
+            .report()
+            .into_iter()
+            .find(|(name, on, _)| name == "isolation" && !on)
+        {
+            bail!("--sandbox-network none needs isolated environments: {reason}");
+        }
+    }
     let protections = sandbox.report();
     let sandbox: Arc<dyn gust_sandbox::Sandbox> = sandbox;
     let (credentials, source) = datadir::server_credentials(&args.data_dir, explicit)?;

@@ -1,0 +1,836 @@
+//! Namespaces and Lambda's filesystem for one environment.
+//!
+//! The server starts each isolated environment as `gust __sandbox-init …` ([`INIT_ARG`]),
+//! already in its cgroup. That process (the *supervisor*, in the host's pid namespace)
+//! creates new mount, UTS, IPC and pid namespaces (and joins the environment's network
+//! namespace when there is one), then forks the environment's *init*, pid 1 of the new pid
+//! namespace. The init builds the root filesystem on a tmpfs:
+//!
+//! - the host's system directories (`/usr`, `/lib*`, `/bin`, `/sbin`) and a few files of
+//!   `/etc` (loader cache, DNS, certificates, time zone) read-only;
+//! - `/var/task` (the code), `/var/runtime` (the bootstraps), `/opt` (layers) and any
+//!   interpreter directory read-only, from [`Bind`]s;
+//! - a private `/tmp`, a tmpfs of exactly the function's ephemeral storage;
+//! - a minimal `/dev` and a fresh `/proc` that shows only the environment's processes;
+//!
+//! pivots into it, makes the root read-only, drops to an unprivileged user with no
+//! capabilities, applies `no_new_privs` and the seccomp filter, and starts the runtime.
+//! It then reaps orphans until the runtime exits, reports the runtime's exit status to the
+//! supervisor, and exits: the kernel then kills whatever is left in the namespace, and the
+//! mounts and tmpfs go with it. The supervisor exits with the runtime's status (re-raising
+//! its signal), so the engine sees the runtime's own exit.
+//!
+//! Signals: the engine signals the environment's process group. The supervisor ignores
+//! SIGTERM (it waits for the runtime), the init is pid 1 and ignores signals it has no
+//! handler for, and the runtime gets them as it would on Lambda. SIGKILL ends everything.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::signal::{kill, signal, SigHandler, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
+
+/// The first argument that makes the `gust` binary act as an environment's supervisor.
+pub const INIT_ARG: &str = "__sandbox-init";
+
+/// Lambda's sandbox user, `sbx_user1051`.
+pub const SANDBOX_UID: u32 = 993;
+/// Its group.
+pub const SANDBOX_GID: u32 = 990;
+
+/// Host directories every environment sees read-only (as symlinks where the host has them
+/// as symlinks, which keeps merged-`/usr` layouts working).
+const SYSTEM_DIRS: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+/// The parts of the host's `/etc` programs need: the dynamic loader, name resolution,
+/// certificates, time zone, alternatives (interpreter symlinks) and Python's site files.
+const ETC_ENTRIES: &[&str] = &[
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "resolv.conf",
+    "hosts",
+    "nsswitch.conf",
+    "host.conf",
+    "gai.conf",
+    "services",
+    "protocols",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "pki",
+    "crypto-policies",
+    "localtime",
+    "timezone",
+    "alternatives",
+    "mime.types",
+    "os-release",
+];
+
+/// Device nodes a runtime may use.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+
+/// Why an environment could not be isolated.
+#[derive(Debug, thiserror::Error)]
+pub enum IsolateError {
+    /// A system call failed.
+    #[error("{what}: {source}")]
+    Sys {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: nix::Error,
+    },
+    /// A file operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The supervisor's command line is not one the server writes.
+    #[error("bad sandbox arguments: {0}")]
+    Args(String),
+}
+
+fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> IsolateError {
+    let what = what.into();
+    move |source| IsolateError::Sys { what, source }
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> IsolateError {
+    let what = what.into();
+    move |source| IsolateError::Io { what, source }
+}
+
+/// How environments reach the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// The host's network: outbound connections work, as for a Lambda function outside a VPC.
+    Host,
+    /// A network namespace of its own with only loopback, where the Runtime API listens.
+    None,
+}
+
+impl std::str::FromStr for NetworkMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "host" => Ok(NetworkMode::Host),
+            "none" => Ok(NetworkMode::None),
+            other => Err(format!("unknown network mode {other:?} (use host or none)")),
+        }
+    }
+}
+
+/// Server-wide settings of isolated environments.
+#[derive(Debug, Clone)]
+pub struct Isolation {
+    /// The program run with [`INIT_ARG`] (the `gust` binary itself).
+    pub init_program: PathBuf,
+    /// An empty host directory each environment mounts its root on, inside its own mount
+    /// namespace (so the host never sees those mounts).
+    pub staging: PathBuf,
+    /// The user functions run as.
+    pub uid: u32,
+    /// Its group.
+    pub gid: u32,
+    /// How environments reach the network.
+    pub network: NetworkMode,
+}
+
+/// A host path shown read-only inside the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// The host path.
+    pub source: PathBuf,
+    /// Where the environment sees it (absolute).
+    pub target: PathBuf,
+}
+
+/// Whether `path` is already visible inside every environment (under a system directory),
+/// so a runtime living there needs no bind of its own.
+pub fn visible_by_default(path: &Path) -> bool {
+    SYSTEM_DIRS
+        .iter()
+        .any(|dir| path.starts_with(Path::new("/").join(dir)))
+}
+
+/// What the supervisor is told, as its command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InitSpec {
+    pub root: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub tmp_mb: u32,
+    pub netns_fd: Option<RawFd>,
+    pub seccomp: bool,
+    pub binds: Vec<Bind>,
+    pub cwd: PathBuf,
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+impl InitSpec {
+    /// The arguments after [`INIT_ARG`].
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "--root".into(),
+            self.root.clone().into(),
+            "--user".into(),
+            format!("{}:{}", self.uid, self.gid).into(),
+            "--tmp-mb".into(),
+            self.tmp_mb.to_string().into(),
+            "--cwd".into(),
+            self.cwd.clone().into(),
+        ];
+        if let Some(fd) = self.netns_fd {
+            args.extend(["--netns-fd".into(), fd.to_string().into()]);
+        }
+        if self.seccomp {
+            args.push("--seccomp".into());
+        }
+        for bind in &self.binds {
+            args.extend([
+                "--bind".into(),
+                bind.source.clone().into(),
+                bind.target.clone().into(),
+            ]);
+        }
+        args.push("--".into());
+        args.push(self.program.clone().into());
+        args.extend(self.args.iter().cloned());
+        args
+    }
+
+    /// Parses what [`InitSpec::to_args`] wrote.
+    pub fn parse(args: &[OsString]) -> Result<Self, IsolateError> {
+        fn number<T: std::str::FromStr>(value: &OsStr, what: &str) -> Result<T, IsolateError> {
+            value
+                .to_str()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| IsolateError::Args(format!("{what}: {value:?}")))
+        }
+        let mut spec = InitSpec {
+            root: PathBuf::new(),
+            uid: SANDBOX_UID,
+            gid: SANDBOX_GID,
+            tmp_mb: 512,
+            netns_fd: None,
+            seccomp: false,
+            binds: Vec::new(),
+            cwd: PathBuf::from("/"),
+            program: PathBuf::new(),
+            args: Vec::new(),
+        };
+        let mut rest = args.iter();
+        let missing = |flag: &str| IsolateError::Args(format!("{flag} needs a value"));
+        while let Some(flag) = rest.next() {
+            let flag = flag.to_str().unwrap_or("");
+            match flag {
+                "--root" => spec.root = rest.next().ok_or_else(|| missing(flag))?.into(),
+                "--cwd" => spec.cwd = rest.next().ok_or_else(|| missing(flag))?.into(),
+                "--tmp-mb" => {
+                    spec.tmp_mb = number(rest.next().ok_or_else(|| missing(flag))?, flag)?
+                }
+                "--netns-fd" => {
+                    spec.netns_fd = Some(number(rest.next().ok_or_else(|| missing(flag))?, flag)?)
+                }
+                "--user" => {
+                    let value = rest.next().ok_or_else(|| missing(flag))?;
+                    let text = value.to_str().unwrap_or("");
+                    let (uid, gid) = text
+                        .split_once(':')
+                        .ok_or_else(|| IsolateError::Args(format!("--user: {text:?}")))?;
+                    spec.uid = number(OsStr::new(uid), flag)?;
+                    spec.gid = number(OsStr::new(gid), flag)?;
+                }
+                "--seccomp" => spec.seccomp = true,
+                "--bind" => {
+                    let source = rest.next().ok_or_else(|| missing(flag))?;
+                    let target = rest.next().ok_or_else(|| missing(flag))?;
+                    spec.binds.push(Bind {
+                        source: source.into(),
+                        target: target.into(),
+                    });
+                }
+                "--" => {
+                    spec.program = rest.next().ok_or_else(|| missing(flag))?.into();
+                    spec.args = rest.cloned().collect();
+                    break;
+                }
+                other => return Err(IsolateError::Args(format!("unknown flag {other:?}"))),
+            }
+        }
+        if spec.root.as_os_str().is_empty() || spec.program.as_os_str().is_empty() {
+            return Err(IsolateError::Args(
+                "--root and a program are required".into(),
+            ));
+        }
+        if spec
+            .binds
+            .iter()
+            .any(|b| !b.target.is_absolute() || !b.source.is_absolute())
+        {
+            return Err(IsolateError::Args("bind paths must be absolute".into()));
+        }
+        Ok(spec)
+    }
+}
+
+impl Isolation {
+    pub(crate) fn init_spec(
+        &self,
+        spawn: &crate::SpawnSpec,
+        netns_fd: Option<RawFd>,
+        seccomp: bool,
+    ) -> InitSpec {
+        InitSpec {
+            root: self.staging.clone(),
+            uid: self.uid,
+            gid: self.gid,
+            tmp_mb: spawn.tmp_mb,
+            netns_fd,
+            seccomp,
+            binds: spawn.binds.clone(),
+            cwd: spawn.cwd.clone(),
+            program: spawn.program.clone(),
+            args: spawn.args.clone(),
+        }
+    }
+
+    /// Starts a throwaway environment running `/bin/true` (or the given program), to learn
+    /// at server start whether this host can isolate environments, and why not.
+    pub fn probe(&self) -> Result<(), String> {
+        let program = ["/usr/bin/true", "/bin/true"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("/bin/true");
+        let spec = InitSpec {
+            root: self.staging.clone(),
+            uid: self.uid,
+            gid: self.gid,
+            tmp_mb: 1,
+            netns_fd: None,
+            seccomp: false,
+            binds: Vec::new(),
+            cwd: "/".into(),
+            program: program.into(),
+            args: Vec::new(),
+        };
+        let output = std::process::Command::new(&self.init_program)
+            .arg(INIT_ARG)
+            .args(spec.to_args())
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.init_program.display()))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            let text = String::from_utf8_lossy(&output.stderr);
+            Err(text
+                .trim()
+                .trim_start_matches("gust sandbox: ")
+                .lines()
+                .next()
+                .unwrap_or("the sandbox init failed")
+                .to_owned())
+        }
+    }
+}
+
+/// A network namespace with only loopback (up), and the Runtime API's listener in it.
+#[derive(Debug)]
+pub struct PrivateNetwork {
+    /// Bound inside the namespace.
+    pub listener: std::net::TcpListener,
+    /// The namespace, for the environment to join.
+    pub namespace: OwnedFd,
+}
+
+/// Creates a network namespace on a short-lived thread (a thread that has moved to another
+/// namespace must not run anything else), brings its loopback up and listens on
+/// `127.0.0.1:port` in it.
+pub fn private_network(port: u16) -> Result<PrivateNetwork, IsolateError> {
+    std::thread::spawn(move || {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(sys("unshare(CLONE_NEWNET)"))?;
+        loopback_up()?;
+        let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
+            .map_err(io(format!("listen on 127.0.0.1:{port}")))?;
+        let namespace =
+            File::open("/proc/thread-self/ns/net").map_err(io("open the network namespace"))?;
+        Ok(PrivateNetwork {
+            listener,
+            namespace: namespace.into(),
+        })
+    })
+    .join()
+    .unwrap_or_else(|_| {
+        Err(IsolateError::Args(
+            "network namespace thread panicked".into(),
+        ))
+    })
+}
+
+/// `ip link set lo up` in the calling thread's network namespace.
+fn loopback_up() -> Result<(), IsolateError> {
+    let socket = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(sys("socket"))?;
+    // SAFETY: `ifreq` is plain data; all-zero is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
+        *slot = *byte as libc::c_char;
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: SIOCGIFFLAGS reads the interface named in `request` and writes its flags into
+    // the same struct, which lives for the call.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) } < 0 {
+        return Err(IsolateError::Io {
+            what: "read loopback flags".into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: the flags member of the union is the one SIOCGIFFLAGS filled in.
+    unsafe {
+        request.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    }
+    // SAFETY: as above; SIOCSIFFLAGS only reads `request`.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) } < 0 {
+        return Err(IsolateError::Io {
+            what: "bring loopback up".into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// The supervisor's `main`: sets the environment up and returns the exit code to exit
+/// with (or does not return, having re-raised the runtime's fatal signal).
+pub fn init_main(args: &[OsString]) -> i32 {
+    let spec = match InitSpec::parse(args) {
+        Ok(spec) => spec,
+        Err(error) => {
+            eprintln!("gust sandbox: {error}");
+            return 126;
+        }
+    };
+    match supervise(&spec) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("gust sandbox: {error}");
+            126
+        }
+    }
+}
+
+fn supervise(spec: &InitSpec) -> Result<i32, IsolateError> {
+    // The new pid namespace takes effect for the child forked below, which becomes its pid 1.
+    unshare(
+        CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWPID,
+    )
+    .map_err(sys("unshare(mount, uts, ipc, pid namespaces)"))?;
+    if let Some(fd) = spec.netns_fd {
+        // SAFETY: the server passed this descriptor open and nothing else in this process
+        // owns it; it is closed when `namespace` drops.
+        let namespace = unsafe { OwnedFd::from_raw_fd(fd) };
+        setns(&namespace, CloneFlags::CLONE_NEWNET).map_err(sys("join the network namespace"))?;
+    }
+    // Nothing mounted from here on may reach the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(sys("make mounts private"))?;
+    let (status_read, status_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    // SAFETY: this process is single-threaded (a fresh exec of the server binary that
+    // started no threads), so the child may do anything after the fork.
+    match unsafe { fork() }.map_err(sys("fork"))? {
+        ForkResult::Child => {
+            drop(status_read);
+            let code = match init(spec, status_write) {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("gust sandbox: {error}");
+                    126
+                }
+            };
+            std::process::exit(code)
+        }
+        ForkResult::Parent { child } => {
+            drop(status_write);
+            for ignored in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+                // SAFETY: ignoring a signal installs no handler code.
+                let _ = unsafe { signal(ignored, SigHandler::SigIgn) };
+            }
+            let status = loop {
+                match waitpid(child, None) {
+                    Ok(status) => break status,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(error) => return Err(sys("wait for the environment's init")(error)),
+                }
+            };
+            let mut reported = [0u8; 2];
+            let reported = File::from(status_read)
+                .read_exact(&mut reported)
+                .ok()
+                .map(|()| reported);
+            Ok(match (reported, status) {
+                (Some([0, code]), _) => i32::from(code),
+                (Some([_, signal]), _) => reraise(i32::from(signal)),
+                (None, WaitStatus::Exited(_, code)) => code,
+                (None, WaitStatus::Signaled(_, signal, _)) => reraise(signal as i32),
+                (None, _) => 126,
+            })
+        }
+    }
+}
+
+/// Dies of `signal` like the runtime did, so the engine sees the same status.
+fn reraise(number: i32) -> i32 {
+    if let Ok(signal) = Signal::try_from(number) {
+        // SAFETY: restoring the default disposition installs no handler code.
+        let _ = unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) };
+        let _ = kill(Pid::this(), signal);
+    }
+    128 + number
+}
+
+/// Pid 1 of the environment: builds the filesystem, drops privileges, starts the runtime
+/// and reaps until it exits.
+fn init(spec: &InitSpec, status: OwnedFd) -> Result<i32, IsolateError> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("set the parent-death signal"))?;
+    build_root(spec)?;
+    nix::unistd::sethostname("localhost").map_err(sys("sethostname"))?;
+    drop_privileges(spec.uid, spec.gid)?;
+    if spec.seccomp {
+        let filters = crate::seccomp::filters().map_err(IsolateError::Args)?;
+        for filter in &filters {
+            seccompiler::apply_filter(filter).map_err(|e| IsolateError::Io {
+                what: format!("apply the seccomp filter: {e}"),
+                source: std::io::Error::from_raw_os_error(libc::EPERM),
+            })?;
+        }
+    } else {
+        nix::sys::prctl::set_no_new_privs().map_err(sys("no_new_privs"))?;
+    }
+    let runtime = match std::process::Command::new(&spec.program)
+        .args(&spec.args)
+        .current_dir(&spec.cwd)
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(error) => {
+            eprintln!("cannot start {}: {error}", spec.program.display());
+            return Ok(127);
+        }
+    };
+    let runtime = Pid::from_raw(i32::try_from(runtime.id()).unwrap_or(-1));
+    let mut status = File::from(status);
+    loop {
+        match waitpid(None::<Pid>, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == runtime => {
+                let _ = status.write_all(&[0, u8::try_from(code).unwrap_or(u8::MAX)]);
+                return Ok(0);
+            }
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == runtime => {
+                let _ = status.write_all(&[1, signal as u8]);
+                return Ok(0);
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(error) => return Err(sys("wait for the runtime")(error)),
+        }
+    }
+}
+
+fn bind_read_only(source: &Path, target: &Path) -> Result<(), IsolateError> {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(sys(format!("bind {}", source.display())))?;
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
+        None::<&str>,
+    )
+    .map_err(sys(format!("make {} read-only", target.display())))
+}
+
+/// Makes `target` (a directory or an empty file, like `source`) and binds `source` there.
+fn bind_path(source: &Path, target: &Path) -> Result<(), IsolateError> {
+    let metadata = std::fs::metadata(source).map_err(io(format!("{}", source.display())))?;
+    if metadata.is_dir() {
+        std::fs::create_dir_all(target)
+    } else {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(io(format!("{}", parent.display())))?;
+        }
+        File::create(target).map(drop)
+    }
+    .map_err(io(format!("create {}", target.display())))?;
+    bind_read_only(source, target)
+}
+
+fn tmpfs(target: &Path, flags: MsFlags, options: &str) -> Result<(), IsolateError> {
+    std::fs::create_dir_all(target).map_err(io(format!("create {}", target.display())))?;
+    mount(Some("tmpfs"), target, Some("tmpfs"), flags, Some(options))
+        .map_err(sys(format!("mount a tmpfs on {}", target.display())))
+}
+
+fn build_root(spec: &InitSpec) -> Result<(), IsolateError> {
+    let root = spec.root.as_path();
+    tmpfs(
+        root,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        "size=1m,nr_inodes=4096,mode=0755",
+    )?;
+    for dir in SYSTEM_DIRS {
+        let host = Path::new("/").join(dir);
+        let target = root.join(dir);
+        match std::fs::symlink_metadata(&host) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link = std::fs::read_link(&host).map_err(io(format!("{}", host.display())))?;
+                std::os::unix::fs::symlink(link, &target)
+                    .map_err(io(format!("link {}", target.display())))?;
+            }
+            Ok(m) if m.is_dir() => bind_path(&host, &target)?,
+            _ => {}
+        }
+    }
+    let etc = root.join("etc");
+    std::fs::create_dir(&etc).map_err(io("create /etc"))?;
+    let python_entries = std::fs::read_dir("/etc")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name())
+                .filter(|name| name.as_bytes().starts_with(b"python"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for name in ETC_ENTRIES.iter().map(OsString::from).chain(python_entries) {
+        let host = Path::new("/etc").join(&name);
+        // Symlinks are followed: the environment sees what they point to.
+        if host.exists() {
+            bind_path(&host, &etc.join(&name))?;
+        }
+    }
+    let write = |name: &str, text: String| {
+        std::fs::write(etc.join(name), text).map_err(io(format!("write /etc/{name}")))
+    };
+    write(
+        "passwd",
+        format!(
+            "root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:{}:{}::/tmp:/sbin/nologin\n",
+            spec.uid, spec.gid
+        ),
+    )?;
+    write(
+        "group",
+        format!("root:x:0:\nsbx_user1051:x:{}:\n", spec.gid),
+    )?;
+    write("hostname", "localhost\n".into())?;
+    for dir in ["var/task", "var/runtime", "opt", "proc"] {
+        std::fs::create_dir_all(root.join(dir)).map_err(io(format!("create /{dir}")))?;
+    }
+    for bind in &spec.binds {
+        let relative = bind.target.strip_prefix("/").unwrap_or(&bind.target);
+        bind_path(&bind.source, &root.join(relative))?;
+    }
+    tmpfs(
+        &root.join("tmp"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        &format!(
+            "size={}m,mode=0700,uid={},gid={}",
+            spec.tmp_mb, spec.uid, spec.gid
+        ),
+    )?;
+    let dev = root.join("dev");
+    tmpfs(
+        &dev,
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        "size=64k,nr_inodes=64,mode=0755",
+    )?;
+    for device in DEVICES {
+        let target = dev.join(device);
+        File::create(&target).map_err(io(format!("create /dev/{device}")))?;
+        mount(
+            Some(&Path::new("/dev").join(device)),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys(format!("bind /dev/{device}")))?;
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(target, dev.join(name))
+            .map_err(io(format!("link /dev/{name}")))?;
+    }
+    mount(
+        None::<&str>,
+        &dev,
+        None::<&str>,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(sys("make /dev read-only"))?;
+    // This process is pid 1 of the new pid namespace: the fresh /proc shows only it and
+    // what it starts.
+    mount(
+        Some("proc"),
+        &root.join("proc"),
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(sys("mount /proc"))?;
+    // Stack the old root on the new one and detach it: nothing of the host's tree is left.
+    nix::unistd::chdir(root).map_err(sys("enter the new root"))?;
+    nix::unistd::pivot_root(".", ".").map_err(sys("pivot_root"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(sys("detach the host's root"))?;
+    nix::unistd::chdir("/").map_err(sys("chdir /"))?;
+    // Functions write only to /tmp.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
+        None::<&str>,
+    )
+    .map_err(sys("make / read-only"))
+}
+
+/// Becomes `uid:gid` with no supplementary groups and no capabilities, and can never
+/// regain any (the bounding set is emptied first).
+fn drop_privileges(uid: u32, gid: u32) -> Result<(), IsolateError> {
+    for capability in 0..64 {
+        // SAFETY: PR_CAPBSET_DROP takes a capability number and touches no memory; numbers
+        // past the kernel's last capability fail with EINVAL, which is fine.
+        unsafe {
+            libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0);
+        }
+    }
+    nix::unistd::setgroups(&[]).map_err(sys("setgroups"))?;
+    let gid = Gid::from_raw(gid);
+    let uid = Uid::from_raw(uid);
+    nix::unistd::setresgid(gid, gid, gid).map_err(sys("setresgid"))?;
+    // From root to a non-zero uid: the permitted, effective and ambient sets are cleared.
+    nix::unistd::setresuid(uid, uid, uid).map_err(sys("setresuid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_arguments_round_trip() {
+        let spec = InitSpec {
+            root: "/data/sandbox/root".into(),
+            uid: 993,
+            gid: 990,
+            tmp_mb: 10240,
+            netns_fd: Some(7),
+            seccomp: true,
+            binds: vec![
+                Bind {
+                    source: "/data/code/unpacked/ab cd".into(),
+                    target: "/var/task".into(),
+                },
+                Bind {
+                    source: "/root/.pyenv/versions/3.11.7".into(),
+                    target: "/root/.pyenv/versions/3.11.7".into(),
+                },
+            ],
+            cwd: "/var/task".into(),
+            program: "/usr/bin/python3".into(),
+            args: vec![
+                "-u".into(),
+                "--".into(),
+                "/var/runtime/python/bootstrap.py".into(),
+            ],
+        };
+        assert_eq!(InitSpec::parse(&spec.to_args()).unwrap(), spec);
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        for args in [
+            vec!["--root"],
+            vec!["--root", "/r"],
+            vec!["--root", "/r", "--tmp-mb", "lots", "--", "/bin/true"],
+            vec![
+                "--root",
+                "/r",
+                "--bind",
+                "rel",
+                "/var/task",
+                "--",
+                "/bin/true",
+            ],
+            vec!["--root", "/r", "--user", "993", "--", "/bin/true"],
+            vec!["--what", "--", "/bin/true"],
+        ] {
+            let args: Vec<OsString> = args.into_iter().map(OsString::from).collect();
+            assert!(InitSpec::parse(&args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn system_paths_need_no_bind() {
+        assert!(visible_by_default(Path::new("/usr/bin/python3.11")));
+        assert!(visible_by_default(Path::new("/lib64/ld-linux-x86-64.so.2")));
+        assert!(!visible_by_default(Path::new(
+            "/root/.pyenv/versions/3.11.7"
+        )));
+        assert!(!visible_by_default(Path::new("/usrlocal/bin")));
+        assert_eq!("none".parse::<NetworkMode>(), Ok(NetworkMode::None));
+        assert!("vpc".parse::<NetworkMode>().is_err());
+    }
+}

@@ -1,0 +1,289 @@
+"""The escape suite for isolated environments: functions that try to see or touch what is not
+theirs — the host's secrets and processes, the Gust data directory, other functions' code and
+/tmp, the filesystem outside /tmp, more /tmp or CPU than they were given, the network in
+`--sandbox-network none` — and must fail. Needs root (namespaces and mounts); where the
+server reports isolation unavailable, these tests are skipped with its reason."""
+
+import json
+import os
+import socket
+
+import pytest
+from conftest import ROLE
+from functions import package
+
+PROBE = r'''
+import errno, json, os, socket
+
+def attempt(action):
+    try:
+        action()
+        return "allowed"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+
+def write(path):
+    def go():
+        with open(path, "w") as f:
+            f.write("owned")
+    return go
+
+def read(path):
+    return lambda: open(path, "rb").read()
+
+def listing(path):
+    return lambda: os.listdir(path)
+
+def connect(host, port):
+    def go():
+        s = socket.create_connection((host, port), timeout=2)
+        s.close()
+    return go
+
+def handler(event, context):
+    if event.get("secret"):
+        with open("/tmp/secret", "w") as f:
+            f.write(event["secret"])
+    status = {l.split(":")[0]: l.split(":", 1)[1].strip() for l in open("/proc/self/status")}
+    return {
+        "uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
+        "capabilities": status["CapEff"], "bounding": status["CapBnd"], "no_new_privs": status["NoNewPrivs"],
+        "hostname": socket.gethostname(),
+        "cwd": os.getcwd(),
+        "task": sorted(os.listdir("/var/task")),
+        "tmp": sorted(os.listdir("/tmp")),
+        "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+        "root": sorted(os.listdir("/")),
+        "task_root": os.environ["LAMBDA_TASK_ROOT"],
+        "runtime_dir": os.environ["LAMBDA_RUNTIME_DIR"],
+        "read": {p: attempt(read(p)) for p in event.get("read", [])},
+        "list": {p: attempt(listing(p)) for p in event.get("list", [])},
+        "write": {p: attempt(write(p)) for p in ["/var/task/x", "/var/runtime/x", "/opt/x", "/etc/x", "/x", "/usr/x", "/dev/x", "/proc/x", "/tmp/ok"]},
+        "kill": {str(p): attempt(lambda p=p: os.kill(p, 0)) for p in event.get("kill", [])},
+        "connect": {f"{h}:{p}": attempt(connect(h, p)) for h, p in event.get("connect", [])},
+        "statvfs_tmp": os.statvfs("/tmp").f_blocks * os.statvfs("/tmp").f_frsize,
+    }
+'''
+
+FILL_TMP = r'''
+import errno, os
+def handler(event, context):
+    written = 0
+    chunk = b"x" * (1 << 20)
+    try:
+        with open("/tmp/fill", "wb") as f:
+            while written < event["mb"] << 20:
+                f.write(chunk)
+                f.flush()
+                written += len(chunk)
+        outcome = "no error"
+    except OSError as e:
+        outcome = errno.errorcode.get(e.errno, str(e.errno))
+    os.remove("/tmp/fill")
+    return {"outcome": outcome, "written_mb": written >> 20}
+'''
+
+BURN = r'''
+import time
+def handler(event, context):
+    wall = time.monotonic()
+    cpu = time.process_time()
+    while time.monotonic() - wall < event["seconds"]:
+        sum(range(10000))
+    return (time.process_time() - cpu) / (time.monotonic() - wall)
+'''
+
+
+def require_isolation(server):
+    line = next((l for l in server.log().splitlines() if l.strip().startswith("isolation")), "no report")
+    if "isolation  on" not in line:
+        pytest.skip("isolation is unavailable on this host (needs root): " + line.strip())
+
+
+@pytest.fixture
+def isolated(server):
+    require_isolation(server)
+    return server
+
+
+def deploy(lam, name, code, runtime="python3.12", **kwargs):
+    lam.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": package({"app.py": code})}, **kwargs)
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+
+
+def invoke(lam, name, event=None):
+    response = lam.invoke(FunctionName=name, Payload=json.dumps(event or {}).encode())
+    body = json.loads(response["Payload"].read())
+    assert "FunctionError" not in response, body
+    return body
+
+
+def host_code_dirs(server):
+    return sorted(str(p) for p in (server.data_dir / "code" / "unpacked").iterdir())
+
+
+def test_functions_see_lambdas_filesystem_and_nothing_of_the_host(isolated):
+    lam = isolated.client()
+    deploy(lam, "probe", PROBE)
+    deploy(lam, "other", PROBE + "\n# another function's code\n")
+    invoke(lam, "other", {"secret": "other's secret"})
+    data_dir = str(isolated.data_dir)
+    secrets = ["/etc/shadow", "/etc/gshadow", f"{data_dir}/credentials", "/root/.bash_history",
+               "/proc/1/environ"] + [f"{d}/app.py" for d in host_code_dirs(isolated)]
+    body = invoke(lam, "probe", {
+        "read": secrets,
+        "list": [data_dir, "/home", "/root", "/work", f"{data_dir}/code/unpacked"],
+    })
+    # Who it runs as: Lambda's sandbox user, no capabilities, no way to gain any.
+    assert body["uid"] == 993 and body["gid"] == 990 and body["groups"] == []
+    assert int(body["capabilities"], 16) == 0 and int(body["bounding"], 16) == 0
+    assert body["no_new_privs"] == "1"
+    # Lambda's layout.
+    assert body["cwd"] == body["task_root"] == "/var/task" and body["runtime_dir"] == "/var/runtime"
+    assert body["task"] == ["app.py"]
+    assert {"var", "tmp", "opt", "proc", "dev", "usr", "etc"} <= set(body["root"])
+    assert "home" not in body["root"] and "work" not in body["root"]
+    # Nothing of the host's secrets, the data directory or other functions' code.
+    for path, outcome in body["read"].items():
+        assert outcome in ("ENOENT", "EACCES"), (path, outcome)
+    for path, outcome in body["list"].items():
+        # /root exists only as the path to a bound interpreter, if the host's lives there.
+        assert outcome in ("ENOENT", "EACCES") or (path == "/root" and outcome == "allowed"), (path, outcome)
+    # Writes go to /tmp only.
+    for path, outcome in body["write"].items():
+        expected = "allowed" if path == "/tmp/ok" else ("EROFS", "EACCES", "ENOENT")
+        assert outcome in expected, (path, outcome)
+    # Another function's /tmp is not this one's.
+    assert "secret" not in body["tmp"]
+    assert "secret" in invoke(lam, "other")["tmp"], "the other function's own /tmp kept its file"
+
+
+def test_functions_see_only_their_own_processes(isolated):
+    lam = isolated.client()
+    deploy(lam, "procs", PROBE)
+    server_pid = isolated.process.pid
+    body = invoke(lam, "procs", {"kill": [server_pid]})
+    # Pid 1 is the environment's init, the runtime is 2, and nothing else exists.
+    assert body["pids"] == [1, 2], body["pids"]
+    assert body["kill"][str(server_pid)] == "ESRCH"
+    assert body["hostname"] == "localhost"
+    # The host never sees the environment's mounts (they live in its own mount namespace).
+    with open("/proc/self/mountinfo") as mounts:
+        assert str(isolated.data_dir) not in mounts.read()
+
+
+def test_each_environment_has_a_private_tmp_of_the_ephemeral_storage_size(isolated):
+    lam = isolated.client()
+    deploy(lam, "probe", PROBE, EphemeralStorage={"Size": 1024})
+    body = invoke(lam, "probe", {"secret": "mine"})
+    assert body["statvfs_tmp"] == 1024 << 20
+    # A new environment (after a configuration change) starts with an empty /tmp.
+    lam.update_function_configuration(FunctionName="probe", EphemeralStorage={"Size": 600})
+    lam.get_waiter("function_updated_v2").wait(FunctionName="probe", WaiterConfig={"Delay": 1})
+    body = invoke(lam, "probe")
+    assert body["tmp"] == [] and body["statvfs_tmp"] == 600 << 20
+
+
+def test_filling_tmp_fails_with_enospc_at_the_configured_size(isolated):
+    lam = isolated.client()
+    # tmpfs pages count toward the environment's memory: give it room for 512 MB of /tmp.
+    deploy(lam, "fill", FILL_TMP, EphemeralStorage={"Size": 512}, MemorySize=1024, Timeout=60)
+    before = os.statvfs(str(isolated.data_dir))
+    body = invoke(lam, "fill", {"mb": 700})
+    assert body["outcome"] == "ENOSPC", body
+    assert 500 <= body["written_mb"] <= 512, body
+    after = os.statvfs(str(isolated.data_dir))
+    # The host's disk did not take the writes (allowing for unrelated activity).
+    assert (before.f_bavail - after.f_bavail) * after.f_frsize < 64 << 20
+
+
+def test_cpu_is_shared_in_proportion_to_memory(isolated):
+    if "cpu        on" not in isolated.log():
+        pytest.skip("the CPU quota is off on this host: " + isolated.log())
+    lam = isolated.client()
+    deploy(lam, "small", BURN, MemorySize=128, Timeout=30)
+    deploy(lam, "large", BURN, MemorySize=1769, Timeout=30)
+    small = invoke(lam, "small", {"seconds": 1.5})
+    large = invoke(lam, "large", {"seconds": 1.5})
+    # 128 MB is 128/1769 ≈ 0.07 of a vCPU; 1,769 MB is a whole one.
+    assert small < 0.12, small
+    assert large > 0.5, large
+
+
+def test_outbound_connections_work_on_the_host_network(isolated):
+    lam = isolated.client()
+    deploy(lam, "net", PROBE)
+    body = invoke(lam, "net", {"connect": [["127.0.0.1", isolated.port]]})
+    assert body["connect"][f"127.0.0.1:{isolated.port}"] == "allowed"
+
+
+def test_sandbox_network_none_leaves_only_loopback(make_server):
+    server = make_server(extra_args=["--sandbox-network", "none"])
+    require_isolation(server)
+    assert "network    on  none" in server.log()
+    lam = server.client()
+    deploy(lam, "offline", PROBE)
+    body = invoke(lam, "offline", {"connect": [["127.0.0.1", server.port], ["10.255.255.1", 80]]})
+    # The server's port is not on this loopback, and no route leads anywhere else.
+    assert body["connect"][f"127.0.0.1:{server.port}"] == "ECONNREFUSED"
+    assert body["connect"]["10.255.255.1:80"] in ("ENETUNREACH", "EHOSTUNREACH"), body["connect"]
+    # The Runtime API is reachable all the same: the invoke above answered, and so does a
+    # second one on the same environment.
+    again = invoke(lam, "offline")
+    assert again["pids"] == [1, 2] and "ok" in again["tmp"], "the same environment answered"
+
+
+def test_node_runs_isolated_too(isolated):
+    lam = isolated.client()
+    code = ("const fs = require('fs');\n"
+            "exports.handler = async () => ({uid: process.getuid(), task: fs.readdirSync('/var/task'),"
+            " pids: fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).map(Number)});\n")
+    lam.create_function(FunctionName="node", Runtime="nodejs20.x", Role=ROLE, Handler="index.handler",
+                        Code={"ZipFile": package({"index.js": code})})
+    lam.get_waiter("function_active_v2").wait(FunctionName="node", WaiterConfig={"Delay": 1})
+    body = invoke(lam, "node")
+    assert body == {"uid": 993, "task": ["index.js"], "pids": [1, 2]}
+
+
+def test_sandbox_network_none_needs_isolation(tmp_path):
+    import subprocess
+    from conftest import free_port
+    result = subprocess.run([os.environ["GUST_BIN"], "serve", "--no-isolation", "--sandbox-network", "none",
+                             "--data-dir", str(tmp_path / "data"), "--listen", f"127.0.0.1:{free_port()}"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "--sandbox-network none needs isolated environments" in result.stderr
+
+
+def test_doctor_reports_the_sandbox_and_what_is_missing():
+    """`gust doctor` sets up a throwaway environment to report what works; run without
+    root, it says what is missing and what that means."""
+    import pwd
+    import subprocess
+    from conftest import GUST_BIN
+
+    def doctor(preexec=None):
+        result = subprocess.run([str(GUST_BIN), "doctor"], capture_output=True, text=True, timeout=60,
+                                preexec_fn=preexec, cwd="/")
+        assert result.returncode == 0, result.stderr
+        return {line.split()[0]: line for line in result.stdout.splitlines() if line and not line.startswith(" ")}
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to compare the privileged and unprivileged reports")
+    rows = doctor()
+    for check in ["privileges", "cgroups", "freezer", "seccomp", "namespaces", "tmpfs", "network"]:
+        assert check in rows, rows
+    assert rows["namespaces"].split()[1] == "yes" and "uid 993" in rows["namespaces"]
+
+    nobody = pwd.getpwnam("nobody")
+
+    def drop():
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+
+    rows = doctor(drop)
+    assert rows["privileges"].split()[1] == "no"
+    assert rows["namespaces"].split()[1] == "no" and "namespaces and mounts need it" in rows["namespaces"]
+    assert rows["tmpfs"].split()[1] == "no"
