@@ -156,7 +156,7 @@ def test_unprivileged_server_runs_functions_and_says_what_is_missing(tmp_path):
     try:
         log = server.log()
         assert "cgroups    OFF" in log, log
-                assert "isolation  OFF  unavailable (the server is not root" in log, log
+        assert "isolation  OFF unavailable (the server is not root" in log, log
         lam = server.client()
         deploy(lam, "plain", "import os\ndef handler(event, context):\n    return os.geteuid()\n")
         response, uid, _ = invoke(lam, "plain")

@@ -242,7 +242,22 @@ struct Server {
 }
 
 impl Drop for Server {
+    /// A graceful stop, so the server removes its environments' cgroups (a killed server
+    /// leaves them, frozen, to the next start on the same data directory, which a
+    /// temporary one never gets).
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        for _ in 0..300 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -312,9 +327,9 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-async fn create(target: &Target, runtime: &Runtime) -> Result<()> {
+async fn create(target: &Target, runtime: &Runtime, name: &str) -> Result<()> {
     let body = serde_json::json!({
-        "FunctionName": runtime.function, "Runtime": runtime.runtime, "Handler": runtime.handler,
+        "FunctionName": name, "Runtime": runtime.runtime, "Handler": runtime.handler,
         "Role": "arn:aws:iam::000000000000:role/bench", "MemorySize": 1769,
         "Code": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(&runtime.package)},
     });
@@ -323,8 +338,7 @@ async fn create(target: &Target, runtime: &Runtime) -> Result<()> {
         .await?;
     if status != 201 {
         bail!(
-            "create {}: {status} {}",
-            runtime.function,
+            "create {name}: {status} {}",
             String::from_utf8_lossy(&answer)
         );
     }
@@ -352,15 +366,20 @@ async fn retire(target: &Target, function: &str, n: usize) -> Result<()> {
 }
 
 /// The same runtime on the sandboxed server and on the unsandboxed one, measured in
-/// alternation (warm latency in blocks, cold starts one by one).
+/// alternation (warm latency in blocks, cold starts one by one, each after the previous
+/// environment is gone).
 async fn sandbox_cost(
     sandboxed: &Target,
     plain: &Target,
     runtime: &Runtime,
     args: &Args,
 ) -> Result<()> {
-    let name = runtime.function;
-    create(plain, runtime).await?;
+    // A function of its own on each server, so both have the same single environment (the
+    // figures above leave many warm ones behind on the sandboxed server).
+    let name = format!("{}-cmp", runtime.function);
+    let name = name.as_str();
+    create(plain, runtime, name).await?;
+    create(sandboxed, runtime, name).await?;
     tokio::time::sleep(Duration::from_millis(100)).await;
     plain.invoke(name).await?;
     sandboxed.invoke(name).await?;
@@ -389,6 +408,9 @@ async fn sandbox_cost(
     for round in 0..args.cold {
         for (target, samples) in [(sandboxed, &mut cold_on), (plain, &mut cold_off)] {
             retire(target, name, 1000 + round).await?;
+            // Let the retired environment finish shutting down (namespace and cgroup
+            // teardown), so what is measured is the cold start alone.
+            tokio::time::sleep(Duration::from_millis(250)).await;
             let start = Instant::now();
             target.invoke(name).await?;
             samples.push(start.elapsed());
@@ -496,7 +518,7 @@ async fn main() -> Result<()> {
     }
 
     for runtime in &runtimes {
-        create(&target, runtime).await?;
+        create(&target, runtime, runtime.function).await?;
         // Give the create's transition a moment and warm one environment.
         tokio::time::sleep(Duration::from_millis(100)).await;
         target.invoke(runtime.function).await?;

@@ -219,7 +219,7 @@ impl EnvCgroup {
             .map(|(_, d)| d.as_path())
     }
 
-    fn apply(&self, limits: &Limits) -> Result<(), CgroupError> {
+    pub(crate) fn apply(&self, limits: &Limits) -> Result<(), CgroupError> {
         let memory = limits.memory_bytes.to_string();
         match self.version {
             CgroupVersion::V2 => {
@@ -238,10 +238,17 @@ impl EnvCgroup {
             }
             CgroupVersion::V1 => {
                 if let Some(dir) = self.dir("memory") {
-                    write_file(&dir.join("memory.limit_in_bytes"), &memory)?;
+                    let limit = dir.join("memory.limit_in_bytes");
                     let memsw = dir.join("memory.memsw.limit_in_bytes");
-                    if memsw.exists() {
+                    if !memsw.exists() {
+                        write_file(&limit, &memory)?;
+                    } else if write_file(&limit, &memory).is_ok() {
                         write_file(&memsw, &memory)?;
+                    } else {
+                        // The memory limit may never exceed memory+swap: raising both
+                        // (a spare taking a function's size) goes memsw first.
+                        write_file(&memsw, &memory)?;
+                        write_file(&limit, &memory)?;
                     }
                     // Kill on OOM rather than pausing the cgroup.
                     let _ = write_file(&dir.join("memory.oom_control"), "0");

@@ -40,6 +40,10 @@ use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
 /// The first argument that makes the `gust` binary act as an environment's supervisor.
 pub const INIT_ARG: &str = "__sandbox-init";
 
+/// The argument (after [`INIT_ARG`]) of a spare supervisor, which waits for its
+/// environment on stdin.
+pub const AWAIT_ARG: &str = "--await-spec";
+
 /// Lambda's sandbox user, `sbx_user1051`.
 pub const SANDBOX_UID: u32 = 993;
 /// Its group.
@@ -180,6 +184,9 @@ pub(crate) struct InitSpec {
     pub cwd: PathBuf,
     pub program: PathBuf,
     pub args: Vec<OsString>,
+    /// The runtime's environment (`KEY=VALUE`), when it is not the supervisor's own (a
+    /// spare supervisor is started before its environment is known).
+    pub env: Option<Vec<OsString>>,
 }
 
 impl InitSpec {
@@ -208,6 +215,9 @@ impl InitSpec {
                 bind.target.clone().into(),
             ]);
         }
+        for variable in self.env.iter().flatten() {
+            args.extend(["--env".into(), variable.clone()]);
+        }
         args.push("--".into());
         args.push(self.program.clone().into());
         args.extend(self.args.iter().cloned());
@@ -233,6 +243,7 @@ impl InitSpec {
             cwd: PathBuf::from("/"),
             program: PathBuf::new(),
             args: Vec::new(),
+            env: None,
         };
         let mut rest = args.iter();
         let missing = |flag: &str| IsolateError::Args(format!("{flag} needs a value"));
@@ -257,6 +268,10 @@ impl InitSpec {
                     spec.gid = number(OsStr::new(gid), flag)?;
                 }
                 "--seccomp" => spec.seccomp = true,
+                "--env" => {
+                    let variable = rest.next().ok_or_else(|| missing(flag))?;
+                    spec.env.get_or_insert_with(Vec::new).push(variable.clone());
+                }
                 "--bind" => {
                     let source = rest.next().ok_or_else(|| missing(flag))?;
                     let target = rest.next().ok_or_else(|| missing(flag))?;
@@ -307,7 +322,26 @@ impl Isolation {
             cwd: spawn.cwd.clone(),
             program: spawn.program.clone(),
             args: spawn.args.clone(),
+            env: None,
         }
+    }
+
+    /// The message a spare supervisor waits for: the environment, as [`INIT_ARG`]'s
+    /// arguments (with its variables), NUL-separated.
+    pub(crate) fn hand_over_payload(&self, spawn: &crate::SpawnSpec, seccomp: bool) -> Vec<u8> {
+        let mut spec = self.init_spec(spawn, None, seccomp);
+        spec.env = Some(
+            spawn
+                .env
+                .iter()
+                .map(|(k, v)| OsString::from(format!("{k}={v}")))
+                .collect(),
+        );
+        spec.to_args()
+            .iter()
+            .map(|a| a.as_bytes())
+            .collect::<Vec<_>>()
+            .join(&0u8)
     }
 
     /// Starts a throwaway environment running `/bin/true` (or the given program), to learn
@@ -328,6 +362,7 @@ impl Isolation {
             cwd: "/".into(),
             program: program.into(),
             args: Vec::new(),
+            env: None,
         };
         let output = std::process::Command::new(&self.init_program)
             .arg(INIT_ARG)
@@ -424,7 +459,12 @@ fn loopback_up() -> Result<(), IsolateError> {
 /// The supervisor's `main`: sets the environment up and returns the exit code to exit
 /// with (or does not return, having re-raised the runtime's fatal signal).
 pub fn init_main(args: &[OsString]) -> i32 {
-    let spec = match InitSpec::parse(args) {
+    let spec = if args.first().is_some_and(|a| a == AWAIT_ARG) {
+        receive_spec()
+    } else {
+        InitSpec::parse(args)
+    };
+    let spec = match spec {
         Ok(spec) => spec,
         Err(error) => {
             eprintln!("gust sandbox: {error}");
@@ -438,6 +478,72 @@ pub fn init_main(args: &[OsString]) -> i32 {
             126
         }
     }
+}
+
+/// Receives the environment on stdin (a Unix socket): an 8-byte length with the output
+/// descriptor (and the network namespace's) attached, then the payload
+/// ([`Isolation::hand_over_payload`]). The output becomes stdout and stderr, and stdin
+/// becomes `/dev/null`.
+fn receive_spec() -> Result<InitSpec, IsolateError> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut header = [0u8; 8];
+    let mut space = nix::cmsg_space!([RawFd; 2]);
+    let (received, fds) = {
+        let mut iov = [std::io::IoSliceMut::new(&mut header)];
+        let message = recvmsg::<()>(0, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+            .map_err(sys("receive the environment"))?;
+        let mut fds = Vec::new();
+        for control in message.cmsgs().map_err(sys("read the descriptors"))? {
+            if let ControlMessageOwned::ScmRights(received) = control {
+                fds.extend(received);
+            }
+        }
+        (message.bytes, fds)
+    };
+    // SAFETY: descriptor 0 is this process's stdin, open for its whole life; the
+    // `ManuallyDrop` keeps this `File` from closing it.
+    let mut stdin = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
+    if received == 0 {
+        return Err(IsolateError::Args(
+            "the server went away before sending the environment".into(),
+        ));
+    }
+    stdin
+        .read_exact(&mut header[received..])
+        .map_err(io("receive the environment"))?;
+    let length = usize::try_from(u64::from_le_bytes(header)).unwrap_or(usize::MAX);
+    if length > 1 << 20 {
+        return Err(IsolateError::Args(format!(
+            "an environment of {length} bytes"
+        )));
+    }
+    let mut payload = vec![0u8; length];
+    stdin
+        .read_exact(&mut payload)
+        .map_err(io("receive the environment"))?;
+    let args: Vec<OsString> = payload
+        .split(|b| *b == 0)
+        .map(|a| OsStr::from_bytes(a).to_owned())
+        .collect();
+    let mut spec = InitSpec::parse(&args)?;
+    let Some(&output) = fds.first() else {
+        return Err(IsolateError::Args("no output descriptor".into()));
+    };
+    let null = File::open("/dev/null").map_err(io("open /dev/null"))?;
+    use std::os::fd::AsRawFd;
+    for (from, to) in [(output, 1), (output, 2), (null.as_raw_fd(), 0)] {
+        // SAFETY: both descriptors are open; dup2 replaces `to` atomically.
+        if unsafe { libc::dup2(from, to) } < 0 {
+            return Err(IsolateError::Io {
+                what: "set up the output".into(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+    }
+    // SAFETY: received above and owned by nothing else; it lives on as 1 and 2.
+    drop(unsafe { OwnedFd::from_raw_fd(output) });
+    spec.netns_fd = fds.get(1).copied();
+    Ok(spec)
 }
 
 fn supervise(spec: &InitSpec) -> Result<i32, IsolateError> {
@@ -537,11 +643,20 @@ fn init(spec: &InitSpec, status: OwnedFd) -> Result<i32, IsolateError> {
     } else {
         nix::sys::prctl::set_no_new_privs().map_err(sys("no_new_privs"))?;
     }
-    let runtime = match std::process::Command::new(&spec.program)
-        .args(&spec.args)
-        .current_dir(&spec.cwd)
-        .spawn()
-    {
+    let mut command = std::process::Command::new(&spec.program);
+    command.args(&spec.args).current_dir(&spec.cwd);
+    if let Some(env) = &spec.env {
+        command.env_clear();
+        for variable in env {
+            let bytes = variable.as_bytes();
+            let split = bytes.iter().position(|b| *b == b'=').unwrap_or(bytes.len());
+            command.env(
+                OsStr::from_bytes(&bytes[..split]),
+                OsStr::from_bytes(bytes.get(split + 1..).unwrap_or_default()),
+            );
+        }
+    }
+    let runtime = match command.spawn() {
         Ok(child) => child,
         Err(error) => {
             eprintln!("cannot start {}: {error}", spec.program.display());
@@ -795,6 +910,7 @@ mod tests {
                 "--".into(),
                 "/var/runtime/python/bootstrap.py".into(),
             ],
+            env: Some(vec!["PATH=/usr/bin:/bin".into(), "EMPTY=".into()]),
         };
         assert_eq!(InitSpec::parse(&spec.to_args()).unwrap(), spec);
     }

@@ -279,6 +279,38 @@ fn tree_memory_kib(proc_root: &Path, pid: u32, field: &str) -> u64 {
     total
 }
 
+/// Sends a spare its environment: the length and the descriptors in one message, then
+/// the payload, then end-of-file.
+fn hand_over(
+    control: &mut std::os::unix::net::UnixStream,
+    spec: &SpawnSpec,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::io::Write;
+    let mut fds = vec![spec.output.as_raw_fd()];
+    fds.extend(spec.netns.as_ref().map(AsRawFd::as_raw_fd));
+    let header = (payload.len() as u64).to_le_bytes();
+    let sent = sendmsg::<()>(
+        control.as_raw_fd(),
+        &[std::io::IoSlice::new(&header)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map_err(std::io::Error::from)?;
+    control.write_all(&header[sent..])?;
+    control.write_all(payload)?;
+    control.shutdown(std::net::Shutdown::Write)
+}
+
+/// Ends a spare that will not be used.
+fn discard(spare: Spare) {
+    spare.cgroup.kill_all();
+    drop(spare.child);
+    spare.cgroup.remove();
+}
+
 /// Where the host allows it, each environment gets its own cgroup.
 #[derive(Debug, Clone)]
 pub struct ProcessSandboxConfig {
@@ -299,6 +331,65 @@ pub struct ProcessSandboxConfig {
 #[derive(Debug)]
 pub struct ProcessSandbox {
     config: ProcessSandboxConfig,
+    spares: Arc<Spares>,
+}
+
+/// A supervisor started ahead of need, in a cgroup of its own, waiting on `control` for
+/// its environment. Joining a cgroup waits for an RCU grace period in the kernel (about
+/// 15 ms on cgroup v1 here): a spare pays it before anyone is waiting.
+#[derive(Debug)]
+struct Spare {
+    child: tokio::process::Child,
+    pid: u32,
+    cgroup: Arc<cgroup::EnvCgroup>,
+    control: std::os::unix::net::UnixStream,
+}
+
+/// At most one spare, refilled on a thread after each use.
+#[derive(Debug, Default)]
+struct Spares {
+    slot: std::sync::Mutex<Option<Spare>>,
+    filling: std::sync::atomic::AtomicBool,
+    closed: std::sync::atomic::AtomicBool,
+    made: std::sync::atomic::AtomicU64,
+}
+
+/// Joins the cgroup (`procs`), lets the child inherit the network namespace descriptor,
+/// and applies seccomp `filters`, between fork and exec.
+fn prepare_child(
+    command: &mut std::process::Command,
+    procs: Vec<OwnedFd>,
+    netns: Option<std::os::fd::RawFd>,
+    filters: Option<Arc<Vec<seccompiler::BpfProgram>>>,
+) {
+    if procs.is_empty() && filters.is_none() && netns.is_none() {
+        return;
+    }
+    // SAFETY: the hook runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed. It only calls write(2) on descriptors
+    // opened before the fork (with a static buffer), fcntl(2) on a descriptor
+    // opened before the fork, then prctl(2) and seccomp(2) with filters compiled
+    // before the fork; it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            for fd in &procs {
+                // "0" moves the writing process itself into the cgroup.
+                nix::unistd::write(fd.as_fd(), b"0").map_err(std::io::Error::from)?;
+            }
+            if let Some(fd) = netns {
+                // The supervisor inherits the namespace to join.
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            // Last: after this, the child can no longer do what the setup needed.
+            for filter in filters.iter().flat_map(|f| f.iter()) {
+                seccompiler::apply_filter(filter)
+                    .map_err(|_| std::io::Error::from_raw_os_error(libc::EPERM))?;
+            }
+            Ok(())
+        });
+    }
 }
 
 impl Default for ProcessSandbox {
@@ -316,7 +407,124 @@ impl Default for ProcessSandbox {
 impl ProcessSandbox {
     /// A sandbox with `config`.
     pub fn new(config: ProcessSandboxConfig) -> Self {
-        ProcessSandbox { config }
+        ProcessSandbox {
+            config,
+            spares: Arc::default(),
+        }
+    }
+
+    /// Starts a spare supervisor (isolation and cgroups only).
+    fn make_spare(config: &ProcessSandboxConfig, n: u64) -> Result<Spare, SandboxError> {
+        let (Ok(isolation), Ok(cgroups)) = (&config.isolation, &config.cgroups) else {
+            return Err(SandboxError::Output(std::io::Error::other(
+                "spares need isolation and cgroups",
+            )));
+        };
+        let limits = cgroup::Limits {
+            memory_bytes: 128 << 20,
+            cpu_quota: None,
+            pids_max: config.pids_max,
+        };
+        let cgroup = Arc::new(cgroups.create(&format!("spare-{n}"), &limits)?);
+        let result = (|| {
+            let (control, theirs) =
+                std::os::unix::net::UnixStream::pair().map_err(SandboxError::Output)?;
+            let mut command = std::process::Command::new(&isolation.init_program);
+            command
+                .args([isolate::INIT_ARG, isolate::AWAIT_ARG])
+                .env_clear()
+                .current_dir("/")
+                .stdin(Stdio::from(OwnedFd::from(theirs)))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0);
+            prepare_child(&mut command, cgroup.procs_files()?, None, None);
+            let mut command = tokio::process::Command::from(command);
+            command.kill_on_drop(true);
+            let child = command.spawn().map_err(|source| SandboxError::Spawn {
+                program: isolation.init_program.clone(),
+                source,
+            })?;
+            Ok(Spare {
+                pid: child.id().unwrap_or(0),
+                child,
+                cgroup: Arc::clone(&cgroup),
+                control,
+            })
+        })();
+        if result.is_err() {
+            cgroup.remove();
+        }
+        result
+    }
+
+    /// Makes a spare on a thread of its own if there is none and none is coming.
+    fn refill(&self) {
+        use std::sync::atomic::Ordering;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.spares.closed.load(Ordering::Acquire)
+            || self.spares.filling.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let spares = Arc::clone(&self.spares);
+        let config = self.config.clone();
+        std::thread::spawn(move || {
+            // Child processes are registered with the async runtime that reaps them.
+            let _guard = runtime.enter();
+            let n = spares.made.fetch_add(1, Ordering::Relaxed);
+            match Self::make_spare(&config, n) {
+                Ok(spare) if !spares.closed.load(Ordering::Acquire) => {
+                    *spares.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(spare);
+                }
+                Ok(spare) => discard(spare),
+                Err(error) => tracing::warn!(%error, "cannot start a spare environment"),
+            }
+            spares.filling.store(false, Ordering::Release);
+        });
+    }
+
+    /// Hands `spec` to the spare, if there is one (and starts the next).
+    fn take_spare(&self, spec: &SpawnSpec) -> Option<SandboxProcess> {
+        let Ok(isolation) = &self.config.isolation else {
+            return None;
+        };
+        if self.config.cgroups.is_err() {
+            return None;
+        }
+        let spare = self
+            .spares
+            .slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.refill();
+        let mut spare = spare?;
+        let limits = cgroup::Limits {
+            memory_bytes: u64::from(spec.memory_mb) << 20,
+            cpu_quota: None,
+            pids_max: self.config.pids_max,
+        };
+        let payload = isolation.hand_over_payload(spec, self.config.seccomp.is_ok());
+        let sent = spare
+            .cgroup
+            .apply(&limits)
+            .map_err(std::io::Error::other)
+            .and_then(|()| hand_over(&mut spare.control, spec, &payload));
+        match sent {
+            Ok(()) => Some(SandboxProcess {
+                child: spare.child,
+                pid: spare.pid,
+                cgroup: Some(spare.cgroup),
+            }),
+            Err(error) => {
+                tracing::warn!(%error, "spare environment unusable; starting one directly");
+                discard(spare);
+                None
+            }
+        }
     }
 
     /// What is enforced and what is not, one line per protection, for the startup report
@@ -365,6 +573,11 @@ impl ProcessSandbox {
 
 impl Sandbox for ProcessSandbox {
     fn spawn(&self, spec: SpawnSpec) -> Result<SandboxProcess, SandboxError> {
+        if let Some(process) = self.take_spare(&spec) {
+            // The spare holds its own copies of the descriptors now.
+            drop(spec);
+            return Ok(process);
+        }
         let stderr = spec.output.try_clone().map_err(SandboxError::Output)?;
         let cgroup = match &self.config.cgroups {
             Ok(cgroups) => {
@@ -408,33 +621,7 @@ impl Sandbox for ProcessSandbox {
             .stderr(Stdio::from(stderr))
             // Its own group, so ending the environment ends everything it started.
             .process_group(0);
-        if !procs.is_empty() || filters.is_some() || netns.is_some() {
-            // SAFETY: the hook runs in the child between fork and exec, where only
-            // async-signal-safe calls are allowed. It only calls write(2) on descriptors
-            // opened before the fork (with a static buffer), fcntl(2) on a descriptor
-            // opened before the fork, then prctl(2) and seccomp(2) with filters compiled
-            // before the fork; it allocates nothing.
-            unsafe {
-                command.pre_exec(move || {
-                    for fd in &procs {
-                        // "0" moves the writing process itself into the cgroup.
-                        nix::unistd::write(fd.as_fd(), b"0").map_err(std::io::Error::from)?;
-                    }
-                    if let Some(fd) = netns {
-                        // The supervisor inherits the namespace to join.
-                        if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                    }
-                    // Last: after this, the child can no longer do what the setup needed.
-                    for filter in filters.iter().flat_map(|f| f.iter()) {
-                        seccompiler::apply_filter(filter)
-                            .map_err(|_| std::io::Error::from_raw_os_error(libc::EPERM))?;
-                    }
-                    Ok(())
-                });
-            }
-        }
+        prepare_child(&mut command, procs, netns, filters);
         let mut command = tokio::process::Command::from(command);
         command.kill_on_drop(true);
         let child = command.spawn();
@@ -471,6 +658,30 @@ impl Sandbox for ProcessSandbox {
     }
 
     fn close(&self) {
+        self.spares
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        // A spare being made right now is discarded by its thread; wait for it, so the
+        // cgroups below are removed after it.
+        for _ in 0..500 {
+            if !self
+                .spares
+                .filling
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if let Some(spare) = self
+            .spares
+            .slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            discard(spare);
+        }
         if let Ok(cgroups) = &self.config.cgroups {
             cgroups.close();
         }

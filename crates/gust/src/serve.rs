@@ -172,6 +172,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
         gust_runtime::RuntimeRegistry::install(&args.data_dir.join("runtime"), &path_var)
             .context("cannot install the runtime bootstraps")?;
     let catalog = registry.catalog();
+    let isolation = isolation(&args.data_dir, args.no_isolation, args.sandbox_network);
+    if let (gust_sandbox::isolate::NetworkMode::None, Err(reason)) =
+        (args.sandbox_network, &isolation)
+    {
+        bail!(
+            "--sandbox-network none needs isolated environments, which are unavailable: {reason}"
+        );
+    }
     let sandbox = Arc::new(gust_sandbox::ProcessSandbox::new(
         gust_sandbox::ProcessSandboxConfig {
             cgroups: if args.no_cgroups {
@@ -185,18 +193,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
             proportional_cpu: !args.no_cpu_quota,
             pids_max: 1024,
             seccomp: gust_sandbox::seccomp::filters().map(Arc::new),
-            isolation: isolation(&args.data_dir, args.no_isolation, args.sandbox_network),
+            isolation,
         },
     ));
-    if args.sandbox_network == gust_sandbox::isolate::NetworkMode::None {
-        if let Some((_, _, reason)) = sandbox
-            .report()
-            .into_iter()
-            .find(|(name, on, _)| name == "isolation" && !on)
-        {
-            bail!("--sandbox-network none needs isolated environments: {reason}");
-        }
-    }
     let protections = sandbox.report();
     let sandbox: Arc<dyn gust_sandbox::Sandbox> = sandbox;
     let (credentials, source) = datadir::server_credentials(&args.data_dir, explicit)?;
