@@ -119,6 +119,25 @@ def invoke(lam, name, event=None):
     return body
 
 
+def wait_for_spare(server_pid, seconds=5):
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for task in os.listdir(f"/proc/{server_pid}/task"):
+            try:
+                children = open(f"/proc/{server_pid}/task/{task}/children").read().split()
+            except OSError:
+                continue
+            for child in children:
+                try:
+                    if b"--await-spec" in open(f"/proc/{child}/cmdline", "rb").read():
+                        return True
+                except OSError:
+                    pass
+        time.sleep(0.05)
+    return False
+
+
 def host_code_dirs(server):
     return sorted(str(p) for p in (server.data_dir / "code" / "unpacked").iterdir())
 
@@ -171,6 +190,13 @@ def test_functions_see_only_their_own_processes(isolated):
     # The host never sees the environment's mounts (they live in its own mount namespace).
     with open("/proc/self/mountinfo") as mounts:
         assert str(isolated.data_dir) not in mounts.read()
+    # Later cold starts are handed to a spare supervisor, and that works.
+    for round in range(3):
+        lam.update_function_configuration(FunctionName="procs", Environment={"Variables": {"ROUND": str(round)}})
+        lam.get_waiter("function_updated_v2").wait(FunctionName="procs", WaiterConfig={"Delay": 1})
+        assert invoke(lam, "procs")["pids"] == [1, 2]
+    assert "spare environment" not in isolated.log(), isolated.log()
+    assert wait_for_spare(isolated.process.pid), "a spare supervisor is waiting for the next cold start"
 
 
 def test_each_environment_has_a_private_tmp_of_the_ephemeral_storage_size(isolated):
