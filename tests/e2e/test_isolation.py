@@ -196,7 +196,8 @@ def test_functions_see_only_their_own_processes(isolated):
         lam.get_waiter("function_updated_v2").wait(FunctionName="procs", WaiterConfig={"Delay": 1})
         assert invoke(lam, "procs")["pids"] == [1, 2]
     assert "spare environment" not in isolated.log(), isolated.log()
-    assert wait_for_spare(isolated.process.pid), "a spare supervisor is waiting for the next cold start"
+    if "cgroups    on" in isolated.log():
+        assert wait_for_spare(isolated.process.pid), "a spare supervisor is waiting for the next cold start"
 
 
 def test_each_environment_has_a_private_tmp_of_the_ephemeral_storage_size(isolated):
@@ -245,6 +246,8 @@ def test_outbound_connections_work_on_the_host_network(isolated):
 
 
 def test_sandbox_network_none_leaves_only_loopback(make_server):
+    if os.geteuid() != 0:
+        pytest.skip("--sandbox-network none needs root (network namespaces owned by the host)")
     server = make_server(extra_args=["--sandbox-network", "none"])
     require_isolation(server)
     assert "network    on  none" in server.log()
@@ -311,5 +314,11 @@ def test_doctor_reports_the_sandbox_and_what_is_missing():
 
     rows = doctor(drop)
     assert rows["privileges"].split()[1] == "no"
-    assert rows["namespaces"].split()[1] == "no" and "namespaces and mounts need it" in rows["namespaces"]
-    assert rows["tmpfs"].split()[1] == "no"
+    assert rows["cgroups"].split()[1] == "no"
+    # Without root, isolation goes through a user namespace where the host allows one.
+    userns = rows["user"]  # "user namespaces  yes  ..."
+    if userns.split()[2] == "yes":
+        assert rows["namespaces"].split()[1] == "yes" and "rootless" in rows["namespaces"]
+    else:
+        assert rows["namespaces"].split()[1] == "no" and rows["tmpfs"].split()[1] == "no"
+    assert rows["network"].split()[1] == "no", "--sandbox-network none needs root"

@@ -156,12 +156,23 @@ def test_unprivileged_server_runs_functions_and_says_what_is_missing(tmp_path):
     try:
         log = server.log()
         assert "cgroups    OFF" in log, log
-        assert "isolation  OFF unavailable (the server is not root" in log, log
         lam = server.client()
-        deploy(lam, "plain", "import os\ndef handler(event, context):\n    return os.geteuid()\n")
-        response, uid, _ = invoke(lam, "plain")
-        assert "FunctionError" not in response
-        assert uid == nobody.pw_uid, "the function runs as the (unprivileged) server user"
+        if "isolation  on  rootless" in log:
+            # Isolated through a user namespace: Lambda's user and layout, nothing of the host.
+            from test_isolation import PROBE
+            deploy(lam, "probe", PROBE)
+            response, body, _ = invoke(lam, "probe", {"read": ["/etc/shadow", str(data)]})
+            assert "FunctionError" not in response, body
+            assert body["uid"] == 993 and body["cwd"] == "/var/task" and body["pids"] == [1, 2]
+            assert int(body["capabilities"], 16) == 0 and body["no_new_privs"] == "1"
+            assert set(body["read"].values()) <= {"ENOENT", "EACCES"}, body["read"]
+            assert body["write"]["/var/task/x"] in ("EROFS", "EACCES") and body["write"]["/tmp/ok"] == "allowed"
+        else:
+            assert "isolation  OFF unavailable (the server is not root" in log, log
+            deploy(lam, "plain", "import os\ndef handler(event, context):\n    return os.geteuid()\n")
+            response, uid, _ = invoke(lam, "plain")
+            assert "FunctionError" not in response
+            assert uid == nobody.pw_uid, "the function runs as the (unprivileged) server user"
     finally:
         server.stop(signals.SIGTERM)
         shutil.rmtree(data, ignore_errors=True)

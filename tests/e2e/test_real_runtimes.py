@@ -44,7 +44,7 @@ def invoke(lam, name, event):
 
 
 def test_awslambdaric_runs_unchanged(lam):
-        # The base interpreter (not the test venv) has no awslambdaric: the package's copy is used.
+    # The base interpreter (not the test venv) has no awslambdaric: the package's copy is used.
     # A custom runtime sees only the host's system directories in an isolated environment,
     # so the system's Python of the same version (C extensions are per minor version) is
     # preferred over one installed elsewhere.

@@ -152,6 +152,10 @@ pub struct Isolation {
     pub gid: u32,
     /// How environments reach the network.
     pub network: NetworkMode,
+    /// The server is not root: each environment first gets a user namespace of its own, in
+    /// which the server's user is `uid` (the only id it may map) and holds the
+    /// capabilities the set-up needs; the runtime then runs without any.
+    pub rootless: bool,
 }
 
 /// A host path shown read-only inside the environment.
@@ -180,6 +184,7 @@ pub(crate) struct InitSpec {
     pub tmp_mb: u32,
     pub netns_fd: Option<RawFd>,
     pub seccomp: bool,
+    pub rootless: bool,
     pub binds: Vec<Bind>,
     pub cwd: PathBuf,
     pub program: PathBuf,
@@ -207,6 +212,9 @@ impl InitSpec {
         }
         if self.seccomp {
             args.push("--seccomp".into());
+        }
+        if self.rootless {
+            args.push("--rootless".into());
         }
         for bind in &self.binds {
             args.extend([
@@ -239,6 +247,7 @@ impl InitSpec {
             tmp_mb: 512,
             netns_fd: None,
             seccomp: false,
+            rootless: false,
             binds: Vec::new(),
             cwd: PathBuf::from("/"),
             program: PathBuf::new(),
@@ -268,6 +277,7 @@ impl InitSpec {
                     spec.gid = number(OsStr::new(gid), flag)?;
                 }
                 "--seccomp" => spec.seccomp = true,
+                "--rootless" => spec.rootless = true,
                 "--env" => {
                     let variable = rest.next().ok_or_else(|| missing(flag))?;
                     spec.env.get_or_insert_with(Vec::new).push(variable.clone());
@@ -318,6 +328,7 @@ impl Isolation {
             tmp_mb: spawn.tmp_mb,
             netns_fd,
             seccomp,
+            rootless: self.rootless,
             binds: spawn.binds.clone(),
             cwd: spawn.cwd.clone(),
             program: spawn.program.clone(),
@@ -358,6 +369,7 @@ impl Isolation {
             tmp_mb: 1,
             netns_fd: None,
             seccomp: false,
+            rootless: self.rootless,
             binds: Vec::new(),
             cwd: "/".into(),
             program: program.into(),
@@ -546,7 +558,29 @@ fn receive_spec() -> Result<InitSpec, IsolateError> {
     Ok(spec)
 }
 
+/// Enters a new user namespace where this process is `uid:gid` and holds every
+/// capability (over the namespaces it creates next, not over the host).
+fn enter_user_namespace(uid: u32, gid: u32) -> Result<(), IsolateError> {
+    let host_uid = nix::unistd::geteuid();
+    let host_gid = nix::unistd::getegid();
+    unshare(CloneFlags::CLONE_NEWUSER).map_err(sys("unshare(CLONE_NEWUSER)"))?;
+    // An unprivileged process may map only its own ids, and only after giving up
+    // setgroups(2) (which could otherwise drop a group that denies access).
+    for (file, text) in [
+        ("setgroups", "deny".to_owned()),
+        ("uid_map", format!("{uid} {host_uid} 1")),
+        ("gid_map", format!("{gid} {host_gid} 1")),
+    ] {
+        std::fs::write(Path::new("/proc/self").join(file), text)
+            .map_err(io(format!("write /proc/self/{file}")))?;
+    }
+    Ok(())
+}
+
 fn supervise(spec: &InitSpec) -> Result<i32, IsolateError> {
+    if spec.rootless {
+        enter_user_namespace(spec.uid, spec.gid)?;
+    }
     // The new pid namespace takes effect for the child forked below, which becomes its pid 1.
     unshare(
         CloneFlags::CLONE_NEWNS
@@ -631,7 +665,7 @@ fn init(spec: &InitSpec, status: OwnedFd) -> Result<i32, IsolateError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("set the parent-death signal"))?;
     build_root(spec)?;
     nix::unistd::sethostname("localhost").map_err(sys("sethostname"))?;
-    drop_privileges(spec.uid, spec.gid)?;
+    drop_privileges(spec.uid, spec.gid, spec.rootless)?;
     if spec.seccomp {
         let filters = crate::seccomp::filters().map_err(IsolateError::Args)?;
         for filter in &filters {
@@ -690,18 +724,28 @@ fn bind_read_only(source: &Path, target: &Path) -> Result<(), IsolateError> {
         None::<&str>,
     )
     .map_err(sys(format!("bind {}", source.display())))?;
-    mount(
-        None::<&str>,
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND
-            | MsFlags::MS_REMOUNT
-            | MsFlags::MS_RDONLY
-            | MsFlags::MS_NOSUID
-            | MsFlags::MS_NODEV,
-        None::<&str>,
-    )
-    .map_err(sys(format!("make {} read-only", target.display())))
+    // A remount must keep the flags the source mount has (in a user namespace the kernel
+    // refuses to clear them: they are locked), and adds read-only, nosuid and nodev.
+    let mut flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV;
+    if let Ok(status) = nix::sys::statvfs::statvfs(target) {
+        use nix::sys::statvfs::FsFlags;
+        for (has, keep) in [
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        ] {
+            if status.flags().contains(has) {
+                flags |= keep;
+            }
+        }
+    }
+    mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+        .map_err(sys(format!("make {} read-only", target.display())))
 }
 
 /// Makes `target` (a directory or an empty file, like `source`) and binds `source` there.
@@ -863,14 +907,19 @@ fn build_root(spec: &InitSpec) -> Result<(), IsolateError> {
 }
 
 /// Becomes `uid:gid` with no supplementary groups and no capabilities, and can never
-/// regain any (the bounding set is emptied first).
-fn drop_privileges(uid: u32, gid: u32) -> Result<(), IsolateError> {
+/// regain any (the bounding set is emptied first). Rootless, the process already is
+/// `uid:gid` in its user namespace; the runtime it executes then starts with no
+/// capabilities (a non-zero uid keeps none across exec).
+fn drop_privileges(uid: u32, gid: u32, rootless: bool) -> Result<(), IsolateError> {
     for capability in 0..64 {
         // SAFETY: PR_CAPBSET_DROP takes a capability number and touches no memory; numbers
         // past the kernel's last capability fail with EINVAL, which is fine.
         unsafe {
             libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0);
         }
+    }
+    if rootless {
+        return Ok(());
     }
     nix::unistd::setgroups(&[]).map_err(sys("setgroups"))?;
     let gid = Gid::from_raw(gid);
@@ -893,6 +942,7 @@ mod tests {
             tmp_mb: 10240,
             netns_fd: Some(7),
             seccomp: true,
+            rootless: true,
             binds: vec![
                 Bind {
                     source: "/data/code/unpacked/ab cd".into(),

@@ -559,7 +559,8 @@ impl ProcessSandbox {
         }
         match &self.config.isolation {
             Ok(isolation) => {
-                lines.push(("isolation".into(), true, format!("pid, mount, IPC and UTS namespaces; uid {} without capabilities; Lambda's filesystem: /var/task, /var/runtime and /opt read-only, /tmp a tmpfs of EphemeralStorage, a fresh /proc, the host's system directories read-only", isolation.uid)));
+                let namespaces = if isolation.rootless { "rootless: user, pid, mount, IPC and UTS namespaces" } else { "pid, mount, IPC and UTS namespaces" };
+                lines.push(("isolation".into(), true, format!("{namespaces}; uid {} without capabilities; Lambda's filesystem: /var/task, /var/runtime and /opt read-only, /tmp a tmpfs of EphemeralStorage, a fresh /proc, the host's system directories read-only", isolation.uid)));
                 lines.push(match isolation.network {
                     isolate::NetworkMode::Host => ("network".into(), true, "host network: outbound connections allowed, as Lambda outside a VPC (--sandbox-network none for loopback only)".into()),
                     isolate::NetworkMode::None => ("network".into(), true, "none: each environment has its own network namespace with loopback only, where its Runtime API listens".into()),

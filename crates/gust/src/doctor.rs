@@ -22,7 +22,7 @@ fn checks() -> Vec<Check> {
         name: "privileges",
         ok: uid.is_root(),
         detail: if uid.is_root() { "root".into() } else { format!("uid {uid} (not root)") },
-                meaning: "without root, Gust cannot create cgroups (unless a hierarchy is delegated) nor namespaces and mounts",
+                        meaning: "without root, Gust has no cgroups (unless a hierarchy is delegated), isolates only through a user namespace, and cannot give environments a network of their own",
     }];
     let userns = read("/proc/sys/user/max_user_namespaces")
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -96,7 +96,8 @@ fn checks() -> Vec<Check> {
         name: "namespaces",
         ok: isolation.is_ok(),
         detail: match &isolation {
-            Ok(()) => format!("pid, mount, IPC, UTS; functions run as uid {} without capabilities", gust_sandbox::isolate::SANDBOX_UID),
+                        Ok(()) if nix::unistd::geteuid().is_root() => format!("pid, mount, IPC, UTS; functions run as uid {} without capabilities", gust_sandbox::isolate::SANDBOX_UID),
+            Ok(()) => format!("rootless: user, pid, mount, IPC, UTS; functions run as uid {} (the server's user outside) without capabilities", gust_sandbox::isolate::SANDBOX_UID),
             Err(reason) => reason.clone(),
         },
         meaning: "functions run as the server's user, see its files and processes: deploy only code you trust",
@@ -112,14 +113,16 @@ fn checks() -> Vec<Check> {
         },
         meaning: "/tmp is the host's /tmp, shared with everything else, with no size limit",
     });
-    let private = isolation.is_ok() && gust_sandbox::isolate::private_network(0).is_ok();
+    let private = isolation.is_ok()
+        && nix::unistd::geteuid().is_root()
+        && gust_sandbox::isolate::private_network(0).is_ok();
     checks.push(Check {
         name: "network",
         ok: private,
         detail: if private {
             "host network by default (outbound allowed, as Lambda outside a VPC); --sandbox-network none available".into()
         } else {
-            "host network only (--sandbox-network none needs isolation and network namespaces)".into()
+                        "host network only (--sandbox-network none needs root and network namespaces)".into()
         },
         meaning: "functions share the host's network, including every loopback service and other environments' Runtime APIs",
     });
@@ -127,9 +130,6 @@ fn checks() -> Vec<Check> {
 }
 
 fn probe_isolation() -> Result<(), String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err("the server would not be root: namespaces and mounts need it".into());
-    }
     let staging = std::env::temp_dir().join(format!("gust-doctor-{}", std::process::id()));
     std::fs::create_dir_all(&staging).map_err(|e| format!("no temporary directory: {e}"))?;
     let result = std::env::current_exe()
@@ -141,6 +141,7 @@ fn probe_isolation() -> Result<(), String> {
                 uid: gust_sandbox::isolate::SANDBOX_UID,
                 gid: gust_sandbox::isolate::SANDBOX_GID,
                 network: gust_sandbox::isolate::NetworkMode::Host,
+                rootless: !nix::unistd::geteuid().is_root(),
             }
             .probe()
         });

@@ -112,8 +112,9 @@ fn isolation(
     if off {
         return Err("turned off with --no-isolation".into());
     }
-    if !nix::unistd::geteuid().is_root() {
-        return Err("the server is not root; namespaces and mounts need it".into());
+    let rootless = !nix::unistd::geteuid().is_root();
+    if rootless && network == gust_sandbox::isolate::NetworkMode::None {
+        return Err("the server is not root, and --sandbox-network none needs it".into());
     }
     let staging = data_dir.join("sandbox").join("root");
     std::fs::create_dir_all(&staging)
@@ -125,8 +126,15 @@ fn isolation(
         uid: gust_sandbox::isolate::SANDBOX_UID,
         gid: gust_sandbox::isolate::SANDBOX_GID,
         network,
+        rootless,
     };
-    isolation.probe()?;
+    isolation.probe().map_err(|reason| {
+        if rootless {
+            format!("the server is not root and cannot isolate through a user namespace: {reason}")
+        } else {
+            reason
+        }
+    })?;
     if network == gust_sandbox::isolate::NetworkMode::None {
         gust_sandbox::isolate::private_network(0)
             .map_err(|e| format!("--sandbox-network none: {e}"))?;
