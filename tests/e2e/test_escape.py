@@ -28,6 +28,9 @@ def handler(event, context):
         "bpf": attempt(libc.syscall(321, 0, None, 0)),
         "init_module": attempt(libc.syscall(175, None, 0, b"")),
     }
+    # x32 numbering (bit 30) of unshare(CLONE_NEWUSER): refused too, not a way around.
+    x32 = libc.syscall(0x40000000 | 272, 0x10000000)
+    results["x32_unshare"] = "refused" if x32 == -1 and ctypes.get_errno() in (errno.ENOSYS, errno.EPERM) else f"allowed ({x32})"
     # What functions legitimately do still works.
     box = []
     t = threading.Thread(target=lambda: box.append("thread ok"))
@@ -50,7 +53,7 @@ def test_seccomp_refuses_what_functions_must_not_do(server):
     response = lam.invoke(FunctionName="escape", Payload=json.dumps({"victim": victim}).encode())
     results = json.loads(response["Payload"].read())
     assert "FunctionError" not in response, results
-    for call in ["mount", "ptrace", "unshare", "setns", "reboot", "sethostname", "bpf", "init_module"]:
+    for call in ["mount", "ptrace", "unshare", "setns", "reboot", "sethostname", "bpf", "init_module", "x32_unshare"]:
         assert results[call] == "refused", (call, results)
     assert results["thread"] == "thread ok"
     assert results["subprocess"] == "child ok"

@@ -322,3 +322,58 @@ def test_doctor_reports_the_sandbox_and_what_is_missing():
     else:
         assert rows["namespaces"].split()[1] == "no" and rows["tmpfs"].split()[1] == "no"
     assert rows["network"].split()[1] == "no", "--sandbox-network none needs root"
+
+
+PRELOAD_C = r'''
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+__attribute__((constructor)) static void owned(void) {
+    const char *path = getenv("GUST_MARKER");
+    if (!path) return;
+    FILE *f = fopen(path, "a");
+    if (f) { fprintf(f, "%d\n", (int)getuid()); fclose(f); }
+}
+'''
+
+PRELOAD_APP = r'''
+import os
+def handler(event, context):
+    path = os.environ["GUST_MARKER"]
+    return open(path).read().split() if os.path.exists(path) else []
+'''
+
+
+def test_the_functions_variables_never_reach_the_root_supervisor(isolated, tmp_path):
+    """`LD_PRELOAD` among a function's variables applies to its runtime only: the
+    supervisor that sets the environment up (as root, on the host) never sees them."""
+    import hashlib
+    import shutil
+    import subprocess
+    import uuid
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler on this host to build the preloaded library")
+    (tmp_path / "owned.c").write_text(PRELOAD_C)
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(tmp_path / "owned.so"), str(tmp_path / "owned.c")], check=True)
+    code = package({"app.py": PRELOAD_APP, "owned.so": (tmp_path / "owned.so").read_bytes()})
+    host_dir = isolated.data_dir / "code" / "unpacked" / hashlib.sha256(code).hexdigest()
+    marker = f"/tmp/gust-preload-{uuid.uuid4().hex}"
+    lam = isolated.client()
+    lam.create_function(FunctionName="preload", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": code},
+                        Environment={"Variables": {"LD_PRELOAD": f"{host_dir}/owned.so:/var/task/owned.so",
+                                                   "GUST_MARKER": marker}})
+    lam.get_waiter("function_active_v2").wait(FunctionName="preload", WaiterConfig={"Delay": 1})
+    try:
+        for round in range(3):  # a direct start, then spares
+            lam.update_function_configuration(FunctionName="preload", Description=str(round))
+            lam.get_waiter("function_updated_v2").wait(FunctionName="preload", WaiterConfig={"Delay": 1})
+            loaded_by = invoke(lam, "preload")
+            # The runtime did load it (as uid 993, inside): the variable works as on Lambda...
+            assert loaded_by and set(loaded_by) == {"993"}, loaded_by
+        # ...and nothing ran on the host.
+        assert not os.path.exists(marker), open(marker).read()
+    finally:
+        if os.path.exists(marker):
+            os.remove(marker)

@@ -84,6 +84,11 @@ def test_environment_variables(lam):
     status, code, message = error_of(lambda: create(lam, "env", Environment={"Variables": {"AWS_REGION": "x"}}))
     assert (status, code) == (400, "InvalidParameterValueException")
     assert "reserved keys" in message and "AWS_REGION" in message
+    # A NUL cannot reach a process environment (nor smuggle anything past it).
+    status, code, message = error_of(lambda: create(lam, "env", Environment={"Variables": {"K1": "x\u0000--user"}}))
+    assert (status, code) == (400, "InvalidParameterValueException") and "NUL" in message
+    status, code, message = error_of(lambda: create(lam, "env", Handler="app.handler\u0000x"))
+    assert (status, code) == (400, "ValidationException")
     # Exactly 4 KB of compact JSON passes; one byte more fails with the measured string.
     fits = {"K1": "v" * (4096 - len('{"K1":""}'))}
     assert create(lam, "env-fits", Environment={"Variables": fits})["Environment"]["Variables"] == fits

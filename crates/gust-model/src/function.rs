@@ -402,7 +402,8 @@ impl FunctionConfig {
         }
         if let Some(handler) = &update.handler {
             v.length(handler, "handler", 0, HANDLER_MAX_LEN);
-            if handler.is_empty() || handler.chars().any(char::is_whitespace) {
+            // NUL cannot reach a process's environment (`_HANDLER`) either.
+            if handler.is_empty() || handler.chars().any(|c| c.is_whitespace() || c == '\0') {
                 v.push(
                     handler.as_str(),
                     "handler",
@@ -664,6 +665,13 @@ fn validate_environment(env: &EnvironmentVariables) -> Result<(), ModelError> {
             reserved.join(", ")
         )));
     }
+    // A process environment cannot hold NUL: such a value would be cut short, or worse,
+    // split into something else on the way to the runtime.
+    if env.values().any(|v| v.contains('\0')) {
+        return Err(ModelError::invalid(
+            "Lambda was unable to configure your environment variables because the environment variable values contain a NUL character, which a process environment cannot hold.".to_owned(),
+        ));
+    }
     // Lambda measures the compact JSON object the variables serialise to.
     let measured = serde_json::to_string(env).unwrap_or_default();
     if measured.len() > ENVIRONMENT_MAX_BYTES {
@@ -824,6 +832,10 @@ mod tests {
             err.contains("reserved keys") && err.contains("AWS_REGION"),
             "{err}"
         );
+        let err = create(&env(&[("K1", "a\0--user\x000:0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("NUL character"), "{err}");
         // {"K":"<v>"} is 8 bytes plus the value: exactly 4096 passes, 4097 fails.
         let value = "v".repeat(4096 - 8);
         assert!(create(&env(&[("K1", &value[1..])])).is_ok());

@@ -207,9 +207,6 @@ impl InitSpec {
             "--cwd".into(),
             self.cwd.clone().into(),
         ];
-        if let Some(fd) = self.netns_fd {
-            args.extend(["--netns-fd".into(), fd.to_string().into()]);
-        }
         if self.seccomp {
             args.push("--seccomp".into());
         }
@@ -264,9 +261,6 @@ impl InitSpec {
                 "--tmp-mb" => {
                     spec.tmp_mb = number(rest.next().ok_or_else(|| missing(flag))?, flag)?
                 }
-                "--netns-fd" => {
-                    spec.netns_fd = Some(number(rest.next().ok_or_else(|| missing(flag))?, flag)?)
-                }
                 "--user" => {
                     let value = rest.next().ok_or_else(|| missing(flag))?;
                     let text = value.to_str().unwrap_or("");
@@ -315,18 +309,14 @@ impl InitSpec {
 }
 
 impl Isolation {
-    pub(crate) fn init_spec(
-        &self,
-        spawn: &crate::SpawnSpec,
-        netns_fd: Option<RawFd>,
-        seccomp: bool,
-    ) -> InitSpec {
+    fn init_spec(&self, spawn: &crate::SpawnSpec, seccomp: bool) -> InitSpec {
         InitSpec {
             root: self.staging.clone(),
             uid: self.uid,
             gid: self.gid,
             tmp_mb: spawn.tmp_mb,
-            netns_fd,
+            // Only ever a descriptor received with the spec, never a number from it.
+            netns_fd: None,
             seccomp,
             rootless: self.rootless,
             binds: spawn.binds.clone(),
@@ -337,10 +327,11 @@ impl Isolation {
         }
     }
 
-    /// The message a spare supervisor waits for: the environment, as [`INIT_ARG`]'s
-    /// arguments (with its variables), NUL-separated.
+    /// The message a supervisor waits for: the environment, as [`INIT_ARG`]'s arguments
+    /// (with its variables), each a 4-byte length and its bytes, so no value can be read
+    /// as more than one argument.
     pub(crate) fn hand_over_payload(&self, spawn: &crate::SpawnSpec, seccomp: bool) -> Vec<u8> {
-        let mut spec = self.init_spec(spawn, None, seccomp);
+        let mut spec = self.init_spec(spawn, seccomp);
         spec.env = Some(
             spawn
                 .env
@@ -348,11 +339,7 @@ impl Isolation {
                 .map(|(k, v)| OsString::from(format!("{k}={v}")))
                 .collect(),
         );
-        spec.to_args()
-            .iter()
-            .map(|a| a.as_bytes())
-            .collect::<Vec<_>>()
-            .join(&0u8)
+        encode(&spec.to_args())
     }
 
     /// Starts a throwaway environment running `/bin/true` (or the given program), to learn
@@ -495,7 +482,9 @@ pub fn init_main(args: &[OsString]) -> i32 {
 /// Receives the environment on stdin (a Unix socket): an 8-byte length with the output
 /// descriptor (and the network namespace's) attached, then the payload
 /// ([`Isolation::hand_over_payload`]). The output becomes stdout and stderr, and stdin
-/// becomes `/dev/null`.
+/// becomes `/dev/null`. The function's variables never appear in this process's own
+/// environment or command line: it runs as root before any namespace exists, where
+/// `LD_PRELOAD` and its like must not reach it.
 fn receive_spec() -> Result<InitSpec, IsolateError> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut header = [0u8; 8];
@@ -533,11 +522,6 @@ fn receive_spec() -> Result<InitSpec, IsolateError> {
     stdin
         .read_exact(&mut payload)
         .map_err(io("receive the environment"))?;
-    let args: Vec<OsString> = payload
-        .split(|b| *b == 0)
-        .map(|a| OsStr::from_bytes(a).to_owned())
-        .collect();
-    let mut spec = InitSpec::parse(&args)?;
     let Some(&output) = fds.first() else {
         return Err(IsolateError::Args("no output descriptor".into()));
     };
@@ -554,8 +538,38 @@ fn receive_spec() -> Result<InitSpec, IsolateError> {
     }
     // SAFETY: received above and owned by nothing else; it lives on as 1 and 2.
     drop(unsafe { OwnedFd::from_raw_fd(output) });
+    // Parsed once the output is the environment's, so what goes wrong reaches its log.
+    let mut spec = InitSpec::parse(&decode(&payload)?)?;
     spec.netns_fd = fds.get(1).copied();
     Ok(spec)
+}
+
+/// Arguments as a hand-over payload: each a little-endian `u32` length, then its bytes.
+fn encode(args: &[OsString]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    for arg in args {
+        let bytes = arg.as_bytes();
+        payload.extend((bytes.len() as u32).to_le_bytes());
+        payload.extend(bytes);
+    }
+    payload
+}
+
+fn decode(mut payload: &[u8]) -> Result<Vec<OsString>, IsolateError> {
+    let mut args = Vec::new();
+    while !payload.is_empty() {
+        let (length, rest) = payload
+            .split_first_chunk::<4>()
+            .ok_or_else(|| IsolateError::Args("truncated environment".into()))?;
+        let length = u32::from_le_bytes(*length) as usize;
+        if rest.len() < length {
+            return Err(IsolateError::Args("truncated environment".into()));
+        }
+        let (arg, rest) = rest.split_at(length);
+        args.push(OsStr::from_bytes(arg).to_owned());
+        payload = rest;
+    }
+    Ok(args)
 }
 
 /// Enters a new user namespace where this process is `uid:gid` and holds every
@@ -577,7 +591,19 @@ fn enter_user_namespace(uid: u32, gid: u32) -> Result<(), IsolateError> {
     Ok(())
 }
 
+/// Signals the engine sends the environment's process group that are the runtime's: this
+/// process waits for the runtime instead (the init restores them for the runtime).
+const FORWARDED: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+
+fn set_forwarded(handler: SigHandler) {
+    for forwarded in FORWARDED {
+        // SAFETY: ignoring a signal or restoring its default installs no handler code.
+        let _ = unsafe { signal(forwarded, handler) };
+    }
+}
+
 fn supervise(spec: &InitSpec) -> Result<i32, IsolateError> {
+    set_forwarded(SigHandler::SigIgn);
     if spec.rootless {
         enter_user_namespace(spec.uid, spec.gid)?;
     }
@@ -606,12 +632,18 @@ fn supervise(spec: &InitSpec) -> Result<i32, IsolateError> {
     .map_err(sys("make mounts private"))?;
     let (status_read, status_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    // The init learns through this one whether this process died before its
+    // parent-death signal was armed (it reads end-of-file then).
+    let (alive_read, alive_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+            .map_err(sys("pipe"))?;
     // SAFETY: this process is single-threaded (a fresh exec of the server binary that
     // started no threads), so the child may do anything after the fork.
     match unsafe { fork() }.map_err(sys("fork"))? {
         ForkResult::Child => {
             drop(status_read);
-            let code = match init(spec, status_write) {
+            drop(alive_write);
+            let code = match init(spec, status_write, alive_read) {
                 Ok(code) => code,
                 Err(error) => {
                     eprintln!("gust sandbox: {error}");
@@ -622,10 +654,7 @@ fn supervise(spec: &InitSpec) -> Result<i32, IsolateError> {
         }
         ForkResult::Parent { child } => {
             drop(status_write);
-            for ignored in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-                // SAFETY: ignoring a signal installs no handler code.
-                let _ = unsafe { signal(ignored, SigHandler::SigIgn) };
-            }
+            drop(alive_read);
             let status = loop {
                 match waitpid(child, None) {
                     Ok(status) => break status,
@@ -638,6 +667,7 @@ fn supervise(spec: &InitSpec) -> Result<i32, IsolateError> {
                 .read_exact(&mut reported)
                 .ok()
                 .map(|()| reported);
+            drop(alive_write);
             Ok(match (reported, status) {
                 (Some([0, code]), _) => i32::from(code),
                 (Some([_, signal]), _) => reraise(i32::from(signal)),
@@ -652,6 +682,8 @@ fn supervise(spec: &InitSpec) -> Result<i32, IsolateError> {
 /// Dies of `signal` like the runtime did, so the engine sees the same status.
 fn reraise(number: i32) -> i32 {
     if let Ok(signal) = Signal::try_from(number) {
+        // A crashing function must not make this (root) process dump core on the host.
+        let _ = nix::sys::prctl::set_dumpable(false);
         // SAFETY: restoring the default disposition installs no handler code.
         let _ = unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) };
         let _ = kill(Pid::this(), signal);
@@ -661,8 +693,17 @@ fn reraise(number: i32) -> i32 {
 
 /// Pid 1 of the environment: builds the filesystem, drops privileges, starts the runtime
 /// and reaps until it exits.
-fn init(spec: &InitSpec, status: OwnedFd) -> Result<i32, IsolateError> {
+fn init(spec: &InitSpec, status: OwnedFd, alive: OwnedFd) -> Result<i32, IsolateError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("set the parent-death signal"))?;
+    // End-of-file: the supervisor died before the signal was armed (EAGAIN: it lives).
+    if nix::unistd::read(&alive, &mut [0u8; 1]) == Ok(0) {
+        return Ok(126);
+    }
+    set_forwarded(SigHandler::SigDfl);
+    // Rootless, the init keeps capabilities in its user namespace under the runtime's uid:
+    // not dumpable, its /proc files are not the runtime's to open (exec makes the
+    // runtime dumpable again).
+    nix::sys::prctl::set_dumpable(false).map_err(sys("set not dumpable"))?;
     build_root(spec)?;
     nix::unistd::sethostname("localhost").map_err(sys("sethostname"))?;
     drop_privileges(spec.uid, spec.gid, spec.rootless)?;
@@ -742,6 +783,13 @@ fn bind_read_only(source: &Path, target: &Path) -> Result<(), IsolateError> {
             if status.flags().contains(has) {
                 flags |= keep;
             }
+        }
+        // Neither: the source updates access times strictly, and so must the copy.
+        if !status
+            .flags()
+            .intersects(FsFlags::ST_NOATIME | FsFlags::ST_RELATIME)
+        {
+            flags |= MsFlags::MS_STRICTATIME;
         }
     }
     mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
@@ -940,7 +988,7 @@ mod tests {
             uid: 993,
             gid: 990,
             tmp_mb: 10240,
-            netns_fd: Some(7),
+            netns_fd: None,
             seccomp: true,
             rootless: true,
             binds: vec![
@@ -963,6 +1011,22 @@ mod tests {
             env: Some(vec!["PATH=/usr/bin:/bin".into(), "EMPTY=".into()]),
         };
         assert_eq!(InitSpec::parse(&spec.to_args()).unwrap(), spec);
+        assert_eq!(
+            InitSpec::parse(&decode(&encode(&spec.to_args())).unwrap()).unwrap(),
+            spec
+        );
+    }
+
+    #[test]
+    fn a_value_is_one_argument_whatever_it_holds() {
+        let args: Vec<OsString> = vec![
+            "--env".into(),
+            "K=a\0--user\x000:0\0--bind\0/\0/h".into(),
+            "".into(),
+        ];
+        assert_eq!(decode(&encode(&args)).unwrap(), args);
+        assert!(decode(&encode(&args)[..11]).is_err(), "truncated");
+        assert!(decode(&[9, 0, 0, 0, b'x']).is_err(), "length past the end");
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub struct SandboxProcess {
     child: tokio::process::Child,
     pid: u32,
     cgroup: Option<Arc<cgroup::EnvCgroup>>,
+    /// The leader has been waited for: its pid (the group's id) may be reused once the
+    /// group is empty, so the group is no longer signalled where a cgroup can do it.
+    reaped: bool,
 }
 
 /// Controls on a running environment that outlive the handle used to wait for it.
@@ -178,7 +181,9 @@ impl SandboxProcess {
 
     /// Waits for the leader to exit.
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        self.child.wait().await
+        let status = self.child.wait().await;
+        self.reaped |= status.is_ok();
+        status
     }
 
     /// Sends `signal` to the whole process group; a group that is gone already is fine.
@@ -201,8 +206,10 @@ impl SandboxProcess {
             cgroup.thaw();
             cgroup.kill_all();
         }
-        self.signal_group(Signal::SIGKILL);
-        let _ = self.child.wait().await;
+        if !(self.reaped && self.cgroup.is_some()) {
+            self.signal_group(Signal::SIGKILL);
+        }
+        let _ = self.wait().await;
         if let Some(cgroup) = self.cgroup.take() {
             let _ = tokio::task::spawn_blocking(move || {
                 cgroup.kill_all();
@@ -217,11 +224,10 @@ impl SandboxProcess {
         if let Some(cgroup) = &self.cgroup {
             cgroup.thaw();
         }
-        self.signal_group(Signal::SIGTERM);
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
+        if !self.reaped {
+            self.signal_group(Signal::SIGTERM);
+        }
+        if tokio::time::timeout(grace, self.wait()).await.is_err() {
             tracing::debug!(pid = self.pid, "runtime ignored SIGTERM; killing");
         }
         self.kill().await;
@@ -279,38 +285,6 @@ fn tree_memory_kib(proc_root: &Path, pid: u32, field: &str) -> u64 {
     total
 }
 
-/// Sends a spare its environment: the length and the descriptors in one message, then
-/// the payload, then end-of-file.
-fn hand_over(
-    control: &mut std::os::unix::net::UnixStream,
-    spec: &SpawnSpec,
-    payload: &[u8],
-) -> std::io::Result<()> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-    use std::io::Write;
-    let mut fds = vec![spec.output.as_raw_fd()];
-    fds.extend(spec.netns.as_ref().map(AsRawFd::as_raw_fd));
-    let header = (payload.len() as u64).to_le_bytes();
-    let sent = sendmsg::<()>(
-        control.as_raw_fd(),
-        &[std::io::IoSlice::new(&header)],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )
-    .map_err(std::io::Error::from)?;
-    control.write_all(&header[sent..])?;
-    control.write_all(payload)?;
-    control.shutdown(std::net::Shutdown::Write)
-}
-
-/// Ends a spare that will not be used.
-fn discard(spare: Spare) {
-    spare.cgroup.kill_all();
-    drop(spare.child);
-    spare.cgroup.remove();
-}
-
 /// Where the host allows it, each environment gets its own cgroup.
 #[derive(Debug, Clone)]
 pub struct ProcessSandboxConfig {
@@ -334,53 +308,142 @@ pub struct ProcessSandbox {
     spares: Arc<Spares>,
 }
 
-/// A supervisor started ahead of need, in a cgroup of its own, waiting on `control` for
-/// its environment. Joining a cgroup waits for an RCU grace period in the kernel (about
-/// 15 ms on cgroup v1 here): a spare pays it before anyone is waiting.
+/// An isolated environment's supervisor, started with `--await-spec` (in the
+/// environment's cgroup, if any) and waiting on `control` for the environment: it never
+/// sees the function's variables in its own environment or on its command line. Started
+/// ahead of need, it is a *spare*: joining a cgroup waits for an RCU grace period in the
+/// kernel (about 15 ms on cgroup v1 here), which a spare pays before anyone is waiting.
 #[derive(Debug)]
-struct Spare {
+struct Supervisor {
     child: tokio::process::Child,
     pid: u32,
-    cgroup: Arc<cgroup::EnvCgroup>,
+    cgroup: Option<Arc<cgroup::EnvCgroup>>,
     control: std::os::unix::net::UnixStream,
+}
+
+impl Supervisor {
+    /// Starts one, in `cgroup` (which is removed again if the start fails).
+    fn start(
+        isolation: &isolate::Isolation,
+        cgroup: Option<Arc<cgroup::EnvCgroup>>,
+    ) -> Result<Supervisor, SandboxError> {
+        let result = (|| {
+            let procs = match &cgroup {
+                Some(cgroup) => cgroup.procs_files()?,
+                None => Vec::new(),
+            };
+            let (control, theirs) =
+                std::os::unix::net::UnixStream::pair().map_err(SandboxError::Output)?;
+            let mut command = std::process::Command::new(&isolation.init_program);
+            command
+                .args([isolate::INIT_ARG, isolate::AWAIT_ARG])
+                .env_clear()
+                .current_dir("/")
+                .stdin(Stdio::from(OwnedFd::from(theirs)))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                // Its own group, so ending the environment ends everything it started.
+                .process_group(0);
+            prepare_child(&mut command, procs, None);
+            let mut command = tokio::process::Command::from(command);
+            command.kill_on_drop(true);
+            let child = command.spawn().map_err(|source| SandboxError::Spawn {
+                program: isolation.init_program.clone(),
+                source,
+            })?;
+            Ok(Supervisor {
+                pid: child.id().unwrap_or(0),
+                child,
+                cgroup: cgroup.clone(),
+                control,
+            })
+        })();
+        if result.is_err() {
+            if let Some(cgroup) = &cgroup {
+                cgroup.remove();
+            }
+        }
+        result
+    }
+
+    /// Sends the environment: the payload's length with the output descriptor (and the
+    /// network namespace's) attached, then the payload, then end-of-file.
+    fn hand_over(&mut self, spec: &SpawnSpec, payload: &[u8]) -> std::io::Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        use std::io::Write;
+        let mut fds = vec![spec.output.as_raw_fd()];
+        fds.extend(spec.netns.as_ref().map(AsRawFd::as_raw_fd));
+        let header = (payload.len() as u64).to_le_bytes();
+        let sent = sendmsg::<()>(
+            self.control.as_raw_fd(),
+            &[std::io::IoSlice::new(&header)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(std::io::Error::from)?;
+        self.control.write_all(&header[sent..])?;
+        self.control.write_all(payload)?;
+        self.control.shutdown(std::net::Shutdown::Write)
+    }
+
+    fn into_process(self) -> SandboxProcess {
+        SandboxProcess {
+            child: self.child,
+            pid: self.pid,
+            cgroup: self.cgroup,
+            reaped: false,
+        }
+    }
+
+    /// Ends it (it never ran anything) and removes its cgroup, off the caller's thread:
+    /// waiting for a v1 cgroup to empty sleeps.
+    fn discard(self) {
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        std::thread::spawn(move || {
+            let _guard = runtime.as_ref().map(tokio::runtime::Handle::enter);
+            self.discard_now();
+        });
+    }
+
+    fn discard_now(self) {
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill_all();
+        }
+        drop(self.child);
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.remove();
+        }
+    }
 }
 
 /// At most one spare, refilled on a thread after each use.
 #[derive(Debug, Default)]
 struct Spares {
-    slot: std::sync::Mutex<Option<Spare>>,
+    slot: std::sync::Mutex<Option<Supervisor>>,
     filling: std::sync::atomic::AtomicBool,
     closed: std::sync::atomic::AtomicBool,
     made: std::sync::atomic::AtomicU64,
 }
 
-/// Joins the cgroup (`procs`), lets the child inherit the network namespace descriptor,
-/// and applies seccomp `filters`, between fork and exec.
+/// Joins the cgroup (`procs`) and applies seccomp `filters`, between fork and exec.
 fn prepare_child(
     command: &mut std::process::Command,
     procs: Vec<OwnedFd>,
-    netns: Option<std::os::fd::RawFd>,
     filters: Option<Arc<Vec<seccompiler::BpfProgram>>>,
 ) {
-    if procs.is_empty() && filters.is_none() && netns.is_none() {
+    if procs.is_empty() && filters.is_none() {
         return;
     }
     // SAFETY: the hook runs in the child between fork and exec, where only
     // async-signal-safe calls are allowed. It only calls write(2) on descriptors
-    // opened before the fork (with a static buffer), fcntl(2) on a descriptor
-    // opened before the fork, then prctl(2) and seccomp(2) with filters compiled
-    // before the fork; it allocates nothing.
+    // opened before the fork (with a static buffer), then prctl(2) and seccomp(2) with
+    // filters compiled before the fork; it allocates nothing.
     unsafe {
         command.pre_exec(move || {
             for fd in &procs {
                 // "0" moves the writing process itself into the cgroup.
                 nix::unistd::write(fd.as_fd(), b"0").map_err(std::io::Error::from)?;
-            }
-            if let Some(fd) = netns {
-                // The supervisor inherits the namespace to join.
-                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
             }
             // Last: after this, the child can no longer do what the setup needed.
             for filter in filters.iter().flat_map(|f| f.iter()) {
@@ -413,49 +476,25 @@ impl ProcessSandbox {
         }
     }
 
-    /// Starts a spare supervisor (isolation and cgroups only).
-    fn make_spare(config: &ProcessSandboxConfig, n: u64) -> Result<Spare, SandboxError> {
-        let (Ok(isolation), Ok(cgroups)) = (&config.isolation, &config.cgroups) else {
+    /// Starts a spare supervisor, in a cgroup of its own if there are cgroups.
+    fn make_spare(config: &ProcessSandboxConfig, n: u64) -> Result<Supervisor, SandboxError> {
+        let Ok(isolation) = &config.isolation else {
             return Err(SandboxError::Output(std::io::Error::other(
-                "spares need isolation and cgroups",
+                "spares need isolation",
             )));
         };
-        let limits = cgroup::Limits {
-            memory_bytes: 128 << 20,
-            cpu_quota: None,
-            pids_max: config.pids_max,
+        let cgroup = match &config.cgroups {
+            Ok(cgroups) => {
+                let limits = cgroup::Limits {
+                    memory_bytes: 128 << 20,
+                    cpu_quota: None,
+                    pids_max: config.pids_max,
+                };
+                Some(Arc::new(cgroups.create(&format!("spare-{n}"), &limits)?))
+            }
+            Err(_) => None,
         };
-        let cgroup = Arc::new(cgroups.create(&format!("spare-{n}"), &limits)?);
-        let result = (|| {
-            let (control, theirs) =
-                std::os::unix::net::UnixStream::pair().map_err(SandboxError::Output)?;
-            let mut command = std::process::Command::new(&isolation.init_program);
-            command
-                .args([isolate::INIT_ARG, isolate::AWAIT_ARG])
-                .env_clear()
-                .current_dir("/")
-                .stdin(Stdio::from(OwnedFd::from(theirs)))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0);
-            prepare_child(&mut command, cgroup.procs_files()?, None, None);
-            let mut command = tokio::process::Command::from(command);
-            command.kill_on_drop(true);
-            let child = command.spawn().map_err(|source| SandboxError::Spawn {
-                program: isolation.init_program.clone(),
-                source,
-            })?;
-            Ok(Spare {
-                pid: child.id().unwrap_or(0),
-                child,
-                cgroup: Arc::clone(&cgroup),
-                control,
-            })
-        })();
-        if result.is_err() {
-            cgroup.remove();
-        }
-        result
+        Supervisor::start(isolation, cgroup)
     }
 
     /// Makes a spare on a thread of its own if there is none and none is coming.
@@ -479,7 +518,7 @@ impl ProcessSandbox {
                 Ok(spare) if !spares.closed.load(Ordering::Acquire) => {
                     *spares.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(spare);
                 }
-                Ok(spare) => discard(spare),
+                Ok(spare) => spare.discard_now(),
                 Err(error) => tracing::warn!(%error, "cannot start a spare environment"),
             }
             spares.filling.store(false, Ordering::Release);
@@ -487,13 +526,7 @@ impl ProcessSandbox {
     }
 
     /// Hands `spec` to the spare, if there is one (and starts the next).
-    fn take_spare(&self, spec: &SpawnSpec) -> Option<SandboxProcess> {
-        let Ok(isolation) = &self.config.isolation else {
-            return None;
-        };
-        if self.config.cgroups.is_err() {
-            return None;
-        }
+    fn take_spare(&self) -> Option<Supervisor> {
         let spare = self
             .spares
             .slot
@@ -501,28 +534,50 @@ impl ProcessSandbox {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         self.refill();
-        let mut spare = spare?;
+        spare
+    }
+
+    /// An isolated environment: a spare supervisor, else one of its own, handed `spec`.
+    fn spawn_isolated(
+        &self,
+        isolation: &isolate::Isolation,
+        spec: SpawnSpec,
+    ) -> Result<SandboxProcess, SandboxError> {
         let limits = cgroup::Limits {
             memory_bytes: u64::from(spec.memory_mb) << 20,
+            // INIT runs unthrottled; the quota is applied once the runtime is ready.
             cpu_quota: None,
             pids_max: self.config.pids_max,
         };
-        let payload = isolation.hand_over_payload(spec, self.config.seccomp.is_ok());
-        let sent = spare
-            .cgroup
-            .apply(&limits)
-            .map_err(std::io::Error::other)
-            .and_then(|()| hand_over(&mut spare.control, spec, &payload));
-        match sent {
-            Ok(()) => Some(SandboxProcess {
-                child: spare.child,
-                pid: spare.pid,
-                cgroup: Some(spare.cgroup),
-            }),
-            Err(error) => {
-                tracing::warn!(%error, "spare environment unusable; starting one directly");
-                discard(spare);
-                None
+        let payload = isolation.hand_over_payload(&spec, self.config.seccomp.is_ok());
+        if let Some(mut spare) = self.take_spare() {
+            let sent = match &spare.cgroup {
+                Some(cgroup) => cgroup.apply(&limits).map_err(std::io::Error::other),
+                None => Ok(()),
+            }
+            .and_then(|()| spare.hand_over(&spec, &payload));
+            match sent {
+                // The supervisor holds its own copies of the descriptors now.
+                Ok(()) => return Ok(spare.into_process()),
+                Err(error) => {
+                    tracing::warn!(%error, "spare environment unusable; starting one directly");
+                    spare.discard();
+                }
+            }
+        }
+        let cgroup = match &self.config.cgroups {
+            Ok(cgroups) => Some(Arc::new(cgroups.create(&spec.id, &limits)?)),
+            Err(_) => None,
+        };
+        let mut supervisor = Supervisor::start(isolation, cgroup)?;
+        match supervisor.hand_over(&spec, &payload) {
+            Ok(()) => Ok(supervisor.into_process()),
+            Err(source) => {
+                supervisor.discard();
+                Err(SandboxError::Spawn {
+                    program: spec.program,
+                    source,
+                })
             }
         }
     }
@@ -574,10 +629,8 @@ impl ProcessSandbox {
 
 impl Sandbox for ProcessSandbox {
     fn spawn(&self, spec: SpawnSpec) -> Result<SandboxProcess, SandboxError> {
-        if let Some(process) = self.take_spare(&spec) {
-            // The spare holds its own copies of the descriptors now.
-            drop(spec);
-            return Ok(process);
+        if let Ok(isolation) = &self.config.isolation {
+            return self.spawn_isolated(isolation, spec);
         }
         let stderr = spec.output.try_clone().map_err(SandboxError::Output)?;
         let cgroup = match &self.config.cgroups {
@@ -596,24 +649,9 @@ impl Sandbox for ProcessSandbox {
             Some(cgroup) => cgroup.procs_files()?,
             None => Vec::new(),
         };
-        let netns = spec.netns.as_ref().map(AsRawFd::as_raw_fd);
-        let (mut command, filters) = match &self.config.isolation {
-            // The supervisor sets up the namespaces and applies seccomp after its mounts.
-            Ok(isolation) => {
-                let init = isolation.init_spec(&spec, netns, self.config.seccomp.is_ok());
-                let mut command = std::process::Command::new(&isolation.init_program);
-                command
-                    .arg(isolate::INIT_ARG)
-                    .args(init.to_args())
-                    .current_dir("/");
-                (command, None)
-            }
-            Err(_) => {
-                let mut command = std::process::Command::new(&spec.program);
-                command.args(&spec.args).current_dir(&spec.cwd);
-                (command, self.config.seccomp.as_ref().ok().cloned())
-            }
-        };
+        let mut command = std::process::Command::new(&spec.program);
+        command.args(&spec.args).current_dir(&spec.cwd);
+        let filters = self.config.seccomp.as_ref().ok().cloned();
         command
             .env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -622,13 +660,10 @@ impl Sandbox for ProcessSandbox {
             .stderr(Stdio::from(stderr))
             // Its own group, so ending the environment ends everything it started.
             .process_group(0);
-        prepare_child(&mut command, procs, netns, filters);
+        prepare_child(&mut command, procs, filters);
         let mut command = tokio::process::Command::from(command);
         command.kill_on_drop(true);
-        let child = command.spawn();
-        // The child has its copy of the namespace descriptor (or failed): close ours.
-        drop(spec.netns);
-        let child = match child {
+        let child = match command.spawn() {
             Ok(child) => child,
             Err(source) => {
                 if let Some(cgroup) = &cgroup {
@@ -641,7 +676,12 @@ impl Sandbox for ProcessSandbox {
             }
         };
         let pid = child.id().unwrap_or(0);
-        Ok(SandboxProcess { child, pid, cgroup })
+        Ok(SandboxProcess {
+            child,
+            pid,
+            cgroup,
+            reaped: false,
+        })
     }
 
     fn isolated(&self) -> bool {
@@ -681,7 +721,7 @@ impl Sandbox for ProcessSandbox {
             .unwrap_or_else(|e| e.into_inner())
             .take()
         {
-            discard(spare);
+            spare.discard_now();
         }
         if let Ok(cgroups) = &self.config.cgroups {
             cgroups.close();

@@ -74,7 +74,8 @@ fn arch() -> Result<seccompiler::TargetArch, String> {
 }
 
 /// The filters to install, in order: the deny list (EPERM), and `clone3` answered with
-/// ENOSYS so the C library falls back to `clone`, whose flags the deny list can inspect.
+/// ENOSYS so the C library falls back to `clone`, whose flags the deny list can inspect,
+/// and on x86-64 a refusal of x32 system call numbers.
 pub fn filters() -> Result<Vec<BpfProgram>, String> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         DENIED.iter().map(|n| (*n, Vec::new())).collect();
@@ -107,10 +108,40 @@ pub fn filters() -> Result<Vec<BpfProgram>, String> {
         arch()?,
     )
     .map_err(|e| format!("seccomp: {e}"))?;
-    [deny, clone3]
+    let mut programs = [deny, clone3]
         .into_iter()
         .map(|f| BpfProgram::try_from(f).map_err(|e| format!("seccomp: {e}")))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    if cfg!(target_arch = "x86_64") {
+        programs.push(no_x32());
+    }
+    Ok(programs)
+}
+
+/// x32 system calls carry the x86-64 architecture with bit 30 set in their number, so a
+/// deny list by number would not see them: every number with that bit is refused
+/// (`ENOSYS`, as on a kernel without x32).
+fn no_x32() -> BpfProgram {
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x05 | 0x10;
+    const JGE_K: u16 = 0x05 | 0x30;
+    const RET_K: u16 = 0x06;
+    const ARCH_OFFSET: u32 = 4;
+    const NR_OFFSET: u32 = 0;
+    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    let errno = libc::SECCOMP_RET_ERRNO | u32::try_from(libc::ENOSYS).unwrap_or(38);
+    let op = |code, jt, jf, k| seccompiler::sock_filter { code, jt, jf, k };
+    vec![
+        op(LD_W_ABS, 0, 0, ARCH_OFFSET),
+        // Another architecture: the deny list's own check ends the process.
+        op(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+        op(LD_W_ABS, 0, 0, NR_OFFSET),
+        op(JGE_K, 0, 1, X32_SYSCALL_BIT),
+        op(RET_K, 0, 0, errno),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]
 }
 
 #[cfg(test)]
@@ -120,7 +151,10 @@ mod tests {
     #[test]
     fn filters_compile() {
         let programs = filters().unwrap();
-        assert_eq!(programs.len(), 2);
+        assert_eq!(
+            programs.len(),
+            if cfg!(target_arch = "x86_64") { 3 } else { 2 }
+        );
         assert!(programs.iter().all(|p| !p.is_empty()));
     }
 }
