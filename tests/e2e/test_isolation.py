@@ -377,3 +377,37 @@ def test_the_functions_variables_never_reach_the_root_supervisor(isolated, tmp_p
     finally:
         if os.path.exists(marker):
             os.remove(marker)
+
+
+THIEF = r'''
+import os, socket, time
+def handler(event, context):
+    host, port = event["target"].split(":")
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+    started = time.monotonic()
+    try:
+        answer = s.recv(4096)
+    except ConnectionResetError:
+        answer = b""  # closed unanswered (with the request unread: a reset)
+    except socket.timeout:
+        answer = None
+    return {"answer": None if answer is None else answer.decode(errors="replace"),
+            "seconds": time.monotonic() - started}
+'''
+
+
+def test_a_function_cannot_use_another_environments_runtime_api(server):
+    """On the host's network every Runtime API is on the same loopback; a connection
+    that does not come from the environment's own processes is closed unanswered."""
+    lam = server.client()
+    deploy(lam, "victim", "import os\ndef handler(event, context):\n    return {'api': os.environ['AWS_LAMBDA_RUNTIME_API'], 'event': event}\n")
+    deploy(lam, "thief", THIEF)
+    target = invoke(lam, "victim")["api"]
+    stolen = invoke(lam, "thief", {"target": target})
+    # Closed without a byte (before: a long poll that would have received the victim's next event).
+    assert stolen["answer"] == "", stolen
+    assert stolen["seconds"] < 4
+    assert "refused a connection from outside the environment" in server.log()
+    # The victim's own connection is untouched: its next event reaches it.
+    assert invoke(lam, "victim", {"n": 2}) == {"api": target, "event": {"n": 2}}

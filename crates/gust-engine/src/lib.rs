@@ -713,6 +713,12 @@ impl Engine {
             }
         };
         let controls = process.controls(self.inner.sandbox.cpu_quota(config.memory_mb));
+        // Only the environment's own processes may use its Runtime API (on the host's
+        // network, other environments share its loopback).
+        let owner = controls.clone();
+        api.admit(Arc::new(move |local, peer| {
+            owner.owns_connection(local, peer)
+        }));
         let env = Arc::new(Environment::new(Parts {
             function: config.name.clone(),
             revision: config.revision_id.clone(),

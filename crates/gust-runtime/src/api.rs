@@ -88,12 +88,24 @@ struct Shared {
 }
 
 /// The Runtime API of one environment; dropping it closes the listener and every connection.
-#[derive(Debug)]
 pub struct RuntimeApi {
     address: SocketAddr,
     sender: mpsc::Sender<Dispatch>,
     server: tokio::task::JoinHandle<()>,
+    peers: tokio::sync::watch::Sender<Option<PeerCheck>>,
 }
+
+impl std::fmt::Debug for RuntimeApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeApi")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a connection to the listener at the first address, from the second, comes
+/// from the environment itself. Runs on a blocking thread (it may read `/proc`).
+pub type PeerCheck = Arc<dyn Fn(SocketAddr, SocketAddr) -> bool + Send + Sync>;
 
 impl Drop for RuntimeApi {
     fn drop(&mut self) {
@@ -132,12 +144,14 @@ impl RuntimeApi {
             init: Mutex::new(Some(init_tx)),
             waiting: Mutex::new(None),
         });
-        let server = tokio::spawn(serve(listener, shared));
+        let (peers, admitted) = tokio::sync::watch::channel(None);
+        let server = tokio::spawn(serve(listener, shared, admitted));
         Ok((
             RuntimeApi {
                 address,
                 sender,
                 server,
+                peers,
             },
             init_rx,
         ))
@@ -146,6 +160,12 @@ impl RuntimeApi {
     /// `host:port` for `AWS_LAMBDA_RUNTIME_API`.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Starts serving connections that `check` admits: until then, connections wait (the
+    /// check needs the environment's processes, which exist only after the listener).
+    pub fn admit(&self, check: PeerCheck) {
+        let _ = self.peers.send(Some(check));
     }
 
     /// Queues an invocation for the runtime's next `next`; the receiver completes when the
@@ -163,16 +183,35 @@ impl RuntimeApi {
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    admitted: tokio::sync::watch::Receiver<Option<PeerCheck>>,
+) {
     // Connection tasks live in this set, so aborting the server ends them too.
     let mut connections = JoinSet::new();
+    let Ok(local) = listener.local_addr() else {
+        return;
+    };
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
                 let shared = Arc::clone(&shared);
+                let mut admitted = admitted.clone();
                 connections.spawn(async move {
+                    let Ok(check) = admitted.wait_for(Option::is_some).await.map(|c| c.clone()) else {
+                        return;
+                    };
+                    let Some(check) = check else { return };
+                    let allowed = tokio::task::spawn_blocking(move || check(local, peer))
+                        .await
+                        .unwrap_or(false);
+                    if !allowed {
+                        tracing::warn!(%peer, "Runtime API: refused a connection from outside the environment");
+                        return;
+                    }
                     let service = hyper::service::service_fn(move |request| {
                         let shared = Arc::clone(&shared);
                         async move { Ok::<_, Infallible>(handle(&shared, request).await) }
@@ -518,6 +557,7 @@ mod tests {
         let (api, init) = RuntimeApi::start(IpAddr::from([127, 0, 0, 1]))
             .await
             .unwrap();
+        api.admit(Arc::new(|_, _| true));
         let mut runtime = TcpStream::connect(api.address()).await.unwrap();
 
         // The first `next` ends INIT; it then waits for an invocation.
@@ -630,6 +670,7 @@ mod tests {
         let (api, _init) = RuntimeApi::start(IpAddr::from([127, 0, 0, 1]))
             .await
             .unwrap();
+        api.admit(Arc::new(|_, _| true));
         // A runtime's client gives up on a long poll without closing the connection (a
         // client-side read timeout) and asks again on a new one.
         let mut abandoned = TcpStream::connect(api.address()).await.unwrap();
@@ -667,6 +708,7 @@ mod tests {
         let (api, init) = RuntimeApi::start(IpAddr::from([127, 0, 0, 1]))
             .await
             .unwrap();
+        api.admit(Arc::new(|_, _| true));
         let mut runtime = TcpStream::connect(api.address()).await.unwrap();
         let headers = "lambda-runtime-function-error-type: Runtime.ImportModuleError\r\n";
         let (status, _, _) = request(

@@ -6,5 +6,7 @@
 pub mod api;
 pub mod registry;
 
-pub use api::{Closed, InitOutcome, Invocation, InvocationResult, RuntimeApi, MAX_RESPONSE_BYTES};
+pub use api::{
+    Closed, InitOutcome, Invocation, InvocationResult, PeerCheck, RuntimeApi, MAX_RESPONSE_BYTES,
+};
 pub use registry::{Launch, LaunchError, RuntimeRegistry, View};

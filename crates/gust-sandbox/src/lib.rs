@@ -17,6 +17,7 @@ pub mod isolate;
 pub mod seccomp;
 
 use std::ffi::OsString;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -147,6 +148,30 @@ impl Controls {
         self.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0)
     }
 
+    /// Whether the TCP connection from `peer` to `local` (the Runtime API's listener) was
+    /// opened by one of the environment's processes. With the host's network, every
+    /// environment's Runtime API is on the same loopback: this keeps one function from
+    /// taking another's events or answering for it.
+    pub fn owns_connection(&self, local: SocketAddr, peer: SocketAddr) -> bool {
+        let proc_root = Path::new("/proc");
+        // The leader's view of the kernel's table: its network namespace's, which is the
+        // environment's own with `--sandbox-network none`.
+        let Some(inode) = tcp_socket_inode(&proc_root.join(self.pid.to_string()), peer, local)
+        else {
+            return false;
+        };
+        let pids: Vec<u32> = match &self.cgroup {
+            Some(cgroup) => cgroup
+                .pids()
+                .into_iter()
+                .filter_map(|p| u32::try_from(p).ok())
+                .collect(),
+            None => process_tree(proc_root, self.pid),
+        };
+        pids.into_iter()
+            .any(|pid| holds_socket(proc_root, pid, inode))
+    }
+
     /// Applies the CPU quota (after INIT, which runs unthrottled).
     pub fn limit_cpu(&self) {
         if let (Some(cgroup), Some(quota)) = (&self.cgroup, self.cpu_quota) {
@@ -257,23 +282,37 @@ pub fn current_memory_kib(proc_root: &Path, pid: u32) -> u64 {
 }
 
 fn tree_memory_kib(proc_root: &Path, pid: u32, field: &str) -> u64 {
-    let mut total = 0;
+    process_tree(proc_root, pid)
+        .into_iter()
+        .map(|pid| {
+            std::fs::read_to_string(proc_root.join(pid.to_string()).join("status"))
+                .ok()
+                .and_then(|status| {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix(field))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                })
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// `pid` and its descendants, found through each process's main-thread `children` list
+/// (children started from other threads are missed; cgroups give the exact set).
+fn process_tree(proc_root: &Path, pid: u32) -> Vec<u32> {
+    let mut tree = Vec::new();
     let mut stack = vec![pid];
-    let mut seen = 0usize;
     while let Some(pid) = stack.pop() {
-        seen += 1;
-        if seen > 4096 {
+        if tree.len() >= 4096 {
             break;
         }
-        let base = proc_root.join(pid.to_string());
-        if let Ok(status) = std::fs::read_to_string(base.join("status")) {
-            total += status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-        let children = base.join("task").join(pid.to_string()).join("children");
+        tree.push(pid);
+        let children = proc_root
+            .join(pid.to_string())
+            .join("task")
+            .join(pid.to_string())
+            .join("children");
         if let Ok(children) = std::fs::read_to_string(children) {
             stack.extend(
                 children
@@ -282,7 +321,58 @@ fn tree_memory_kib(proc_root: &Path, pid: u32, field: &str) -> u64 {
             );
         }
     }
-    total
+    tree
+}
+
+/// The inode of the TCP socket whose local end is `local` and remote end `remote`, from
+/// the kernel's table (`net/tcp` or `net/tcp6` under `proc_root`: `/proc` or `/proc/<pid>`
+/// for that process's network namespace).
+pub fn tcp_socket_inode(proc_root: &Path, local: SocketAddr, remote: SocketAddr) -> Option<u64> {
+    fn hex(address: SocketAddr) -> String {
+        match address.ip() {
+            // The kernel prints the address's bytes as native-endian words.
+            IpAddr::V4(ip) => format!(
+                "{:08X}:{:04X}",
+                u32::from_ne_bytes(ip.octets()),
+                address.port()
+            ),
+            IpAddr::V6(ip) => {
+                let words: String = ip
+                    .octets()
+                    .chunks_exact(4)
+                    .map(|w| format!("{:08X}", u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
+                    .collect();
+                format!("{words}:{:04X}", address.port())
+            }
+        }
+    }
+    let table = if local.is_ipv4() {
+        "net/tcp"
+    } else {
+        "net/tcp6"
+    };
+    let (local, remote) = (hex(local), hex(remote));
+    std::fs::read_to_string(proc_root.join(table))
+        .ok()?
+        .lines()
+        .skip(1)
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&remote.as_str()))
+                .then(|| fields.get(9)?.parse().ok())
+                .flatten()
+        })
+}
+
+/// Whether process `pid` has socket `inode` among its descriptors.
+pub fn holds_socket(proc_root: &Path, pid: u32, inode: u64) -> bool {
+    let wanted = format!("socket:[{inode}]");
+    let Ok(fds) = std::fs::read_dir(proc_root.join(pid.to_string()).join("fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok).take(65_536).any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == wanted.as_str())
+    })
 }
 
 /// Where the host allows it, each environment gets its own cgroup.
@@ -803,6 +893,22 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(gone, "process group {pid} still has members");
+    }
+
+    #[test]
+    fn a_connection_is_traced_to_the_process_holding_it() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(local).unwrap();
+        let (_server_side, peer) = listener.accept().unwrap();
+        let proc_root = Path::new("/proc");
+        let inode =
+            tcp_socket_inode(proc_root, peer, local).expect("the client's socket is listed");
+        assert!(holds_socket(proc_root, std::process::id(), inode));
+        assert!(!holds_socket(proc_root, 1, inode) || std::process::id() == 1);
+        // The server side is another socket: the lookup is by direction.
+        assert_ne!(tcp_socket_inode(proc_root, local, peer), Some(inode));
+        drop(client);
     }
 
     #[test]
