@@ -341,6 +341,7 @@ def test_gust_cli_invoke(server, lam, py):
     assert "REPORT RequestId" in out.stderr
     failed = server.gust("invoke", "py", "--payload", '{"action": "fail"}', check=False)
     assert failed.returncode == 1
+    assert failed.stdout.strip(), ("no payload", failed.stderr, server.log()[-4000:])
     assert json.loads(failed.stdout)["errorType"] == "ValueError"
     assert "the function failed (Unhandled)" in failed.stderr
     as_json = json.loads(server.gust("invoke", "py", "--json").stdout)
