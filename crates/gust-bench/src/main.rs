@@ -45,6 +45,15 @@ struct Args {
     /// Cold starts per runtime.
     #[arg(long, default_value_t = 20)]
     cold: usize,
+    /// Only the runtimes whose label starts with this (`Python`, `Node.js`, `native`).
+    #[arg(long)]
+    only: Option<String>,
+    /// Extra `gust serve` options for the measured server (e.g. `--no-cpu-quota`).
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    server_args: Vec<String>,
+    /// Skip the sandboxed-versus-unsandboxed comparison (and its second server).
+    #[arg(long)]
+    no_compare: bool,
 }
 
 type HttpClient = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
@@ -436,7 +445,8 @@ fn row(figure: &str, value: String, floor: String, ratio: String) {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let server = start_server(&args.gust, &[])?;
+    let extra: Vec<&str> = args.server_args.iter().map(String::as_str).collect();
+    let server = start_server(&args.gust, &extra)?;
     let plain_server = start_server(&args.gust, &["--no-isolation", "--no-cgroups"])?;
     let plain = Target {
         http: client(),
@@ -517,6 +527,11 @@ async fn main() -> Result<()> {
         floor_rps.push(rps);
     }
 
+    runtimes.retain(|r| {
+        args.only
+            .as_ref()
+            .is_none_or(|only| r.label.starts_with(only.as_str()))
+    });
     for runtime in &runtimes {
         create(&target, runtime, runtime.function).await?;
         // Give the create's transition a moment and warm one environment.
@@ -575,7 +590,9 @@ async fn main() -> Result<()> {
             ),
             format!("{:.1}x the bare start", ms(c50) / ms(floor.0).max(0.001)),
         );
-        sandbox_cost(&target, &plain, runtime, &args).await?;
+        if !args.no_compare {
+            sandbox_cost(&target, &plain, runtime, &args).await?;
+        }
     }
     Ok(())
 }
