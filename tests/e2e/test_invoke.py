@@ -335,6 +335,19 @@ def test_provided_without_an_executable_bootstrap(lam):
     assert call(lam, "nofile")[1]["errorType"] == "Runtime.InvalidEntrypoint"
 
 
+def test_a_bootstrap_that_cannot_be_executed_is_an_invalid_entrypoint(lam):
+    # Executable, but its interpreter does not exist: exec fails, inside the sandbox too.
+    deploy(lam, "badshebang", {"bootstrap": "#!/nonexistent/interpreter\n"}, runtime="provided.al2023",
+           handler="x", executables={"bootstrap"})
+    response, error, log = call(lam, "badshebang")
+    assert response["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "Runtime.InvalidEntrypoint", error
+    assert "bootstrap" in error["errorMessage"] and "No such file or directory" in error["errorMessage"], error
+    assert "No such file or directory" in log
+    # The next invoke tries again (and fails the same way), it does not hang.
+    assert call(lam, "badshebang")[1]["errorType"] == "Runtime.InvalidEntrypoint"
+
+
 def test_gust_cli_invoke(server, lam, py):
     out = server.gust("invoke", "py", "--payload", '{"via": "cli"}', "--log")
     assert json.loads(out.stdout)["event"] == {"via": "cli"}

@@ -700,7 +700,11 @@ impl Engine {
             binds,
             netns,
         };
-        let process = match self.inner.sandbox.spawn(spec) {
+        let sandbox = Arc::clone(&self.inner.sandbox);
+        let spawned = tokio::task::spawn_blocking(move || sandbox.spawn(spec))
+            .await
+            .map_err(|e| EngineError::Internal(format!("spawn task failed: {e}")))?;
+        let process = match spawned {
             Ok(process) => process,
             Err(error) => {
                 let message = format!("Error: {error}");

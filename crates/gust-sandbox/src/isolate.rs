@@ -458,34 +458,53 @@ fn loopback_up() -> Result<(), IsolateError> {
 /// The supervisor's `main`: sets the environment up and returns the exit code to exit
 /// with (or does not return, having re-raised the runtime's fatal signal).
 pub fn init_main(args: &[OsString]) -> i32 {
-    let spec = if args.first().is_some_and(|a| a == AWAIT_ARG) {
-        receive_spec()
+    let received = if args.first().is_some_and(|a| a == AWAIT_ARG) {
+        receive_spec().map(|(spec, report)| (spec, Report(Some(report))))
     } else {
-        InitSpec::parse(args)
+        InitSpec::parse(args).map(|spec| (spec, Report(None)))
     };
-    let spec = match spec {
-        Ok(spec) => spec,
+    let (spec, mut report) = match received {
+        Ok(received) => received,
         Err(error) => {
             eprintln!("gust sandbox: {error}");
             return 126;
         }
     };
-    match supervise(&spec) {
+    match supervise(&spec, &mut report) {
         Ok(code) => code,
         Err(error) => {
+            report.failed(&error);
             eprintln!("gust sandbox: {error}");
             126
         }
     }
 }
 
-/// Receives the environment on stdin (a Unix socket): an 8-byte length with the output
+/// Tells the server, once, that the runtime started (`S`) or why the environment could
+/// not be set up (`E` and the reason), on the socket the environment came from.
+struct Report(Option<File>);
+
+impl Report {
+    fn started(&mut self) {
+        if let Some(mut socket) = self.0.take() {
+            let _ = socket.write_all(b"S");
+        }
+    }
+
+    fn failed(&mut self, error: &IsolateError) {
+        if let Some(mut socket) = self.0.take() {
+            let _ = socket.write_all(format!("E{error}").as_bytes());
+        }
+    }
+}
+
+/// Receives the environment on stdin (a Unix socket, kept for the [`Report`]): an 8-byte length with the output
 /// descriptor (and the network namespace's) attached, then the payload
 /// ([`Isolation::hand_over_payload`]). The output becomes stdout and stderr, and stdin
 /// becomes `/dev/null`. The function's variables never appear in this process's own
 /// environment or command line: it runs as root before any namespace exists, where
 /// `LD_PRELOAD` and its like must not reach it.
-fn receive_spec() -> Result<InitSpec, IsolateError> {
+fn receive_spec() -> Result<(InitSpec, File), IsolateError> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut header = [0u8; 8];
     let mut space = nix::cmsg_space!([RawFd; 2]);
@@ -525,6 +544,18 @@ fn receive_spec() -> Result<InitSpec, IsolateError> {
     let Some(&output) = fds.first() else {
         return Err(IsolateError::Args("no output descriptor".into()));
     };
+    // SAFETY: F_DUPFD_CLOEXEC duplicates descriptor 0 (open for this process's life) to
+    // a new descriptor and touches no memory.
+    let report = match unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) } {
+        // SAFETY: the new descriptor is open and nothing else owns it.
+        fd if fd >= 0 => unsafe { File::from_raw_fd(fd) },
+        _ => {
+            return Err(IsolateError::Io {
+                what: "keep the server's socket".into(),
+                source: std::io::Error::last_os_error(),
+            })
+        }
+    };
     let null = File::open("/dev/null").map_err(io("open /dev/null"))?;
     use std::os::fd::AsRawFd;
     for (from, to) in [(output, 1), (output, 2), (null.as_raw_fd(), 0)] {
@@ -541,7 +572,7 @@ fn receive_spec() -> Result<InitSpec, IsolateError> {
     // Parsed once the output is the environment's, so what goes wrong reaches its log.
     let mut spec = InitSpec::parse(&decode(&payload)?)?;
     spec.netns_fd = fds.get(1).copied();
-    Ok(spec)
+    Ok((spec, report))
 }
 
 /// Arguments as a hand-over payload: each a little-endian `u32` length, then its bytes.
@@ -602,7 +633,7 @@ fn set_forwarded(handler: SigHandler) {
     }
 }
 
-fn supervise(spec: &InitSpec) -> Result<i32, IsolateError> {
+fn supervise(spec: &InitSpec, report: &mut Report) -> Result<i32, IsolateError> {
     set_forwarded(SigHandler::SigIgn);
     if spec.rootless {
         enter_user_namespace(spec.uid, spec.gid)?;
@@ -643,9 +674,10 @@ fn supervise(spec: &InitSpec) -> Result<i32, IsolateError> {
         ForkResult::Child => {
             drop(status_read);
             drop(alive_write);
-            let code = match init(spec, status_write, alive_read) {
+            let code = match init(spec, status_write, alive_read, report) {
                 Ok(code) => code,
                 Err(error) => {
+                    report.failed(&error);
                     eprintln!("gust sandbox: {error}");
                     126
                 }
@@ -655,6 +687,8 @@ fn supervise(spec: &InitSpec) -> Result<i32, IsolateError> {
         ForkResult::Parent { child } => {
             drop(status_write);
             drop(alive_read);
+            // The init reports from here on; the server reads until every copy is closed.
+            report.0 = None;
             let status = loop {
                 match waitpid(child, None) {
                     Ok(status) => break status,
@@ -693,7 +727,12 @@ fn reraise(number: i32) -> i32 {
 
 /// Pid 1 of the environment: builds the filesystem, drops privileges, starts the runtime
 /// and reaps until it exits.
-fn init(spec: &InitSpec, status: OwnedFd, alive: OwnedFd) -> Result<i32, IsolateError> {
+fn init(
+    spec: &InitSpec,
+    status: OwnedFd,
+    alive: OwnedFd,
+    report: &mut Report,
+) -> Result<i32, IsolateError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("set the parent-death signal"))?;
     // End-of-file: the supervisor died before the signal was armed (EAGAIN: it lives).
     if nix::unistd::read(&alive, &mut [0u8; 1]) == Ok(0) {
@@ -731,13 +770,8 @@ fn init(spec: &InitSpec, status: OwnedFd, alive: OwnedFd) -> Result<i32, Isolate
             );
         }
     }
-    let runtime = match command.spawn() {
-        Ok(child) => child,
-        Err(error) => {
-            eprintln!("cannot start {}: {error}", spec.program.display());
-            return Ok(127);
-        }
-    };
+    let runtime = command.spawn().map_err(io("exec"))?;
+    report.started();
     let runtime = Pid::from_raw(i32::try_from(runtime.id()).unwrap_or(-1));
     let mut status = File::from(status);
     loop {

@@ -80,7 +80,8 @@ pub struct SpawnSpec {
 
 /// Starts environment processes.
 pub trait Sandbox: Send + Sync + std::fmt::Debug {
-    /// Starts the process described by `spec`.
+    /// Starts the process described by `spec`; it blocks until the runtime has been
+    /// executed (or could not be), so call it off the async workers.
     fn spawn(&self, spec: SpawnSpec) -> Result<SandboxProcess, SandboxError>;
     /// A one-line description for the startup report.
     fn describe(&self) -> String;
@@ -477,6 +478,25 @@ impl Supervisor {
         self.control.shutdown(std::net::Shutdown::Write)
     }
 
+    /// Waits until the supervisor reports that the runtime started, or why the environment
+    /// could not be set up (a mount, a bad `#!` line, ...).
+    fn wait_started(&mut self) -> std::io::Result<()> {
+        use std::io::Read;
+        self.control
+            .set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut answer = Vec::new();
+        (&self.control).take(64 * 1024).read_to_end(&mut answer)?;
+        match answer.split_first() {
+            Some((b'S', _)) => Ok(()),
+            Some((b'E', reason)) => Err(std::io::Error::other(
+                String::from_utf8_lossy(reason).into_owned(),
+            )),
+            _ => Err(std::io::Error::other(
+                "the environment's supervisor ended before starting the runtime",
+            )),
+        }
+    }
+
     fn into_process(self) -> SandboxProcess {
         SandboxProcess {
             child: self.child,
@@ -648,7 +668,7 @@ impl ProcessSandbox {
             .and_then(|()| spare.hand_over(&spec, &payload));
             match sent {
                 // The supervisor holds its own copies of the descriptors now.
-                Ok(()) => return Ok(spare.into_process()),
+                Ok(()) => return Self::started(spare, spec),
                 Err(error) => {
                     tracing::warn!(%error, "spare environment unusable; starting one directly");
                     spare.discard();
@@ -661,6 +681,23 @@ impl ProcessSandbox {
         };
         let mut supervisor = Supervisor::start(isolation, cgroup)?;
         match supervisor.hand_over(&spec, &payload) {
+            Ok(()) => Self::started(supervisor, spec),
+            Err(source) => {
+                supervisor.discard();
+                Err(SandboxError::Spawn {
+                    program: spec.program,
+                    source,
+                })
+            }
+        }
+    }
+
+    /// The environment of a supervisor that has its spec, once its runtime is running.
+    fn started(
+        mut supervisor: Supervisor,
+        spec: SpawnSpec,
+    ) -> Result<SandboxProcess, SandboxError> {
+        match supervisor.wait_started() {
             Ok(()) => Ok(supervisor.into_process()),
             Err(source) => {
                 supervisor.discard();
