@@ -635,7 +635,7 @@ impl ProcessSandbox {
         });
     }
 
-    /// Hands `spec` to the spare, if there is one (and starts the next).
+    /// Takes the spare, if there is one, and starts making the next.
     fn take_spare(&self) -> Option<Supervisor> {
         let spare = self
             .spares
