@@ -411,3 +411,40 @@ def test_a_function_cannot_use_another_environments_runtime_api(server):
     assert "refused a connection from outside the environment" in server.log()
     # The victim's own connection is untouched: its next event reaches it.
     assert invoke(lam, "victim", {"n": 2}) == {"api": target, "event": {"n": 2}}
+
+
+def test_what_a_crashed_server_left_is_cleared_at_the_next_start(make_server, tmp_path):
+    """kill -9 leaves environments (and the spare) running in their cgroups; the next start
+    on the same data directory ends them and removes the cgroups."""
+    import hashlib
+    import signal
+    data = tmp_path / "crash"
+    server = make_server(data_dir=data)
+    require_isolation(server)
+    if "cgroups    on" not in server.log():
+        pytest.skip("finding what a crash left needs cgroups (root): " + server.log())
+    lam = server.client()
+    deploy(lam, "left", PROBE)
+    invoke(lam, "left")
+    assert wait_for_spare(server.process.pid)
+    instance = hashlib.sha256(str(data.resolve()).encode()).hexdigest()[:12]
+    parent = f"/sys/fs/cgroup/pids/gust-{instance}"
+    if not os.path.isdir(parent):
+        parent = f"/sys/fs/cgroup/gust-{instance}"  # cgroup v2
+
+    def left_behind():
+        pids = []
+        for entry in os.listdir(parent) if os.path.isdir(parent) else []:
+            if entry.startswith("env-"):
+                with open(f"{parent}/{entry}/cgroup.procs") as procs:
+                    pids += [int(p) for p in procs.read().split()]
+        return pids
+
+    server.stop(signal.SIGKILL)
+    orphans = left_behind()
+    assert len(orphans) >= 4, "the environment (supervisor, init, runtime) and the spare survive the crash"
+    again = make_server(data_dir=data)
+    assert left_behind() == []
+    for pid in orphans:
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert invoke(again.client(), "left")["pids"] == [1, 2]
