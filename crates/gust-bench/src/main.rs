@@ -102,21 +102,31 @@ impl Target {
         Ok((status, bytes))
     }
 
-    async fn invoke(&self, function: &str) -> Result<()> {
-        let (status, body) = self
-            .send(
-                "POST",
-                &format!("/2015-03-31/functions/{function}/invocations"),
-                b"{}".to_vec(),
-            )
-            .await?;
-        if status != 200 {
-            bail!(
-                "invoke {function}: {status} {}",
-                String::from_utf8_lossy(&body)
-            );
+    /// Sends a request that must answer `expected`; `what` names it in the error.
+    async fn expect(
+        &self,
+        what: &str,
+        expected: u16,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<()> {
+        let (status, answer) = self.send(method, path, body).await?;
+        if status != expected {
+            bail!("{what}: {status} {}", String::from_utf8_lossy(&answer));
         }
         Ok(())
+    }
+
+    async fn invoke(&self, function: &str) -> Result<()> {
+        self.expect(
+            &format!("invoke {function}"),
+            200,
+            "POST",
+            &format!("/2015-03-31/functions/{function}/invocations"),
+            b"{}".to_vec(),
+        )
+        .await
     }
 }
 
@@ -342,36 +352,30 @@ async fn create(target: &Target, runtime: &Runtime, name: &str) -> Result<()> {
         "Role": "arn:aws:iam::000000000000:role/bench", "MemorySize": 1769,
         "Code": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(&runtime.package)},
     });
-    let (status, answer) = target
-        .send("POST", "/2015-03-31/functions", serde_json::to_vec(&body)?)
-        .await?;
-    if status != 201 {
-        bail!(
-            "create {name}: {status} {}",
-            String::from_utf8_lossy(&answer)
-        );
-    }
-    Ok(())
+    target
+        .expect(
+            &format!("create {name}"),
+            201,
+            "POST",
+            "/2015-03-31/functions",
+            serde_json::to_vec(&body)?,
+        )
+        .await
 }
 
 /// Forces the next invoke to cold-start: a configuration change retires warm environments.
 async fn retire(target: &Target, function: &str, n: usize) -> Result<()> {
     let body =
         serde_json::json!({ "Environment": { "Variables": { "BENCH_ROUND": n.to_string() } } });
-    let (status, answer) = target
-        .send(
+    target
+        .expect(
+            &format!("update {function}"),
+            200,
             "PUT",
             &format!("/2015-03-31/functions/{function}/configuration"),
             serde_json::to_vec(&body)?,
         )
-        .await?;
-    if status != 200 {
-        bail!(
-            "update {function}: {status} {}",
-            String::from_utf8_lossy(&answer)
-        );
-    }
-    Ok(())
+        .await
 }
 
 /// The same runtime on the sandboxed server and on the unsandboxed one, measured in

@@ -201,10 +201,9 @@ async fn serve(
                 let shared = Arc::clone(&shared);
                 let mut admitted = admitted.clone();
                 connections.spawn(async move {
-                    let Ok(check) = admitted.wait_for(Option::is_some).await.map(|c| c.clone()) else {
+                    let Some(check) = admitted.wait_for(Option::is_some).await.ok().and_then(|c| c.clone()) else {
                         return;
                     };
-                    let Some(check) = check else { return };
                     let allowed = tokio::task::spawn_blocking(move || check(local, peer))
                         .await
                         .unwrap_or(false);
@@ -483,6 +482,15 @@ mod tests {
 
     use super::*;
 
+    /// An API on loopback that admits every connection.
+    async fn open_api() -> (RuntimeApi, oneshot::Receiver<InitOutcome>) {
+        let (api, init) = RuntimeApi::start(IpAddr::from([127, 0, 0, 1]))
+            .await
+            .unwrap();
+        api.admit(Arc::new(|_, _| true));
+        (api, init)
+    }
+
     /// Sends one raw HTTP/1.1 request on `stream`; returns (status, headers text, body).
     async fn request(
         stream: &mut TcpStream,
@@ -554,10 +562,7 @@ mod tests {
 
     #[tokio::test]
     async fn next_response_error_and_their_failures() {
-        let (api, init) = RuntimeApi::start(IpAddr::from([127, 0, 0, 1]))
-            .await
-            .unwrap();
-        api.admit(Arc::new(|_, _| true));
+        let (api, init) = open_api().await;
         let mut runtime = TcpStream::connect(api.address()).await.unwrap();
 
         // The first `next` ends INIT; it then waits for an invocation.
@@ -667,10 +672,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_abandoned_next_does_not_take_the_event() {
-        let (api, _init) = RuntimeApi::start(IpAddr::from([127, 0, 0, 1]))
-            .await
-            .unwrap();
-        api.admit(Arc::new(|_, _| true));
+        let (api, _init) = open_api().await;
         // A runtime's client gives up on a long poll without closing the connection (a
         // client-side read timeout) and asks again on a new one.
         let mut abandoned = TcpStream::connect(api.address()).await.unwrap();
@@ -705,10 +707,7 @@ mod tests {
 
     #[tokio::test]
     async fn init_error_then_no_second_init_error() {
-        let (api, init) = RuntimeApi::start(IpAddr::from([127, 0, 0, 1]))
-            .await
-            .unwrap();
-        api.admit(Arc::new(|_, _| true));
+        let (api, init) = open_api().await;
         let mut runtime = TcpStream::connect(api.address()).await.unwrap();
         let headers = "lambda-runtime-function-error-type: Runtime.ImportModuleError\r\n";
         let (status, _, _) = request(

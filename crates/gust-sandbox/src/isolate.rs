@@ -309,20 +309,33 @@ impl InitSpec {
 }
 
 impl Isolation {
-    fn init_spec(&self, spawn: &crate::SpawnSpec, seccomp: bool) -> InitSpec {
+    /// Settings for this host: Lambda's user, and rootless when this process is not root.
+    pub fn for_host(init_program: PathBuf, staging: PathBuf, network: NetworkMode) -> Isolation {
+        Isolation {
+            init_program,
+            staging,
+            uid: SANDBOX_UID,
+            gid: SANDBOX_GID,
+            network,
+            rootless: !nix::unistd::geteuid().is_root(),
+        }
+    }
+
+    /// What every environment's spec shares; `program` runs with no arguments in `/`.
+    fn base_spec(&self, program: PathBuf, tmp_mb: u32) -> InitSpec {
         InitSpec {
             root: self.staging.clone(),
             uid: self.uid,
             gid: self.gid,
-            tmp_mb: spawn.tmp_mb,
+            tmp_mb,
             // Only ever a descriptor received with the spec, never a number from it.
             netns_fd: None,
-            seccomp,
+            seccomp: false,
             rootless: self.rootless,
-            binds: spawn.binds.clone(),
-            cwd: spawn.cwd.clone(),
-            program: spawn.program.clone(),
-            args: spawn.args.clone(),
+            binds: Vec::new(),
+            cwd: "/".into(),
+            program,
+            args: Vec::new(),
             env: None,
         }
     }
@@ -331,7 +344,13 @@ impl Isolation {
     /// (with its variables), each a 4-byte length and its bytes, so no value can be read
     /// as more than one argument.
     pub(crate) fn hand_over_payload(&self, spawn: &crate::SpawnSpec, seccomp: bool) -> Vec<u8> {
-        let mut spec = self.init_spec(spawn, seccomp);
+        let mut spec = InitSpec {
+            seccomp,
+            binds: spawn.binds.clone(),
+            cwd: spawn.cwd.clone(),
+            args: spawn.args.clone(),
+            ..self.base_spec(spawn.program.clone(), spawn.tmp_mb)
+        };
         spec.env = Some(
             spawn
                 .env
@@ -342,27 +361,14 @@ impl Isolation {
         encode(&spec.to_args())
     }
 
-    /// Starts a throwaway environment running `/bin/true` (or the given program), to learn
+    /// Starts a throwaway environment running `/bin/true`, to learn
     /// at server start whether this host can isolate environments, and why not.
     pub fn probe(&self) -> Result<(), String> {
         let program = ["/usr/bin/true", "/bin/true"]
             .into_iter()
             .find(|p| Path::new(p).exists())
             .unwrap_or("/bin/true");
-        let spec = InitSpec {
-            root: self.staging.clone(),
-            uid: self.uid,
-            gid: self.gid,
-            tmp_mb: 1,
-            netns_fd: None,
-            seccomp: false,
-            rootless: self.rootless,
-            binds: Vec::new(),
-            cwd: "/".into(),
-            program: program.into(),
-            args: Vec::new(),
-            env: None,
-        };
+        let spec = self.base_spec(program.into(), 1);
         let output = std::process::Command::new(&self.init_program)
             .arg(INIT_ARG)
             .args(spec.to_args())

@@ -22,7 +22,7 @@ fn checks() -> Vec<Check> {
         name: "privileges",
         ok: uid.is_root(),
         detail: if uid.is_root() { "root".into() } else { format!("uid {uid} (not root)") },
-                        meaning: "without root, Gust has no cgroups (unless a hierarchy is delegated), isolates only through a user namespace, and cannot give environments a network of their own",
+        meaning: "without root, Gust has no cgroups (unless a hierarchy is delegated), isolates only through a user namespace, and cannot give environments a network of their own",
     }];
     let userns = read("/proc/sys/user/max_user_namespaces")
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -31,7 +31,7 @@ fn checks() -> Vec<Check> {
         name: "user namespaces",
         ok: userns > 0,
         detail: format!("max_user_namespaces = {userns}"),
-                meaning: "would allow isolation without root (Gust does not use them for that yet: it needs root)",
+        meaning: "without them and without root, environments are not isolated at all",
     });
     let root = Path::new("/sys/fs/cgroup");
     let (version, controllers) = if root.join("cgroup.controllers").exists() {
@@ -84,11 +84,11 @@ fn checks() -> Vec<Check> {
         name: "seccomp",
         ok: seccomp,
         detail: if seccomp {
-                        "supported: applied to every runtime with no_new_privs".into()
+            "supported: applied to every runtime with no_new_privs".into()
         } else {
             "unsupported".into()
         },
-                meaning: "functions may make system calls they have no business making (mount, ptrace, bpf, ...) as far as their user is allowed",
+        meaning: "functions may make system calls they have no business making (mount, ptrace, bpf, ...) as far as their user is allowed",
     });
     // Like seccomp above, the real test: a throwaway environment is set up and torn down.
     let isolation = probe_isolation();
@@ -96,7 +96,7 @@ fn checks() -> Vec<Check> {
         name: "namespaces",
         ok: isolation.is_ok(),
         detail: match &isolation {
-                        Ok(()) if nix::unistd::geteuid().is_root() => format!("pid, mount, IPC, UTS; functions run as uid {} without capabilities", gust_sandbox::isolate::SANDBOX_UID),
+            Ok(()) if nix::unistd::geteuid().is_root() => format!("pid, mount, IPC, UTS; functions run as uid {} without capabilities", gust_sandbox::isolate::SANDBOX_UID),
             Ok(()) => format!("rootless: user, pid, mount, IPC, UTS; functions run as uid {} (the server's user outside) without capabilities", gust_sandbox::isolate::SANDBOX_UID),
             Err(reason) => reason.clone(),
         },
@@ -122,9 +122,9 @@ fn checks() -> Vec<Check> {
         detail: if private {
             "host network by default (outbound allowed, as Lambda outside a VPC); --sandbox-network none available".into()
         } else {
-                        "host network only (--sandbox-network none needs root and network namespaces)".into()
+            "host network only (--sandbox-network none needs root and network namespaces)".into()
         },
-        meaning: "functions share the host's network, including every loopback service and other environments' Runtime APIs",
+        meaning: "functions share the host's network, including every service on its loopback (each Runtime API still admits only its own environment)",
     });
     checks
 }
@@ -135,14 +135,11 @@ fn probe_isolation() -> Result<(), String> {
     let result = std::env::current_exe()
         .map_err(|e| e.to_string())
         .and_then(|init_program| {
-            gust_sandbox::isolate::Isolation {
+            gust_sandbox::isolate::Isolation::for_host(
                 init_program,
-                staging: staging.clone(),
-                uid: gust_sandbox::isolate::SANDBOX_UID,
-                gid: gust_sandbox::isolate::SANDBOX_GID,
-                network: gust_sandbox::isolate::NetworkMode::Host,
-                rootless: !nix::unistd::geteuid().is_root(),
-            }
+                staging.clone(),
+                gust_sandbox::isolate::NetworkMode::Host,
+            )
             .probe()
         });
     let _ = std::fs::remove_dir(&staging);

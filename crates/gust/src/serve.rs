@@ -112,22 +112,16 @@ fn isolation(
     if off {
         return Err("turned off with --no-isolation".into());
     }
-    let rootless = !nix::unistd::geteuid().is_root();
+    let init_program =
+        std::env::current_exe().map_err(|e| format!("cannot find the gust binary: {e}"))?;
+    let staging = data_dir.join("sandbox").join("root");
+    let isolation = gust_sandbox::isolate::Isolation::for_host(init_program, staging, network);
+    let rootless = isolation.rootless;
     if rootless && network == gust_sandbox::isolate::NetworkMode::None {
         return Err("the server is not root, and --sandbox-network none needs it".into());
     }
-    let staging = data_dir.join("sandbox").join("root");
-    std::fs::create_dir_all(&staging)
-        .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
-    let isolation = gust_sandbox::isolate::Isolation {
-        init_program: std::env::current_exe()
-            .map_err(|e| format!("cannot find the gust binary: {e}"))?,
-        staging,
-        uid: gust_sandbox::isolate::SANDBOX_UID,
-        gid: gust_sandbox::isolate::SANDBOX_GID,
-        network,
-        rootless,
-    };
+    std::fs::create_dir_all(&isolation.staging)
+        .map_err(|e| format!("cannot create {}: {e}", isolation.staging.display()))?;
     isolation.probe().map_err(|reason| {
         if rootless {
             format!("the server is not root and cannot isolate through a user namespace: {reason}")
