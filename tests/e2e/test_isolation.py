@@ -449,3 +449,15 @@ def test_what_a_crashed_server_left_is_cleared_at_the_next_start(make_server, tm
     for pid in orphans:
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
     assert invoke(again.client(), "left")["pids"] == [1, 2]
+
+
+def test_a_relative_data_directory_works(make_server, tmp_path, monkeypatch):
+    """As the README starts it: `gust serve` with `./.gust-data`, relative to where it runs
+    (environments are set up from `/`, so every path given to them must be absolute)."""
+    from pathlib import Path
+    monkeypatch.chdir(tmp_path)
+    server = make_server(data_dir=Path(".gust-data"))
+    lam = server.client()
+    deploy(lam, "relative", PROBE)
+    body = invoke(lam, "relative")
+    assert body["task"] == ["app.py"] and body["tmp"] == []

@@ -369,9 +369,11 @@ impl Isolation {
             .find(|p| Path::new(p).exists())
             .unwrap_or("/bin/true");
         let spec = self.base_spec(program.into(), 1);
+        // From `/`, with nothing inherited, as every environment's supervisor starts.
         let output = std::process::Command::new(&self.init_program)
             .arg(INIT_ARG)
             .args(spec.to_args())
+            .current_dir("/")
             .env_clear()
             .stdin(std::process::Stdio::null())
             .output()
@@ -575,8 +577,15 @@ fn receive_spec() -> Result<(InitSpec, File), IsolateError> {
     }
     // SAFETY: received above and owned by nothing else; it lives on as 1 and 2.
     drop(unsafe { OwnedFd::from_raw_fd(output) });
-    // Parsed once the output is the environment's, so what goes wrong reaches its log.
-    let mut spec = InitSpec::parse(&decode(&payload)?)?;
+    // Parsed once the output is the environment's, so what goes wrong reaches its log, and
+    // the server hears why.
+    let mut spec = match decode(&payload).and_then(|args| InitSpec::parse(&args)) {
+        Ok(spec) => spec,
+        Err(error) => {
+            Report(Some(report)).failed(&error);
+            return Err(error);
+        }
+    };
     spec.netns_fd = fds.get(1).copied();
     Ok((spec, report))
 }

@@ -150,7 +150,7 @@ impl gust_control::FunctionObserver for EngineObserver {
     }
 }
 
-pub fn run(args: ServeArgs) -> Result<()> {
+pub fn run(mut args: ServeArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GUST_LOG")
@@ -168,6 +168,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
         _ => bail!("set both GUST_ACCESS_KEY_ID and GUST_SECRET_ACCESS_KEY, or neither"),
     };
     datadir::create(&args.data_dir)?;
+    // Absolute from here on: environments are set up from `/`, and every path the server
+    // hands them (code, bootstraps, the sandbox root) is under the data directory.
+    args.data_dir = std::fs::canonicalize(&args.data_dir)
+        .with_context(|| format!("cannot resolve {}", args.data_dir.display()))?;
     let store = Arc::new(Store::open(&args.data_dir).context("cannot open the store")?);
     let path_var = std::env::var("PATH").unwrap_or_default();
     let registry =
