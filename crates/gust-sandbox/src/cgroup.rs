@@ -90,6 +90,9 @@ fn mkdir(path: &Path) -> Result<(), CgroupError> {
     }
 }
 
+/// How long clearing a crashed run's environments waits for their processes to exit.
+const CLEAR_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The controllers Gust uses.
 const V1_CONTROLLERS: [&str; 4] = ["memory", "cpu", "pids", "freezer"];
 
@@ -154,7 +157,30 @@ impl Cgroups {
                 parents,
             }
         };
-        cgroups.clear_leftovers();
+        // A crashed run may have left hundreds of environments (frozen ones among them):
+        // ending them must not delay the start, and they share nothing with the new run's
+        // cgroups (fresh random ids), so they are cleared on a thread of their own.
+        let leftovers = cgroups.environments();
+        if !leftovers.is_empty() {
+            let cleaner = cgroups.clone();
+            let spawned = std::thread::Builder::new()
+                .name("gust-cgroup-cleanup".into())
+                .spawn(move || {
+                    let started = std::time::Instant::now();
+                    let count = leftovers.len();
+                    let left = cleaner.clear(leftovers);
+                    tracing::info!(
+                        count,
+                        left,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "ended the environments a previous run left behind"
+                    );
+                });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "cannot start the cleanup thread; clearing leftovers now");
+                cgroups.clear(cgroups.environments());
+            }
+        }
         Ok(cgroups)
     }
 
@@ -163,25 +189,71 @@ impl Cgroups {
         &self.version
     }
 
-    /// Kills and removes every environment cgroup under this server's parents.
-    pub fn clear_leftovers(&self) {
-        for (controller, parent) in &self.parents {
+    /// The environment cgroups under this server's parents now, one entry per environment
+    /// with its directory in every hierarchy.
+    fn environments(&self) -> Vec<EnvCgroup> {
+        let mut names = std::collections::BTreeSet::new();
+        for (_, parent) in &self.parents {
             let Ok(entries) = fs::read_dir(parent) else {
                 continue;
             };
             for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() && entry.file_name().to_string_lossy().starts_with("env-") {
-                    let env = EnvCgroup {
-                        version: self.version.clone(),
-                        dirs: vec![(controller.clone(), path)],
-                    };
-                    env.thaw();
-                    env.kill_all();
-                    env.remove();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("env-") && entry.path().is_dir() {
+                    names.insert(name);
                 }
             }
         }
+        names
+            .into_iter()
+            .map(|name| EnvCgroup {
+                version: self.version.clone(),
+                dirs: self
+                    .parents
+                    .iter()
+                    .map(|(controller, parent)| (controller.clone(), parent.join(&name)))
+                    .filter(|(_, dir)| dir.is_dir())
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Ends every process of `environments` and removes their cgroups; returns how many
+    /// could not be removed within [`CLEAR_DEADLINE`].
+    ///
+    /// Done in bulk and in the order the kernel needs: signal everything first (a frozen
+    /// task keeps a SIGKILL pending), then thaw (on v1 the freezer is its own hierarchy,
+    /// and a task dies only once thawed), then remove each cgroup as soon as it is empty.
+    /// One environment at a time, each waiting for its own processes, took seconds apiece.
+    fn clear(&self, environments: Vec<EnvCgroup>) -> usize {
+        for env in &environments {
+            env.signal_all();
+        }
+        for env in &environments {
+            env.thaw();
+        }
+        let deadline = std::time::Instant::now() + CLEAR_DEADLINE;
+        let mut pending = environments;
+        loop {
+            pending.retain(|env| !env.try_remove());
+            if pending.is_empty() || std::time::Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            // Anything forked between the signal and the thaw is signalled too.
+            for env in &pending {
+                env.signal_all();
+            }
+        }
+        for env in &pending {
+            tracing::warn!(dirs = ?env.dirs, "cannot remove an environment's cgroup: its processes do not exit");
+        }
+        pending.len()
+    }
+
+    /// Kills and removes every environment cgroup under this server's parents.
+    pub fn clear_leftovers(&self) {
+        self.clear(self.environments());
     }
 
     /// Clears every environment and removes this server's parent cgroups (server shutdown).
@@ -374,6 +446,32 @@ impl EnvCgroup {
             .split_whitespace()
             .filter_map(|p| p.parse().ok())
             .collect()
+    }
+
+    /// SIGKILLs every process in the environment once, without waiting (frozen ones die
+    /// once thawed).
+    fn signal_all(&self) {
+        if self.version == CgroupVersion::V2 {
+            if let Some(dir) = self.dir("unified") {
+                if write_file(&dir.join("cgroup.kill"), "1").is_ok() {
+                    return;
+                }
+            }
+        }
+        for pid in self.pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    /// Removes every directory that can be removed now; `true` when none is left.
+    fn try_remove(&self) -> bool {
+        self.dirs.iter().all(|(_, dir)| match fs::remove_dir(dir) {
+            Ok(()) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        })
     }
 
     /// SIGKILLs every process in the environment (frozen ones die once thawed).
