@@ -7,6 +7,7 @@ server reports isolation unavailable, these tests are skipped with its reason.""
 import json
 import os
 import socket
+import time
 
 import pytest
 from conftest import ROLE
