@@ -106,3 +106,77 @@ def test_a_restart_after_kill_9_serves_at_once_and_clears_every_frozen_environme
             assert leaked == [], f"{instance_dir} still has {leaked}"
     assert "ended the environments a previous run left behind" in again.log()
     assert invoke(again.client(), "idle") == {"ok": True}
+
+
+def closed_within(sock, seconds):
+    """Whether the server closes `sock` within `seconds` (reading whatever it sends)."""
+    sock.settimeout(seconds)
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            if sock.recv(65536) == b"":
+                return True
+    except (socket.timeout, TimeoutError):
+        return False
+    except ConnectionResetError:
+        return True
+    return False
+
+
+def health(server, timeout=5):
+    started = time.monotonic()
+    with urllib.request.urlopen(f"{server.endpoint}/_gust/health", timeout=timeout) as r:
+        assert r.status == 200
+    return time.monotonic() - started
+
+
+def test_slow_headers_idle_keep_alive_and_stalled_bodies_are_closed(make_server):
+    """200 slowloris connections and stalled bodies were held for as long as the client
+    liked; now a connection that sends no complete request head, or a body that stops,
+    is closed after the timeout."""
+    server = make_server(["--no-auth", "--header-timeout", "2s", "--body-timeout", "2s"])
+    port = server.port
+    slow = []
+    for _ in range(50):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /2015-03-31/functions/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        slow.append(s)
+    idle = socket.create_connection(("127.0.0.1", port))  # keep-alive, never sends
+    stalled = socket.create_connection(("127.0.0.1", port))
+    stalled.sendall(b"POST /2015-03-31/functions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 1000\r\n\r\n{\"Func")
+    assert health(server) < 2, "the server still answers others meanwhile"
+    started = time.monotonic()
+    assert all(closed_within(s, 6) for s in slow)
+    assert closed_within(idle, 6)
+    stalled.settimeout(6)
+    answer = stalled.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b"RequestTimeoutException" in answer
+    assert time.monotonic() - started < 8
+    for s in slow + [idle, stalled]:
+        s.close()
+
+
+def test_a_flood_of_idle_connections_cannot_starve_other_clients(make_server):
+    """20,100 idle connections took the server to its descriptor limit, after which health
+    checks and ListFunctions timed out. At the connection cap the connection idle longest
+    makes room for the new one, and the cap is logged."""
+    server = make_server(["--max-connections", "64"])
+    lam = server.client()
+    create(lam, "warm", SLEEPY_ZIP)
+    invoke(lam, "warm")
+    flood = []
+    for _ in range(400):
+        flood.append(socket.create_connection(("127.0.0.1", server.port)))
+    assert health(server) < 2
+    started = time.monotonic()
+    assert lam.list_functions()["Functions"][0]["FunctionName"] == "warm"
+    assert invoke(lam, "warm") == {"ok": True}
+    assert time.monotonic() - started < 5
+    assert "connection limit reached" in server.log()
+    # The flood was closed to make room, oldest first: most of it is gone.
+    closed = sum(closed_within(s, 0.05) for s in flood[:300])
+    assert closed > 250, closed
+    for s in flood:
+        s.close()

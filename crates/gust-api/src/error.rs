@@ -65,6 +65,16 @@ impl ApiError {
         )
     }
 
+    /// 408: the client stopped sending its request body.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeoutException",
+            MessageKey::Lower,
+            "The request body was not received in time.",
+        )
+    }
+
     /// 413 `RequestEntityTooLargeException`.
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(

@@ -11,6 +11,7 @@ pub mod dto;
 pub mod error;
 mod invoke;
 mod routes;
+pub mod server;
 pub mod sigv4;
 
 use std::sync::Arc;
@@ -46,6 +47,9 @@ pub struct ApiConfig {
     pub code_url_key: [u8; 32],
     /// Clock for signature skew and URL expiry.
     pub clock: Arc<dyn Clock>,
+    /// A request body that sends nothing for this long is abandoned (a stalled upload
+    /// must not hold a connection and its buffer forever).
+    pub body_timeout: std::time::Duration,
 }
 
 #[derive(Debug)]
@@ -139,9 +143,16 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
     if let Auth::SigV4(credentials) = &state.config.auth {
         sigv4::precheck(&headers, credentials)?;
     }
-    let body = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
+    let body = match read_body(body, limit, state.config.body_timeout).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return Err(too_large()),
+        Err(BodyError::Stalled) => return Err(ApiError::request_timeout()),
+        Err(BodyError::Broken) => {
+            return Err(ApiError::invalid_content(
+                "The request body could not be read.",
+            ))
+        }
+    };
 
     if let Auth::SigV4(credentials) = &state.config.auth {
         let request_parts = sigv4::RequestParts {
@@ -189,6 +200,44 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
     tokio::task::spawn_blocking(move || routes::execute(&context, operation, &query, &body))
         .await
         .map_err(|e| ApiError::internal(&e))?
+}
+
+#[derive(Debug)]
+enum BodyError {
+    TooLarge,
+    /// Nothing arrived for the body timeout.
+    Stalled,
+    Broken,
+}
+
+/// Reads a whole body of at most `limit` bytes, giving up when the client sends nothing
+/// for `idle` (a slow but moving upload is fine).
+async fn read_body(
+    body: Body,
+    limit: usize,
+    idle: std::time::Duration,
+) -> Result<bytes::Bytes, BodyError> {
+    use http_body_util::BodyExt;
+    let mut body = http_body_util::Limited::new(body, limit);
+    let mut collected = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(BodyError::Stalled),
+            Ok(None) => return Ok(collected.freeze()),
+            Ok(Some(Err(error))) => {
+                return Err(if error.is::<http_body_util::LengthLimitError>() {
+                    BodyError::TooLarge
+                } else {
+                    BodyError::Broken
+                })
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    collected.extend_from_slice(&data);
+                }
+            }
+        }
+    }
 }
 
 /// A JSON response with `status`.

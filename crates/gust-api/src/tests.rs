@@ -72,6 +72,7 @@ fn harness() -> Harness {
             auth: Auth::SigV4(credentials()),
             code_url_key: [9; 32],
             clock: clock.clone(),
+            body_timeout: std::time::Duration::from_secs(20),
         },
     );
     Harness {

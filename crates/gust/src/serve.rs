@@ -61,6 +61,17 @@ pub struct ServeArgs {
     /// Most execution environments at once (the account's concurrency).
     #[arg(long, default_value_t = gust_model::limits::ACCOUNT_CONCURRENT_EXECUTIONS as usize)]
     max_environments: usize,
+    /// Most client connections open at once; at the limit the one idle longest is closed
+    /// to make room for a new one.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// A connection must send a complete request head within this long of opening or of
+    /// its previous response (slow headers and idle keep-alive connections are closed).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    header_timeout: Duration,
+    /// A request body that sends nothing for this long is abandoned (408).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    body_timeout: Duration,
 }
 
 /// Parses `500ms`, `30s`, `5m`, `1h` (a bare number is seconds).
@@ -239,8 +250,10 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             auth,
             code_url_key: datadir::random_key()?,
             clock,
+            body_timeout: args.body_timeout,
         },
     );
+    let max_connections = connection_budget(args.max_connections, args.max_environments);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -278,16 +291,57 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             source,
             args.no_auth,
         );
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("server failed")?;
+        gust_api::server::serve(
+            listener,
+            router,
+            gust_api::server::ConnectionLimits {
+                max_connections,
+                header_timeout: args.header_timeout,
+            },
+            shutdown_signal(),
+        )
+        .await;
         reaper.abort();
         engine.shutdown().await;
         datadir::remove_server_info(&args.data_dir);
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Descriptors each environment may hold in the server (its output pipe, Runtime API
+/// listener and connections, cgroup files while it starts).
+const FDS_PER_ENVIRONMENT: u64 = 8;
+/// Descriptors kept for everything else (the store, logs, code packages, the spare).
+const FDS_RESERVED: u64 = 512;
+
+/// Raises the open-file limit to the hard limit and returns the connection cap that fits
+/// in it beside the environments, so client connections alone can never exhaust it.
+fn connection_budget(wanted: usize, max_environments: usize) -> usize {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let limit = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) => {
+            if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+                hard
+            } else {
+                soft
+            }
+        }
+        Err(_) => return wanted,
+    };
+    let others = FDS_RESERVED + FDS_PER_ENVIRONMENT * max_environments as u64;
+    let room = usize::try_from(limit.saturating_sub(others)).unwrap_or(usize::MAX);
+    if room < wanted {
+        let cap = room.max(64);
+        tracing::warn!(
+            open_files = limit,
+            wanted,
+            cap,
+            "the open-file limit leaves room for fewer client connections than --max-connections"
+        );
+        return cap;
+    }
+    wanted
 }
 
 async fn shutdown_signal() {
