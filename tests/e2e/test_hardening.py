@@ -180,3 +180,35 @@ def test_a_flood_of_idle_connections_cannot_starve_other_clients(make_server):
     assert closed > 250, closed
     for s in flood:
         s.close()
+
+
+def test_a_burst_of_cold_starts_converges(make_server):
+    """200 clients on a cold function: hundreds of invokes failed with an INIT
+    Sandbox.Timedout, because every one started its own INIT at once. Now INITs are
+    bounded, waiting invokes take environments as they free up, and every request ends in
+    a result or a 429."""
+    server = make_server()
+    clients = 150
+    lam = server.client(max_pool_connections=clients, read_timeout=120)
+    create(lam, "storm", SLEEPY_ZIP)
+    outcomes = []
+
+    def one(_):
+        try:
+            response = lam.invoke(FunctionName="storm", Payload=b"{}")
+            body = json.loads(response["Payload"].read())
+            return ("error", body) if "FunctionError" in response else ("ok", body)
+        except Exception as error:  # noqa: BLE001 - the status is what is checked
+            status = getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+            return (status, str(error))
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        outcomes = list(pool.map(one, range(clients * 2)))
+    elapsed = time.monotonic() - started
+    kinds = {}
+    for kind, _ in outcomes:
+        kinds[kind] = kinds.get(kind, 0) + 1
+    assert set(kinds) <= {"ok", 429}, [o for o in outcomes if o[0] not in ("ok", 429)][:5]
+    assert kinds.get("ok", 0) >= clients, kinds
+    assert elapsed < 90, elapsed

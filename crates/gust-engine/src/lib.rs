@@ -39,6 +39,9 @@ const WATCHDOG_PERIOD: Duration = Duration::from_millis(20);
 const FREEZE_AFTER: Duration = Duration::from_millis(100);
 /// SIGTERM grace at SHUTDOWN.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
+/// How long an invoke waits for an environment (one freeing up, or its turn to start one)
+/// before it is throttled.
+const QUEUE_WAIT_MAX: Duration = Duration::from_secs(10);
 /// `X-Amz-Log-Result` carries at most this much of the end of the log.
 pub const LOG_TAIL_BYTES: usize = 4096;
 
@@ -105,6 +108,16 @@ struct Pool {
     generation: u64,
     config: Option<Arc<FunctionConfig>>,
     idle: Vec<Arc<Environment>>,
+    /// Signalled when an environment enters `idle`: invokes waiting for one take it.
+    released: Arc<tokio::sync::Notify>,
+}
+
+/// What an invoke got to run on.
+enum Slot<'a> {
+    /// An idle environment of the current revision.
+    Warm(Arc<Environment>),
+    /// The right to start one (INITs at once are bounded).
+    Cold(tokio::sync::SemaphorePermit<'a>),
 }
 
 #[derive(Debug)]
@@ -116,6 +129,9 @@ struct Inner {
     logs: Arc<LogStore>,
     pools: Mutex<HashMap<FunctionName, Pool>>,
     live: AtomicUsize,
+    /// Bounds the INITs running at once: a burst of cold starts on a small host otherwise
+    /// starts hundreds together, each too slow to finish its INIT in time.
+    inits: tokio::sync::Semaphore,
     /// Set at server shutdown: environments coming back from an invoke are shut down.
     closing: std::sync::atomic::AtomicBool,
 }
@@ -130,6 +146,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// INITs at once: enough to keep every core busy while others wait on I/O.
+fn concurrent_inits() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get) * 2
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -228,6 +249,7 @@ impl Engine {
                 logs,
                 pools: Mutex::new(HashMap::new()),
                 live: AtomicUsize::new(0),
+                inits: tokio::sync::Semaphore::new(concurrent_inits()),
                 closing: std::sync::atomic::AtomicBool::new(false),
             }),
         })
@@ -403,9 +425,9 @@ impl Engine {
             other => return Err(EngineError::NotReady(other.as_str())),
         }
         let request_id = uuid::Uuid::new_v4().to_string();
-        let env = match self.take_idle(&config, generation) {
-            Some(env) => env,
-            None => {
+        let env = match self.acquire(&config, generation).await? {
+            Slot::Warm(env) => env,
+            Slot::Cold(_init) => {
                 let started = match self.cold_start(&config, generation).await {
                     // The function changed under this invoke (its old code may be gone
                     // already): start again from the current configuration, once.
@@ -426,6 +448,49 @@ impl Engine {
             }
         };
         Ok(self.run(&config, env, request, request_id).await)
+    }
+
+    /// An idle environment, or the right to start one. While INITs are at their bound the
+    /// invoke waits, and takes an environment that frees up meanwhile (the wait counts
+    /// toward neither its INIT nor its timeout); waiting past [`QUEUE_WAIT_MAX`] throttles.
+    async fn acquire(
+        &self,
+        config: &FunctionConfig,
+        generation: u64,
+    ) -> Result<Slot<'_>, EngineError> {
+        let released = Arc::clone(
+            &lock(&self.inner.pools)
+                .entry(config.name.clone())
+                .or_default()
+                .released,
+        );
+        let deadline = tokio::time::Instant::now() + QUEUE_WAIT_MAX;
+        loop {
+            // Registered before looking, so a release in between is not missed.
+            let notified = released.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(env) = self.take_idle(config, generation) {
+                return Ok(Slot::Warm(env));
+            }
+            let permit = match self.inner.inits.try_acquire() {
+                Ok(permit) => permit,
+                Err(_) => tokio::select! {
+                    () = &mut notified => continue,
+                    permit = self.inner.inits.acquire() => {
+                        permit.map_err(|e| EngineError::Internal(e.to_string()))?
+                    }
+                    () = tokio::time::sleep_until(deadline) => {
+                        return Err(EngineError::TooManyEnvironments)
+                    }
+                },
+            };
+            // One may have freed up while this invoke waited for its turn.
+            if let Some(env) = self.take_idle(config, generation) {
+                return Ok(Slot::Warm(env));
+            }
+            return Ok(Slot::Cold(permit));
+        }
     }
 
     /// Whether the stored configuration is newer than `config`.
@@ -481,6 +546,7 @@ impl Engine {
                     env.touch();
                     let period = env.idle_begins();
                     pool.idle.push(Arc::clone(&env));
+                    pool.released.notify_one();
                     // Frozen once it has stayed idle a moment: idle environments use no CPU
                     // and their threads do not run, while back-to-back invokes skip the
                     // freeze/thaw round trip.
