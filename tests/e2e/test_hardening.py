@@ -212,3 +212,34 @@ def test_a_burst_of_cold_starts_converges(make_server):
     assert set(kinds) <= {"ok", 429}, [o for o in outcomes if o[0] not in ("ok", 429)][:5]
     assert kinds.get("ok", 0) >= clients, kinds
     assert elapsed < 90, elapsed
+
+
+CHATTY_ZIP = make_zip({"app.py": (
+    "import os, sys\n"
+    "def handler(event, context):\n"
+    "    out = sys.stdout.buffer\n"
+    "    chunk = b'\\x01' * (1 << 20)\n"
+    "    for _ in range(event['control_mib']):\n"
+    "        out.write(chunk)\n"
+    "    out.write(b'\\n')\n"
+    "    out.write(b'y' * (event['line_mib'] << 20))\n"  # one line, no newline
+    "    out.flush()\n"
+    "    return {'ok': True}\n"
+)})
+
+
+def test_the_log_size_limit_holds_for_control_characters_and_giant_lines(make_server):
+    """256 MiB of control characters made one 110 MB log file (a batch went to one file,
+    and JSON escaping multiplies them), and a 20 MB line a 21 MB file. Now files rotate
+    at 8 MiB however the output looks, and at most two are kept."""
+    server = make_server()
+    lam = server.client(read_timeout=120)
+    create(lam, "chatty", CHATTY_ZIP, Timeout=120, MemorySize=512)
+    assert invoke(lam, "chatty", {"control_mib": 24, "line_mib": 12}) == {"ok": True}
+    logs = server.data_dir / "logs"
+    sizes = {p.name: p.stat().st_size for p in logs.iterdir() if p.name.startswith("chatty")}
+    assert sizes and max(sizes.values()) <= 8 * 1024 * 1024 + 64 * 1024, sizes
+    assert len(sizes) <= 2, sizes
+    # The platform lines of the invocation are the newest events.
+    tail = server.gust("logs", "chatty").stdout
+    assert "REPORT RequestId" in tail

@@ -18,6 +18,8 @@ use crate::logs::{LogEvent, LogStore};
 
 /// The longest log event; longer output is split (CloudWatch's event limit is 256 KiB).
 const MAX_EVENT_BYTES: usize = 256 * 1024;
+/// Output held before it is written to the log.
+const PENDING_BYTES_MAX: usize = 1024 * 1024;
 
 enum Command {
     Mark {
@@ -57,6 +59,7 @@ impl Collector {
             partial: Vec::new(),
             capture: None,
             pending: Vec::new(),
+            pending_bytes: 0,
         };
         tokio::spawn(run(receiver, drain, rx, state));
         Ok(Collector { commands })
@@ -111,6 +114,8 @@ struct State {
     partial: Vec<u8>,
     capture: Option<String>,
     pending: Vec<LogEvent>,
+    /// Message bytes in `pending`.
+    pending_bytes: usize,
 }
 
 impl State {
@@ -127,9 +132,12 @@ impl State {
                 capture.drain(..cut);
             }
         }
-        if self.pending.len() >= 1024 {
+        // Bounded by bytes too: a function writing giant lines fast must not grow the
+        // server's memory by a thousand of them.
+        if self.pending.len() >= 1024 || self.pending_bytes >= PENDING_BYTES_MAX {
             self.write();
         }
+        self.pending_bytes += message.len();
         self.pending.push(LogEvent {
             timestamp_ms: now_ms(),
             stream: self.stream.clone(),
@@ -160,6 +168,7 @@ impl State {
     }
 
     fn write(&mut self) {
+        self.pending_bytes = 0;
         let events = std::mem::take(&mut self.pending);
         self.logs.append(&self.function, &events);
     }

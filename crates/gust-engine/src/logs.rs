@@ -53,33 +53,27 @@ impl LogStore {
         self.dir.join(format!("{function}.log"))
     }
 
-    /// Appends events of `function` (one write for the batch).
+    /// Appends events of `function`: one write per batch, split where the file rotates, so
+    /// no file grows past [`ROTATE_BYTES`] by more than one line, however large the batch.
     pub fn append(&self, function: &str, events: &[LogEvent]) {
         if events.is_empty() {
             return;
-        }
-        let mut text = String::new();
-        for event in events {
-            if let Ok(line) = serde_json::to_string(event) {
-                text.push_str(&line);
-                text.push('\n');
-            }
         }
         let mut open = self
             .open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Err(error) = self.write(&mut open, function, text.as_bytes()) {
+        if let Err(error) = self.append_locked(&mut open, function, events) {
             tracing::warn!(function, %error, "cannot write function log");
             open.remove(function);
         }
     }
 
-    fn write(
+    fn append_locked(
         &self,
         open: &mut HashMap<String, OpenLog>,
         function: &str,
-        bytes: &[u8],
+        events: &[LogEvent],
     ) -> std::io::Result<()> {
         let path = self.path(function);
         if !open.contains_key(function) {
@@ -90,13 +84,24 @@ impl LogStore {
         let Some(log) = open.get_mut(function) else {
             return Ok(());
         };
-        if log.size + bytes.len() as u64 > ROTATE_BYTES {
-            std::fs::rename(&path, path.with_extension("log.1"))?;
-            log.file = OpenOptions::new().create(true).append(true).open(&path)?;
-            log.size = 0;
+        let mut text = Vec::new();
+        for event in events {
+            let Ok(mut line) = serde_json::to_vec(event) else {
+                continue;
+            };
+            line.push(b'\n');
+            let size = log.size + text.len() as u64;
+            if size > 0 && size + line.len() as u64 > ROTATE_BYTES {
+                log.file.write_all(&text)?;
+                text.clear();
+                std::fs::rename(&path, path.with_extension("log.1"))?;
+                log.file = OpenOptions::new().create(true).append(true).open(&path)?;
+                log.size = 0;
+            }
+            text.extend_from_slice(&line);
         }
-        log.file.write_all(bytes)?;
-        log.size += bytes.len() as u64;
+        log.file.write_all(&text)?;
+        log.size += text.len() as u64;
         Ok(())
     }
 
@@ -168,6 +173,24 @@ mod tests {
             kept.last().unwrap().timestamp_ms,
             299,
             "newest events are kept"
+        );
+    }
+
+    #[test]
+    fn one_giant_batch_is_split_where_the_file_rotates() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogStore::new(dir.path()).unwrap();
+        // Control characters are escaped six-fold in JSON: 100 such events are ~150 MB.
+        let control = "\u{1}".repeat(256 * 1024);
+        let batch: Vec<LogEvent> = (0..100).map(|i| event(i, &control)).collect();
+        logs.append("f", &batch);
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let size = entry.unwrap().metadata().unwrap().len();
+            assert!(size <= ROTATE_BYTES, "{size}");
+        }
+        assert_eq!(
+            logs.read("f", 0, usize::MAX).last().unwrap().timestamp_ms,
+            99
         );
     }
 }
