@@ -54,6 +54,12 @@ struct Args {
     /// Skip the sandboxed-versus-unsandboxed comparison (and its second server).
     #[arg(long)]
     no_compare: bool,
+    /// Concurrent first invokes in the cold-start storm (0: skip it).
+    #[arg(long, default_value_t = 200)]
+    storm: usize,
+    /// Idle environments left behind by the `kill -9` before the restart figure (0: skip).
+    #[arg(long, default_value_t = 300)]
+    idle: usize,
 }
 
 type HttpClient = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
@@ -255,7 +261,7 @@ fn zip(files: &[(&str, &[u8], u32)]) -> Result<Vec<u8>> {
 
 struct Server {
     child: Child,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     address: SocketAddr,
     credentials: Credentials,
 }
@@ -284,13 +290,24 @@ impl Drop for Server {
 
 fn start_server(gust: &Path, extra: &[&str]) -> Result<Server> {
     let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    start_server_at(gust, &data, extra, Some(dir))
+}
+
+/// A server on `data` (kept by `dir`, when given, until the server is dropped).
+fn start_server_at(
+    gust: &Path,
+    data: &Path,
+    extra: &[&str],
+    dir: Option<tempfile::TempDir>,
+) -> Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let child = Command::new(gust)
         .args(["serve", "--listen", &address.to_string(), "--data-dir"])
-        .arg(dir.path().join("data"))
+        .arg(data)
         .args(extra)
         .env("GUST_ACCESS_KEY_ID", "AKIABENCHMARK0000000")
         .env("GUST_SECRET_ACCESS_KEY", "bench-secret")
@@ -299,7 +316,7 @@ fn start_server(gust: &Path, extra: &[&str]) -> Result<Server> {
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("cannot start {}", gust.display()))?;
-    for _ in 0..300 {
+    for _ in 0..30_000 {
         if std::net::TcpStream::connect(address).is_ok() {
             return Ok(Server {
                 child,
@@ -311,11 +328,12 @@ fn start_server(gust: &Path, extra: &[&str]) -> Result<Server> {
                 },
             });
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(2));
     }
     bail!("gust did not start")
 }
 
+#[derive(Clone)]
 struct Runtime {
     label: &'static str,
     function: &'static str,
@@ -442,6 +460,95 @@ async fn sandbox_cost(
     Ok(())
 }
 
+/// `n` invokes of `function` at once; returns the time to the last answer and the failures.
+async fn burst(target: &Target, function: &str, n: usize) -> (Duration, usize) {
+    let started = Instant::now();
+    let calls = (0..n).map(|_| {
+        let t = target.clone();
+        let name = function.to_owned();
+        tokio::spawn(async move { t.invoke(&name).await })
+    });
+    let mut failed = 0;
+    for call in calls.collect::<Vec<_>>() {
+        if !matches!(call.await, Ok(Ok(()))) {
+            failed += 1;
+        }
+    }
+    (started.elapsed(), failed)
+}
+
+/// The cold-start storm (`storm` first invokes at once on a new function, against the same
+/// burst once its environments exist), and the restart after `kill -9` with `idle` frozen
+/// environments left behind (against a restart with nothing left behind).
+async fn storm_and_restart(args: &Args, python: &Runtime) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let mut server = start_server_at(&args.gust, &data, &[], None)?;
+    let target = Target {
+        http: client(),
+        address: server.address,
+        credentials: Some(server.credentials.clone()),
+    };
+    if args.storm > 0 {
+        create(&target, python, "storm").await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (cold, cold_failed) = burst(&target, "storm", args.storm).await;
+        let (warm, warm_failed) = burst(&target, "storm", args.storm).await;
+        row(
+            &format!(
+                "cold-start storm: {} first invokes at once, time to the last answer (failed)",
+                args.storm
+            ),
+            format!("{:.2} s ({cold_failed} failed)", cold.as_secs_f64()),
+            format!(
+                "{:.2} s ({warm_failed} failed), the same burst warm",
+                warm.as_secs_f64()
+            ),
+            format!("{:.1}x", cold.as_secs_f64() / warm.as_secs_f64().max(0.001)),
+        );
+    }
+    if args.idle > 0 {
+        // One function each, so every invoke needs an environment of its own.
+        for i in 0..args.idle {
+            create(&target, python, &format!("idle-{i}")).await?;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let calls: Vec<_> = (0..args.idle)
+            .map(|i| {
+                let t = target.clone();
+                tokio::spawn(async move { t.invoke(&format!("idle-{i}")).await })
+            })
+            .collect();
+        let mut failed = 0;
+        for call in calls {
+            if !matches!(call.await, Ok(Ok(()))) {
+                failed += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        server.child.kill()?;
+        server.child.wait()?;
+        let started = Instant::now();
+        let again = start_server_at(&args.gust, &data, &[], None)?;
+        let crashed = started.elapsed();
+        drop(again);
+        let started = Instant::now();
+        let clean = start_server_at(&args.gust, &data, &[], None)?;
+        let floor = started.elapsed();
+        drop(clean);
+        row(
+            &format!(
+                "restart after kill -9 with {} idle environments, to listening",
+                args.idle - failed
+            ),
+            format!("{:.0} ms", ms(crashed)),
+            format!("{:.0} ms, a restart with nothing left behind", ms(floor)),
+            format!("{:.1}x", ms(crashed) / ms(floor).max(0.001)),
+        );
+    }
+    Ok(())
+}
+
 fn row(figure: &str, value: String, floor: String, ratio: String) {
     println!("| {figure} | {value} | {floor} | {ratio} |");
 }
@@ -508,6 +615,7 @@ async fn main() -> Result<()> {
 
     println!("| figure | Gust | floor (same run) | ratio / overhead |");
     println!("|---|---|---|---|");
+    storm_and_restart(&args, &runtimes[0]).await?;
     let bare = floor_target.clone();
     let (floor_p50, floor_p99) = latency(args.warm, || {
         let t = bare.clone();
