@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -21,6 +22,18 @@ use tokio::task::JoinSet;
 
 /// The largest response a runtime may post (6 MiB + 100 bytes, as Lambda).
 pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
+/// Most connections open to one environment's Runtime API at once, admitted or waiting for
+/// their ownership check. A runtime uses one or two; beyond the limit a connection is
+/// closed as soon as it is accepted, before any work is spawned for it, so a function
+/// cannot make the server hold thousands of connections, tasks and buffers for it.
+pub const MAX_CONNECTIONS: usize = 32;
+/// Ownership checks read `/proc` on the blocking pool: at most this many run at once in the
+/// whole server (and at most one per environment), so a flood of connections cannot grow
+/// the blocking pool or take the CPU from everything else.
+const CONCURRENT_CHECKS: usize = 2;
+static CHECK_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_CHECKS);
+/// At most one warning about refused connections per environment this often.
+const REFUSAL_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// Header buffer: runtimes send X-Ray error causes of up to about 1 MiB in a header.
 const MAX_HEADER_BUFFER: usize = 4 * 1024 * 1024;
 const PREFIX: &str = "/2018-06-01/runtime";
@@ -85,6 +98,66 @@ struct Shared {
     /// Cancels the `next` that is waiting, when a newer one arrives: a runtime asks one at a
     /// time, so the older one was abandoned (its connection broke) and must not take an event.
     waiting: Mutex<Option<oneshot::Sender<()>>>,
+    /// One ownership check at a time for this environment.
+    checking: tokio::sync::Mutex<()>,
+    refusals: Mutex<Refusals>,
+}
+
+/// Why a connection was closed unanswered.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// [`MAX_CONNECTIONS`] were open already.
+    OverLimit,
+    /// The ownership check did not trace it to the environment's processes.
+    Outside,
+}
+
+/// Refused connections not reported yet: a flood of them gives one warning line every
+/// [`REFUSAL_REPORT_INTERVAL`] with the counts, not one line each.
+#[derive(Debug)]
+struct Refusals {
+    /// The listener's address: which environment.
+    address: SocketAddr,
+    over_limit: u64,
+    outside: u64,
+    last_report: Option<Instant>,
+}
+
+impl Refusals {
+    fn note(&mut self, refusal: Refusal) {
+        match refusal {
+            Refusal::OverLimit => self.over_limit += 1,
+            Refusal::Outside => self.outside += 1,
+        }
+        if self
+            .last_report
+            .is_none_or(|last| last.elapsed() >= REFUSAL_REPORT_INTERVAL)
+        {
+            self.report();
+            self.last_report = Some(Instant::now());
+        }
+    }
+
+    fn report(&mut self) {
+        if self.over_limit + self.outside > 0 {
+            tracing::warn!(
+                address = %self.address,
+                "Runtime API: refused {} connection(s) since the last report: {} from outside the environment, {} over the limit of {MAX_CONNECTIONS} per environment",
+                self.over_limit + self.outside,
+                self.outside,
+                self.over_limit,
+            );
+        }
+        self.over_limit = 0;
+        self.outside = 0;
+    }
+}
+
+impl Drop for Refusals {
+    /// What was refused after the last report is reported when the API closes.
+    fn drop(&mut self) {
+        self.report();
+    }
 }
 
 /// The Runtime API of one environment; dropping it closes the listener and every connection.
@@ -143,6 +216,13 @@ impl RuntimeApi {
             current: Mutex::new(None),
             init: Mutex::new(Some(init_tx)),
             waiting: Mutex::new(None),
+            checking: tokio::sync::Mutex::new(()),
+            refusals: Mutex::new(Refusals {
+                address,
+                over_limit: 0,
+                outside: 0,
+                last_report: None,
+            }),
         });
         let (peers, admitted) = tokio::sync::watch::channel(None);
         let server = tokio::spawn(serve(listener, shared, admitted));
@@ -193,22 +273,28 @@ async fn serve(
     let Ok(local) = listener.local_addr() else {
         return;
     };
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
+                // Over the limit: closed here (dropped), with no task, check or buffer.
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    drop(stream);
+                    lock(&shared.refusals).note(Refusal::OverLimit);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let shared = Arc::clone(&shared);
                 let mut admitted = admitted.clone();
                 connections.spawn(async move {
+                    // Held until the connection ends.
+                    let _slot = slot;
                     let Some(check) = admitted.wait_for(Option::is_some).await.ok().and_then(|c| c.clone()) else {
                         return;
                     };
-                    let allowed = tokio::task::spawn_blocking(move || check(local, peer))
-                        .await
-                        .unwrap_or(false);
-                    if !allowed {
-                        tracing::warn!(%peer, "Runtime API: refused a connection from outside the environment");
+                    if !owned(&shared, check, local, peer).await {
+                        lock(&shared.refusals).note(Refusal::Outside);
                         return;
                     }
                     let service = hyper::service::service_fn(move |request| {
@@ -225,6 +311,23 @@ async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+}
+
+/// Runs `check` for one connection: one at a time per environment, and at most
+/// [`CONCURRENT_CHECKS`] in the server, each on the blocking pool (it reads `/proc`).
+async fn owned(shared: &Shared, check: PeerCheck, local: SocketAddr, peer: SocketAddr) -> bool {
+    let _turn = shared.checking.lock().await;
+    let Ok(slot) = CHECK_SLOTS.acquire().await else {
+        return false;
+    };
+    // The slot moves into the blocking task: it is released when the check has run, even if
+    // this connection's task is aborted meanwhile.
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        check(local, peer)
+    })
+    .await
+    .unwrap_or(false)
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
@@ -703,6 +806,120 @@ mod tests {
             InvocationResult::Response(Bytes::from_static(b"1"))
         );
         drop(abandoned);
+    }
+
+    /// Whether the server closed `stream` (within a second) without answering.
+    async fn closed_by_server(stream: &mut TcpStream) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(1), stream.read(&mut byte)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_are_closed_at_once() {
+        let (api, _init) = open_api().await;
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            let mut stream = TcpStream::connect(api.address()).await.unwrap();
+            // Each is admitted and served.
+            let (status, _, _) =
+                request(&mut stream, "GET", "/2018-06-01/runtime/unknown", "", b"").await;
+            assert_eq!(status, 404);
+            held.push(stream);
+        }
+        let mut over = TcpStream::connect(api.address()).await.unwrap();
+        assert!(
+            closed_by_server(&mut over).await,
+            "a connection over the limit is closed"
+        );
+        // Closing one makes room for another.
+        drop(held.pop());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut again = TcpStream::connect(api.address()).await.unwrap();
+        let (status, _, _) =
+            request(&mut again, "GET", "/2018-06-01/runtime/unknown", "", b"").await;
+        assert_eq!(status, 404);
+    }
+
+    #[tokio::test]
+    async fn ownership_checks_run_one_at_a_time_per_environment() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (api, _init) = RuntimeApi::start(IpAddr::from([127, 0, 0, 1]))
+            .await
+            .unwrap();
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let checked = Arc::new(AtomicUsize::new(0));
+        let (r, m, c) = (
+            Arc::clone(&running),
+            Arc::clone(&most),
+            Arc::clone(&checked),
+        );
+        api.admit(Arc::new(move |_, _| {
+            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            r.fetch_sub(1, Ordering::SeqCst);
+            // Every other connection is refused.
+            c.fetch_add(1, Ordering::SeqCst) % 2 == 0
+        }));
+        let mut streams = Vec::new();
+        for _ in 0..20 {
+            streams.push(TcpStream::connect(api.address()).await.unwrap());
+        }
+        for _ in 0..200 {
+            if checked.load(Ordering::SeqCst) == 20 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(checked.load(Ordering::SeqCst), 20);
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+        let mut refused = 0;
+        for stream in &mut streams {
+            // A refused one may be closed before this is written.
+            let _ = stream
+                .write_all(b"GET /2018-06-01/runtime/unknown HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await;
+            if closed_by_server(stream).await {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 10);
+    }
+
+    #[test]
+    fn refusals_are_reported_at_most_once_per_interval() {
+        let mut refusals = Refusals {
+            address: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            over_limit: 0,
+            outside: 0,
+            last_report: None,
+        };
+        refusals.note(Refusal::Outside);
+        assert_eq!(
+            (refusals.over_limit, refusals.outside),
+            (0, 0),
+            "the first is reported"
+        );
+        for _ in 0..1000 {
+            refusals.note(Refusal::OverLimit);
+        }
+        refusals.note(Refusal::Outside);
+        assert_eq!(
+            (refusals.over_limit, refusals.outside),
+            (1000, 1),
+            "the rest wait"
+        );
+        refusals.last_report = Instant::now().checked_sub(REFUSAL_REPORT_INTERVAL);
+        refusals.note(Refusal::OverLimit);
+        assert_eq!(
+            (refusals.over_limit, refusals.outside),
+            (0, 0),
+            "reported after the interval"
+        );
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@ pub mod isolate;
 pub mod seccomp;
 mod supervisor;
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
@@ -123,6 +124,9 @@ pub struct Controls {
     pid: u32,
     cgroup: Option<Arc<cgroup::EnvCgroup>>,
     cpu_quota: Option<cgroup::CpuQuota>,
+    /// The socket inodes the environment's processes held at the last scan of their
+    /// descriptors (shared by every clone): see [`Controls::owns_connection`].
+    sockets: Arc<std::sync::Mutex<HashSet<u64>>>,
 }
 
 impl Controls {
@@ -154,6 +158,13 @@ impl Controls {
     /// opened by one of the environment's processes. With the host's network, every
     /// environment's Runtime API is on the same loopback: this keeps one function from
     /// taking another's events or answering for it.
+    ///
+    /// The peer's socket is found in the kernel's table (one read per connection); scanning
+    /// the environment's descriptors for it costs a read per descriptor, so the scan is done
+    /// only for a socket it has not seen yet, and it records every socket the environment
+    /// holds: a burst of connections opened together costs one scan. A socket inode names
+    /// one socket for its whole life, so a recorded one is still the environment's (unlike a
+    /// peer port, which another process may bind once the environment closed it).
     pub fn owns_connection(&self, local: SocketAddr, peer: SocketAddr) -> bool {
         let proc_root = Path::new("/proc");
         // The leader's view of the kernel's table: its network namespace's, which is the
@@ -162,6 +173,14 @@ impl Controls {
         else {
             return false;
         };
+        let lock = || {
+            self.sockets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if lock().contains(&inode) {
+            return true;
+        }
         let pids: Vec<u32> = match &self.cgroup {
             Some(cgroup) => cgroup
                 .pids()
@@ -170,8 +189,17 @@ impl Controls {
                 .collect(),
             None => process_tree(proc_root, self.pid),
         };
-        pids.into_iter()
-            .any(|pid| holds_socket(proc_root, pid, inode))
+        let mut held = HashSet::new();
+        for pid in pids {
+            held.extend(socket_inodes(proc_root, pid));
+            if held.len() >= MAX_RECORDED_SOCKETS {
+                break;
+            }
+        }
+        let owned = held.contains(&inode);
+        // Replaced, not merged: sockets closed since the last scan are forgotten.
+        *lock() = held;
+        owned
     }
 
     /// Applies the CPU quota (after INIT, which runs unthrottled).
@@ -266,6 +294,7 @@ impl SandboxProcess {
             pid: self.pid,
             cgroup: self.cgroup.clone(),
             cpu_quota,
+            sockets: Arc::default(),
         }
     }
 }
@@ -359,22 +388,35 @@ pub fn tcp_socket_inode(proc_root: &Path, local: SocketAddr, remote: SocketAddr)
         .lines()
         .skip(1)
         .find_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&remote.as_str()))
-                .then(|| fields.get(9)?.parse().ok())
-                .flatten()
+            // sl, local_address, rem_address, then six fields before the inode.
+            let mut fields = line.split_whitespace().skip(1);
+            if fields.next() != Some(local.as_str()) || fields.next() != Some(remote.as_str()) {
+                return None;
+            }
+            fields.nth(6)?.parse().ok()
         })
 }
 
-/// Whether process `pid` has socket `inode` among its descriptors.
-pub fn holds_socket(proc_root: &Path, pid: u32, inode: u64) -> bool {
-    let wanted = format!("socket:[{inode}]");
+/// Most socket inodes [`Controls::owns_connection`] records per environment.
+const MAX_RECORDED_SOCKETS: usize = 65_536;
+
+/// The inodes of the sockets among process `pid`'s descriptors.
+pub fn socket_inodes(proc_root: &Path, pid: u32) -> Vec<u64> {
     let Ok(fds) = std::fs::read_dir(proc_root.join(pid.to_string()).join("fd")) else {
-        return false;
+        return Vec::new();
     };
-    fds.filter_map(Result::ok).take(65_536).any(|fd| {
-        std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == wanted.as_str())
-    })
+    fds.filter_map(Result::ok)
+        .take(MAX_RECORDED_SOCKETS)
+        .filter_map(|fd| {
+            let target = std::fs::read_link(fd.path()).ok()?;
+            target
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
 }
 
 /// Where the host allows it, each environment gets its own cgroup.
@@ -659,11 +701,41 @@ mod tests {
         let proc_root = Path::new("/proc");
         let inode =
             tcp_socket_inode(proc_root, peer, local).expect("the client's socket is listed");
-        assert!(holds_socket(proc_root, std::process::id(), inode));
-        assert!(!holds_socket(proc_root, 1, inode) || std::process::id() == 1);
+        assert!(socket_inodes(proc_root, std::process::id()).contains(&inode));
+        assert!(!socket_inodes(proc_root, 1).contains(&inode) || std::process::id() == 1);
         // The server side is another socket: the lookup is by direction.
         assert_ne!(tcp_socket_inode(proc_root, local, peer), Some(inode));
         drop(client);
+    }
+
+    #[tokio::test]
+    async fn connections_are_traced_to_the_environment_with_one_scan_per_burst() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        let (_reader, writer) = std::io::pipe().unwrap();
+        // The environment opens three connections at once and holds them.
+        let script = format!(
+            "exec python3 -c 'import socket, time; s = [socket.create_connection((\"127.0.0.1\", {})) for _ in range(3)]; time.sleep(30)'",
+            local.port()
+        );
+        let mut process = ProcessSandbox::default()
+            .spawn(spec(&script, writer.into()))
+            .unwrap();
+        let controls = process.controls(None);
+        let peers: Vec<SocketAddr> = (0..3).map(|_| listener.accept().unwrap().1).collect();
+        assert!(controls.owns_connection(local, peers[0]));
+        // That scan saw all three: the other two are answered from it.
+        let recorded = controls.sockets.lock().unwrap().len();
+        assert!(recorded >= 3, "{recorded}");
+        assert!(controls.owns_connection(local, peers[1]));
+        assert!(controls.owns_connection(local, peers[2]));
+        // A connection this test process opened is not the environment's.
+        let _mine = std::net::TcpStream::connect(local).unwrap();
+        let (_, outsider) = listener.accept().unwrap();
+        assert!(!controls.owns_connection(local, outsider));
+        // Nor is an address with no connection at all.
+        assert!(!controls.owns_connection(local, SocketAddr::from(([127, 0, 0, 1], 1))));
+        process.kill().await;
     }
 
     #[test]
