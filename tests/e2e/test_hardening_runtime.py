@@ -1,8 +1,10 @@
 """Runtimes that misbehave on their own Runtime API: a function must not starve the server
-through its Runtime API."""
+through its Runtime API, and a runtime that breaks off its response (or asks for the next
+event without answering) fails that invocation at once, its event never handed out twice."""
 
 import base64
 import json
+import re
 import sys
 import threading
 import time
@@ -116,3 +118,66 @@ def test_a_runtime_flooding_its_runtime_api_does_not_starve_the_server(server):
     refusals = [line for line in server.log().splitlines() if "Runtime API: refused" in line]
     assert 1 <= len(refusals) <= 6, refusals
     assert "over the limit of 32 per environment" in refusals[-1]
+
+
+# A custom runtime that misbehaves when asked: `truncate` posts a response announcing 1,000
+# bytes, sends 7 and closes the connection; `again` asks for the next event without
+# answering. It prints every event it is handed, so the log shows how often it got one.
+BROKEN_BOOTSTRAP = r'''#!/usr/bin/python3
+import http.client, json, os
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+while True:
+    api = http.client.HTTPConnection(host, int(port))
+    api.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = api.getresponse()
+    event = json.loads(r.read())
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    print("handed out", rid, flush=True)
+    if event.get("truncate"):
+        api.sock.sendall(f"POST /2018-06-01/runtime/invocation/{rid}/response HTTP/1.1\r\n"
+                         f"Host: {host}\r\nContent-Length: 1000\r\n\r\n".encode() + b'{"part"')
+        api.close()
+        continue
+    if event.get("again"):
+        api.close()
+        continue
+    api.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", json.dumps({"ok": event}))
+    api.getresponse().read()
+    api.close()
+'''
+
+
+def test_a_runtime_that_breaks_off_its_response_fails_that_invocation_at_once(lam):
+    deploy(lam, "broken", {"bootstrap": BROKEN_BOOTSTRAP}, runtime="provided.al2023", handler="x",
+           executables={"bootstrap"}, Timeout=30)
+    started = time.monotonic()
+    response, error, log = call(lam, "broken", {"truncate": True})
+    took = time.monotonic() - started
+    assert took < 5, f"the invocation ended only after {took:.1f} s"
+    assert response["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "Runtime.TruncatedResponse", error
+    request_id = re.search(r"START RequestId: (\S+)", log).group(1)
+    assert error["errorMessage"].startswith(f"RequestId: {request_id} Error:"), error
+    # Handed out once; the next `next` did not get it again.
+    time.sleep(0.5)
+    assert log.count("handed out") == 1, log
+    assert "Status: error\tError Type: Runtime.TruncatedResponse" in log
+    # The environment is not reused: the next invoke starts a new one, which works.
+    response, body, log = call(lam, "broken", {"n": 1})
+    assert "FunctionError" not in response, body
+    assert body == {"ok": {"n": 1}} and "Init Duration" in log
+
+
+def test_a_next_without_an_answer_fails_the_invocation_instead_of_repeating_it(lam):
+    deploy(lam, "again", {"bootstrap": BROKEN_BOOTSTRAP}, runtime="provided.al2023", handler="x",
+           executables={"bootstrap"}, Timeout=30)
+    started = time.monotonic()
+    response, error, log = call(lam, "again", {"again": True})
+    took = time.monotonic() - started
+    assert took < 5, f"the invocation ended only after {took:.1f} s"
+    assert response["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "Runtime.Unknown", error
+    assert "without answering" in error["errorMessage"], error
+    assert log.count("handed out") == 1, log
+    response, body, log = call(lam, "again", {"n": 2})
+    assert body == {"ok": {"n": 2}} and "Init Duration" in log

@@ -929,7 +929,7 @@ impl Engine {
                 biased;
                 result = result => match result {
                     Ok(result) => Finish::Result(result),
-                                        // The responder was dropped (the runtime broke its connection mid-post).
+                                        // The responder was dropped unanswered: the Runtime API is gone.
                     Err(_) => {
                         self.shut_down(&env, Stop::Kill);
                         Finish::Crashed(env.exited_within(Duration::from_secs(2)).await)
@@ -961,6 +961,32 @@ impl Engine {
                 vec![],
                 None,
             ),
+            Finish::Result(
+                result @ (InvocationResult::Truncated | InvocationResult::Abandoned),
+            ) => {
+                // The runtime broke off mid-invocation: the environment is not reused.
+                self.shut_down(&env, Stop::Kill);
+                env.exited_within(Duration::from_secs(2)).await;
+                let (kind, reason) = if result == InvocationResult::Truncated {
+                    (
+                        "Runtime.TruncatedResponse",
+                        "the runtime's connection closed before its response was complete",
+                    )
+                } else {
+                    (
+                        "Runtime.Unknown",
+                        "the runtime asked for the next invocation without answering this one",
+                    )
+                };
+                let message = format!("RequestId: {request_id} Error: {reason}");
+                (
+                    platform_error(kind, message.clone()),
+                    true,
+                    false,
+                    vec![format!("{message}\t{kind}")],
+                    Some(format!("Status: error\tError Type: {kind}")),
+                )
+            }
             Finish::TimedOut => {
                 self.shut_down(&env, Stop::Kill);
                 // Wait for it to be gone, so everything it wrote is in the log before END.

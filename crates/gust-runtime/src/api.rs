@@ -4,7 +4,8 @@
 //! `AWS_LAMBDA_RUNTIME_API`. The engine hands invocations in with [`RuntimeApi::dispatch`];
 //! the runtime long-polls `next`, then posts `response` or `error`, which completes the
 //! invocation's [`InvocationResult`]. The first `next` (or an `init/error`) completes the
-//! INIT phase.
+//! INIT phase. An event is handed out at most once, and every invocation handed out gets a
+//! result: a post broken off mid-body, or a `next` while one is unanswered, fails it.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -71,6 +72,11 @@ pub enum InvocationResult {
     },
     /// The posted response was larger than [`MAX_RESPONSE_BYTES`].
     ResponseTooLarge,
+    /// The connection broke before the posted response (or error) was complete: the
+    /// runtime died or gave up mid-post (Lambda's `Runtime.TruncatedResponse`).
+    Truncated,
+    /// The runtime asked for the next invocation without answering this one.
+    Abandoned,
 }
 
 /// How INIT ended.
@@ -383,10 +389,12 @@ async fn next(shared: &Shared) -> Response<Full<Bytes>> {
     if let Some(init) = lock(&shared.init).take() {
         let _ = init.send(InitOutcome::Ready);
     }
-    // A runtime asks for the next event only after answering the last one: if one is still
-    // unanswered, the request that carried it was lost, so hand the same event out again.
-    if let Some((invocation, _)) = lock(&shared.current).as_ref() {
-        return next_response(invocation.clone());
+    // An event is handed out at most once. A runtime asks for the next event only after
+    // answering the last one, so one still unanswered was lost by the runtime: it fails
+    // now, and this request waits for a new event. (Handing it out again let a runtime
+    // that keeps failing receive the same event forever.)
+    if let Some((_, responder)) = lock(&shared.current).take() {
+        let _ = responder.send(InvocationResult::Abandoned);
     }
     let (cancel_tx, mut cancel_rx) = oneshot::channel();
     if let Some(older) = lock(&shared.waiting).replace(cancel_tx) {
@@ -446,12 +454,33 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The responder of the invocation a post answers. Whatever ends the post, the invocation
+/// gets a result: dropped unanswered (hyper drops the handler when the connection breaks
+/// mid-body), it sends [`InvocationResult::Truncated`].
+struct Answer(Option<oneshot::Sender<InvocationResult>>);
+
+impl Answer {
+    fn send(mut self, result: InvocationResult) {
+        if let Some(responder) = self.0.take() {
+            let _ = responder.send(result);
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Some(responder) = self.0.take() {
+            let _ = responder.send(InvocationResult::Truncated);
+        }
+    }
+}
+
 /// Takes the responder of invocation `id`, if it is the one in flight.
-fn take_current(shared: &Shared, id: &str) -> Option<oneshot::Sender<InvocationResult>> {
+fn take_current(shared: &Shared, id: &str) -> Option<Answer> {
     let mut current = lock(&shared.current);
     match current.as_ref() {
         Some((invocation, _)) if invocation.request_id == id => {
-            current.take().map(|(_, responder)| responder)
+            current.take().map(|(_, responder)| Answer(Some(responder)))
         }
         _ => None,
     }
@@ -496,24 +525,27 @@ fn invalid_id() -> Response<Full<Bytes>> {
 }
 
 // Each handler reads the body before answering, so the connection stays usable
-// (keep-alive) whatever the answer is.
+// (keep-alive) whatever the answer is. The invocation is taken before the body is read:
+// if the connection breaks meanwhile, the dropped `Answer` still fails it (left in
+// `current`, the next `next` would have found it unanswered).
 
 async fn response(shared: &Shared, id: &str, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let answer = take_current(shared, id);
     let body = read_body(request, MAX_RESPONSE_BYTES).await;
-    let Some(responder) = take_current(shared, id) else {
+    let Some(answer) = answer else {
         return invalid_id();
     };
     match body {
         Ok(body) => {
-            let _ = responder.send(InvocationResult::Response(body));
+            answer.send(InvocationResult::Response(body));
             accepted()
         }
-        // The responder is dropped: the engine sees the runtime fail mid-invocation.
         Err(BodyError::Broken) => {
+            answer.send(InvocationResult::Truncated);
             api_error(StatusCode::BAD_REQUEST, "InvalidRequest", "Incomplete body")
         }
         Err(BodyError::TooLarge) => {
-            let _ = responder.send(InvocationResult::ResponseTooLarge);
+            answer.send(InvocationResult::ResponseTooLarge);
             api_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLarge",
@@ -544,8 +576,9 @@ async fn error(shared: &Shared, id: &str, request: Request<Incoming>) -> Respons
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let answer = take_current(shared, id);
     let body = read_body(request, MAX_RESPONSE_BYTES).await;
-    let Some(responder) = take_current(shared, id) else {
+    let Some(answer) = answer else {
         return invalid_id();
     };
     let body = match body {
@@ -554,11 +587,12 @@ async fn error(shared: &Shared, id: &str, request: Request<Incoming>) -> Respons
             br#"{"errorMessage":"Error payload too large","errorType":"Runtime.ErrorTooLarge"}"#,
         ),
         Err(BodyError::Broken) => {
-            return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", "Incomplete body")
+            answer.send(InvocationResult::Truncated);
+            return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", "Incomplete body");
         }
     };
     let body = strip_error_cause(content_type.as_deref(), body);
-    let _ = responder.send(InvocationResult::Error { body, error_type });
+    answer.send(InvocationResult::Error { body, error_type });
     accepted()
 }
 
@@ -608,6 +642,11 @@ mod tests {
         );
         stream.write_all(head.as_bytes()).await.unwrap();
         stream.write_all(body).await.unwrap();
+        read_response(stream).await
+    }
+
+    /// Reads one HTTP/1.1 response from `stream`: (status, headers text, body).
+    async fn read_response(stream: &mut TcpStream) -> (u16, String, Vec<u8>) {
         let mut buffer = Vec::new();
         let mut chunk = [0u8; 65536];
         loop {
@@ -785,13 +824,27 @@ mod tests {
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let mut runtime = TcpStream::connect(api.address()).await.unwrap();
-        // The event must reach the newer request, not the abandoned one.
-        let result = tokio::time::timeout(
+        runtime
+            .write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        // The abandoned request is answered as superseded...
+        let (status, _, _) = read_response(&mut abandoned).await;
+        assert_eq!(status, 409);
+        // ...and the event, dispatched after, reaches the newer one. (Had it reached the
+        // abandoned request first, it would have been handed out: a later `next` fails it,
+        // see a_next_without_an_answer_fails_the_unanswered_invocation.)
+        let result = api.dispatch(invocation("req-9")).await.unwrap();
+        let (status, head, _) = tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            next_invocation(&api, &mut runtime, "req-9"),
+            read_response(&mut runtime),
         )
         .await
         .expect("the event went to the abandoned request");
+        assert_eq!(status, 200);
+        assert!(head
+            .to_ascii_lowercase()
+            .contains("lambda-runtime-aws-request-id: req-9"));
         let (status, _, _) = request(
             &mut runtime,
             "POST",
@@ -919,6 +972,93 @@ mod tests {
             (refusals.over_limit, refusals.outside),
             (0, 0),
             "reported after the interval"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_post_broken_off_mid_body_fails_the_invocation_at_once() {
+        // Closed outright (hyper may drop the handler mid-body) or half-closed (the body
+        // read fails): either way the invocation fails, and its event is not handed out again.
+        for close_outright in [true, false] {
+            let (api, _init) = open_api().await;
+            let mut runtime = TcpStream::connect(api.address()).await.unwrap();
+            for (id, body) in [("req-1", "response"), ("req-2", "error")] {
+                let result = next_invocation(&api, &mut runtime, id).await;
+                let head = format!("POST /2018-06-01/runtime/invocation/{id}/{body} HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n");
+                runtime.write_all(head.as_bytes()).await.unwrap();
+                runtime.write_all(b"{\"part\"").await.unwrap();
+                if close_outright {
+                    drop(runtime);
+                } else {
+                    runtime.shutdown().await.unwrap();
+                }
+                let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), result)
+                    .await
+                    .expect("the invocation fails at once");
+                assert_eq!(outcome.unwrap(), InvocationResult::Truncated, "{id}");
+                runtime = TcpStream::connect(api.address()).await.unwrap();
+            }
+            // The next `next` waits for a new event rather than getting either again.
+            let mut asking = TcpStream::connect(api.address()).await.unwrap();
+            asking
+                .write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut byte = [0u8; 1];
+            assert!(
+                tokio::time::timeout(
+                    std::time::Duration::from_millis(300),
+                    asking.read(&mut byte)
+                )
+                .await
+                .is_err(),
+                "an event already handed out was handed out again"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_next_without_an_answer_fails_the_unanswered_invocation() {
+        let (api, _init) = open_api().await;
+        let mut runtime = TcpStream::connect(api.address()).await.unwrap();
+        let first = next_invocation(&api, &mut runtime, "req-1").await;
+        // Asked again without answering req-1: req-1 fails and the request gets req-2.
+        let second = api.dispatch(invocation("req-2")).await.unwrap();
+        let (status, head, _) = request(
+            &mut runtime,
+            "GET",
+            "/2018-06-01/runtime/invocation/next",
+            "",
+            b"",
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(head
+            .to_ascii_lowercase()
+            .contains("lambda-runtime-aws-request-id: req-2"));
+        assert_eq!(first.await.unwrap(), InvocationResult::Abandoned);
+        // A late answer to req-1 is refused; req-2 is answered normally.
+        let (status, _, _) = request(
+            &mut runtime,
+            "POST",
+            "/2018-06-01/runtime/invocation/req-1/response",
+            "",
+            b"1",
+        )
+        .await;
+        assert_eq!(status, 400);
+        let (status, _, _) = request(
+            &mut runtime,
+            "POST",
+            "/2018-06-01/runtime/invocation/req-2/response",
+            "",
+            b"2",
+        )
+        .await;
+        assert_eq!(status, 202);
+        assert_eq!(
+            second.await.unwrap(),
+            InvocationResult::Response(Bytes::from_static(b"2"))
         );
     }
 
