@@ -424,8 +424,8 @@ fn next_response(invocation: Invocation) -> Response<Full<Bytes>> {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut set = |name: &'static str, value: &str| {
-        // from_bytes: a client context may hold UTF-8 beyond ASCII.
-        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+        // Every value here is ASCII (ids, numbers, ARNs, and JSON through `ascii_json`).
+        if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(HeaderName::from_static(name), value);
         }
     };
@@ -440,12 +440,35 @@ fn next_response(invocation: Invocation) -> Response<Full<Bytes>> {
     );
     set("lambda-runtime-trace-id", &invocation.trace_id);
     if let Some(context) = &invocation.client_context {
-        set("lambda-runtime-client-context", context);
+        set("lambda-runtime-client-context", &ascii_json(context));
     }
     if let Some(identity) = &invocation.cognito_identity {
-        set("lambda-runtime-cognito-identity", identity);
+        set("lambda-runtime-cognito-identity", &ascii_json(identity));
     }
     response
+}
+
+/// JSON text rewritten as printable ASCII with the same value: characters beyond ASCII and
+/// DEL become `\uXXXX` escapes, and line breaks (whitespace between tokens in valid JSON)
+/// become spaces. A header carries that byte-exact to every runtime client, where raw UTF-8
+/// would be read as Latin-1 by most HTTP stacks (Python's, Node's) and DEL is not allowed
+/// in a header at all.
+fn ascii_json(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\r' | '\n' => out.push(' '),
+            ' '..='~' | '\t' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -618,6 +641,23 @@ mod tests {
     use tokio::net::TcpStream;
 
     use super::*;
+
+    #[test]
+    fn ascii_json_keeps_the_value_and_only_printable_ascii() {
+        let text = "{\"custom\":\n{\"a\":\"é日😀\u{7f}\",\t\"b\":\"x\\\"y\"}}";
+        let ascii = ascii_json(text);
+        assert!(
+            ascii
+                .bytes()
+                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b)),
+            "{ascii}"
+        );
+        assert!(ascii.contains(r"\u00e9\u65e5\ud83d\ude00\u007f"), "{ascii}");
+        let before: serde_json::Value = serde_json::from_str(text).unwrap();
+        let after: serde_json::Value = serde_json::from_str(&ascii).unwrap();
+        assert_eq!(before, after);
+        assert!(HeaderValue::from_str(&ascii).is_ok());
+    }
 
     /// An API on loopback that admits every connection.
     async fn open_api() -> (RuntimeApi, oneshot::Receiver<InitOutcome>) {
