@@ -98,7 +98,10 @@ pub enum EngineError {
     /// Every environment slot is taken.
     #[error("Rate Exceeded.")]
     TooManyEnvironments,
-    /// The server failed (store, unpacking, sockets).
+    /// The function's stored package could not be unpacked.
+    #[error("Lambda could not unzip the deployment package: {0}")]
+    InvalidZipFile(String),
+    /// The server failed (store, sockets).
     #[error("{0}")]
     Internal(String),
 }
@@ -669,7 +672,12 @@ impl Engine {
         let code_dir = tokio::task::spawn_blocking(move || store.unpacked_code(&digest))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+            .map_err(|e| match e {
+                gust_store::StoreError::Unpack(package) => {
+                    EngineError::InvalidZipFile(package.to_string())
+                }
+                other => EngineError::Internal(other.to_string()),
+            })?;
         let stream = log_stream_name();
         let (reader, writer) =
             std::io::pipe().map_err(|e| EngineError::Internal(format!("pipe: {e}")))?;

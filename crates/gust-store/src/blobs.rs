@@ -112,10 +112,7 @@ impl BlobDir {
         );
         if let Err(error) = result {
             remove_tree(&temp);
-            return Err(StoreError::io(
-                "unpack code",
-                std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string()),
-            ));
+            return Err(StoreError::Unpack(error));
         }
         match fs::rename(&temp, &target) {
             Ok(()) => Ok(target),

@@ -33,6 +33,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A stored package could not be unpacked (stored before a check that now refuses it,
+    /// or damaged on disk).
+    #[error("unpack code: {0}")]
+    Unpack(#[from] crate::package::PackageError),
     /// A function with that name exists.
     #[error("function {0} already exists")]
     AlreadyExists(String),

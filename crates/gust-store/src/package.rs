@@ -30,6 +30,15 @@ pub enum PackageError {
     /// An entry's path leaves the package root (`../x`, `/etc/x`).
     #[error("entry {0:?} points outside the package")]
     EscapingEntry(String),
+    /// An entry's name is longer than a file system allows (a part over 255 bytes, or the
+    /// whole path over [`PATH_MAX_BYTES`]): it could be stored but never unpacked.
+    #[error("an entry name is too long ({len} bytes): {name:?}")]
+    NameTooLong {
+        /// The start of the name.
+        name: String,
+        /// Its length in bytes.
+        len: usize,
+    },
     /// A symlink whose target leaves the package root.
     #[error("symlink {name:?} points outside the package (target {target:?})")]
     EscapingSymlink {
@@ -39,6 +48,12 @@ pub enum PackageError {
         target: String,
     },
 }
+
+/// Longest part of a path (Linux's `NAME_MAX`).
+pub const NAME_MAX_BYTES: usize = 255;
+/// Longest path inside a package: leaves room under `PATH_MAX` (4,096) for the directory
+/// the package is unpacked into.
+pub const PATH_MAX_BYTES: usize = 2048;
 
 const S_IFMT: u32 = 0o170_000;
 const S_IFLNK: u32 = 0o120_000;
@@ -92,6 +107,7 @@ fn walk<R: Read + io::Seek>(
         let name = entry.name().to_owned();
         let relative =
             safe_relative_path(&name).ok_or_else(|| PackageError::EscapingEntry(name.clone()))?;
+        check_name_length(&name)?;
         if relative.ancestors().skip(1).any(|a| symlinks.contains(a)) {
             return Err(PackageError::EscapingEntry(name));
         }
@@ -104,6 +120,7 @@ fn walk<R: Read + io::Seek>(
                 .take(SYMLINK_TARGET_MAX)
                 .read_to_string(&mut target)
                 .map_err(|e| PackageError::Corrupt(format!("symlink {name:?}: {e}")))?;
+            check_name_length(&target)?;
             if !symlink_stays_inside(&relative, &target)
                 || passes_through_symlink(&relative, &target, &symlinks)
             {
@@ -194,6 +211,25 @@ pub fn extract(
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(io_error)?;
     }
     Ok(summary)
+}
+
+/// Refuses a name the file system could not hold, so it fails at upload, not at unpacking.
+fn check_name_length(name: &str) -> Result<(), PackageError> {
+    let too_long = name.len() > PATH_MAX_BYTES
+        || name
+            .split(['/', '\\'])
+            .any(|part| part.len() > NAME_MAX_BYTES);
+    if too_long {
+        let mut start = name.len().min(64);
+        while !name.is_char_boundary(start) {
+            start -= 1;
+        }
+        return Err(PackageError::NameTooLong {
+            name: format!("{}...", &name[..start]),
+            len: name.len(),
+        });
+    }
+    Ok(())
 }
 
 /// The entry's path relative to the package root, or `None` when it is absolute or climbs
@@ -382,6 +418,24 @@ mod tests {
         std::fs::write(&zip_path, &chained).unwrap();
         assert!(extract(&zip_path, &dir.path().join("out"), 1 << 20).is_err());
         assert!(!dir.path().join("escaped").exists());
+    }
+
+    #[test]
+    fn refuses_names_no_file_system_can_hold() {
+        let long_part = format!("{}.py", "a".repeat(300));
+        let zip = build(&[Entry::File(&long_part, b"x")]);
+        assert!(matches!(
+            inspect(&zip, 1 << 20),
+            Err(PackageError::NameTooLong { len: 303, .. })
+        ));
+        let deep = vec!["d".repeat(200); 11].join("/");
+        let zip = build(&[Entry::File(&deep, b"x")]);
+        assert!(matches!(
+            inspect(&zip, 1 << 20),
+            Err(PackageError::NameTooLong { .. })
+        ));
+        let fine = format!("{}/{}.py", "d".repeat(250), "a".repeat(250));
+        assert!(inspect(&build(&[Entry::File(&fine, b"x")]), 1 << 20).is_ok());
     }
 
     #[test]
