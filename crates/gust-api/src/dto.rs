@@ -1,6 +1,7 @@
 //! AWS Lambda wire shapes (PascalCase JSON) and the hand-written conversions to and from
 //! the domain types. Compatibility decisions show up here.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use base64::Engine;
@@ -24,6 +25,46 @@ pub fn lambda_timestamp(t: time::OffsetDateTime) -> String {
 }
 
 // ---- requests ----
+
+/// Nested members must be JSON objects. serde's derived structs also accept an array of
+/// their fields, so `"Environment": []` would pass as an empty environment; Lambda refuses
+/// it as unparseable, and so do these.
+pub(crate) mod strict {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::value::MapAccessDeserializer;
+    use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+
+    struct ObjectVisitor<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map)).map(Some)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+
+    /// An optional member that must be an object (or `null`, meaning absent).
+    pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Option<T>, D::Error> {
+        deserializer.deserialize_any(ObjectVisitor(PhantomData))
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -71,10 +112,17 @@ pub struct SnapStartDto {
     pub apply_on: Option<String>,
 }
 
+/// A string borrowed from the request body where it can be (it has no escapes): a zip's
+/// base64 is up to 70 MB. A newtype, because serde borrows a `Cow` only as a field's
+/// whole type, never inside an `Option`.
+#[derive(Debug, Deserialize)]
+pub struct BodyText<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct FunctionCodeDto {
-    pub zip_file: Option<String>,
+pub struct FunctionCodeDto<'a> {
+    #[serde(borrow)]
+    pub zip_file: Option<BodyText<'a>>,
     #[serde(rename = "S3Bucket")]
     pub s3_bucket: Option<String>,
     #[serde(rename = "S3Key")]
@@ -92,26 +140,35 @@ pub struct SettingsDto {
     pub description: Option<String>,
     pub timeout: Option<i64>,
     pub memory_size: Option<i64>,
+    #[serde(deserialize_with = "strict::object")]
     pub environment: Option<EnvironmentDto>,
+    #[serde(deserialize_with = "strict::object")]
     pub ephemeral_storage: Option<EphemeralStorageDto>,
     pub layers: Option<Vec<String>>,
+    #[serde(deserialize_with = "strict::object")]
     pub tracing_config: Option<TracingConfigDto>,
+    #[serde(deserialize_with = "strict::object")]
     pub dead_letter_config: Option<DeadLetterConfigDto>,
+    #[serde(deserialize_with = "strict::object")]
     pub logging_config: Option<LoggingConfigDto>,
     // Accepted only in their empty/default form; see `refuse_unsupported`.
+    #[serde(deserialize_with = "strict::object")]
     pub vpc_config: Option<VpcConfigDto>,
     #[serde(rename = "KMSKeyArn")]
     pub kms_key_arn: Option<String>,
-    pub file_system_configs: Option<Vec<serde_json::Value>>,
-    pub image_config: Option<serde_json::Value>,
+    pub file_system_configs: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
+    #[serde(deserialize_with = "strict::object")]
+    pub image_config: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(deserialize_with = "strict::object")]
     pub snap_start: Option<SnapStartDto>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct CreateFunctionRequest {
+pub struct CreateFunctionRequest<'a> {
     pub function_name: Option<String>,
-    pub code: Option<FunctionCodeDto>,
+    #[serde(borrow, deserialize_with = "strict::object")]
+    pub code: Option<FunctionCodeDto<'a>>,
     pub publish: Option<bool>,
     pub package_type: Option<String>,
     pub architectures: Option<Vec<String>>,
@@ -131,8 +188,9 @@ pub struct UpdateFunctionConfigurationRequest {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct UpdateFunctionCodeRequest {
-    pub zip_file: Option<String>,
+pub struct UpdateFunctionCodeRequest<'a> {
+    #[serde(borrow)]
+    pub zip_file: Option<BodyText<'a>>,
     #[serde(rename = "S3Bucket")]
     pub s3_bucket: Option<String>,
     pub image_uri: Option<String>,
@@ -172,11 +230,7 @@ impl SettingsDto {
         {
             return Err(unsupported("FileSystemConfigs (EFS)"));
         }
-        if self
-            .image_config
-            .as_ref()
-            .is_some_and(|i| i.as_object().is_some_and(|o| !o.is_empty()))
-        {
+        if self.image_config.as_ref().is_some_and(|i| !i.is_empty()) {
             return Err(unsupported("ImageConfig"));
         }
         if let Some(snap) = &self.snap_start {
@@ -242,7 +296,7 @@ fn decode_bounded_zip(base64_zip: &str) -> Result<Vec<u8>, ApiError> {
     decode_zip(base64_zip)
 }
 
-impl CreateFunctionRequest {
+impl CreateFunctionRequest<'_> {
     /// The domain request and the decoded zip.
     pub fn into_domain(self) -> Result<(CreateFunction, Vec<u8>), ApiError> {
         let function_name = self.function_name.ok_or_else(|| {
@@ -285,7 +339,7 @@ impl CreateFunctionRequest {
 }
 
 fn code_bytes(
-    zip: Option<String>,
+    zip: Option<BodyText<'_>>,
     s3: Option<String>,
     image: Option<String>,
 ) -> Result<Vec<u8>, ApiError> {
@@ -296,7 +350,7 @@ fn code_bytes(
         return Err(unsupported("ImageUri (container images)"));
     }
     match zip {
-        Some(zip) => decode_bounded_zip(&zip),
+        Some(zip) => decode_bounded_zip(&zip.0),
         None => Err(ApiError::invalid_parameter(
             "Please provide a source for function code.",
         )),
@@ -310,7 +364,7 @@ impl UpdateFunctionConfigurationRequest {
     }
 }
 
-impl UpdateFunctionCodeRequest {
+impl UpdateFunctionCodeRequest<'_> {
     /// The domain request.
     pub fn into_domain(self) -> Result<gust_control::UpdateCode, ApiError> {
         Ok(gust_control::UpdateCode {
@@ -590,12 +644,17 @@ mod tests {
 
     #[test]
     fn create_request_decodes_code() {
-        let request: CreateFunctionRequest = serde_json::from_value(serde_json::json!({
+        let text = serde_json::json!({
             "FunctionName": "f", "Runtime": "python3.12", "Role": "arn:aws:iam::000000000000:role/r",
             "Handler": "app.handler", "Code": {"ZipFile": "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="},
             "Environment": {"Variables": {"A1": "b"}}, "Tags": {"t": "v"}, "MemorySize": 256
-        }))
-        .unwrap();
+        })
+        .to_string();
+        let request: CreateFunctionRequest = serde_json::from_str(&text).unwrap();
+        assert!(matches!(
+            request.code.as_ref().and_then(|c| c.zip_file.as_ref()),
+            Some(BodyText(Cow::Borrowed(_)))
+        ));
         let (domain, zip) = request.into_domain().unwrap();
         assert_eq!(zip.len(), 22);
         assert_eq!(domain.settings.memory_size, Some(256));
@@ -603,23 +662,21 @@ mod tests {
         assert_eq!(domain.tags["t"], "v");
 
         let no_code: CreateFunctionRequest =
-            serde_json::from_value(serde_json::json!({"FunctionName": "f"})).unwrap();
+            serde_json::from_str(r#"{"FunctionName": "f"}"#).unwrap();
         assert_eq!(
             no_code.into_domain().unwrap_err().error_type(),
             "ValidationException"
         );
-        let s3: CreateFunctionRequest = serde_json::from_value(
-            serde_json::json!({"FunctionName": "f", "Code": {"S3Bucket": "b", "S3Key": "k"}}),
+        let s3: CreateFunctionRequest = serde_json::from_str(
+            r#"{"FunctionName": "f", "Code": {"S3Bucket": "b", "S3Key": "k"}}"#,
         )
         .unwrap();
         assert_eq!(
             s3.into_domain().unwrap_err().error_type(),
             "InvalidParameterValueException"
         );
-        let bad64: CreateFunctionRequest = serde_json::from_value(
-            serde_json::json!({"FunctionName": "f", "Code": {"ZipFile": "%%%"}}),
-        )
-        .unwrap();
+        let bad64: CreateFunctionRequest =
+            serde_json::from_str(r#"{"FunctionName": "f", "Code": {"ZipFile": "%%%"}}"#).unwrap();
         assert_eq!(
             bad64.into_domain().unwrap_err().error_type(),
             "InvalidRequestContentException"

@@ -16,6 +16,22 @@ enum MessageKey {
     Lower,
 }
 
+/// Longest message sent back, in bytes: messages quote input (parser errors quote whole
+/// strings), and an error must not cost as much as the request that caused it.
+const MESSAGE_MAX_BYTES: usize = 8 * 1024;
+
+fn bounded(mut message: String) -> String {
+    if message.len() > MESSAGE_MAX_BYTES {
+        let mut cut = MESSAGE_MAX_BYTES;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str("...");
+    }
+    message
+}
+
 /// An error as the client will see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -38,7 +54,7 @@ impl ApiError {
         ApiError {
             status,
             error_type,
-            message: message.into(),
+            message: bounded(message.into()),
             key,
             service_fault: status.is_server_error(),
             reason: None,
@@ -127,6 +143,18 @@ impl ApiError {
         )
     }
 
+    /// 502 `InvalidZipFileException`: a stored package could not be unpacked at a cold
+    /// start. The cause (a host path may be in it) is logged, not sent.
+    pub fn invalid_zip_file(cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(%cause, "a function's package could not be unpacked");
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "InvalidZipFileException",
+            MessageKey::Upper,
+            "Lambda could not unzip the deployment package.",
+        )
+    }
+
     /// 500 `ServiceException`; the cause is logged, not sent.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(%cause, "request failed inside the server");
@@ -197,6 +225,9 @@ impl From<ControlError> for ApiError {
             ControlError::CodeTooLarge => Self::too_large(error.to_string()),
             ControlError::Package(package) => match package {
                 PackageError::Corrupt(_) => Self::invalid_parameter(UNZIP_MESSAGE),
+                PackageError::NameTooLong { .. } => Self::invalid_parameter(format!(
+                    "{UNZIP_MESSAGE} The package is unusable: {package}."
+                )),
                 PackageError::UnzippedTooLarge { limit } => Self::invalid_parameter(format!(
                     "Unzipped size must be smaller than {limit} bytes"
                 )),

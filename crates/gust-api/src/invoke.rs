@@ -56,6 +56,7 @@ fn engine_error(
         EngineError::TooManyEnvironments => {
             ApiError::too_many_requests("ConcurrentInvocationLimitExceeded")
         }
+        EngineError::InvalidZipFile(cause) => ApiError::invalid_zip_file(&cause),
         EngineError::Internal(cause) => ApiError::internal(&cause),
     }
 }

@@ -50,13 +50,21 @@ pub struct ApiConfig {
     /// A request body that sends nothing for this long is abandoned (a stalled upload
     /// must not hold a connection and its buffer forever).
     pub body_timeout: std::time::Duration,
+    /// Where code uploads wait, as unlinked files, until they are decoded.
+    pub upload_dir: std::path::PathBuf,
 }
+
+/// Code uploads decoded at once. Decoding holds the request, the zip and the checks in
+/// memory (about 2.5 times the body), so the server's memory follows this number and not
+/// the number of uploads in flight; the bodies of the others wait on disk.
+const UPLOADS_DECODED_AT_ONCE: usize = 2;
 
 #[derive(Debug)]
 struct ApiState {
     control: Arc<ControlPlane>,
     engine: gust_engine::Engine,
     config: ApiConfig,
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// The service router: every path goes through one dispatcher.
@@ -69,6 +77,7 @@ pub fn router(
         control,
         engine,
         config,
+        uploads: Arc::new(tokio::sync::Semaphore::new(UPLOADS_DECODED_AT_ONCE)),
     });
     Router::new().fallback(dispatch).with_state(state)
 }
@@ -143,8 +152,23 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
     if let Auth::SigV4(credentials) = &state.config.auth {
         sigv4::precheck(&headers, credentials)?;
     }
-    let body = match read_body(body, limit, state.config.body_timeout).await {
-        Ok(body) => body,
+    let is_upload = matches!(
+        route,
+        Route::Lambda(Operation::CreateFunction | Operation::UpdateFunctionCode(_))
+    );
+    let received = if is_upload {
+        spool_body(
+            body,
+            limit,
+            state.config.body_timeout,
+            &state.config.upload_dir,
+        )
+        .await
+    } else {
+        read_body(body, limit, declared, state.config.body_timeout).await
+    };
+    let received = match received {
+        Ok(received) => received,
         Err(BodyError::TooLarge) => return Err(too_large()),
         Err(BodyError::Stalled) => return Err(ApiError::request_timeout()),
         Err(BodyError::Broken) => {
@@ -152,6 +176,7 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
                 "The request body could not be read.",
             ))
         }
+        Err(BodyError::Spool(error)) => return Err(ApiError::internal(&error)),
     };
 
     if let Auth::SigV4(credentials) = &state.config.auth {
@@ -161,9 +186,13 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
             raw_query: &raw_query,
             headers: &headers,
         };
-        sigv4::verify(
+        let hash = match &received {
+            Received::Memory(body) => sigv4::payload_hash(body),
+            Received::Spooled { sha256, .. } => sha256.clone(),
+        };
+        sigv4::verify_hashed(
             &request_parts,
-            &body,
+            hash,
             credentials,
             "lambda",
             state.config.clock.now(),
@@ -182,6 +211,21 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
         .unwrap_or("127.0.0.1")
         .to_owned();
     let query = routes::Query::parse(&raw_query);
+    // A spooled upload is read back only once its turn to be decoded comes.
+    let (body, upload_turn) = match received {
+        Received::Memory(body) => (body, None),
+        Received::Spooled { file, .. } => {
+            let turn = Arc::clone(&state.uploads)
+                .acquire_owned()
+                .await
+                .map_err(|e| ApiError::internal(&e))?;
+            let body = tokio::task::spawn_blocking(move || read_spooled(file))
+                .await
+                .map_err(|e| ApiError::internal(&e))?
+                .map_err(|e| ApiError::internal(&e))?;
+            (body, Some(turn))
+        }
+    };
     match &operation {
         Operation::Invoke(function) => {
             return invoke::invoke(state, function, &query, &parts.headers, body).await;
@@ -197,9 +241,13 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
         now: state.config.clock.now(),
         host,
     };
-    tokio::task::spawn_blocking(move || routes::execute(&context, operation, &query, &body))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
+    tokio::task::spawn_blocking(move || {
+        // Held until the decoded upload is stored, even if the client has gone.
+        let _turn = upload_turn;
+        routes::execute(&context, operation, &query, &body)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?
 }
 
 #[derive(Debug)]
@@ -208,22 +256,33 @@ enum BodyError {
     /// Nothing arrived for the body timeout.
     Stalled,
     Broken,
+    /// The upload could not be written to disk.
+    Spool(std::io::Error),
 }
 
-/// Reads a whole body of at most `limit` bytes, giving up when the client sends nothing
-/// for `idle` (a slow but moving upload is fine).
-async fn read_body(
-    body: Body,
-    limit: usize,
+/// A request body as received.
+#[derive(Debug)]
+enum Received {
+    Memory(bytes::Bytes),
+    /// On disk, in an unlinked file (nothing is left behind by a crash).
+    Spooled {
+        file: std::fs::File,
+        /// Hex SHA-256, for the signature.
+        sha256: String,
+    },
+}
+
+/// The next chunk of a body of at most its limit, or `None` at its end; gives up when the
+/// client sends nothing for `idle` (a slow but moving upload is fine).
+async fn next_chunk(
+    body: &mut http_body_util::Limited<Body>,
     idle: std::time::Duration,
-) -> Result<bytes::Bytes, BodyError> {
+) -> Result<Option<bytes::Bytes>, BodyError> {
     use http_body_util::BodyExt;
-    let mut body = http_body_util::Limited::new(body, limit);
-    let mut collected = bytes::BytesMut::new();
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => return Err(BodyError::Stalled),
-            Ok(None) => return Ok(collected.freeze()),
+            Ok(None) => return Ok(None),
             Ok(Some(Err(error))) => {
                 return Err(if error.is::<http_body_util::LengthLimitError>() {
                     BodyError::TooLarge
@@ -233,11 +292,61 @@ async fn read_body(
             }
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
-                    collected.extend_from_slice(&data);
+                    return Ok(Some(data));
                 }
             }
         }
     }
+}
+
+/// Reads a whole body into memory (its declared length, within the limit, is reserved
+/// at once rather than grown by doubling).
+async fn read_body(
+    body: Body,
+    limit: usize,
+    declared: Option<u64>,
+    idle: std::time::Duration,
+) -> Result<Received, BodyError> {
+    let reserve = declared.map_or(0, |len| usize::try_from(len).unwrap_or(limit).min(limit));
+    let mut collected = bytes::BytesMut::with_capacity(reserve);
+    let mut body = http_body_util::Limited::new(body, limit);
+    while let Some(data) = next_chunk(&mut body, idle).await? {
+        collected.extend_from_slice(&data);
+    }
+    Ok(Received::Memory(collected.freeze()))
+}
+
+/// Writes a body to an unlinked file in `dir` as it arrives, hashing it on the way.
+async fn spool_body(
+    body: Body,
+    limit: usize,
+    idle: std::time::Duration,
+    dir: &std::path::Path,
+) -> Result<Received, BodyError> {
+    use sha2::Digest;
+    use tokio::io::AsyncWriteExt;
+    let file = tempfile::tempfile_in(dir).map_err(BodyError::Spool)?;
+    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
+    let mut hasher = sha2::Sha256::new();
+    let mut body = http_body_util::Limited::new(body, limit);
+    while let Some(data) = next_chunk(&mut body, idle).await? {
+        hasher.update(&data);
+        out.write_all(&data).await.map_err(BodyError::Spool)?;
+    }
+    out.flush().await.map_err(BodyError::Spool)?;
+    Ok(Received::Spooled {
+        file: out.into_inner().into_std().await,
+        sha256: hex::encode(hasher.finalize()),
+    })
+}
+
+fn read_spooled(mut file: std::fs::File) -> std::io::Result<bytes::Bytes> {
+    use std::io::{Read, Seek};
+    let len = file.seek(std::io::SeekFrom::End(0))?;
+    file.rewind()?;
+    let mut body = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.read_to_end(&mut body)?;
+    Ok(body.into())
 }
 
 /// A JSON response with `status`.

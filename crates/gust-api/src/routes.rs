@@ -7,7 +7,7 @@ use axum::response::Response;
 use gust_control::ControlPlane;
 use gust_model::{IdKind, ModelError};
 use percent_encoding::percent_decode_str;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::dto::{self, FunctionConfiguration};
@@ -361,12 +361,20 @@ pub(crate) struct Context {
     pub host: String,
 }
 
-fn parse_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+/// A request body: empty, or one JSON object of the operation's shape (members of the
+/// wrong type, nested arrays for objects included, are refused as unparseable).
+fn parse_body<'a, T: Deserialize<'a> + Default>(body: &'a [u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
+    let unparseable = |e: serde_json::Error| {
         ApiError::invalid_content(format!("Could not parse request body into json: {e}"))
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed: Option<T> = dto::strict::object(&mut deserializer).map_err(unparseable)?;
+    deserializer.end().map_err(unparseable)?;
+    parsed.ok_or_else(|| {
+        ApiError::invalid_content("Could not parse request body into json: expected a JSON object")
     })
 }
 

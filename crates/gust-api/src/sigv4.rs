@@ -345,6 +345,17 @@ pub fn verify(
     service: &str,
     now: OffsetDateTime,
 ) -> Result<(), AuthError> {
+    verify_hashed(parts, payload_hash(body), credentials, service, now)
+}
+
+/// [`verify`] for a body already hashed (hex SHA-256), as a spooled upload is.
+pub fn verify_hashed(
+    parts: &RequestParts<'_>,
+    actual_hash: String,
+    credentials: &Credentials,
+    service: &str,
+    now: OffsetDateTime,
+) -> Result<(), AuthError> {
     let authorization = first_header(parts.headers, "authorization").ok_or(AuthError::Missing)?;
     let auth = parse_authorization(authorization)?;
     let amz_date_text = first_header(parts.headers, "x-amz-date").ok_or_else(|| {
@@ -397,7 +408,6 @@ pub fn verify(
             now: amz_date(now),
         });
     }
-    let actual_hash = payload_hash(body);
     let hash = match first_header(parts.headers, "x-amz-content-sha256") {
         Some("UNSIGNED-PAYLOAD") => "UNSIGNED-PAYLOAD".to_owned(),
         Some(declared) if declared.eq_ignore_ascii_case(&actual_hash) => declared.to_owned(),

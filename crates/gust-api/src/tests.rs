@@ -73,6 +73,7 @@ fn harness() -> Harness {
             code_url_key: [9; 32],
             clock: clock.clone(),
             body_timeout: std::time::Duration::from_secs(20),
+            upload_dir: dir.path().to_owned(),
         },
     );
     Harness {

@@ -28,6 +28,18 @@ impl fmt::Display for ConstraintViolation {
     }
 }
 
+/// Longest value a message quotes back, in characters: past it the value is cut and ends
+/// in `...`, so an oversized input is not echoed whole (a 10 MB description would be).
+pub const QUOTED_VALUE_MAX_CHARS: usize = 2048;
+
+/// `value` as a message may quote it.
+pub fn quoted(value: String) -> String {
+    match value.char_indices().nth(QUOTED_VALUE_MAX_CHARS) {
+        None => value,
+        Some((cut, _)) => format!("{}...", &value[..cut]),
+    }
+}
+
 /// Why an input was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
@@ -47,7 +59,7 @@ impl ModelError {
         constraint: impl Into<String>,
     ) -> Self {
         ModelError::Constraints(vec![ConstraintViolation {
-            value: Some(value.into()),
+            value: Some(quoted(value.into())),
             member,
             constraint: constraint.into(),
         }])
@@ -80,7 +92,7 @@ impl Violations {
         constraint: impl Into<String>,
     ) {
         self.0.push(ConstraintViolation {
-            value: Some(value.into()),
+            value: Some(quoted(value.into())),
             member,
             constraint: constraint.into(),
         });

@@ -42,6 +42,17 @@ pub fn create(dir: &Path) -> Result<()> {
         .with_context(|| format!("cannot create data directory {}", dir.display()))
 }
 
+/// Where code uploads wait to be decoded (as unlinked files: a crash leaves nothing).
+pub fn upload_dir(dir: &Path) -> Result<PathBuf> {
+    let uploads = dir.join("uploads");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&uploads)
+        .with_context(|| format!("cannot create {}", uploads.display()))?;
+    Ok(uploads)
+}
+
 fn random_string(bytes: usize) -> Result<String> {
     let mut buffer = vec![0u8; bytes];
     getrandom::fill(&mut buffer).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;

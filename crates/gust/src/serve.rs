@@ -251,6 +251,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             code_url_key: datadir::random_key()?,
             clock,
             body_timeout: args.body_timeout,
+            upload_dir: datadir::upload_dir(&args.data_dir)?,
         },
     );
     let max_connections = connection_budget(args.max_connections, args.max_environments);
