@@ -488,7 +488,7 @@ impl FunctionConfiguration {
             memory_size: config.memory_mb,
             last_modified: lambda_timestamp(config.last_modified),
             code_sha256: base64::engine::general_purpose::STANDARD.encode(config.code.digest.0),
-            version: "$LATEST".to_owned(),
+            version: config.version.to_string(),
             environment: config.environment.as_ref().map(|v| EnvironmentOut {
                 variables: v.clone(),
             }),

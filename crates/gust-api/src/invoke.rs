@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::Bytes;
 use gust_engine::{Engine, EngineError, InvokeRequest};
-use gust_model::{IdKind, ModelError, Qualifier};
+use gust_model::{FunctionVersion, IdKind, ModelError, Qualifier};
 
 use crate::error::ApiError;
 use crate::routes::Query;
@@ -40,15 +40,28 @@ fn decode_client_context(encoded: &str) -> Result<String, ApiError> {
     }
 }
 
+/// Uniform in `[0, 1)`, for weighted alias routing.
+fn uniform_sample() -> f64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = uuid::Uuid::new_v4().as_bytes()[..8]
+            .try_into()
+            .unwrap_or_default();
+    }
+    // The top 53 bits, the precision of an f64 in [0, 1).
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 fn engine_error(
     state: &ApiState,
     function: &gust_model::FunctionName,
+    version: FunctionVersion,
     error: EngineError,
 ) -> ApiError {
     match error {
         EngineError::NotFound(_) => ApiError::from(gust_control::ControlError::NotFound(format!(
             "Function not found: {}",
-            state.control.arn(function, Some(&Qualifier::Latest))
+            state.control.arn(function, Some(&version.qualifier()))
         ))),
         EngineError::NotReady(_) => {
             ApiError::from(gust_control::ControlError::Conflict(error.to_string()))
@@ -73,13 +86,6 @@ pub(crate) async fn invoke(
     let reference = state
         .control
         .resolve(function, query.get("Qualifier"), IdKind::Namespaced)?;
-    if let Some(q @ (Qualifier::Version(_) | Qualifier::Alias(_))) = &reference.qualifier {
-        return Err(gust_control::ControlError::NotFound(format!(
-            "Function not found: {}",
-            state.control.arn(&reference.name, Some(q))
-        ))
-        .into());
-    }
     let invocation_type = header(headers, "x-amz-invocation-type").unwrap_or("RequestResponse");
     let log_type = header(headers, "x-amz-log-type").unwrap_or("None");
     if !["None", "Tail"].contains(&log_type) {
@@ -128,9 +134,21 @@ pub(crate) async fn invoke(
             .map_err(|e| ApiError::internal(&e))??;
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
+    let version = match &reference.qualifier {
+        // An alias is read from the store, and picks between its versions by weight.
+        Some(Qualifier::Alias(_)) => {
+            let control = std::sync::Arc::clone(&state.control);
+            let r = reference.clone();
+            tokio::task::spawn_blocking(move || control.invoke_target(&r, uniform_sample()))
+                .await
+                .map_err(|e| ApiError::internal(&e))??
+        }
+        _ => state.control.invoke_target(&reference, 0.0)?,
+    };
     let outcome = engine
         .invoke(InvokeRequest {
             function: reference.name.clone(),
+            version,
             invoked_arn: state
                 .control
                 .arn(&reference.name, reference.qualifier.as_ref()),
@@ -138,7 +156,7 @@ pub(crate) async fn invoke(
             client_context,
         })
         .await
-        .map_err(|e| engine_error(state, &reference.name, e))?;
+        .map_err(|e| engine_error(state, &reference.name, version, e))?;
     let mut response = Response::builder()
         .status(StatusCode::OK)
         .header(axum::http::header::CONTENT_TYPE, "application/json")

@@ -13,6 +13,7 @@ mod invoke;
 mod routes;
 pub mod server;
 pub mod sigv4;
+mod versions;
 
 use std::sync::Arc;
 

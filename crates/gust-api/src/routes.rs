@@ -43,6 +43,20 @@ pub enum Operation {
     Invoke(String),
     /// `GET /_gust/logs/{fn}`: Gust's own log query (SigV4-signed like the rest).
     GustLogs(String),
+    /// `POST /2015-03-31/functions/{fn}/versions`
+    PublishVersion(String),
+    /// `GET /2015-03-31/functions/{fn}/versions`
+    ListVersionsByFunction(String),
+    /// `POST /2015-03-31/functions/{fn}/aliases`
+    CreateAlias(String),
+    /// `GET /2015-03-31/functions/{fn}/aliases`
+    ListAliases(String),
+    /// `GET /2015-03-31/functions/{fn}/aliases/{name}`
+    GetAlias(String, String),
+    /// `PUT /2015-03-31/functions/{fn}/aliases/{name}`
+    UpdateAlias(String, String),
+    /// `DELETE /2015-03-31/functions/{fn}/aliases/{name}`
+    DeleteAlias(String, String),
 }
 
 /// What a request is for.
@@ -81,17 +95,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "2021-11-15/functions/*/response-streaming-invocations",
         "InvokeWithResponseStream",
     ),
-    ("POST", "2015-03-31/functions/*/versions", "PublishVersion"),
-    (
-        "GET",
-        "2015-03-31/functions/*/versions",
-        "ListVersionsByFunction",
-    ),
-    ("POST", "2015-03-31/functions/*/aliases", "CreateAlias"),
-    ("GET", "2015-03-31/functions/*/aliases", "ListAliases"),
-    ("GET", "2015-03-31/functions/*/aliases/*", "GetAlias"),
-    ("PUT", "2015-03-31/functions/*/aliases/*", "UpdateAlias"),
-    ("DELETE", "2015-03-31/functions/*/aliases/*", "DeleteAlias"),
     ("POST", "2015-03-31/functions/*/policy", "AddPermission"),
     ("GET", "2015-03-31/functions/*/policy", "GetPolicy"),
     (
@@ -298,6 +301,27 @@ pub(crate) fn route(method: &Method, raw_path: &str, raw_query: &str) -> Route {
             Operation::Invoke((*f).to_owned())
         }
         ("GET", ["_gust", "logs", f]) => Operation::GustLogs((*f).to_owned()),
+        ("POST", ["2015-03-31", "functions", f, "versions"]) => {
+            Operation::PublishVersion((*f).to_owned())
+        }
+        ("GET", ["2015-03-31", "functions", f, "versions"]) => {
+            Operation::ListVersionsByFunction((*f).to_owned())
+        }
+        ("POST", ["2015-03-31", "functions", f, "aliases"]) => {
+            Operation::CreateAlias((*f).to_owned())
+        }
+        ("GET", ["2015-03-31", "functions", f, "aliases"]) => {
+            Operation::ListAliases((*f).to_owned())
+        }
+        ("GET", ["2015-03-31", "functions", f, "aliases", a]) => {
+            Operation::GetAlias((*f).to_owned(), (*a).to_owned())
+        }
+        ("PUT", ["2015-03-31", "functions", f, "aliases", a]) => {
+            Operation::UpdateAlias((*f).to_owned(), (*a).to_owned())
+        }
+        ("DELETE", ["2015-03-31", "functions", f, "aliases", a]) => {
+            Operation::DeleteAlias((*f).to_owned(), (*a).to_owned())
+        }
         _ => {
             // GetLayerVersionByArn dispatches on a literal query.
             if m == "GET"
@@ -342,13 +366,24 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    fn all(&self, key: &str) -> Vec<String> {
+    pub(crate) fn all(&self, key: &str) -> Vec<String> {
         self.0
             .iter()
             .filter(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
             .collect()
     }
+}
+
+/// `MaxItems` as an integer, when given.
+pub(crate) fn max_items(query: &Query) -> Result<Option<i64>, ApiError> {
+    Ok(query
+        .get("MaxItems")
+        .map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| ModelError::constraint(v, "maxItems", "Member must be an integer"))
+        })
+        .transpose()?)
 }
 
 /// What an operation runs with.
@@ -363,7 +398,7 @@ pub(crate) struct Context {
 
 /// A request body: empty, or one JSON object of the operation's shape (members of the
 /// wrong type, nested arrays for objects included, are refused as unparseable).
-fn parse_body<'a, T: Deserialize<'a> + Default>(body: &'a [u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_body<'a, T: Deserialize<'a> + Default>(body: &'a [u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -403,14 +438,7 @@ pub(crate) fn execute(
             json(StatusCode::CREATED, &configuration(context, &created, None))
         }
         Operation::ListFunctions => {
-            let max_items = query
-                .get("MaxItems")
-                .map(|v| {
-                    v.parse::<i64>().map_err(|_| {
-                        ModelError::constraint(v, "maxItems", "Member must be an integer")
-                    })
-                })
-                .transpose()?;
+            let max_items = max_items(query)?;
             let all_versions = match query.get("FunctionVersion") {
                 None => false,
                 Some("ALL") => true,
@@ -424,13 +452,18 @@ pub(crate) fn execute(
                 }
             };
             let page = control.list_functions(query.get("Marker"), max_items)?;
-            // With FunctionVersion=ALL every entry is qualified; only $LATEST exists yet.
-            let latest = all_versions.then_some(gust_model::Qualifier::Latest);
-            let functions = page
-                .functions
-                .iter()
-                .map(|f| configuration(context, f, latest.as_ref()))
-                .collect();
+            // With FunctionVersion=ALL every version of each function is listed, qualified.
+            let mut functions = Vec::new();
+            for latest in page.functions {
+                if all_versions {
+                    for version in control.all_versions(latest)? {
+                        let qualifier = version.version.qualifier();
+                        functions.push(configuration(context, &version, Some(&qualifier)));
+                    }
+                } else {
+                    functions.push(configuration(context, &latest, None));
+                }
+            }
             json(
                 StatusCode::OK,
                 &dto::ListFunctionsResponse {
@@ -510,6 +543,25 @@ pub(crate) fn execute(
                 StatusCode::OK,
                 &dto::AccountSettingsResponse::from(settings),
             )
+        }
+        Operation::PublishVersion(function) => {
+            crate::versions::publish_version(context, &function, body)
+        }
+        Operation::ListVersionsByFunction(function) => {
+            crate::versions::list_versions(context, &function, query)
+        }
+        Operation::CreateAlias(function) => crate::versions::create_alias(context, &function, body),
+        Operation::ListAliases(function) => {
+            crate::versions::list_aliases(context, &function, query)
+        }
+        Operation::GetAlias(function, name) => {
+            crate::versions::get_alias(context, &function, &name)
+        }
+        Operation::UpdateAlias(function, name) => {
+            crate::versions::update_alias(context, &function, &name, body)
+        }
+        Operation::DeleteAlias(function, name) => {
+            crate::versions::delete_alias(context, &function, &name)
         }
         // Served on the async path (crate::invoke) before blocking work is dispatched.
         Operation::Invoke(_) | Operation::GustLogs(_) => Err(ApiError::unknown_operation()),

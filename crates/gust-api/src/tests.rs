@@ -266,7 +266,7 @@ async fn errors_have_aws_shapes() {
     let (status, body) = h
         .json(
             "POST",
-            "/2015-03-31/functions/f/aliases",
+            "/2015-03-31/functions/f/policy",
             serde_json::json!({}),
         )
         .await;
@@ -274,7 +274,7 @@ async fn errors_have_aws_shapes() {
     assert!(body["message"]
         .as_str()
         .unwrap()
-        .contains("CreateAlias is not implemented"));
+        .contains("AddPermission is not implemented"));
 
     let (status, _, body) = h
         .send("POST", "/2015-03-31/functions", b"{not json".to_vec(), true)

@@ -460,6 +460,60 @@ async fn sandbox_cost(
     Ok(())
 }
 
+/// Warm invoke through an alias (published version 1, alias `live`) against the same
+/// function unqualified, measured in alternating blocks on one server.
+async fn alias_cost(target: &Target, runtime: &Runtime, args: &Args) -> Result<()> {
+    let name = format!("{}-alias", runtime.function);
+    create(target, runtime, &name).await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let functions = format!("/2015-03-31/functions/{name}");
+    target
+        .expect(
+            "publish",
+            201,
+            "POST",
+            &format!("{functions}/versions"),
+            b"{}".to_vec(),
+        )
+        .await?;
+    let alias = br#"{"Name":"live","FunctionVersion":"1"}"#.to_vec();
+    target
+        .expect(
+            "create alias",
+            201,
+            "POST",
+            &format!("{functions}/aliases"),
+            alias,
+        )
+        .await?;
+    let aliased = format!("{name}:live");
+    target.invoke(&name).await?;
+    target.invoke(&aliased).await?;
+    let (mut via_alias, mut plain) = (Vec::new(), Vec::new());
+    for _ in 0..4 {
+        for (function, samples) in [(&aliased, &mut via_alias), (&name, &mut plain)] {
+            let t = target.clone();
+            let (p50, _) = latency(args.warm / 4, || {
+                let t = t.clone();
+                let function = function.clone();
+                async move { t.invoke(&function).await }
+            })
+            .await?;
+            samples.push(p50);
+        }
+    }
+    via_alias.sort();
+    plain.sort();
+    let (a, p) = (percentile(&via_alias, 0.5), percentile(&plain, 0.5));
+    row(
+        &format!("{} warm invoke p50 through an alias", runtime.label),
+        format!("{:.3} ms", ms(a)),
+        format!("{:.3} ms unqualified", ms(p)),
+        format!("{:+.3} ms", ms(a) - ms(p)),
+    );
+    Ok(())
+}
+
 /// `n` invokes of `function` at once; returns the time to the last answer and the failures.
 async fn burst(target: &Target, function: &str, n: usize) -> (Duration, usize) {
     let started = Instant::now();
@@ -707,6 +761,7 @@ async fn main() -> Result<()> {
             ),
             format!("{:.1}x the bare start", ms(c50) / ms(floor.0).max(0.001)),
         );
+        alias_cost(&target, runtime, &args).await?;
         if !args.no_compare {
             sandbox_cost(&target, &plain, runtime, &args).await?;
         }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use gust_model::function::InvalidTransition;
 use gust_model::{
-    limits, Clock, CreateFunction, FunctionConfig, FunctionRef, FunctionUpdate, IdKind,
-    LastUpdateStatus, ModelError, Qualifier, RuntimeCatalog, Scope, Tags,
+    limits, Clock, CreateFunction, FunctionConfig, FunctionRef, FunctionUpdate, FunctionVersion,
+    IdKind, LastUpdateStatus, ModelError, Qualifier, RuntimeCatalog, Scope, Tags,
 };
 use gust_store::{
     package, AccountUsage, FunctionPage, PackageError, StagedBlob, Store, StoreError,
@@ -94,6 +94,8 @@ pub trait FunctionObserver: Send + Sync + std::fmt::Debug {
     fn function_changed(&self, name: &FunctionName);
     /// `name` was deleted.
     fn function_deleted(&self, name: &FunctionName);
+    /// Version `version` of `name` was deleted.
+    fn version_deleted(&self, name: &FunctionName, version: u64);
 }
 
 /// The control plane of one server: one region, one account.
@@ -127,6 +129,12 @@ impl ControlPlane {
     pub fn with_observer(mut self, observer: Arc<dyn FunctionObserver>) -> Self {
         self.observer = Some(observer);
         self
+    }
+
+    fn notify(&self, event: impl FnOnce(&dyn FunctionObserver)) {
+        if let Some(observer) = &self.observer {
+            event(observer.as_ref());
+        }
     }
 
     fn changed(&self, name: &FunctionName) {
@@ -188,15 +196,27 @@ impl ControlPlane {
         ControlError::NotFound(format!("Function not found: {}", self.arn(name, qualifier)))
     }
 
-    /// Loads `$LATEST` for a reference. Only `$LATEST` exists until versions are built, so
-    /// any other qualifier is a function that is not found.
+    /// Loads what a reference names: `$LATEST`, a published version, or the version an
+    /// alias points at (its primary one), with the function's tags.
     fn load(&self, reference: &FunctionRef) -> Result<FunctionDetails> {
-        let found = match &reference.qualifier {
-            None | Some(Qualifier::Latest) => self.store.get_function(&reference.name)?,
-            Some(_) => None,
+        let name = &reference.name;
+        let not_found = || self.not_found(name, reference.qualifier.as_ref());
+        let (latest, tags) = self.store.get_function(name)?.ok_or_else(not_found)?;
+        let config = match &reference.qualifier {
+            None | Some(Qualifier::Latest) => latest,
+            Some(Qualifier::Version(n)) => {
+                self.store.get_version(name, *n)?.ok_or_else(not_found)?
+            }
+            Some(Qualifier::Alias(alias)) => {
+                let alias = self.load_alias(name, alias)?;
+                match alias.function_version {
+                    FunctionVersion::Latest => latest,
+                    FunctionVersion::Published(n) => {
+                        self.store.get_version(name, n)?.ok_or_else(not_found)?
+                    }
+                }
+            }
         };
-        let (config, tags) =
-            found.ok_or_else(|| self.not_found(&reference.name, reference.qualifier.as_ref()))?;
         Ok(FunctionDetails { config, tags })
     }
 
@@ -223,7 +243,6 @@ impl ControlPlane {
     /// CreateFunction. Returns the configuration as it was created (`State: Pending`); the
     /// stored function is `Active` by the time this returns.
     pub fn create_function(&self, request: &CreateFunction, zip: &[u8]) -> Result<FunctionConfig> {
-        refuse_publish(request.publish)?;
         let reference = self.resolve(&request.function_name, None, IdKind::Mutating)?;
         if reference.qualifier.is_some() {
             return Err(ModelError::invalid(
@@ -260,6 +279,14 @@ impl ControlPlane {
             })?;
         self.activate(&created)?;
         self.changed(&created.name);
+        if request.publish {
+            // The response shows the unqualified function with the version it published.
+            let published = self.publish_latest(&created.name, None)?;
+            return Ok(FunctionConfig {
+                version: published.version,
+                ..created
+            });
+        }
         Ok(created)
     }
 
@@ -353,7 +380,6 @@ impl ControlPlane {
         request: &UpdateCode,
     ) -> Result<FunctionConfig> {
         self.require_unqualified_or_latest(reference)?;
-        refuse_publish(request.publish)?;
         let current = self.load(reference)?.config;
         let mut next = current.clone();
         if request.architectures.is_some() {
@@ -369,7 +395,17 @@ impl ControlPlane {
             check_revision(&current, request.revision_id.as_deref())?;
             return Ok(next);
         }
-        self.commit_update(current, next, request.revision_id.as_deref(), Some(staged))
+        let updated =
+            self.commit_update(current, next, request.revision_id.as_deref(), Some(staged))?;
+        if request.publish {
+            // As on create: the update's snapshot, naming the version it published.
+            let published = self.publish_latest(&updated.name, None)?;
+            return Ok(FunctionConfig {
+                version: published.version,
+                ..updated
+            });
+        }
+        Ok(updated)
     }
 
     /// Stores `next` as an update of `current` (InProgress, new revision), then finishes it.
@@ -432,12 +468,28 @@ impl ControlPlane {
                     ModelError::invalid("Deletion of aliases is not currently supported.").into(),
                 )
             }
-            Some(q @ Qualifier::Version(_)) => return Err(self.not_found(&reference.name, Some(q))),
+            Some(q @ Qualifier::Version(n)) => {
+                let deleted =
+                    self.store
+                        .delete_version(&reference.name, *n)
+                        .map_err(|e| match e {
+                            StoreError::VersionInUse { aliases } => {
+                                ControlError::Conflict(format!(
+                        "Unable to delete version because the following aliases reference it: [{}]",
+                        aliases.join(", ")
+                    ))
+                            }
+                            other => other.into(),
+                        })?;
+                if !deleted {
+                    return Err(self.not_found(&reference.name, Some(q)));
+                }
+                self.notify(|o| o.version_deleted(&reference.name, *n));
+                return Ok(());
+            }
         }
         if self.store.delete_function(&reference.name)? {
-            if let Some(observer) = &self.observer {
-                observer.function_deleted(&reference.name);
-            }
+            self.notify(|o| o.function_deleted(&reference.name));
             Ok(())
         } else {
             Err(self.not_found(&reference.name, None))
@@ -511,22 +563,15 @@ impl ControlPlane {
     }
 }
 
-fn refuse_publish(publish: bool) -> Result<()> {
-    if publish {
-        return Err(ModelError::invalid(
-            "Publish=true is not supported by this Gust server yet: function versions are not implemented. Create or update without Publish.",
-        )
-        .into());
-    }
-    Ok(())
-}
-
 fn check_revision(current: &FunctionConfig, expected: Option<&str>) -> Result<()> {
     match expected {
         Some(revision) if revision != current.revision_id => Err(ControlError::PreconditionFailed),
         _ => Ok(()),
     }
 }
+
+mod versions;
+pub use versions::{Page, PublishVersion};
 
 #[cfg(test)]
 mod tests;

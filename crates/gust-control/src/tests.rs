@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use gust_model::{FunctionState, RuntimeFamily, SystemClock};
+use gust_model::{AliasUpdate, FunctionState, RuntimeFamily, SystemClock};
 
 use super::*;
 
@@ -203,15 +203,89 @@ fn bad_packages_are_refused_before_anything_is_stored() {
 }
 
 #[test]
-fn publish_is_refused_until_versions_exist() {
+fn versions_are_snapshots_with_numbers_never_reused() {
     let (_dir, plane) = plane();
     let mut req = request("f");
     req.publish = true;
-    let err = plane.create_function(&req, &zip("x")).unwrap_err();
-    assert!(
-        err.to_string().contains("Publish=true is not supported"),
-        "{err}"
+    let created = plane.create_function(&req, &zip("x")).unwrap();
+    assert_eq!(created.version, FunctionVersion::Published(1));
+    let f = reference(&plane, "f");
+    let again = plane
+        .publish_version(&f, &PublishVersion::default())
+        .unwrap();
+    assert_eq!(again.version, FunctionVersion::Published(1));
+    let update = FunctionUpdate {
+        memory_size: Some(256),
+        ..FunctionUpdate::default()
+    };
+    plane.update_configuration(&f, &update, None).unwrap();
+    let second = plane
+        .publish_version(&f, &PublishVersion::default())
+        .unwrap();
+    assert_eq!(second.version, FunctionVersion::Published(2));
+    assert_eq!(second.memory_mb, 256);
+    let v1 = plane
+        .get_function(&reference(&plane, "f:1"))
+        .unwrap()
+        .config;
+    assert_eq!(v1.memory_mb, 128);
+    plane.delete_function(&reference(&plane, "f:2")).unwrap();
+    let update = FunctionUpdate {
+        memory_size: Some(512),
+        ..FunctionUpdate::default()
+    };
+    plane.update_configuration(&f, &update, None).unwrap();
+    let third = plane
+        .publish_version(&f, &PublishVersion::default())
+        .unwrap();
+    assert_eq!(third.version, FunctionVersion::Published(3));
+    let listed: Vec<String> = plane
+        .list_versions(&f, None, None)
+        .unwrap()
+        .items
+        .iter()
+        .map(|c| c.version.to_string())
+        .collect();
+    assert_eq!(listed, ["$LATEST", "1", "3"]);
+}
+
+#[test]
+fn aliases_route_only_to_published_versions_that_stay() {
+    let (_dir, plane) = plane();
+    plane.create_function(&request("f"), &zip("x")).unwrap();
+    let f = reference(&plane, "f");
+    plane
+        .publish_version(&f, &PublishVersion::default())
+        .unwrap();
+    let to = |version: &str, weights: Vec<(String, f64)>| AliasUpdate {
+        function_version: Some(version.into()),
+        description: None,
+        weights: Some(weights),
+    };
+    assert!(matches!(
+        plane.create_alias(&f, "prod", &to("2", vec![])),
+        Err(ControlError::NotFound(m)) if m.ends_with("function:f:2")
+    ));
+    plane.create_alias(&f, "prod", &to("1", vec![])).unwrap();
+    assert!(matches!(
+        plane.create_alias(&f, "prod", &to("1", vec![])),
+        Err(ControlError::Conflict(_))
+    ));
+    assert!(matches!(
+        plane.delete_function(&reference(&plane, "f:1")),
+        Err(ControlError::Conflict(m)) if m.contains("[prod]")
+    ));
+    let prod = reference(&plane, "f:prod");
+    assert_eq!(
+        plane.invoke_target(&prod, 0.5).unwrap(),
+        FunctionVersion::Published(1)
     );
+    assert!(matches!(
+        plane.update_alias(&f, "prod", &to("1", vec![]), Some("stale")),
+        Err(ControlError::PreconditionFailed)
+    ));
+    plane.delete_alias(&f, "prod").unwrap();
+    plane.delete_function(&reference(&plane, "f:1")).unwrap();
 }
 
 #[test]

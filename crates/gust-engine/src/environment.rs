@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gust_model::FunctionName;
+use gust_model::{FunctionName, FunctionVersion};
 use gust_runtime::RuntimeApi;
 use gust_sandbox::{Controls, SandboxProcess};
 use tokio::sync::{mpsc, watch};
@@ -60,6 +60,7 @@ pub(crate) enum Stop {
 #[derive(Debug)]
 pub(crate) struct Environment {
     pub function: FunctionName,
+    pub version: FunctionVersion,
     pub revision: String,
     pub generation: u64,
     pub stream: String,
@@ -108,6 +109,7 @@ fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
 /// Everything an environment is made of.
 pub(crate) struct Parts {
     pub function: FunctionName,
+    pub version: FunctionVersion,
     pub revision: String,
     pub generation: u64,
     pub stream: String,
@@ -122,6 +124,7 @@ impl Environment {
     pub(crate) fn new(parts: Parts) -> Self {
         let Parts {
             function,
+            version,
             revision,
             generation,
             stream,
@@ -164,6 +167,7 @@ impl Environment {
         });
         Environment {
             function,
+            version,
             revision,
             generation,
             stream,

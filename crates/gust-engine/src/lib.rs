@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gust_model::{FunctionConfig, FunctionName, FunctionState, LogFormat, Scope};
+use gust_model::{FunctionConfig, FunctionName, FunctionState, FunctionVersion, LogFormat, Scope};
 use gust_runtime::{InitOutcome, Invocation, InvocationResult, RuntimeApi, RuntimeRegistry, View};
 use gust_sandbox::isolate::Bind;
 use gust_sandbox::{Sandbox, SpawnSpec};
@@ -63,6 +63,8 @@ pub struct EngineConfig {
 pub struct InvokeRequest {
     /// Which function.
     pub function: FunctionName,
+    /// Which of its versions runs (an alias is resolved before the engine).
+    pub version: FunctionVersion,
     /// The ARN the caller used (`Lambda-Runtime-Invoked-Function-Arn`).
     pub invoked_arn: String,
     /// The event.
@@ -106,6 +108,9 @@ pub enum EngineError {
     Internal(String),
 }
 
+/// Environments are pooled per function version: a published version's never change.
+type PoolKey = (FunctionName, FunctionVersion);
+
 #[derive(Debug, Default)]
 struct Pool {
     generation: u64,
@@ -130,7 +135,7 @@ struct Inner {
     sandbox: Arc<dyn Sandbox>,
     registry: RuntimeRegistry,
     logs: Arc<LogStore>,
-    pools: Mutex<HashMap<FunctionName, Pool>>,
+    pools: Mutex<HashMap<PoolKey, Pool>>,
     live: AtomicUsize,
     /// Bounds the INITs running at once: a burst of cold starts on a small host otherwise
     /// starts hundreds together, each too slow to finish its INIT in time.
@@ -174,10 +179,10 @@ fn trace_id() -> String {
     )
 }
 
-fn log_stream_name() -> String {
+fn log_stream_name(version: FunctionVersion) -> String {
     let date = time::OffsetDateTime::now_utc().date();
     format!(
-        "{:04}/{:02}/{:02}/[$LATEST]{}",
+        "{:04}/{:02}/{:02}/[{version}]{}",
         date.year(),
         u8::from(date.month()),
         date.day(),
@@ -271,8 +276,10 @@ impl Engine {
     /// Idle environments of `function` (for tests and `gust doctor`).
     pub fn idle_environments(&self, function: &FunctionName) -> usize {
         lock(&self.inner.pools)
-            .get(function)
-            .map_or(0, |p| p.idle.len())
+            .iter()
+            .filter(|((name, _), _)| name == function)
+            .map(|(_, pool)| pool.idle.len())
+            .sum()
     }
 
     /// Starts the reaper that shuts down environments idle longer than the idle timeout.
@@ -338,24 +345,43 @@ impl Engine {
         }
     }
 
-    /// The function changed: new invokes use new environments; idle ones on the old code
+    /// `$LATEST` changed: new invokes use new environments; idle ones on the old code
     /// are shut down now, busy ones when their invoke ends.
     pub fn function_changed(&self, function: &FunctionName) {
-        let idle = {
+        let key = (function.clone(), FunctionVersion::Latest);
+        self.retire(&key, |k| k == &key);
+    }
+
+    /// A published version is gone.
+    pub fn version_deleted(&self, function: &FunctionName, version: u64) {
+        let key = (function.clone(), FunctionVersion::Published(version));
+        self.retire(&key, |k| k == &key);
+    }
+
+    /// The function is gone, with all its versions.
+    pub fn function_deleted(&self, function: &FunctionName) {
+        let key = (function.clone(), FunctionVersion::Latest);
+        self.retire(&key, |(name, _)| name == function);
+    }
+
+    /// Bumps the generation of the pools `which` selects. `key`'s pool is made first if
+    /// there is none, so a configuration read racing the change is not cached as current.
+    fn retire(&self, key: &PoolKey, which: impl Fn(&PoolKey) -> bool) {
+        let idle: Vec<Arc<Environment>> = {
             let mut pools = lock(&self.inner.pools);
-            let pool = pools.entry(function.clone()).or_default();
-            pool.generation += 1;
-            pool.config = None;
-            std::mem::take(&mut pool.idle)
+            pools.entry(key.clone()).or_default();
+            let mut idle = Vec::new();
+            for (key, pool) in pools.iter_mut().filter(|(key, _)| which(key)) {
+                tracing::trace!(function = %key.0, version = %key.1, "retiring environments");
+                pool.generation += 1;
+                pool.config = None;
+                idle.append(&mut pool.idle);
+            }
+            idle
         };
         for env in idle {
             self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
         }
-    }
-
-    /// The function is gone.
-    pub fn function_deleted(&self, function: &FunctionName) {
-        self.function_changed(function);
     }
 
     /// Shuts every idle environment down (server shutdown); busy ones are shut down when
@@ -376,14 +402,11 @@ impl Engine {
         let _ = tokio::task::spawn_blocking(move || sandbox.close()).await;
     }
 
-    /// The current configuration of `function` (cached per generation).
-    async fn config(
-        &self,
-        function: &FunctionName,
-    ) -> Result<(Arc<FunctionConfig>, u64), EngineError> {
+    /// The current configuration of a function version (cached per generation).
+    async fn config(&self, key: &PoolKey) -> Result<(Arc<FunctionConfig>, u64), EngineError> {
         let generation = {
             let pools = lock(&self.inner.pools);
-            match pools.get(function) {
+            match pools.get(key) {
                 Some(Pool {
                     generation,
                     config: Some(config),
@@ -393,23 +416,30 @@ impl Engine {
                 None => 0,
             }
         };
-        let store = Arc::clone(&self.inner.store);
-        let name = function.clone();
-        let loaded = tokio::task::spawn_blocking(move || store.get_function(&name))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let Some((config, _)) = loaded else {
-            return Err(EngineError::NotFound(function.clone()));
+        let Some(config) = self.load(key).await? else {
+            return Err(EngineError::NotFound(key.0.clone()));
         };
         let config = Arc::new(config);
         let mut pools = lock(&self.inner.pools);
-        let pool = pools.entry(function.clone()).or_default();
+        let pool = pools.entry(key.clone()).or_default();
         // Only cache what is still current: a change since the read bumped the generation.
         if pool.generation == generation {
             pool.config = Some(Arc::clone(&config));
         }
         Ok((config, generation))
+    }
+
+    /// The stored configuration of a function version.
+    async fn load(&self, key: &PoolKey) -> Result<Option<FunctionConfig>, EngineError> {
+        let store = Arc::clone(&self.inner.store);
+        let (name, version) = key.clone();
+        tokio::task::spawn_blocking(move || match version {
+            FunctionVersion::Latest => store.get_function(&name).map(|f| f.map(|(c, _)| c)),
+            FunctionVersion::Published(n) => store.get_version(&name, n),
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map_err(|e| EngineError::Internal(e.to_string()))
     }
 
     /// Runs one synchronous invocation. It runs to completion in its own task even if the
@@ -422,7 +452,8 @@ impl Engine {
     }
 
     async fn invoke_inner(&self, request: InvokeRequest) -> Result<InvokeOutcome, EngineError> {
-        let (mut config, mut generation) = self.config(&request.function).await?;
+        let key = (request.function.clone(), request.version);
+        let (mut config, mut generation) = self.config(&key).await?;
         match config.state {
             FunctionState::Active => {}
             other => return Err(EngineError::NotReady(other.as_str())),
@@ -436,8 +467,8 @@ impl Engine {
                     // already): start again from the current configuration, once.
                     Err(EngineError::Internal(cause)) if self.changed_since(&config).await => {
                         tracing::debug!(function = %config.name, %cause, "function changed during a cold start; retrying");
-                        self.function_changed(&config.name);
-                        (config, generation) = self.config(&request.function).await?;
+                        self.retire(&key, |k| k == &key);
+                        (config, generation) = self.config(&key).await?;
                         self.cold_start(&config, generation).await?
                     }
                     other => other?,
@@ -463,7 +494,7 @@ impl Engine {
     ) -> Result<Slot<'_>, EngineError> {
         let released = Arc::clone(
             &lock(&self.inner.pools)
-                .entry(config.name.clone())
+                .entry((config.name.clone(), config.version))
                 .or_default()
                 .released,
         );
@@ -498,17 +529,15 @@ impl Engine {
 
     /// Whether the stored configuration is newer than `config`.
     async fn changed_since(&self, config: &FunctionConfig) -> bool {
-        let store = Arc::clone(&self.inner.store);
-        let name = config.name.clone();
-        let current = tokio::task::spawn_blocking(move || store.get_function(&name)).await;
-        !matches!(current, Ok(Ok(Some((stored, _)))) if stored.revision_id == config.revision_id)
+        let current = self.load(&(config.name.clone(), config.version)).await;
+        !matches!(current, Ok(Some(stored)) if stored.revision_id == config.revision_id)
     }
 
     fn take_idle(&self, config: &FunctionConfig, generation: u64) -> Option<Arc<Environment>> {
         let mut stale = Vec::new();
         let found = {
             let mut pools = lock(&self.inner.pools);
-            let pool = pools.get_mut(&config.name)?;
+            let pool = pools.get_mut(&(config.name.clone(), config.version))?;
             let mut found = None;
             while let Some(env) = pool.idle.pop() {
                 // A runtime that died while idle (a crash after answering) is not reused.
@@ -541,7 +570,7 @@ impl Engine {
 
         let current = {
             let mut pools = lock(&self.inner.pools);
-            match pools.get_mut(&env.function) {
+            match pools.get_mut(&(env.function.clone(), env.version)) {
                 Some(pool)
                     if pool.generation == env.generation
                         && env.transition(EnvState::Idle).is_ok() =>
@@ -622,7 +651,10 @@ impl Engine {
                 runtime_dir.display().to_string(),
             ),
             ("AWS_LAMBDA_FUNCTION_NAME".into(), config.name.to_string()),
-            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+            (
+                "AWS_LAMBDA_FUNCTION_VERSION".into(),
+                config.version.to_string(),
+            ),
             (
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
                 config.memory_mb.to_string(),
@@ -678,7 +710,7 @@ impl Engine {
                 }
                 other => EngineError::Internal(other.to_string()),
             })?;
-        let stream = log_stream_name();
+        let stream = log_stream_name(config.version);
         let (reader, writer) =
             std::io::pipe().map_err(|e| EngineError::Internal(format!("pipe: {e}")))?;
         let collector = Collector::start(
@@ -799,6 +831,7 @@ impl Engine {
         }));
         let env = Arc::new(Environment::new(Parts {
             function: config.name.clone(),
+            version: config.version,
             revision: config.revision_id.clone(),
             generation,
             stream,
@@ -877,7 +910,8 @@ impl Engine {
             Some(collector) => {
                 collector
                     .begin(vec![format!(
-                        "START RequestId: {request_id} Version: $LATEST"
+                        "START RequestId: {request_id} Version: {}",
+                        config.version
                     )])
                     .await;
                 collector
@@ -896,7 +930,7 @@ impl Engine {
             body: failure.body,
             function_error: true,
             log_tail: tail(&log),
-            executed_version: "$LATEST".into(),
+            executed_version: config.version.to_string(),
             request_id: request_id.to_owned(),
         }
     }
@@ -913,7 +947,8 @@ impl Engine {
         let deadline_ms = u64::try_from(now_ms()).unwrap_or(0) + timeout.as_millis() as u64;
         env.collector
             .begin(vec![format!(
-                "START RequestId: {request_id} Version: $LATEST"
+                "START RequestId: {request_id} Version: {}",
+                config.version
             )])
             .await;
         let started = Instant::now();
@@ -1074,7 +1109,7 @@ impl Engine {
             body,
             function_error,
             log_tail: tail(&log),
-            executed_version: "$LATEST".into(),
+            executed_version: config.version.to_string(),
             request_id,
         }
     }
@@ -1095,9 +1130,10 @@ mod tests {
 
     #[test]
     fn stream_names_look_like_lambdas() {
-        let name = log_stream_name();
+        let name = log_stream_name(FunctionVersion::Latest);
         assert_eq!(name.len(), "2025/11/25/[$LATEST]".len() + 32, "{name}");
         assert!(name.contains("/[$LATEST]"));
+        assert!(log_stream_name(FunctionVersion::Published(3)).contains("/[3]"));
         let trace = trace_id();
         assert!(
             trace.starts_with("Root=1-")

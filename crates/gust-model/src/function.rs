@@ -240,6 +240,8 @@ pub struct CodeRef {
 pub struct FunctionConfig {
     /// The name.
     pub name: FunctionName,
+    /// `$LATEST`, or the published version this snapshot is.
+    pub version: crate::version::FunctionVersion,
     /// The runtime.
     pub runtime: Runtime,
     /// The execution role ARN (recorded; Gust has no IAM).
@@ -355,6 +357,7 @@ impl FunctionConfig {
         let mut config = FunctionConfig {
             runtime: catalog.check(runtime_id)?,
             name,
+            version: crate::version::FunctionVersion::Latest,
             role: String::new(),
             handler: String::new(),
             description: String::new(),

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod names;
 pub mod runtime;
 pub mod tags;
+pub mod version;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{ConstraintViolation, ModelError};
@@ -22,3 +23,4 @@ pub use function::{
 pub use names::{FunctionName, FunctionRef, IdKind, Qualifier, Scope};
 pub use runtime::{Runtime, RuntimeCatalog, RuntimeFamily};
 pub use tags::Tags;
+pub use version::{Alias, AliasUpdate, FunctionVersion};

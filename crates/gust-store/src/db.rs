@@ -25,6 +25,25 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL,
         PRIMARY KEY (function_name, key)
     ) STRICT;",
+    // 2: published versions (immutable snapshots, numbers never reused) and aliases.
+    "ALTER TABLE functions ADD COLUMN last_version INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE function_versions (
+        function_name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        revision_id TEXT NOT NULL,
+        code_sha256 TEXT NOT NULL,
+        code_size INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        PRIMARY KEY (function_name, version)
+    ) STRICT;
+    CREATE INDEX function_versions_by_code ON function_versions(code_sha256);
+    CREATE TABLE aliases (
+        function_name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (function_name, name)
+    ) STRICT;",
 ];
 
 /// The schema version this build writes.
@@ -117,9 +136,9 @@ fn write_tags(
     Ok(())
 }
 
-type Row = (String, String, String, i64, String);
+pub(crate) type Row = (String, String, String, i64, String);
 
-fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+pub(crate) fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -129,7 +148,9 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     ))
 }
 
-fn decode((name, revision_id, sha, size, record): Row) -> Result<FunctionConfig, StoreError> {
+pub(crate) fn decode_row(
+    (name, revision_id, sha, size, record): Row,
+) -> Result<FunctionConfig, StoreError> {
     let corrupt = |reason: String| StoreError::CorruptRecord {
         name: name.clone(),
         reason,
@@ -152,7 +173,7 @@ pub(crate) fn get_function(
     let Some(row) = row else {
         return Ok(None);
     };
-    let config = decode(row)?;
+    let config = decode_row(row)?;
     let mut statement = connection
         .prepare_cached("SELECT key, value FROM function_tags WHERE function_name = ?1")?;
     let tags = statement
@@ -179,7 +200,7 @@ pub(crate) fn list_functions(
     let functions = rows
         .into_iter()
         .take(limit)
-        .map(decode)
+        .map(decode_row)
         .collect::<Result<Vec<_>, _>>()?;
     let next_marker = if more {
         functions.last().map(|f| f.name.to_string())
@@ -223,12 +244,14 @@ pub(crate) fn replace_function(
     })
 }
 
-/// Returns the digest the deleted function referenced.
+/// Deletes a function with its versions and aliases; returns the digests they referenced
+/// (`None` when there was no such function).
 pub(crate) fn delete_function(
     connection: &mut Connection,
     name: &FunctionName,
-) -> Result<Option<CodeDigest>, StoreError> {
+) -> Result<Option<Vec<CodeDigest>>, StoreError> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut digests = crate::versions::version_digests(&tx, name)?;
     let sha: Option<String> = tx
         .query_row(
             "DELETE FROM functions WHERE name = ?1 RETURNING code_sha256",
@@ -237,7 +260,11 @@ pub(crate) fn delete_function(
         )
         .optional()?;
     tx.commit()?;
-    Ok(sha.as_deref().and_then(CodeDigest::from_hex))
+    let Some(sha) = sha else {
+        return Ok(None);
+    };
+    digests.extend(CodeDigest::from_hex(&sha));
+    Ok(Some(digests))
 }
 
 pub(crate) fn put_tags(
@@ -281,7 +308,8 @@ pub(crate) fn is_code_referenced(
     digest: &CodeDigest,
 ) -> Result<bool, StoreError> {
     Ok(connection.query_row(
-        "SELECT EXISTS(SELECT 1 FROM functions WHERE code_sha256 = ?1)",
+        "SELECT EXISTS(SELECT 1 FROM functions WHERE code_sha256 = ?1)
+             OR EXISTS(SELECT 1 FROM function_versions WHERE code_sha256 = ?1)",
         [digest.to_hex()],
         |r| r.get(0),
     )?)
@@ -289,7 +317,10 @@ pub(crate) fn is_code_referenced(
 
 pub(crate) fn account_usage(connection: &Connection) -> Result<AccountUsage, StoreError> {
     let (size, count): (i64, i64) = connection.query_row(
-        "SELECT COALESCE(SUM(code_size), 0), COUNT(*) FROM functions",
+        "SELECT COALESCE(SUM(code_size), 0)
+                + (SELECT COALESCE(SUM(code_size), 0) FROM function_versions),
+                COUNT(*)
+         FROM functions",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;

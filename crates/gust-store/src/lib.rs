@@ -8,11 +8,12 @@ mod blobs;
 mod db;
 pub mod package;
 mod record;
+mod versions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use gust_model::{CodeDigest, FunctionConfig, FunctionName, Tags};
+use gust_model::{Alias, CodeDigest, FunctionConfig, FunctionName, Tags};
 
 pub use blobs::StagedBlob;
 pub use db::SCHEMA_VERSION;
@@ -37,6 +38,15 @@ pub enum StoreError {
     /// or damaged on disk).
     #[error("unpack code: {0}")]
     Unpack(#[from] crate::package::PackageError),
+    /// A published version an alias was to route to does not exist.
+    #[error("version {0} not found")]
+    VersionNotFound(u64),
+    /// A version cannot be deleted while aliases route to it.
+    #[error("version is used by aliases {aliases:?}")]
+    VersionInUse {
+        /// The aliases routing to it.
+        aliases: Vec<String>,
+    },
     /// A function with that name exists.
     #[error("function {0} already exists")]
     AlreadyExists(String),
@@ -199,16 +209,88 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a function; `Ok(false)` when there was none.
+    /// Deletes a function with its versions and aliases; `Ok(false)` when there was none.
     pub fn delete_function(&self, name: &FunctionName) -> Result<bool, StoreError> {
         let mut connection = self.lock();
         match db::delete_function(&mut connection, name)? {
+            Some(digests) => {
+                for digest in digests {
+                    self.collect_blob(&connection, &digest)?;
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Publishes `latest` as the next version (built by `make` from its number), unless
+    /// nothing changed since the newest version: then that one. `true` when new.
+    pub fn publish_version(
+        &self,
+        latest: &FunctionConfig,
+        make: impl FnOnce(u64) -> FunctionConfig,
+    ) -> Result<(FunctionConfig, bool), StoreError> {
+        versions::publish_version(&mut self.lock(), latest, make)
+    }
+
+    /// A published version.
+    pub fn get_version(
+        &self,
+        name: &FunctionName,
+        number: u64,
+    ) -> Result<Option<FunctionConfig>, StoreError> {
+        versions::get_version(&self.lock(), name, number)
+    }
+
+    /// Every published version of a function, oldest first.
+    pub fn list_versions(&self, name: &FunctionName) -> Result<Vec<FunctionConfig>, StoreError> {
+        versions::list_versions(&self.lock(), name)
+    }
+
+    /// Deletes a published version no alias routes to; `Ok(false)` when there was none.
+    pub fn delete_version(&self, name: &FunctionName, number: u64) -> Result<bool, StoreError> {
+        let mut connection = self.lock();
+        match versions::delete_version(&mut connection, name, number)? {
             Some(digest) => {
                 self.collect_blob(&connection, &digest)?;
                 Ok(true)
             }
             None => Ok(false),
         }
+    }
+
+    /// Adds an alias; its versions must be published.
+    pub fn insert_alias(&self, function: &FunctionName, alias: &Alias) -> Result<(), StoreError> {
+        versions::insert_alias(&mut self.lock(), function, alias)
+    }
+
+    /// Reads an alias.
+    pub fn get_alias(
+        &self,
+        function: &FunctionName,
+        name: &str,
+    ) -> Result<Option<Alias>, StoreError> {
+        versions::get_alias(&self.lock(), function, name)
+    }
+
+    /// A function's aliases in name order.
+    pub fn list_aliases(&self, function: &FunctionName) -> Result<Vec<Alias>, StoreError> {
+        versions::list_aliases(&self.lock(), function)
+    }
+
+    /// Replaces an alias if its stored revision is still `expected_revision`.
+    pub fn replace_alias(
+        &self,
+        function: &FunctionName,
+        alias: &Alias,
+        expected_revision: &str,
+    ) -> Result<(), StoreError> {
+        versions::replace_alias(&mut self.lock(), function, alias, expected_revision)
+    }
+
+    /// Deletes an alias; `Ok(false)` when there was none.
+    pub fn delete_alias(&self, function: &FunctionName, name: &str) -> Result<bool, StoreError> {
+        versions::delete_alias(&mut self.lock(), function, name)
     }
 
     /// Adds or overwrites tags.

@@ -3,8 +3,8 @@
 
 use gust_model::function::{Architecture, LogFormat, TracingMode};
 use gust_model::{
-    CodeDigest, CodeRef, EnvironmentVariables, FunctionConfig, FunctionName, FunctionState,
-    LastUpdateStatus, Runtime,
+    Alias, CodeDigest, CodeRef, EnvironmentVariables, FunctionConfig, FunctionName, FunctionState,
+    FunctionVersion, LastUpdateStatus, Runtime,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -67,6 +67,8 @@ impl FunctionRecord {
         let bad = |what: &str, value: &str| format!("bad {what} {value:?}");
         Ok(FunctionConfig {
             name: FunctionName::parse(name).map_err(|e| e.to_string())?,
+            // A published version's row sets its number after decoding.
+            version: FunctionVersion::Latest,
             runtime: Runtime::parse(&self.runtime).map_err(|e| e.to_string())?,
             role: self.role,
             handler: self.handler,
@@ -108,4 +110,58 @@ impl FunctionRecord {
 
 fn unix_millis(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// What publishing compares: the configuration and code of `$LATEST`, without what changes
+/// with every write (revision, time, lifecycle). Equal prints mean nothing changed.
+pub(crate) fn fingerprint(config: &FunctionConfig) -> String {
+    let mut record = FunctionRecord::from_config(config);
+    record.last_modified_ms = 0;
+    record.state = String::new();
+    record.last_update = None;
+    format!(
+        "{}:{}",
+        config.code.digest.to_hex(),
+        serde_json::to_string(&record).unwrap_or_default()
+    )
+}
+
+/// The stored form of an alias (its name and function are the row's key).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AliasRecord {
+    pub function_version: String,
+    pub description: String,
+    pub additional_version: Option<u64>,
+    pub additional_weight: Option<f64>,
+    pub revision_id: String,
+}
+
+impl AliasRecord {
+    pub(crate) fn from_alias(alias: &Alias) -> Self {
+        AliasRecord {
+            function_version: alias.function_version.to_string(),
+            description: alias.description.clone(),
+            additional_version: alias.additional_version.map(|(v, _)| v),
+            additional_weight: alias.additional_version.map(|(_, w)| w),
+            revision_id: alias.revision_id.clone(),
+        }
+    }
+
+    pub(crate) fn into_alias(self, name: String) -> Result<Alias, String> {
+        let function_version = FunctionVersion::parse(&self.function_version, "functionVersion")
+            .map_err(|e| e.to_string())?;
+        let additional_version = match (self.additional_version, self.additional_weight) {
+            (Some(version), Some(weight)) => Some((version, weight)),
+            (None, None) => None,
+            _ => return Err("routing version without weight".into()),
+        };
+        Ok(Alias {
+            name,
+            function_version,
+            description: self.description,
+            additional_version,
+            revision_id: self.revision_id,
+        })
+    }
 }

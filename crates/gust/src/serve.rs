@@ -159,6 +159,10 @@ impl gust_control::FunctionObserver for EngineObserver {
     fn function_deleted(&self, name: &gust_model::FunctionName) {
         self.0.function_deleted(name);
     }
+
+    fn version_deleted(&self, name: &gust_model::FunctionName, version: u64) {
+        self.0.version_deleted(name, version);
+    }
 }
 
 pub fn run(mut args: ServeArgs) -> Result<()> {
