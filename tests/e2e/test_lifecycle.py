@@ -169,5 +169,5 @@ def test_unimplemented_operations_say_so(lam):
     assert error["Code"] == "NotImplementedException"
     assert "AddPermission is not implemented" in error["Message"]
     with pytest.raises(lam.exceptions.ClientError) as info:
-        lam.list_layers()
+        lam.get_function_concurrency(FunctionName="noinvoke")
     assert info.value.response["Error"]["Code"] == "NotImplementedException"

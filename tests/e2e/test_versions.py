@@ -61,7 +61,7 @@ def test_each_version_runs_its_own_code(lam):
     assert published["Version"] == "1"
     assert published["FunctionArn"] == arn("pub", "1")
     assert published["Description"] == "first"
-    assert published["State"] == "Active" and published["LastUpdateStatus"] == "Successful"
+    assert published["State"] == "Active" and "LastUpdateStatus" not in published
     lam.update_function_code(FunctionName="pub", ZipFile=code("two"))
     lam.get_waiter("function_updated_v2").wait(FunctionName="pub")
 
@@ -151,7 +151,8 @@ def test_publish_on_create_and_on_code_update(lam):
     created = create(lam, "eager", code("c1"), Publish=True)
     assert created["Version"] == "1" and created["FunctionArn"] == arn("eager")
     updated = lam.update_function_code(FunctionName="eager", ZipFile=code("c2"), Publish=True)
-    assert updated["Version"] == "2" and updated["FunctionArn"] == arn("eager")
+    # The answer is the published version's configuration.
+    assert updated["Version"] == "2" and updated["FunctionArn"] == arn("eager", "2")
     lam.get_waiter("function_updated_v2").wait(FunctionName="eager")
     assert invoke(lam, "eager", "1")[1]["code"] == "c1"
     assert invoke(lam, "eager", "2")[1]["code"] == "c2"
@@ -198,8 +199,15 @@ def test_aliases(lam):
     assert message == "Invalid function version 1. Function version 1 is already included in routing configuration."
     status, kind, message = error_of(lambda: lam.get_alias(FunctionName="aliased", Name="nope"))
     assert (status, kind, message) == (404, "ResourceNotFoundException", f"Cannot find alias arn: {arn('aliased', 'nope')}")
-    status, kind, _ = error_of(lambda: lam.invoke(FunctionName="aliased", Qualifier="nope"))
-    assert (status, kind) == (404, "ResourceNotFoundException")
+    status, kind, message = error_of(lambda: lam.invoke(FunctionName="aliased", Qualifier="nope"))
+    assert (status, kind, message) == (404, "ResourceNotFoundException", f"Function not found: {arn('aliased', 'nope')}")
+    status, _, message = error_of(lambda: lam.get_function(FunctionName="aliased", Qualifier="$latest"))
+    assert (status, message) == (404, f"Function not found: {arn('aliased', '$latest')}")
+    status, kind, message = error_of(lambda: lam.create_alias(
+        FunctionName="aliased", Name="heavy", FunctionVersion="1",
+        RoutingConfig={"AdditionalVersionWeights": {"2": 1.5}}))
+    assert (status, kind) == (400, "ValidationException")
+    assert "'{2=1.5}' at 'routingConfig.additionalVersionWeights'" in message, message
 
     status, kind, _ = error_of(lambda: lam.update_alias(FunctionName="aliased", Name="prod",
                                                        FunctionVersion="2", RevisionId="stale"))

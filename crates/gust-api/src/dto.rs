@@ -287,7 +287,7 @@ fn zip_too_large() -> ApiError {
 }
 
 /// Decodes base64 without building more than the zip limit (base64 is 4/3 of the bytes).
-fn decode_bounded_zip(base64_zip: &str) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn decode_bounded_zip(base64_zip: &str) -> Result<Vec<u8>, ApiError> {
     let max_encoded =
         usize::try_from(limits::CODE_ZIPPED_MAX_BYTES.div_ceil(3) * 4).unwrap_or(usize::MAX);
     if base64_zip.len() > max_encoded {
@@ -421,6 +421,7 @@ pub struct LoggingOut {
 #[serde(rename_all = "PascalCase")]
 pub struct LayerOut {
     pub arn: String,
+    pub code_size: u64,
 }
 
 /// `FunctionConfiguration`.
@@ -502,7 +503,10 @@ impl FunctionConfiguration {
             layers: config
                 .layers
                 .iter()
-                .map(|arn| LayerOut { arn: arn.clone() })
+                .map(|layer| LayerOut {
+                    arn: layer.arn.clone(),
+                    code_size: layer.code.size,
+                })
                 .collect(),
             state: config.state.as_str(),
             state_reason: pending.then_some("The function is being created."),

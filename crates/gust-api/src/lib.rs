@@ -10,6 +10,7 @@ pub mod code_url;
 pub mod dto;
 pub mod error;
 mod invoke;
+mod layers;
 mod routes;
 pub mod server;
 pub mod sigv4;
@@ -114,9 +115,11 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
     }
 
     let limit = match &route {
-        Route::Lambda(Operation::CreateFunction | Operation::UpdateFunctionCode(_)) => {
-            gust_model::limits::CREATE_FUNCTION_REQUEST_MAX_BYTES
-        }
+        Route::Lambda(
+            Operation::CreateFunction
+            | Operation::UpdateFunctionCode(_)
+            | Operation::PublishLayerVersion(_),
+        ) => gust_model::limits::CREATE_FUNCTION_REQUEST_MAX_BYTES,
         Route::Lambda(Operation::Invoke(_)) => invoke::MAX_SYNC_PAYLOAD,
         _ => DEFAULT_BODY_LIMIT,
     };
@@ -155,7 +158,11 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
     }
     let is_upload = matches!(
         route,
-        Route::Lambda(Operation::CreateFunction | Operation::UpdateFunctionCode(_))
+        Route::Lambda(
+            Operation::CreateFunction
+                | Operation::UpdateFunctionCode(_)
+                | Operation::PublishLayerVersion(_)
+        )
     );
     let received = if is_upload {
         spool_body(

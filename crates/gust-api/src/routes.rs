@@ -57,6 +57,24 @@ pub enum Operation {
     UpdateAlias(String, String),
     /// `DELETE /2015-03-31/functions/{fn}/aliases/{name}`
     DeleteAlias(String, String),
+    /// `POST /2018-10-31/layers/{name}/versions`
+    PublishLayerVersion(String),
+    /// `GET /2018-10-31/layers/{name}/versions`
+    ListLayerVersions(String),
+    /// `GET /2018-10-31/layers`
+    ListLayers,
+    /// `GET /2018-10-31/layers?find=LayerVersion&Arn=…`
+    GetLayerVersionByArn,
+    /// `GET /2018-10-31/layers/{name}/versions/{n}`
+    GetLayerVersion(String, String),
+    /// `DELETE /2018-10-31/layers/{name}/versions/{n}`
+    DeleteLayerVersion(String, String),
+    /// `POST /2018-10-31/layers/{name}/versions/{n}/policy`
+    AddLayerVersionPermission(String, String),
+    /// `GET /2018-10-31/layers/{name}/versions/{n}/policy`
+    GetLayerVersionPolicy(String, String),
+    /// `DELETE /2018-10-31/layers/{name}/versions/{n}/policy/{sid}`
+    RemoveLayerVersionPermission(String, String, String),
 }
 
 /// What a request is for.
@@ -79,6 +97,7 @@ impl Route {
         match self {
             Route::Lambda(Operation::CreateFunction) => "CreateFunction",
             Route::Lambda(Operation::UpdateFunctionCode(_)) => "UpdateFunctionCode",
+            Route::Lambda(Operation::PublishLayerVersion(_)) => "PublishLayerVersion",
             Route::Lambda(Operation::Invoke(_)) => "InvokeFunction",
             Route::NotImplemented(name) => name,
             _ => "requested",
@@ -177,19 +196,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "GET",
         "2021-10-31/functions/*/urls",
         "ListFunctionUrlConfigs",
-    ),
-    ("GET", "2018-10-31/layers", "ListLayers"),
-    (
-        "POST",
-        "2018-10-31/layers/*/versions",
-        "PublishLayerVersion",
-    ),
-    ("GET", "2018-10-31/layers/*/versions", "ListLayerVersions"),
-    ("GET", "2018-10-31/layers/*/versions/*", "GetLayerVersion"),
-    (
-        "DELETE",
-        "2018-10-31/layers/*/versions/*",
-        "DeleteLayerVersion",
     ),
     (
         "POST",
@@ -322,14 +328,37 @@ pub(crate) fn route(method: &Method, raw_path: &str, raw_query: &str) -> Route {
         ("DELETE", ["2015-03-31", "functions", f, "aliases", a]) => {
             Operation::DeleteAlias((*f).to_owned(), (*a).to_owned())
         }
+        // GetLayerVersionByArn dispatches on a literal query.
+        ("GET", ["2018-10-31", "layers"]) if raw_query.contains("find=LayerVersion") => {
+            Operation::GetLayerVersionByArn
+        }
+        ("GET", ["2018-10-31", "layers"]) => Operation::ListLayers,
+        ("POST", ["2018-10-31", "layers", l, "versions"]) => {
+            Operation::PublishLayerVersion((*l).to_owned())
+        }
+        ("GET", ["2018-10-31", "layers", l, "versions"]) => {
+            Operation::ListLayerVersions((*l).to_owned())
+        }
+        ("GET", ["2018-10-31", "layers", l, "versions", n]) => {
+            Operation::GetLayerVersion((*l).to_owned(), (*n).to_owned())
+        }
+        ("DELETE", ["2018-10-31", "layers", l, "versions", n]) => {
+            Operation::DeleteLayerVersion((*l).to_owned(), (*n).to_owned())
+        }
+        ("POST", ["2018-10-31", "layers", l, "versions", n, "policy"]) => {
+            Operation::AddLayerVersionPermission((*l).to_owned(), (*n).to_owned())
+        }
+        ("GET", ["2018-10-31", "layers", l, "versions", n, "policy"]) => {
+            Operation::GetLayerVersionPolicy((*l).to_owned(), (*n).to_owned())
+        }
+        ("DELETE", ["2018-10-31", "layers", l, "versions", n, "policy", sid]) => {
+            Operation::RemoveLayerVersionPermission(
+                (*l).to_owned(),
+                (*n).to_owned(),
+                (*sid).to_owned(),
+            )
+        }
         _ => {
-            // GetLayerVersionByArn dispatches on a literal query.
-            if m == "GET"
-                && s == ["2018-10-31", "layers"]
-                && raw_query.contains("find=LayerVersion")
-            {
-                return Route::NotImplemented("GetLayerVersionByArn");
-            }
             return NOT_YET
                 .iter()
                 .find(|(pm, pattern, _)| is_method(method, pm) && matches_pattern(pattern, &segs))
@@ -514,7 +543,13 @@ pub(crate) fn execute(
             let reference = control.resolve(&function, None, IdKind::Mutating)?;
             let request: dto::UpdateFunctionCodeRequest = parse_body(body)?;
             let updated = control.update_code(&reference, &request.into_domain()?)?;
-            json(StatusCode::OK, &configuration(context, &updated, None))
+            // With Publish, the published version: its ARN is qualified.
+            let qualifier = matches!(updated.version, gust_model::FunctionVersion::Published(_))
+                .then(|| updated.version.qualifier());
+            json(
+                StatusCode::OK,
+                &configuration(context, &updated, qualifier.as_ref()),
+            )
         }
         Operation::DeleteFunction(function) => {
             let reference = control.resolve(&function, qualifier, IdKind::Mutating)?;
@@ -562,6 +597,19 @@ pub(crate) fn execute(
         }
         Operation::DeleteAlias(function, name) => {
             crate::versions::delete_alias(context, &function, &name)
+        }
+        Operation::PublishLayerVersion(layer) => crate::layers::publish(context, &layer, body),
+        Operation::ListLayerVersions(layer) => crate::layers::list_versions(context, &layer, query),
+        Operation::ListLayers => crate::layers::list(context, query),
+        Operation::GetLayerVersionByArn => crate::layers::get_by_arn(context, query),
+        Operation::GetLayerVersion(layer, n) => crate::layers::get(context, &layer, &n),
+        Operation::DeleteLayerVersion(layer, n) => crate::layers::delete(context, &layer, &n),
+        Operation::AddLayerVersionPermission(layer, n) => {
+            crate::layers::add_permission(context, &layer, &n, query, body)
+        }
+        Operation::GetLayerVersionPolicy(layer, n) => crate::layers::policy(context, &layer, &n),
+        Operation::RemoveLayerVersionPermission(layer, n, sid) => {
+            crate::layers::remove_permission(context, &layer, &n, &sid, query)
         }
         // Served on the async path (crate::invoke) before blocking work is dispatched.
         Operation::Invoke(_) | Operation::GustLogs(_) => Err(ApiError::unknown_operation()),
@@ -633,7 +681,19 @@ mod tests {
                 "/2018-10-31/layers",
                 "find=LayerVersion&Arn=x"
             ),
-            Route::NotImplemented("GetLayerVersionByArn")
+            Route::Lambda(Operation::GetLayerVersionByArn)
+        );
+        assert_eq!(
+            r(Method::GET, "/2018-10-31/layers"),
+            Route::Lambda(Operation::ListLayers)
+        );
+        assert_eq!(
+            r(Method::DELETE, "/2018-10-31/layers/l/versions/2/policy/s"),
+            Route::Lambda(Operation::RemoveLayerVersionPermission(
+                "l".into(),
+                "2".into(),
+                "s".into()
+            ))
         );
         assert_eq!(r(Method::PATCH, "/2015-03-31/functions/f"), Route::Unknown);
         assert_eq!(r(Method::GET, "/nope"), Route::Unknown);

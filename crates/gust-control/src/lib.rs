@@ -208,7 +208,8 @@ impl ControlPlane {
                 self.store.get_version(name, *n)?.ok_or_else(not_found)?
             }
             Some(Qualifier::Alias(alias)) => {
-                let alias = self.load_alias(name, alias)?;
+                // A qualifier naming no alias is a function that is not found.
+                let alias = self.store.get_alias(name, alias)?.ok_or_else(not_found)?;
                 match alias.function_version {
                     FunctionVersion::Latest => latest,
                     FunctionVersion::Published(n) => {
@@ -228,12 +229,13 @@ impl ControlPlane {
         }
     }
 
-    fn check_zip(&self, zip: &[u8]) -> Result<StagedBlob> {
+    /// Checks and stages a package; returns it with its unpacked size.
+    fn check_zip(&self, zip: &[u8]) -> Result<(StagedBlob, u64)> {
         if zip.len() as u64 > limits::CODE_ZIPPED_MAX_BYTES {
             return Err(ControlError::CodeTooLarge);
         }
-        package::inspect(zip, limits::CODE_UNZIPPED_MAX_BYTES)?;
-        Ok(self.store.stage_package(zip)?)
+        let summary = package::inspect(zip, limits::CODE_UNZIPPED_MAX_BYTES)?;
+        Ok((self.store.stage_package(zip)?, summary.unzipped_size))
     }
 
     fn new_revision() -> String {
@@ -263,10 +265,15 @@ impl ControlPlane {
             String::new(),
             self.clock.now(),
         )?;
-        let staged = self.check_zip(zip)?;
+        let (staged, unzipped) = self.check_zip(zip)?;
+        let layers = match &request.settings.layers {
+            Some(arns) => self.resolve_layers(arns, unzipped)?,
+            None => Vec::new(),
+        };
         let created = FunctionConfig {
             code: staged.code.clone(),
             revision_id: Self::new_revision(),
+            layers,
             ..probe
         };
         self.store
@@ -277,11 +284,13 @@ impl ControlPlane {
                 }
                 other => other.into(),
             })?;
-        self.activate(&created)?;
+        let active = self.activate(&created)?;
         self.changed(&created.name);
         if request.publish {
-            // The response shows the unqualified function with the version it published.
-            let published = self.publish_latest(&created.name, None)?;
+            // Exactly what was created is published (a concurrent update makes this fail
+            // rather than publish someone else's change). The response shows the
+            // unqualified function with the version it published.
+            let published = self.publish(&active, None, None)?;
             return Ok(FunctionConfig {
                 version: published.version,
                 ..created
@@ -292,7 +301,7 @@ impl ControlPlane {
 
     /// Pending → Active. There is nothing to prepare beyond the stored package yet; the
     /// engine will hook its code unpacking in here.
-    fn activate(&self, created: &FunctionConfig) -> Result<()> {
+    fn activate(&self, created: &FunctionConfig) -> Result<FunctionConfig> {
         let mut active = created.clone();
         active.activate()?;
         match self
@@ -300,8 +309,11 @@ impl ControlPlane {
             .replace_function(&active, &created.revision_id, None)
         {
             // Deleted (or replaced) in the meantime: nothing left to activate.
-            Err(StoreError::NotFound(_) | StoreError::RevisionMismatch(_)) => Ok(()),
-            other => Ok(other?),
+            Err(StoreError::NotFound(_) | StoreError::RevisionMismatch(_)) => Ok(active),
+            other => {
+                other?;
+                Ok(active)
+            }
         }
     }
 
@@ -370,6 +382,10 @@ impl ControlPlane {
         let current = self.load(reference)?.config;
         let mut next = current.clone();
         next.apply(update, &self.catalog)?;
+        if let Some(arns) = &update.layers {
+            let code_unzipped = self.store.unzipped_size(&current.code.digest)?;
+            next.layers = self.resolve_layers(arns, code_unzipped)?;
+        }
         self.commit_update(current, next, revision_id, None)
     }
 
@@ -389,7 +405,8 @@ impl ControlPlane {
             };
             next.apply(&change, &self.catalog)?;
         }
-        let staged = self.check_zip(&request.zip)?;
+        let (staged, unzipped) = self.check_zip(&request.zip)?;
+        layers::check_total_unzipped(unzipped.saturating_add(self.layers_unzipped(&next.layers)?))?;
         next.code = staged.code.clone();
         if request.dry_run {
             check_revision(&current, request.revision_id.as_deref())?;
@@ -398,12 +415,11 @@ impl ControlPlane {
         let updated =
             self.commit_update(current, next, request.revision_id.as_deref(), Some(staged))?;
         if request.publish {
-            // As on create: the update's snapshot, naming the version it published.
-            let published = self.publish_latest(&updated.name, None)?;
-            return Ok(FunctionConfig {
-                version: published.version,
-                ..updated
-            });
+            // The update as committed (finished) is what gets published; the answer is
+            // the published version's configuration.
+            let mut done = updated;
+            done.finish_update(LastUpdateStatus::Successful)?;
+            return self.publish(&done, None, None);
         }
         Ok(updated)
     }
@@ -570,7 +586,9 @@ fn check_revision(current: &FunctionConfig, expected: Option<&str>) -> Result<()
     }
 }
 
+mod layers;
 mod versions;
+pub use layers::{LayerPermission, LayerPolicy};
 pub use versions::{Page, PublishVersion};
 
 #[cfg(test)]

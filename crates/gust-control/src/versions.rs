@@ -11,6 +11,9 @@ use gust_store::StoreError;
 
 use crate::{ControlError, ControlPlane, Result};
 
+/// Most versions ListVersionsByFunction returns at once.
+const VERSIONS_PAGE_MAX: i64 = 50;
+
 /// A PublishVersion request.
 #[derive(Debug, Clone, Default)]
 pub struct PublishVersion {
@@ -32,7 +35,7 @@ pub struct Page<T> {
 }
 
 /// Pages `items` by a marker that is the key of the last item of the previous page.
-fn page<T>(
+pub(crate) fn page<T>(
     items: Vec<T>,
     key: impl Fn(&T) -> String,
     marker: Option<&str>,
@@ -82,26 +85,20 @@ impl ControlPlane {
                 .into());
             }
         }
-        self.publish(&latest, request.description.as_deref())
+        self.publish(
+            &latest,
+            request.description.as_deref(),
+            request.revision_id.as_deref(),
+        )
     }
 
-    /// Publishes the current `$LATEST` of `name` (after a create or update with `Publish`).
-    pub(crate) fn publish_latest(
-        &self,
-        name: &FunctionName,
-        description: Option<&str>,
-    ) -> Result<FunctionConfig> {
-        let (latest, _) = self
-            .store
-            .get_function(name)?
-            .ok_or_else(|| self.not_found(name, None))?;
-        self.publish(&latest, description)
-    }
-
-    fn publish(
+    /// Publishes `latest` if it is still the stored `$LATEST` (`expected_revision`: the
+    /// caller's precondition, if any, which decides the error when it is not).
+    pub(crate) fn publish(
         &self,
         latest: &FunctionConfig,
         description: Option<&str>,
+        expected_revision: Option<&str>,
     ) -> Result<FunctionConfig> {
         if latest.check_publishable().is_err() {
             return Err(self.update_in_progress(&latest.name));
@@ -114,6 +111,9 @@ impl ControlPlane {
             })
             .map_err(|e| match e {
                 // $LATEST changed between the read and the write.
+                StoreError::RevisionMismatch(_) if expected_revision.is_some() => {
+                    ControlError::PreconditionFailed
+                }
                 StoreError::RevisionMismatch(_) => self.update_in_progress(&latest.name),
                 StoreError::NotFound(_) => self.not_found(&latest.name, None),
                 other => other.into(),
@@ -134,7 +134,9 @@ impl ControlPlane {
             .ok_or_else(|| self.not_found(&reference.name, None))?;
         let mut all = vec![latest];
         all.extend(self.store.list_versions(&reference.name)?);
-        page(all, |c| c.version.to_string(), marker, max_items)
+        // Lambda returns at most 50 versions a call, whatever MaxItems says.
+        let max_items = max_items.map_or(VERSIONS_PAGE_MAX, |m| m.min(VERSIONS_PAGE_MAX));
+        page(all, |c| c.version.to_string(), marker, Some(max_items))
     }
 
     /// Every version of a function, `$LATEST` first (ListFunctions with `FunctionVersion=ALL`).
@@ -195,10 +197,10 @@ impl ControlPlane {
         update: &AliasUpdate,
     ) -> Result<Alias> {
         let name = self.alias_function(reference)?;
-        let alias = Alias::create(alias_name, update, Self::new_revision())?;
         if self.store.get_function(&name)?.is_none() {
             return Err(self.not_found(&name, None));
         }
+        let alias = Alias::create(alias_name, update, Self::new_revision())?;
         self.store
             .insert_alias(&name, &alias)
             .map_err(|e| self.alias_error(&name, alias_name, e))?;
@@ -277,12 +279,11 @@ impl ControlPlane {
         Ok(match &reference.qualifier {
             None | Some(Qualifier::Latest) => FunctionVersion::Latest,
             Some(Qualifier::Version(n)) => FunctionVersion::Published(*n),
-            Some(Qualifier::Alias(alias)) => {
-                if self.store.get_function(&reference.name)?.is_none() {
-                    return Err(self.not_found(&reference.name, None));
-                }
-                self.load_alias(&reference.name, alias)?.pick(sample)
-            }
+            Some(q @ Qualifier::Alias(alias)) => self
+                .store
+                .get_alias(&reference.name, alias)?
+                .ok_or_else(|| self.not_found(&reference.name, Some(q)))?
+                .pick(sample),
         })
     }
 }

@@ -142,6 +142,9 @@ struct Inner {
     inits: tokio::sync::Semaphore,
     /// Set at server shutdown: environments coming back from an invoke are shut down.
     closing: std::sync::atomic::AtomicBool,
+    /// Counts deletions (of functions and versions): a configuration read while one
+    /// happened is not cached, since the pool it would go to may have been removed.
+    deletions: std::sync::atomic::AtomicU64,
 }
 
 /// The execution engine of one server.
@@ -259,6 +262,7 @@ impl Engine {
                 live: AtomicUsize::new(0),
                 inits: tokio::sync::Semaphore::new(concurrent_inits()),
                 closing: std::sync::atomic::AtomicBool::new(false),
+                deletions: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -352,16 +356,32 @@ impl Engine {
         self.retire(&key, |k| k == &key);
     }
 
-    /// A published version is gone.
+    /// A published version is gone: its pool goes, and its environments with it.
     pub fn version_deleted(&self, function: &FunctionName, version: u64) {
         let key = (function.clone(), FunctionVersion::Published(version));
-        self.retire(&key, |k| k == &key);
+        self.remove_pools(|k| k == &key);
     }
 
-    /// The function is gone, with all its versions.
+    /// The function is gone, with all its versions: their pools go.
     pub fn function_deleted(&self, function: &FunctionName) {
-        let key = (function.clone(), FunctionVersion::Latest);
-        self.retire(&key, |(name, _)| name == function);
+        self.remove_pools(|(name, _)| name == function);
+    }
+
+    /// Removes the pools `which` selects (a function or version that is gone), shutting
+    /// their idle environments down; busy ones find no pool when they finish and stop.
+    fn remove_pools(&self, which: impl Fn(&PoolKey) -> bool) {
+        let idle: Vec<Arc<Environment>> = {
+            let mut pools = lock(&self.inner.pools);
+            self.inner.deletions.fetch_add(1, Ordering::SeqCst);
+            let keys: Vec<PoolKey> = pools.keys().filter(|k| which(k)).cloned().collect();
+            keys.iter()
+                .filter_map(|k| pools.remove(k))
+                .flat_map(|pool| pool.idle)
+                .collect()
+        };
+        for env in idle {
+            self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
+        }
     }
 
     /// Bumps the generation of the pools `which` selects. `key`'s pool is made first if
@@ -404,6 +424,7 @@ impl Engine {
 
     /// The current configuration of a function version (cached per generation).
     async fn config(&self, key: &PoolKey) -> Result<(Arc<FunctionConfig>, u64), EngineError> {
+        let deletions = self.inner.deletions.load(Ordering::SeqCst);
         let generation = {
             let pools = lock(&self.inner.pools);
             match pools.get(key) {
@@ -422,8 +443,10 @@ impl Engine {
         let config = Arc::new(config);
         let mut pools = lock(&self.inner.pools);
         let pool = pools.entry(key.clone()).or_default();
-        // Only cache what is still current: a change since the read bumped the generation.
-        if pool.generation == generation {
+        // Only cache what is still current: a change since the read bumped the generation,
+        // a deletion the counter (the pool read before may be gone, and this one new).
+        if pool.generation == generation && self.inner.deletions.load(Ordering::SeqCst) == deletions
+        {
             pool.config = Some(Arc::clone(&config));
         }
         Ok((config, generation))
@@ -465,7 +488,10 @@ impl Engine {
                 let started = match self.cold_start(&config, generation).await {
                     // The function changed under this invoke (its old code may be gone
                     // already): start again from the current configuration, once.
-                    Err(EngineError::Internal(cause)) if self.changed_since(&config).await => {
+                    // (An unpack failure too: the package may have gone with the change.)
+                    Err(EngineError::Internal(cause) | EngineError::InvalidZipFile(cause))
+                        if self.changed_since(&config).await =>
+                    {
                         tracing::debug!(function = %config.name, %cause, "function changed during a cold start; retrying");
                         self.retire(&key, |k| k == &key);
                         (config, generation) = self.config(&key).await?;
@@ -616,14 +642,18 @@ impl Engine {
         let mut env: Vec<(String, String)> = vec![
             (
                 "PATH".into(),
-                format!("{bin}/usr/local/bin:/usr/bin/:/bin:/opt/bin"),
+                format!(
+                    "{bin}/usr/local/bin:/usr/bin/:/bin:{}/bin",
+                    view.opt_dir.display()
+                ),
             ),
             (
                 "LD_LIBRARY_PATH".into(),
                 format!(
-                    "/var/lang/lib:/lib64:/usr/lib64:{rt}:{rt}/lib:{task}:{task}/lib:/opt/lib",
+                    "/var/lang/lib:/lib64:/usr/lib64:{rt}:{rt}/lib:{task}:{task}/lib:{opt}/lib",
                     rt = runtime_dir.display(),
-                    task = code_dir.display()
+                    task = code_dir.display(),
+                    opt = view.opt_dir.display()
                 ),
             ),
             ("LANG".into(), "en_US.UTF-8".into()),
@@ -701,15 +731,25 @@ impl Engine {
         let started = Instant::now();
         let store = Arc::clone(&self.inner.store);
         let digest = config.code.digest;
-        let code_dir = tokio::task::spawn_blocking(move || store.unpacked_code(&digest))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-            .map_err(|e| match e {
-                gust_store::StoreError::Unpack(package) => {
-                    EngineError::InvalidZipFile(package.to_string())
-                }
-                other => EngineError::Internal(other.to_string()),
-            })?;
+        let layers: Vec<gust_model::CodeDigest> =
+            config.layers.iter().map(|l| l.code.digest).collect();
+        let (code_dir, opt_dir) = tokio::task::spawn_blocking(move || {
+            let code = store.unpacked_code(&digest)?;
+            let opt = if layers.is_empty() {
+                None
+            } else {
+                Some(store.unpacked_layers(&layers)?)
+            };
+            Ok::<_, gust_store::StoreError>((code, opt))
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            gust_store::StoreError::Unpack(package) => {
+                EngineError::InvalidZipFile(package.to_string())
+            }
+            other => EngineError::Internal(other.to_string()),
+        })?;
         let stream = log_stream_name(config.version);
         let (reader, writer) =
             std::io::pipe().map_err(|e| EngineError::Internal(format!("pipe: {e}")))?;
@@ -724,9 +764,12 @@ impl Engine {
         let view = if self.inner.sandbox.isolated() {
             View::lambda()
         } else {
+            // Without isolation nothing is mounted at /opt: the runtime is pointed at the
+            // layers' tree where it is.
             View {
                 task_root: code_dir.clone(),
                 runtime_dir: self.inner.registry.runtime_dir().to_owned(),
+                opt_dir: opt_dir.clone().unwrap_or_else(|| "/opt".into()),
             }
         };
         let launch = match self
@@ -786,6 +829,12 @@ impl Engine {
                 target: view.runtime_dir.clone(),
             },
         ];
+        if let Some(opt) = &opt_dir {
+            binds.push(Bind {
+                source: opt.clone(),
+                target: view.opt_dir.clone(),
+            });
+        }
         if let Some(home) = &launch.interpreter_home {
             if !gust_sandbox::isolate::visible_by_default(home) {
                 binds.push(Bind {

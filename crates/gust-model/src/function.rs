@@ -260,8 +260,8 @@ pub struct FunctionConfig {
     pub environment: Option<EnvironmentVariables>,
     /// Code architecture.
     pub architecture: Architecture,
-    /// Layer version ARNs, in order.
-    pub layers: Vec<String>,
+    /// Layer versions, in order (a later one's files replace an earlier one's in `/opt`).
+    pub layers: Vec<crate::layer::FunctionLayer>,
     /// X-Ray mode.
     pub tracing_mode: TracingMode,
     /// Dead-letter target ARN for failed async invokes.
@@ -505,7 +505,7 @@ impl FunctionConfig {
             validate_environment(env)?;
         }
         if let Some(layers) = &update.layers {
-            validate_layers(layers)?;
+            crate::layer::validate_function_layers(layers)?;
         }
         if let Some(target) = update
             .dead_letter_target
@@ -543,9 +543,8 @@ impl FunctionConfig {
         if let Some(arch) = architecture {
             self.architecture = arch;
         }
-        if let Some(layers) = &update.layers {
-            self.layers = layers.clone();
-        }
+        // `Layers` name layer versions in the store: the control plane resolves them (and
+        // checks they exist) and sets `self.layers`.
         if let Some((_, Some(mode))) = tracing {
             self.tracing_mode = mode;
         }
@@ -680,34 +679,6 @@ fn validate_environment(env: &EnvironmentVariables) -> Result<(), ModelError> {
     if measured.len() > ENVIRONMENT_MAX_BYTES {
         return Err(ModelError::invalid(format!(
             "Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit. String measured: {measured}"
-        )));
-    }
-    Ok(())
-}
-
-fn validate_layers(layers: &[String]) -> Result<(), ModelError> {
-    if layers.len() > LAYERS_MAX {
-        return Err(ModelError::invalid("Cannot reference more than 5 layers."));
-    }
-    let well_formed = |arn: &String| {
-        let parts: Vec<&str> = arn.split(':').collect();
-        parts.len() == 8
-            && parts[0] == "arn"
-            && parts[2] == "lambda"
-            && parts[5] == "layer"
-            && parts[7].parse::<u64>().is_ok()
-    };
-    if !layers.iter().all(well_formed) {
-        return Err(ModelError::constraint(
-            format!("[{}]", layers.join(", ")),
-            "layers",
-            "Member must satisfy constraint: [Member must have length less than or equal to 140, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: (arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+), Member must not be null]",
-        ));
-    }
-    // Layers are not publishable on this server yet, so no layer version exists.
-    if let Some(arn) = layers.first() {
-        return Err(ModelError::invalid(format!(
-            "Layer version {arn} does not exist."
         )));
     }
     Ok(())
@@ -876,17 +847,12 @@ mod tests {
     }
 
     #[test]
-    fn layers_must_exist() {
+    fn layer_lists_are_checked_here_and_resolved_by_the_control_plane() {
         let mut s = base_settings();
         s.layers = Some(vec![
             "arn:aws:lambda:us-east-1:123456789012:layer:l:1".into()
         ]);
-        assert_eq!(
-            create(&s).unwrap_err(),
-            ModelError::invalid(
-                "Layer version arn:aws:lambda:us-east-1:123456789012:layer:l:1 does not exist."
-            )
-        );
+        assert!(create(&s).unwrap().layers.is_empty());
         s.layers = Some(vec!["nope".into()]);
         assert!(matches!(create(&s), Err(ModelError::Constraints(_))));
         s.layers = Some(vec![]);

@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod error;
 pub mod function;
+pub mod layer;
 pub mod limits;
 pub mod names;
 pub mod runtime;
@@ -20,6 +21,7 @@ pub use function::{
     Architecture, CodeDigest, CodeRef, CreateFunction, EnvironmentVariables, FunctionConfig,
     FunctionState, FunctionUpdate, InvalidTransition, LastUpdateStatus, LogFormat, TracingMode,
 };
+pub use layer::{FunctionLayer, LayerRef, LayerSettings, LayerVersion, LayerVersionArn};
 pub use names::{FunctionName, FunctionRef, IdKind, Qualifier, Scope};
 pub use runtime::{Runtime, RuntimeCatalog, RuntimeFamily};
 pub use tags::Tags;

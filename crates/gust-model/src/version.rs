@@ -6,7 +6,7 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use crate::error::{ModelError, Violations};
-use crate::function::{FunctionConfig, FunctionState, InvalidTransition, LastUpdateStatus};
+use crate::function::{FunctionConfig, FunctionState, InvalidTransition};
 use crate::names::Qualifier;
 
 /// Which version of a function a configuration is.
@@ -76,7 +76,8 @@ impl FunctionConfig {
             revision_id,
             last_modified: now,
             state: FunctionState::Active,
-            last_update: Some(LastUpdateStatus::Successful),
+            // A version is never updated: Lambda shows no LastUpdateStatus for one.
+            last_update: None,
             ..self.clone()
         }
     }
@@ -186,28 +187,34 @@ impl Alias {
             }
         }
         if let Some(weights) = &update.weights {
-            for (version, weight) in weights {
-                if version.is_empty()
+            // Reported as the front end does: the whole map (Java's `{2=0.5}`), then which
+            // part of it broke its constraint.
+            let shown = format!(
+                "{{{}}}",
+                weights
+                    .iter()
+                    .map(|(v, w)| format!("{v}={w:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let bad_key = weights.iter().any(|(version, _)| {
+                version.is_empty()
                     || version.len() > 1024
                     || !version.chars().all(|c| c.is_ascii_digit())
-                {
-                    violations.push(
-                        version.as_str(),
-                        "routingConfig.additionalVersionWeights.key",
-                        "Member must satisfy regular expression pattern: [0-9]+",
-                    );
-                }
-                if !(0.0..=1.0).contains(weight) {
-                    violations.push(
-                        weight.to_string(),
-                        "routingConfig.additionalVersionWeights.value",
-                        if *weight < 0.0 {
-                            "Member must have value greater than or equal to 0.0"
-                        } else {
-                            "Member must have value less than or equal to 1.0"
-                        },
-                    );
-                }
+            });
+            if bad_key {
+                violations.push(
+                    shown.as_str(),
+                    "routingConfig.additionalVersionWeights",
+                    "Map keys must satisfy constraint: [Member must have length less than or equal to 1024, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: [0-9]+]",
+                );
+            }
+            if weights.iter().any(|(_, w)| !(0.0..=1.0).contains(w)) {
+                violations.push(
+                    shown.as_str(),
+                    "routingConfig.additionalVersionWeights",
+                    "Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0]",
+                );
             }
         }
         violations.finish()?;
@@ -328,7 +335,9 @@ mod tests {
             error("2", &[("2", 0.1)]),
             "Invalid function version 2. Function version 2 is already included in routing configuration."
         );
-        assert!(error("1", &[("2", 1.5)]).contains("less than or equal to 1.0"));
+        assert!(error("1", &[("2", 1.5)]).contains(
+            "Value '{2=1.5}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map value must satisfy"
+        ));
         assert!(error("x", &[]).contains("(\\$LATEST|[0-9]+)"));
     }
 

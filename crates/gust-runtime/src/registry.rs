@@ -36,6 +36,8 @@ pub struct View {
     pub task_root: PathBuf,
     /// `LAMBDA_RUNTIME_DIR`.
     pub runtime_dir: PathBuf,
+    /// Where the layers are (`/opt`).
+    pub opt_dir: PathBuf,
 }
 
 impl View {
@@ -44,6 +46,7 @@ impl View {
         View {
             task_root: "/var/task".into(),
             runtime_dir: "/var/runtime".into(),
+            opt_dir: "/opt".into(),
         }
     }
 }
@@ -225,9 +228,11 @@ impl RuntimeRegistry {
                     .python_for(id)
                     .ok_or_else(|| LaunchError::NoInterpreter("python3".into()))?;
                 Ok(Launch {
+                    // The layers' directory, for `sys.path` (`/opt/python`, ...).
                     args: vec![
                         "-u".into(),
                         view.runtime_dir.join("python/bootstrap.py").into(),
+                        view.opt_dir.clone().into(),
                     ],
                     env: vec![("AWS_EXECUTION_ENV".into(), format!("AWS_Lambda_{id}"))],
                     bin_dir: python.path.parent().map(Path::to_path_buf),
@@ -245,8 +250,15 @@ impl RuntimeRegistry {
                     .node
                     .clone()
                     .ok_or_else(|| LaunchError::NoInterpreter("node".into()))?;
+                // Lambda's: the versioned layer folder, the plain one, the runtime, the code.
+                let major = id
+                    .strip_prefix("nodejs")
+                    .and_then(|v| v.strip_suffix(".x"))
+                    .unwrap_or_default();
+                let opt = view.opt_dir.display();
                 let node_path = format!(
-                    "/opt/nodejs/node_modules:{}:{}",
+                    "{opt}/nodejs/node{major}/node_modules:{opt}/nodejs/node_modules:{}/node_modules:{}:{}",
+                    view.runtime_dir.display(),
                     view.runtime_dir.display(),
                     view.task_root.display()
                 );

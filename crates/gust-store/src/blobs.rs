@@ -15,6 +15,9 @@ pub(crate) struct BlobDir {
     objects: PathBuf,
     staging: PathBuf,
     unpacked: PathBuf,
+    /// `/opt` trees: an ordered list of layers unpacked one over the other, by the hash of
+    /// the list. Rebuilt on demand, so cleared at every start.
+    layered: PathBuf,
 }
 
 /// A package written to a temporary file and hashed, not yet committed. Dropping it
@@ -47,10 +50,15 @@ impl BlobDir {
         let unpacked = root.join("unpacked");
         fs::create_dir_all(&unpacked)
             .map_err(|e| StoreError::io(format!("create {}", unpacked.display()), e))?;
+        let layered = root.join("layered");
+        remove_tree(&layered);
+        fs::create_dir_all(&layered)
+            .map_err(|e| StoreError::io(format!("create {}", layered.display()), e))?;
         Ok(BlobDir {
             objects,
             staging,
             unpacked,
+            layered,
         })
     }
 
@@ -124,6 +132,44 @@ impl BlobDir {
             Err(e) => {
                 remove_tree(&temp);
                 Err(StoreError::io("unpack code", e))
+            }
+        }
+    }
+
+    /// The layers `digests` unpacked in order into one tree (a later layer's files replace
+    /// an earlier one's), made once per list and shared read-only.
+    pub(crate) fn layered(&self, digests: &[CodeDigest]) -> Result<PathBuf, StoreError> {
+        let mut hasher = Sha256::new();
+        for digest in digests {
+            hasher.update(digest.0);
+        }
+        let target = self
+            .layered
+            .join(CodeDigest(hasher.finalize().into()).to_hex());
+        if target.is_dir() {
+            return Ok(target);
+        }
+        let temp = self.staging.join(format!("layers-{}", unique_suffix()));
+        fs::create_dir(&temp).map_err(|e| StoreError::io("create layer tree", e))?;
+        for digest in digests {
+            if let Err(error) = crate::package::extract_over(
+                &self.path(digest),
+                &temp,
+                gust_model::limits::CODE_UNZIPPED_MAX_BYTES,
+            ) {
+                remove_tree(&temp);
+                return Err(StoreError::Unpack(error));
+            }
+        }
+        match fs::rename(&temp, &target) {
+            Ok(()) => Ok(target),
+            Err(_) if target.is_dir() => {
+                remove_tree(&temp);
+                Ok(target)
+            }
+            Err(e) => {
+                remove_tree(&temp);
+                Err(StoreError::io("unpack layers", e))
             }
         }
     }

@@ -44,6 +44,32 @@ const MIGRATIONS: &[&str] = &[
         record TEXT NOT NULL,
         PRIMARY KEY (function_name, name)
     ) STRICT;",
+    // 3: layers, their versions (hidden when deleted, kept while functions use them) and
+    // their permission statements.
+    "CREATE TABLE layers (
+        name TEXT PRIMARY KEY NOT NULL,
+        last_version INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE layer_versions (
+        layer_name TEXT NOT NULL REFERENCES layers(name),
+        version INTEGER NOT NULL,
+        code_sha256 TEXT NOT NULL,
+        code_size INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        policy_revision TEXT NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (layer_name, version)
+    ) STRICT;
+    CREATE INDEX layer_versions_by_code ON layer_versions(code_sha256);
+    CREATE TABLE layer_version_statements (
+        layer_name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        statement_id TEXT NOT NULL,
+        statement TEXT NOT NULL,
+        PRIMARY KEY (layer_name, version, statement_id),
+        FOREIGN KEY (layer_name, version) REFERENCES layer_versions(layer_name, version)
+            ON DELETE CASCADE
+    ) STRICT;",
 ];
 
 /// The schema version this build writes.
@@ -309,7 +335,8 @@ pub(crate) fn is_code_referenced(
 ) -> Result<bool, StoreError> {
     Ok(connection.query_row(
         "SELECT EXISTS(SELECT 1 FROM functions WHERE code_sha256 = ?1)
-             OR EXISTS(SELECT 1 FROM function_versions WHERE code_sha256 = ?1)",
+             OR EXISTS(SELECT 1 FROM function_versions WHERE code_sha256 = ?1)
+             OR EXISTS(SELECT 1 FROM layer_versions WHERE code_sha256 = ?1)",
         [digest.to_hex()],
         |r| r.get(0),
     )?)

@@ -6,6 +6,7 @@
 
 mod blobs;
 mod db;
+mod layers;
 pub mod package;
 mod record;
 mod versions;
@@ -124,6 +125,7 @@ impl Store {
             blobs,
         };
         store.collect_unpacked()?;
+        store.collect_layers()?;
         Ok(store)
     }
 
@@ -257,6 +259,122 @@ impl Store {
             }
             None => Ok(false),
         }
+    }
+
+    /// Publishes the next version of layer `name` with `code`, built by `make` from its number.
+    pub fn publish_layer_version(
+        &self,
+        name: &str,
+        code: StagedBlob,
+        policy_revision: &str,
+        make: impl FnOnce(u64) -> gust_model::LayerVersion,
+    ) -> Result<gust_model::LayerVersion, StoreError> {
+        let mut connection = self.lock();
+        let digest = code.code.digest;
+        self.blobs.commit(code)?;
+        let published = layers::publish(&mut connection, name, policy_revision, make);
+        if published.is_err() {
+            self.collect_blob(&connection, &digest)?;
+        }
+        published
+    }
+
+    /// A layer version (not deleted).
+    pub fn get_layer_version(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<gust_model::LayerVersion>, StoreError> {
+        layers::get(&self.lock(), name, version)
+    }
+
+    /// A layer's versions (not deleted), newest first.
+    pub fn list_layer_versions(
+        &self,
+        name: &str,
+    ) -> Result<Vec<gust_model::LayerVersion>, StoreError> {
+        layers::versions(&self.lock(), name)
+    }
+
+    /// Every layer version not deleted, by name, newest first within a layer.
+    pub fn all_layer_versions(&self) -> Result<Vec<gust_model::LayerVersion>, StoreError> {
+        layers::all(&self.lock())
+    }
+
+    /// Deletes a layer version (idempotent); functions using it keep its code.
+    pub fn delete_layer_version(&self, name: &str, version: u64) -> Result<(), StoreError> {
+        let mut connection = self.lock();
+        if let Some(digest) = layers::delete(&mut connection, name, version)? {
+            self.collect_blob(&connection, &digest)?;
+        }
+        Ok(())
+    }
+
+    /// Removes deleted layer versions no function uses any more (at start).
+    fn collect_layers(&self) -> Result<(), StoreError> {
+        let mut connection = self.lock();
+        for digest in layers::collect_deleted(&mut connection)? {
+            self.collect_blob(&connection, &digest)?;
+        }
+        Ok(())
+    }
+
+    /// A layer version's permission statements and policy revision.
+    pub fn layer_version_policy(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<(Vec<String>, String)>, StoreError> {
+        layers::policy(&self.lock(), name, version)
+    }
+
+    /// Adds a permission statement to a layer version (`revisions`: the expected one, if
+    /// any, and the new one); returns the new policy revision.
+    pub fn add_layer_version_statement(
+        &self,
+        name: &str,
+        version: u64,
+        statement_id: &str,
+        statement: &str,
+        revisions: (Option<&str>, &str),
+    ) -> Result<String, StoreError> {
+        let change = layers::PolicyChange {
+            name,
+            version,
+            statement_id,
+            expected_revision: revisions.0,
+            new_revision: revisions.1,
+        };
+        layers::add_statement(&mut self.lock(), &change, statement)
+    }
+
+    /// Removes a permission statement from a layer version (`revisions` as for adding).
+    pub fn remove_layer_version_statement(
+        &self,
+        name: &str,
+        version: u64,
+        statement_id: &str,
+        revisions: (Option<&str>, &str),
+    ) -> Result<(), StoreError> {
+        let change = layers::PolicyChange {
+            name,
+            version,
+            statement_id,
+            expected_revision: revisions.0,
+            new_revision: revisions.1,
+        };
+        layers::remove_statement(&mut self.lock(), &change)
+    }
+
+    /// The layers `digests` unpacked in order into one tree, for `/opt` (shared, read-only).
+    pub fn unpacked_layers(&self, digests: &[CodeDigest]) -> Result<PathBuf, StoreError> {
+        self.blobs.layered(digests)
+    }
+
+    /// Bytes a stored package unpacks to.
+    pub fn unzipped_size(&self, digest: &CodeDigest) -> Result<u64, StoreError> {
+        let summary = package::inspect_file(&self.blobs.path(digest), u64::MAX)?;
+        Ok(summary.unzipped_size)
     }
 
     /// Adds an alias; its versions must be published.

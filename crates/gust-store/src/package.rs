@@ -165,6 +165,20 @@ pub fn inspect(zip: &[u8], unzipped_limit: u64) -> Result<PackageSummary, Packag
     })
 }
 
+/// Checks a stored package (for its unpacked size); reads every entry once.
+pub fn inspect_file(path: &Path, unzipped_limit: u64) -> Result<PackageSummary, PackageError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| PackageError::Corrupt(format!("{}: {e}", path.display())))?;
+    walk(
+        io::BufReader::new(file),
+        unzipped_limit,
+        |_, entry| match entry {
+            Entry::File { data, .. } => io::copy(data, &mut io::sink()),
+            Entry::Directory | Entry::Symlink { .. } => Ok(0),
+        },
+    )
+}
+
 /// Unpacks a package into `dest` (which must not exist yet), with the same checks as
 /// [`inspect`]. Files keep their executable bits and lose write permission: unpacked code
 /// is shared, read-only, by every environment of a version.
@@ -173,10 +187,21 @@ pub fn extract(
     dest: &Path,
     unzipped_limit: u64,
 ) -> Result<PackageSummary, PackageError> {
+    std::fs::create_dir(dest)
+        .map_err(|e| PackageError::Corrupt(format!("{}: {e}", dest.display())))?;
+    extract_over(zip_path, dest, unzipped_limit)
+}
+
+/// Unpacks a package into the existing directory `dest`, replacing files and links an
+/// earlier package left there (how layers stack in `/opt`), with the checks of [`inspect`].
+pub fn extract_over(
+    zip_path: &Path,
+    dest: &Path,
+    unzipped_limit: u64,
+) -> Result<PackageSummary, PackageError> {
     use std::os::unix::fs::PermissionsExt;
     let io_error = |e: io::Error| PackageError::Corrupt(format!("{}: {e}", dest.display()));
     let file = std::fs::File::open(zip_path).map_err(io_error)?;
-    std::fs::create_dir(dest).map_err(io_error)?;
     let mut files = Vec::new();
     let mut links = Vec::new();
     let summary = walk(
@@ -186,6 +211,13 @@ pub fn extract(
             let path = dest.join(relative);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
+            }
+            // Whatever an earlier package put here (a read-only file, a link) is replaced;
+            // a directory stays and is merged into.
+            if let Ok(meta) = std::fs::symlink_metadata(&path) {
+                if !meta.is_dir() {
+                    std::fs::remove_file(&path)?;
+                }
             }
             match entry {
                 Entry::Directory => std::fs::create_dir_all(&path).map(|()| 0),

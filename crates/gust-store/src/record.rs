@@ -3,11 +3,20 @@
 
 use gust_model::function::{Architecture, LogFormat, TracingMode};
 use gust_model::{
-    Alias, CodeDigest, CodeRef, EnvironmentVariables, FunctionConfig, FunctionName, FunctionState,
-    FunctionVersion, LastUpdateStatus, Runtime,
+    Alias, CodeDigest, CodeRef, EnvironmentVariables, FunctionConfig, FunctionLayer, FunctionName,
+    FunctionState, FunctionVersion, LastUpdateStatus, Runtime,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+/// A layer version a function uses, with its package (kept while referenced).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FunctionLayerRecord {
+    pub arn: String,
+    pub sha256: String,
+    pub size: u64,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,7 +30,8 @@ pub(crate) struct FunctionRecord {
     pub ephemeral_mb: u32,
     pub environment: Option<EnvironmentVariables>,
     pub architecture: String,
-    pub layers: Vec<String>,
+    /// Schema 1 wrote `[]` here always (no layer could exist), which reads as these.
+    pub layers: Vec<FunctionLayerRecord>,
     pub tracing_mode: String,
     pub dead_letter_target: Option<String>,
     pub log_format: String,
@@ -44,7 +54,15 @@ impl FunctionRecord {
             ephemeral_mb: config.ephemeral_mb,
             environment: config.environment.clone(),
             architecture: config.architecture.as_str().to_owned(),
-            layers: config.layers.clone(),
+            layers: config
+                .layers
+                .iter()
+                .map(|l| FunctionLayerRecord {
+                    arn: l.arn.clone(),
+                    sha256: l.code.digest.to_hex(),
+                    size: l.code.size,
+                })
+                .collect(),
             tracing_mode: config.tracing_mode.as_str().to_owned(),
             dead_letter_target: config.dead_letter_target.clone(),
             log_format: config.log_format.as_str().to_owned(),
@@ -79,7 +97,20 @@ impl FunctionRecord {
             environment: self.environment,
             architecture: Architecture::parse(&self.architecture)
                 .ok_or_else(|| bad("architecture", &self.architecture))?,
-            layers: self.layers,
+            layers: self
+                .layers
+                .into_iter()
+                .map(|l| {
+                    Ok(FunctionLayer {
+                        code: CodeRef {
+                            digest: CodeDigest::from_hex(&l.sha256)
+                                .ok_or_else(|| bad("layer digest", &l.sha256))?,
+                            size: l.size,
+                        },
+                        arn: l.arn,
+                    })
+                })
+                .collect::<Result<_, String>>()?,
             tracing_mode: TracingMode::parse(&self.tracing_mode)
                 .ok_or_else(|| bad("tracing mode", &self.tracing_mode))?,
             dead_letter_target: self.dead_letter_target,
@@ -162,6 +193,54 @@ impl AliasRecord {
             description: self.description,
             additional_version,
             revision_id: self.revision_id,
+        })
+    }
+}
+
+/// The stored form of a layer version's settings (name, number and code are columns).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LayerVersionRecord {
+    pub description: String,
+    pub compatible_runtimes: Vec<String>,
+    pub compatible_architectures: Vec<String>,
+    pub license_info: Option<String>,
+    pub unzipped_size: u64,
+    /// Unix time in milliseconds.
+    pub created_ms: i64,
+}
+
+impl LayerVersionRecord {
+    pub(crate) fn from_layer(layer: &gust_model::LayerVersion) -> Self {
+        LayerVersionRecord {
+            description: layer.description.clone(),
+            compatible_runtimes: layer.compatible_runtimes.clone(),
+            compatible_architectures: layer.compatible_architectures.clone(),
+            license_info: layer.license_info.clone(),
+            unzipped_size: layer.unzipped_size,
+            created_ms: unix_millis(layer.created),
+        }
+    }
+
+    pub(crate) fn into_layer(
+        self,
+        name: String,
+        version: u64,
+        code: CodeRef,
+    ) -> Result<gust_model::LayerVersion, String> {
+        Ok(gust_model::LayerVersion {
+            name,
+            version,
+            description: self.description,
+            compatible_runtimes: self.compatible_runtimes,
+            compatible_architectures: self.compatible_architectures,
+            license_info: self.license_info,
+            code,
+            unzipped_size: self.unzipped_size,
+            created: OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(self.created_ms) * 1_000_000,
+            )
+            .map_err(|e| e.to_string())?,
         })
     }
 }

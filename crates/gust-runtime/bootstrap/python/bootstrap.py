@@ -221,7 +221,11 @@ def error_body(error_type, message, request_id, stack):
 def main():
     global _current_request_id
     task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
-    sys.path.insert(0, task_root)
+    # Lambda's order: the code, then the layers' packages (/opt), then the runtime.
+    opt = sys.argv[1] if len(sys.argv) > 1 else "/opt"
+    version = "python%d.%d" % sys.version_info[:2]
+    sys.path[0:0] = [task_root, os.path.join(opt, "python", "lib", version, "site-packages"),
+                     os.path.join(opt, "python")]
     install_logging()
     client = RuntimeClient(API)
     try:
