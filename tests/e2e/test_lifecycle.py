@@ -163,11 +163,10 @@ def test_revision_id_preconditions_and_dry_run(lam):
 def test_unimplemented_operations_say_so(lam):
     create(lam, "noinvoke")
     with pytest.raises(lam.exceptions.ClientError) as info:
-        lam.add_permission(FunctionName="noinvoke", StatementId="s", Action="lambda:InvokeFunction",
-                           Principal="s3.amazonaws.com")
+        lam.put_function_concurrency(FunctionName="noinvoke", ReservedConcurrentExecutions=5)
     error = info.value.response["Error"]
     assert error["Code"] == "NotImplementedException"
-    assert "AddPermission is not implemented" in error["Message"]
+    assert "PutFunctionConcurrency is not implemented" in error["Message"]
     with pytest.raises(lam.exceptions.ClientError) as info:
         lam.get_function_concurrency(FunctionName="noinvoke")
     assert info.value.response["Error"]["Code"] == "NotImplementedException"

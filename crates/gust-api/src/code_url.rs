@@ -41,7 +41,7 @@ fn denied(message: &str) -> ApiError {
 
 /// Serves a package if the URL's signature is valid and unexpired.
 pub(crate) async fn serve(
-    control: &ControlPlane,
+    planes: &[std::sync::Arc<ControlPlane>],
     config: &ApiConfig,
     file: &str,
     raw_query: &str,
@@ -67,13 +67,17 @@ pub(crate) async fn serve(
     if config.clock.now().unix_timestamp() > expires {
         return Err(denied("Request has expired"));
     }
-    let bytes = tokio::fs::read(control.store().code_path(&digest))
-        .await
-        .map_err(|_| {
-            ApiError::from(gust_control::ControlError::NotFound(
-                "The code package no longer exists.".into(),
-            ))
-        })?;
+    // The account whose store holds it (a digest signed by this server is in one of them).
+    let path = planes
+        .iter()
+        .map(|p| p.store().code_path(&digest))
+        .find(|path| path.exists())
+        .unwrap_or_default();
+    let bytes = tokio::fs::read(path).await.map_err(|_| {
+        ApiError::from(gust_control::ControlError::NotFound(
+            "The code package no longer exists.".into(),
+        ))
+    })?;
     Response::builder()
         .status(StatusCode::OK)
         .header(axum::http::header::CONTENT_TYPE, "application/zip")

@@ -155,6 +155,19 @@ impl ApiError {
         )
     }
 
+    /// 403 `AccessDeniedException`: another account's resource whose policy does not let
+    /// the caller's account do this.
+    pub fn access_denied(caller: &str, action: &str, resource: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            MessageKey::Upper,
+            format!(
+                "User: arn:aws:iam::{caller}:root is not authorized to perform: {action} on resource: {resource} because no resource-based policy allows the {action} action"
+            ),
+        )
+    }
+
     /// 500 `ServiceException`; the cause is logged, not sent.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(%cause, "request failed inside the server");

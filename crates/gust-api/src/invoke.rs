@@ -11,7 +11,7 @@ use gust_model::{FunctionVersion, IdKind, ModelError, Qualifier};
 
 use crate::error::ApiError;
 use crate::routes::Query;
-use crate::ApiState;
+use crate::Plane;
 
 /// Largest synchronous request payload (6 MB).
 pub const MAX_SYNC_PAYLOAD: usize = 6_291_456;
@@ -53,7 +53,7 @@ fn uniform_sample() -> f64 {
 }
 
 fn engine_error(
-    state: &ApiState,
+    plane: &Plane,
     function: &gust_model::FunctionName,
     version: FunctionVersion,
     error: EngineError,
@@ -61,7 +61,7 @@ fn engine_error(
     match error {
         EngineError::NotFound(_) => ApiError::from(gust_control::ControlError::NotFound(format!(
             "Function not found: {}",
-            state.control.arn(function, Some(&version.qualifier()))
+            plane.control.arn(function, Some(&version.qualifier()))
         ))),
         EngineError::NotReady(_) => {
             ApiError::from(gust_control::ControlError::Conflict(error.to_string()))
@@ -76,14 +76,14 @@ fn engine_error(
 
 /// `POST /2015-03-31/functions/{fn}/invocations`.
 pub(crate) async fn invoke(
-    state: &ApiState,
+    plane: &Plane,
     function: &str,
     query: &Query,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let engine = &state.engine;
-    let reference = state
+    let engine = &plane.engine;
+    let reference = plane
         .control
         .resolve(function, query.get("Qualifier"), IdKind::Namespaced)?;
     let invocation_type = header(headers, "x-amz-invocation-type").unwrap_or("RequestResponse");
@@ -127,7 +127,7 @@ pub(crate) async fn invoke(
         body
     };
     if invocation_type == "DryRun" {
-        let control = std::sync::Arc::clone(&state.control);
+        let control = std::sync::Arc::clone(&plane.control);
         let r = reference.clone();
         tokio::task::spawn_blocking(move || control.get_function(&r))
             .await
@@ -137,26 +137,26 @@ pub(crate) async fn invoke(
     let version = match &reference.qualifier {
         // An alias is read from the store, and picks between its versions by weight.
         Some(Qualifier::Alias(_)) => {
-            let control = std::sync::Arc::clone(&state.control);
+            let control = std::sync::Arc::clone(&plane.control);
             let r = reference.clone();
             tokio::task::spawn_blocking(move || control.invoke_target(&r, uniform_sample()))
                 .await
                 .map_err(|e| ApiError::internal(&e))??
         }
-        _ => state.control.invoke_target(&reference, 0.0)?,
+        _ => plane.control.invoke_target(&reference, 0.0)?,
     };
     let outcome = engine
         .invoke(InvokeRequest {
             function: reference.name.clone(),
             version,
-            invoked_arn: state
+            invoked_arn: plane
                 .control
                 .arn(&reference.name, reference.qualifier.as_ref()),
             payload,
             client_context,
         })
         .await
-        .map_err(|e| engine_error(state, &reference.name, version, e))?;
+        .map_err(|e| engine_error(plane, &reference.name, version, e))?;
     let mut response = Response::builder()
         .status(StatusCode::OK)
         .header(axum::http::header::CONTENT_TYPE, "application/json")

@@ -6,11 +6,13 @@
 //! after splitting, so ARNs (`arn%3Aaws%3A…`) and `%24LATEST` arrive intact, and the
 //! signature is checked against exactly the bytes the client signed.
 
+mod accounts;
 pub mod code_url;
 pub mod dto;
 pub mod error;
 mod invoke;
 mod layers;
+mod policies;
 mod routes;
 pub mod server;
 pub mod sigv4;
@@ -26,6 +28,7 @@ use axum::Router;
 use gust_control::ControlPlane;
 use gust_model::Clock;
 
+pub use accounts::Plane;
 pub use error::ApiError;
 pub use routes::Operation;
 use routes::{route, Route};
@@ -34,10 +37,21 @@ pub use sigv4::Credentials;
 /// How requests are authenticated.
 #[derive(Debug, Clone)]
 pub enum Auth {
-    /// Every control-plane request must be SigV4-signed with these credentials.
-    SigV4(Credentials),
-    /// No checks at all (`--no-auth`, local experiments only).
+    /// Every control-plane request must be SigV4-signed with one of these keys; the key
+    /// says which account the request comes from.
+    SigV4(Vec<AccountKey>),
+    /// No checks at all (`--no-auth`, local experiments only): every request comes from
+    /// the default account.
     Disabled,
+}
+
+/// An access key and the account it belongs to.
+#[derive(Debug, Clone)]
+pub struct AccountKey {
+    /// The key.
+    pub credentials: Credentials,
+    /// Its account id.
+    pub account_id: String,
 }
 
 /// What the HTTP edge needs besides the control plane.
@@ -63,21 +77,16 @@ const UPLOADS_DECODED_AT_ONCE: usize = 2;
 
 #[derive(Debug)]
 struct ApiState {
-    control: Arc<ControlPlane>,
-    engine: gust_engine::Engine,
+    planes: accounts::Planes,
     config: ApiConfig,
     uploads: Arc<tokio::sync::Semaphore>,
 }
 
-/// The service router: every path goes through one dispatcher.
-pub fn router(
-    control: Arc<ControlPlane>,
-    engine: gust_engine::Engine,
-    config: ApiConfig,
-) -> Router {
+/// The service router: every path goes through one dispatcher. `planes` are the
+/// accounts' control planes and engines, the default account's first.
+pub fn router(planes: Vec<Plane>, config: ApiConfig) -> Router {
     let state = Arc::new(ApiState {
-        control,
-        engine,
+        planes: accounts::Planes::new(planes),
         config,
         uploads: Arc::new(tokio::sync::Semaphore::new(UPLOADS_DECODED_AT_ONCE)),
     });
@@ -109,7 +118,9 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
     match &route {
         Route::Health => return Ok((StatusCode::OK, "ok\n").into_response()),
         Route::CodeDownload(file) => {
-            return code_url::serve(&state.control, &state.config, file, &raw_query).await;
+            let stores: Vec<Arc<ControlPlane>> =
+                state.planes.all().map(|p| Arc::clone(&p.control)).collect();
+            return code_url::serve(&stores, &state.config, file, &raw_query).await;
         }
         _ => {}
     }
@@ -153,9 +164,23 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
             )
         })
         .collect();
-    if let Auth::SigV4(credentials) = &state.config.auth {
-        sigv4::precheck(&headers, credentials)?;
-    }
+    // The key names the account; it is checked before a (possibly large) body is read.
+    let key = match &state.config.auth {
+        Auth::SigV4(keys) => {
+            let presented = sigv4::presented_key(&headers)?;
+            let key = keys
+                .iter()
+                .find(|k| k.credentials.access_key_id == presented)
+                .ok_or(sigv4::AuthError::UnknownKey)?;
+            sigv4::precheck(&headers, &key.credentials)?;
+            Some(key)
+        }
+        Auth::Disabled => None,
+    };
+    let caller = key.map_or_else(
+        || state.planes.default_account().to_owned(),
+        |k| k.account_id.clone(),
+    );
     let is_upload = matches!(
         route,
         Route::Lambda(
@@ -187,7 +212,7 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
         Err(BodyError::Spool(error)) => return Err(ApiError::internal(&error)),
     };
 
-    if let Auth::SigV4(credentials) = &state.config.auth {
+    if let Some(key) = key {
         let request_parts = sigv4::RequestParts {
             method: parts.method.as_str(),
             raw_path: &raw_path,
@@ -201,7 +226,7 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
         sigv4::verify_hashed(
             &request_parts,
             hash,
-            credentials,
+            &key.credentials,
             "lambda",
             state.config.clock.now(),
         )?;
@@ -219,6 +244,10 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
         .unwrap_or("127.0.0.1")
         .to_owned();
     let query = routes::Query::parse(&raw_query);
+    let plane = state
+        .planes
+        .for_operation(&caller, &operation, &query)
+        .await?;
     // A spooled upload is read back only once its turn to be decoded comes.
     let (body, upload_turn) = match received {
         Received::Memory(body) => (body, None),
@@ -236,15 +265,15 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
     };
     match &operation {
         Operation::Invoke(function) => {
-            return invoke::invoke(state, function, &query, &parts.headers, body).await;
+            return invoke::invoke(&plane, function, &query, &parts.headers, body).await;
         }
         Operation::GustLogs(function) => {
-            return invoke::logs(&state.engine, function, &query).await
+            return invoke::logs(&plane.engine, function, &query).await
         }
         _ => {}
     }
     let context = routes::Context {
-        control: Arc::clone(&state.control),
+        control: Arc::clone(&plane.control),
         code_url_key: state.config.code_url_key,
         now: state.config.clock.now(),
         host,

@@ -57,6 +57,12 @@ pub enum Operation {
     UpdateAlias(String, String),
     /// `DELETE /2015-03-31/functions/{fn}/aliases/{name}`
     DeleteAlias(String, String),
+    /// `POST /2015-03-31/functions/{fn}/policy`
+    AddPermission(String),
+    /// `GET /2015-03-31/functions/{fn}/policy`
+    GetPolicy(String),
+    /// `DELETE /2015-03-31/functions/{fn}/policy/{sid}`
+    RemovePermission(String, String),
     /// `POST /2018-10-31/layers/{name}/versions`
     PublishLayerVersion(String),
     /// `GET /2018-10-31/layers/{name}/versions`
@@ -75,6 +81,72 @@ pub enum Operation {
     GetLayerVersionPolicy(String, String),
     /// `DELETE /2018-10-31/layers/{name}/versions/{n}/policy/{sid}`
     RemoveLayerVersionPermission(String, String, String),
+}
+
+impl Operation {
+    /// The `{FunctionName}` label of a function-scoped operation.
+    pub(crate) fn function_label(&self) -> Option<&str> {
+        use Operation::*;
+        match self {
+            GetFunction(f)
+            | DeleteFunction(f)
+            | GetFunctionConfiguration(f)
+            | UpdateFunctionConfiguration(f)
+            | UpdateFunctionCode(f)
+            | Invoke(f)
+            | GustLogs(f)
+            | PublishVersion(f)
+            | ListVersionsByFunction(f)
+            | CreateAlias(f)
+            | ListAliases(f)
+            | GetAlias(f, _)
+            | UpdateAlias(f, _)
+            | DeleteAlias(f, _)
+            | AddPermission(f)
+            | GetPolicy(f)
+            | RemovePermission(f, _) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The `{LayerName}` label (and `{VersionNumber}`) of a layer-scoped operation.
+    pub(crate) fn layer_label(&self) -> Option<(&str, Option<&str>)> {
+        use Operation::*;
+        match self {
+            PublishLayerVersion(l) | ListLayerVersions(l) => Some((l, None)),
+            GetLayerVersion(l, n)
+            | DeleteLayerVersion(l, n)
+            | AddLayerVersionPermission(l, n)
+            | GetLayerVersionPolicy(l, n)
+            | RemoveLayerVersionPermission(l, n, _) => Some((l, Some(n))),
+            _ => None,
+        }
+    }
+
+    /// The IAM action a resource policy would have to allow.
+    pub(crate) fn iam_action(&self) -> &'static str {
+        use Operation::*;
+        match self {
+            Invoke(_) => "lambda:InvokeFunction",
+            GetFunction(_) => "lambda:GetFunction",
+            GetFunctionConfiguration(_) => "lambda:GetFunctionConfiguration",
+            DeleteFunction(_) => "lambda:DeleteFunction",
+            UpdateFunctionConfiguration(_) => "lambda:UpdateFunctionConfiguration",
+            UpdateFunctionCode(_) => "lambda:UpdateFunctionCode",
+            PublishVersion(_) => "lambda:PublishVersion",
+            ListVersionsByFunction(_) => "lambda:ListVersionsByFunction",
+            CreateAlias(_) => "lambda:CreateAlias",
+            ListAliases(_) => "lambda:ListAliases",
+            GetAlias(..) => "lambda:GetAlias",
+            UpdateAlias(..) => "lambda:UpdateAlias",
+            DeleteAlias(..) => "lambda:DeleteAlias",
+            AddPermission(_) => "lambda:AddPermission",
+            GetPolicy(_) => "lambda:GetPolicy",
+            RemovePermission(..) => "lambda:RemovePermission",
+            GetLayerVersion(..) | GetLayerVersionByArn => "lambda:GetLayerVersion",
+            _ => "lambda:*",
+        }
+    }
 }
 
 /// What a request is for.
@@ -113,13 +185,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "POST",
         "2021-11-15/functions/*/response-streaming-invocations",
         "InvokeWithResponseStream",
-    ),
-    ("POST", "2015-03-31/functions/*/policy", "AddPermission"),
-    ("GET", "2015-03-31/functions/*/policy", "GetPolicy"),
-    (
-        "DELETE",
-        "2015-03-31/functions/*/policy/*",
-        "RemovePermission",
     ),
     (
         "PUT",
@@ -327,6 +392,13 @@ pub(crate) fn route(method: &Method, raw_path: &str, raw_query: &str) -> Route {
         }
         ("DELETE", ["2015-03-31", "functions", f, "aliases", a]) => {
             Operation::DeleteAlias((*f).to_owned(), (*a).to_owned())
+        }
+        ("POST", ["2015-03-31", "functions", f, "policy"]) => {
+            Operation::AddPermission((*f).to_owned())
+        }
+        ("GET", ["2015-03-31", "functions", f, "policy"]) => Operation::GetPolicy((*f).to_owned()),
+        ("DELETE", ["2015-03-31", "functions", f, "policy", sid]) => {
+            Operation::RemovePermission((*f).to_owned(), (*sid).to_owned())
         }
         // GetLayerVersionByArn dispatches on a literal query.
         ("GET", ["2018-10-31", "layers"]) if raw_query.contains("find=LayerVersion") => {
@@ -597,6 +669,13 @@ pub(crate) fn execute(
         }
         Operation::DeleteAlias(function, name) => {
             crate::versions::delete_alias(context, &function, &name)
+        }
+        Operation::AddPermission(function) => {
+            crate::policies::add_permission(context, &function, query, body)
+        }
+        Operation::GetPolicy(function) => crate::policies::get_policy(context, &function, query),
+        Operation::RemovePermission(function, sid) => {
+            crate::policies::remove_permission(context, &function, &sid, query)
         }
         Operation::PublishLayerVersion(layer) => crate::layers::publish(context, &layer, body),
         Operation::ListLayerVersions(layer) => crate::layers::list_versions(context, &layer, query),

@@ -325,6 +325,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The access key id a request's `Authorization` header presents.
+pub fn presented_key(headers: &[(String, String)]) -> Result<String, AuthError> {
+    let authorization = first_header(headers, "authorization").ok_or(AuthError::Missing)?;
+    Ok(parse_authorization(authorization)?.access_key_id.to_owned())
+}
+
 /// The checks that need no body: an `Authorization` header naming this server's key.
 /// Done before a (possibly large) body is read, so unauthenticated clients cannot make the
 /// server buffer it.

@@ -66,10 +66,12 @@ fn harness() -> Harness {
         clock.clone(),
     ));
     let router = router(
-        control,
-        engine,
+        vec![crate::Plane { control, engine }],
         ApiConfig {
-            auth: Auth::SigV4(credentials()),
+            auth: Auth::SigV4(vec![crate::AccountKey {
+                credentials: credentials(),
+                account_id: "000000000000".into(),
+            }]),
             code_url_key: [9; 32],
             clock: clock.clone(),
             body_timeout: std::time::Duration::from_secs(20),
@@ -266,7 +268,7 @@ async fn errors_have_aws_shapes() {
     let (status, body) = h
         .json(
             "POST",
-            "/2015-03-31/functions/f/policy",
+            "/2015-03-31/event-source-mappings",
             serde_json::json!({}),
         )
         .await;
@@ -274,7 +276,7 @@ async fn errors_have_aws_shapes() {
     assert!(body["message"]
         .as_str()
         .unwrap()
-        .contains("AddPermission is not implemented"));
+        .contains("CreateEventSourceMapping is not implemented"));
 
     let (status, _, body) = h
         .send("POST", "/2015-03-31/functions", b"{not json".to_vec(), true)

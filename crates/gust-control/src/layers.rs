@@ -296,6 +296,31 @@ impl ControlPlane {
         })
     }
 
+    /// Whether `caller`, from outside this account, may use version `version` of layer
+    /// `name` (its permissions must allow `lambda:GetLayerVersion`).
+    pub fn layer_allowed(
+        &self,
+        name: &str,
+        version: u64,
+        caller: &gust_model::policy::Caller,
+    ) -> Result<bool> {
+        if *caller == gust_model::policy::Caller::Account(self.scope.account_id.clone()) {
+            return Ok(true);
+        }
+        let Some((statements, _)) = self.store.layer_version_policy(name, version)? else {
+            return Ok(false);
+        };
+        let statements: Vec<serde_json::Value> = statements
+            .iter()
+            .filter_map(|s| serde_json::from_str(s).ok())
+            .collect();
+        Ok(gust_model::policy::allows(
+            &statements,
+            caller,
+            "lambda:GetLayerVersion",
+        ))
+    }
+
     /// Resolves a function's `Layers` (already checked for form by the model) to the layer
     /// versions they name, and checks the code plus every layer stays within 250 MB
     /// unpacked (`code_unzipped`: the function's own package).

@@ -587,8 +587,10 @@ fn check_revision(current: &FunctionConfig, expected: Option<&str>) -> Result<()
 }
 
 mod layers;
+mod policies;
 mod versions;
 pub use layers::{LayerPermission, LayerPolicy};
+pub use policies::FunctionPolicy;
 pub use versions::{Page, PublishVersion};
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod function;
 pub mod layer;
 pub mod limits;
 pub mod names;
+pub mod policy;
 pub mod runtime;
 pub mod tags;
 pub mod version;

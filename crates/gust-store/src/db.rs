@@ -70,6 +70,14 @@ const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (layer_name, version) REFERENCES layer_versions(layer_name, version)
             ON DELETE CASCADE
     ) STRICT;",
+    // 4: functions' resource-based policies, per qualifier ('' for the function itself).
+    "CREATE TABLE function_policies (
+        function_name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        qualifier TEXT NOT NULL,
+        statement_id TEXT NOT NULL,
+        statement TEXT NOT NULL,
+        PRIMARY KEY (function_name, qualifier, statement_id)
+    ) STRICT;",
 ];
 
 /// The schema version this build writes.

@@ -377,6 +377,42 @@ impl Store {
         Ok(summary.unzipped_size)
     }
 
+    /// A function's policy statements for a qualifier (`""`: the function itself).
+    pub fn function_policy(
+        &self,
+        function: &FunctionName,
+        qualifier: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        versions::policy(&self.lock(), function, qualifier)
+    }
+
+    /// Adds a statement to a function's policy for a qualifier.
+    pub fn add_function_statement(
+        &self,
+        function: &FunctionName,
+        qualifier: &str,
+        statement_id: &str,
+        statement: &str,
+    ) -> Result<(), StoreError> {
+        versions::add_statement(
+            &mut self.lock(),
+            function,
+            qualifier,
+            statement_id,
+            statement,
+        )
+    }
+
+    /// Removes a statement from a function's policy; `Ok(false)` when there was none.
+    pub fn remove_function_statement(
+        &self,
+        function: &FunctionName,
+        qualifier: &str,
+        statement_id: &str,
+    ) -> Result<bool, StoreError> {
+        versions::remove_statement(&mut self.lock(), function, qualifier, statement_id)
+    }
+
     /// Adds an alias; its versions must be published.
     pub fn insert_alias(&self, function: &FunctionName, alias: &Alias) -> Result<(), StoreError> {
         versions::insert_alias(&mut self.lock(), function, alias)

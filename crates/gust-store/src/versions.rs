@@ -161,6 +161,7 @@ pub(crate) fn delete_version(
             |r| r.get(0),
         )
         .optional()?;
+    drop_policy(&tx, name, &number.to_string())?;
     tx.commit()?;
     Ok(sha.as_deref().and_then(CodeDigest::from_hex))
 }
@@ -291,9 +292,85 @@ pub(crate) fn delete_alias(
     function: &FunctionName,
     name: &str,
 ) -> Result<bool, StoreError> {
-    let deleted = connection.execute(
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let deleted = tx.execute(
         "DELETE FROM aliases WHERE function_name = ?1 AND name = ?2",
         params![function.as_str(), name],
     )?;
+    drop_policy(&tx, function, name)?;
+    tx.commit()?;
     Ok(deleted > 0)
+}
+
+/// A function's policy statements for `qualifier` (`""`: the function itself), in the
+/// order they were added.
+pub(crate) fn policy(
+    connection: &Connection,
+    function: &FunctionName,
+    qualifier: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT statement FROM function_policies
+         WHERE function_name = ?1 AND qualifier = ?2 ORDER BY rowid",
+    )?;
+    let rows = statement
+        .query_map(params![function.as_str(), qualifier], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(rows)
+}
+
+/// Adds a statement; `AlreadyExists` when the id is taken, `NotFound` without the function.
+pub(crate) fn add_statement(
+    connection: &mut Connection,
+    function: &FunctionName,
+    qualifier: &str,
+    statement_id: &str,
+    statement: &str,
+) -> Result<(), StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let exists: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)",
+        [function.as_str()],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Err(StoreError::NotFound(function.to_string()));
+    }
+    let inserted = tx.execute(
+        "INSERT INTO function_policies (function_name, qualifier, statement_id, statement)
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        params![function.as_str(), qualifier, statement_id, statement],
+    )?;
+    if inserted == 0 {
+        return Err(StoreError::AlreadyExists(statement_id.to_owned()));
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Removes a statement; `false` when there was none.
+pub(crate) fn remove_statement(
+    connection: &mut Connection,
+    function: &FunctionName,
+    qualifier: &str,
+    statement_id: &str,
+) -> Result<bool, StoreError> {
+    Ok(connection.execute(
+        "DELETE FROM function_policies
+         WHERE function_name = ?1 AND qualifier = ?2 AND statement_id = ?3",
+        params![function.as_str(), qualifier, statement_id],
+    )? > 0)
+}
+
+/// Drops the policy of a version or alias that is gone.
+pub(crate) fn drop_policy(
+    connection: &Connection,
+    function: &FunctionName,
+    qualifier: &str,
+) -> Result<(), StoreError> {
+    connection.execute(
+        "DELETE FROM function_policies WHERE function_name = ?1 AND qualifier = ?2",
+        params![function.as_str(), qualifier],
+    )?;
+    Ok(())
 }

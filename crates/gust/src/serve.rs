@@ -72,6 +72,103 @@ pub struct ServeArgs {
     /// A request body that sends nothing for this long is abandoned (408).
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     body_timeout: Duration,
+    /// More accounts: a JSON file listing `{"account_id", "access_key_id",
+    /// "secret_access_key"}` objects. Each account has its own functions and layers (under
+    /// `<data-dir>/accounts/<id>`); the server's own key stays the default account.
+    #[arg(long)]
+    accounts: Option<PathBuf>,
+}
+
+/// One more account, as `--accounts` lists it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountEntry {
+    account_id: String,
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+fn read_accounts(
+    path: &std::path::Path,
+    default: &Scope,
+    default_key: &str,
+) -> Result<Vec<AccountEntry>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the accounts file {}", path.display()))?;
+    let entries: Vec<AccountEntry> = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JSON list of accounts", path.display()))?;
+    let mut ids = std::collections::HashSet::from([default.account_id.clone()]);
+    let mut keys = std::collections::HashSet::from([default_key.to_owned()]);
+    for entry in &entries {
+        Scope::parse(&default.region, &entry.account_id)
+            .map_err(|e| anyhow::anyhow!("account {:?}: {e}", entry.account_id))?;
+        if !ids.insert(entry.account_id.clone()) {
+            bail!(
+                "account {} is listed twice (or is the server's own)",
+                entry.account_id
+            );
+        }
+        if !keys.insert(entry.access_key_id.clone()) {
+            bail!(
+                "access key {} is given to two accounts",
+                entry.access_key_id
+            );
+        }
+        if entry.secret_access_key.is_empty() {
+            bail!(
+                "account {} has an empty secret access key",
+                entry.account_id
+            );
+        }
+    }
+    Ok(entries)
+}
+
+/// An account's store, engine and control plane, its data under `dir`.
+struct PlaneParts<'a> {
+    dir: &'a std::path::Path,
+    scope: Scope,
+    sandbox: &'a Arc<dyn gust_sandbox::Sandbox>,
+    runtime_dir: std::path::PathBuf,
+    clock: Arc<SystemClock>,
+}
+
+fn start_plane(parts: PlaneParts<'_>, args: &ServeArgs) -> Result<gust_api::Plane> {
+    let store = Arc::new(
+        Store::open(parts.dir)
+            .with_context(|| format!("cannot open the store in {}", parts.dir.display()))?,
+    );
+    let path_var = std::env::var("PATH").unwrap_or_default();
+    let registry = gust_runtime::RuntimeRegistry::install(&parts.runtime_dir, &path_var)
+        .context("cannot install the runtime bootstraps")?;
+    let catalog = registry.catalog();
+    let engine = gust_engine::Engine::new(
+        gust_engine::EngineConfig {
+            scope: parts.scope.clone(),
+            idle_timeout: args.idle_timeout,
+            max_environments: args.max_environments,
+            logs_dir: parts.dir.join("logs"),
+        },
+        Arc::clone(&store),
+        Arc::clone(parts.sandbox),
+        registry,
+    )
+    .context("cannot start the engine")?;
+    let control = Arc::new(
+        ControlPlane::new(store, parts.scope.clone(), catalog, parts.clock)
+            .with_observer(Arc::new(EngineObserver(engine.clone()))),
+    );
+    let recovered = control
+        .recover()
+        .context("cannot recover interrupted function updates")?;
+    if recovered > 0 {
+        tracing::warn!(
+            recovered,
+            account = %parts.scope.account_id,
+            "finished function transitions a previous run left half done"
+        );
+    }
+    Ok(gust_api::Plane { control, engine })
 }
 
 /// Parses `500ms`, `30s`, `5m`, `1h` (a bare number is seconds).
@@ -174,7 +271,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let scope = Scope::parse(&args.region, &args.account_id).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let explicit = match (args.access_key_id, args.secret_access_key) {
+    let explicit = match (args.access_key_id.take(), args.secret_access_key.take()) {
         (Some(access_key_id), Some(secret_access_key)) => Some(Credentials {
             access_key_id,
             secret_access_key,
@@ -187,12 +284,10 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     // hands them (code, bootstraps, the sandbox root) is under the data directory.
     args.data_dir = std::fs::canonicalize(&args.data_dir)
         .with_context(|| format!("cannot resolve {}", args.data_dir.display()))?;
-    let store = Arc::new(Store::open(&args.data_dir).context("cannot open the store")?);
     let path_var = std::env::var("PATH").unwrap_or_default();
-    let registry =
-        gust_runtime::RuntimeRegistry::install(&args.data_dir.join("runtime"), &path_var)
-            .context("cannot install the runtime bootstraps")?;
-    let catalog = registry.catalog();
+    let catalog = gust_runtime::RuntimeRegistry::install(&args.data_dir.join("runtime"), &path_var)
+        .context("cannot install the runtime bootstraps")?
+        .catalog();
     let isolation = isolation(&args.data_dir, args.no_isolation, args.sandbox_network);
     if let (gust_sandbox::isolate::NetworkMode::None, Err(reason)) =
         (args.sandbox_network, &isolation)
@@ -221,35 +316,61 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     let sandbox: Arc<dyn gust_sandbox::Sandbox> = sandbox;
     let (credentials, source) = datadir::server_credentials(&args.data_dir, explicit)?;
     let clock = Arc::new(SystemClock);
-    let engine_config = gust_engine::EngineConfig {
-        scope: scope.clone(),
-        idle_timeout: args.idle_timeout,
-        max_environments: args.max_environments,
-        logs_dir: args.data_dir.join("logs"),
+    let others = match &args.accounts {
+        Some(path) => read_accounts(path, &scope, &credentials.access_key_id)?,
+        None => Vec::new(),
     };
-    let engine = gust_engine::Engine::new(engine_config, Arc::clone(&store), sandbox, registry)
-        .context("cannot start the engine")?;
-    let control = Arc::new(
-        ControlPlane::new(store, scope.clone(), catalog.clone(), clock.clone())
-            .with_observer(Arc::new(EngineObserver(engine.clone()))),
-    );
-    let recovered = control
-        .recover()
-        .context("cannot recover interrupted function updates")?;
-    if recovered > 0 {
-        tracing::warn!(
-            recovered,
-            "finished function transitions a previous run left half done"
-        );
+    if args.no_auth && !others.is_empty() {
+        bail!("--accounts needs authentication: requests name their account by their key");
     }
+    // The default account keeps the data directory's own layout; the others live under
+    // accounts/<id>.
+    let mut planes = vec![start_plane(
+        PlaneParts {
+            dir: &args.data_dir,
+            scope: scope.clone(),
+            sandbox: &sandbox,
+            runtime_dir: args.data_dir.join("runtime"),
+            clock: clock.clone(),
+        },
+        &args,
+    )?];
+    let mut keys = vec![gust_api::AccountKey {
+        credentials: credentials.clone(),
+        account_id: scope.account_id.clone(),
+    }];
+    for entry in others {
+        let dir = args.data_dir.join("accounts").join(&entry.account_id);
+        datadir::create(&dir)?;
+        let account_scope =
+            Scope::parse(&scope.region, &entry.account_id).map_err(|e| anyhow::anyhow!("{e}"))?;
+        planes.push(start_plane(
+            PlaneParts {
+                dir: &dir,
+                scope: account_scope,
+                sandbox: &sandbox,
+                runtime_dir: args.data_dir.join("runtime"),
+                clock: clock.clone(),
+            },
+            &args,
+        )?);
+        keys.push(gust_api::AccountKey {
+            credentials: Credentials {
+                access_key_id: entry.access_key_id,
+                secret_access_key: entry.secret_access_key,
+            },
+            account_id: entry.account_id,
+        });
+    }
+    let engines: Vec<gust_engine::Engine> = planes.iter().map(|p| p.engine.clone()).collect();
+    let account_count = planes.len();
     let auth = if args.no_auth {
         Auth::Disabled
     } else {
-        Auth::SigV4(credentials.clone())
+        Auth::SigV4(keys)
     };
     let router = gust_api::router(
-        control,
-        engine.clone(),
+        planes,
         ApiConfig {
             auth,
             code_url_key: datadir::random_key()?,
@@ -286,7 +407,13 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         for (name, on, text) in &protections {
             eprintln!("  {name:<10} {} {text}", if *on { "on " } else { "OFF" });
         }
-        let reaper = engine.start_reaper();
+        let reapers: Vec<_> = engines
+            .iter()
+            .map(gust_engine::Engine::start_reaper)
+            .collect();
+        if account_count > 1 {
+            eprintln!("Accounts: {account_count} (--accounts)");
+        }
         print_banner(
             &endpoint,
             &args.data_dir,
@@ -306,8 +433,12 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             shutdown_signal(),
         )
         .await;
-        reaper.abort();
-        engine.shutdown().await;
+        for reaper in reapers {
+            reaper.abort();
+        }
+        for engine in &engines {
+            engine.shutdown().await;
+        }
         datadir::remove_server_info(&args.data_dir);
         tracing::info!("stopped");
         Ok(())
