@@ -592,7 +592,9 @@ pub(crate) fn execute(
                     repository_type: "S3",
                     location,
                 },
-                tags: reference.qualifier.is_none().then_some(details.tags),
+                // Only for the function itself, and left out when it has none (as Lambda).
+                tags: (reference.qualifier.is_none() && !details.tags.is_empty())
+                    .then_some(details.tags),
             };
             json(StatusCode::OK, &response)
         }

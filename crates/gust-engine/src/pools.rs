@@ -1,0 +1,332 @@
+//! Environment pools: one per (function, version), their generations and cached
+//! configurations, taking and releasing environments, retiring them when the function
+//! changes or goes, and the idle reaper.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gust_model::{FunctionConfig, FunctionName, FunctionVersion};
+
+use crate::environment::{EnvState, Environment, Stop};
+use crate::{lock, Engine, EngineError, FREEZE_AFTER, QUEUE_WAIT_MAX, SHUTDOWN_GRACE};
+
+/// Environments are pooled per function version: a published version's never change.
+pub(crate) type PoolKey = (FunctionName, FunctionVersion);
+
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    generation: u64,
+    config: Option<Arc<FunctionConfig>>,
+    idle: Vec<Arc<Environment>>,
+    /// Signalled when an environment enters `idle`: invokes waiting for one take it.
+    released: Arc<tokio::sync::Notify>,
+}
+
+/// What an invoke got to run on.
+pub(crate) enum Slot<'a> {
+    /// An idle environment of the current revision.
+    Warm(Arc<Environment>),
+    /// The right to start one (INITs at once are bounded).
+    Cold(tokio::sync::SemaphorePermit<'a>),
+}
+
+impl Engine {
+    /// Every idle environment, taken out of its pool (server shutdown).
+    pub(crate) fn take_all_idle(&self) -> Vec<Arc<Environment>> {
+        lock(&self.inner.pools)
+            .values_mut()
+            .flat_map(|p| std::mem::take(&mut p.idle))
+            .collect()
+    }
+
+    /// Idle environments of `function` (for tests and `gust doctor`).
+    pub fn idle_environments(&self, function: &FunctionName) -> usize {
+        lock(&self.inner.pools)
+            .iter()
+            .filter(|((name, _), _)| name == function)
+            .map(|(_, pool)| pool.idle.len())
+            .sum()
+    }
+
+    /// Starts the reaper that shuts down environments idle longer than the idle timeout.
+    pub fn start_reaper(&self) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        let period = (self.inner.config.idle_timeout / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(5));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            loop {
+                ticker.tick().await;
+                engine.reap();
+            }
+        })
+    }
+
+    pub(crate) fn reap(&self) {
+        let timeout = self.inner.config.idle_timeout;
+        let mut expired = Vec::new();
+        for pool in lock(&self.inner.pools).values_mut() {
+            let (old, keep): (Vec<_>, Vec<_>) = pool
+                .idle
+                .drain(..)
+                .partition(|env| env.idle_for() >= timeout);
+            pool.idle = keep;
+            expired.extend(old);
+        }
+        for env in expired {
+            tracing::debug!(function = %env.function, stream = %env.stream, "idle timeout: shutting down environment");
+            self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
+        }
+    }
+
+    /// Shuts down the environment idle longest; `false` if none is idle.
+    pub(crate) fn evict_one_idle(&self) -> bool {
+        let victim = {
+            let mut pools = lock(&self.inner.pools);
+            let oldest = pools
+                .iter()
+                .flat_map(|(name, pool)| {
+                    pool.idle
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, env)| (name.clone(), i, env.idle_for()))
+                })
+                .max_by_key(|(_, _, idle)| *idle);
+            oldest.and_then(|(name, index, _)| {
+                pools.get_mut(&name).map(|pool| pool.idle.remove(index))
+            })
+        };
+        match victim {
+            Some(env) => {
+                self.shut_down(&env, Stop::Kill);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn shut_down(&self, env: &Environment, how: Stop) {
+        if env.stop(how) {
+            self.inner.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `$LATEST` changed: new invokes use new environments; idle ones on the old code
+    /// are shut down now, busy ones when their invoke ends.
+    pub fn function_changed(&self, function: &FunctionName) {
+        let key = (function.clone(), FunctionVersion::Latest);
+        self.retire(&key, |k| k == &key);
+    }
+
+    /// A published version is gone: its pool goes, and its environments with it.
+    pub fn version_deleted(&self, function: &FunctionName, version: u64) {
+        let key = (function.clone(), FunctionVersion::Published(version));
+        self.remove_pools(|k| k == &key);
+    }
+
+    /// The function is gone, with all its versions: their pools go.
+    pub fn function_deleted(&self, function: &FunctionName) {
+        self.remove_pools(|(name, _)| name == function);
+    }
+
+    /// Removes the pools `which` selects (a function or version that is gone), shutting
+    /// their idle environments down; busy ones find no pool when they finish and stop.
+    pub(crate) fn remove_pools(&self, which: impl Fn(&PoolKey) -> bool) {
+        let idle: Vec<Arc<Environment>> = {
+            let mut pools = lock(&self.inner.pools);
+            self.inner.deletions.fetch_add(1, Ordering::SeqCst);
+            let keys: Vec<PoolKey> = pools.keys().filter(|k| which(k)).cloned().collect();
+            keys.iter()
+                .filter_map(|k| pools.remove(k))
+                .flat_map(|pool| pool.idle)
+                .collect()
+        };
+        for env in idle {
+            self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
+        }
+    }
+
+    /// Bumps the generation of the pools `which` selects. `key`'s pool is made first if
+    /// there is none, so a configuration read racing the change is not cached as current.
+    pub(crate) fn retire(&self, key: &PoolKey, which: impl Fn(&PoolKey) -> bool) {
+        let idle: Vec<Arc<Environment>> = {
+            let mut pools = lock(&self.inner.pools);
+            pools.entry(key.clone()).or_default();
+            let mut idle = Vec::new();
+            for (key, pool) in pools.iter_mut().filter(|(key, _)| which(key)) {
+                tracing::trace!(function = %key.0, version = %key.1, "retiring environments");
+                pool.generation += 1;
+                pool.config = None;
+                idle.append(&mut pool.idle);
+            }
+            idle
+        };
+        for env in idle {
+            self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
+        }
+    }
+
+    /// The current configuration of a function version (cached per generation).
+    pub(crate) async fn config(
+        &self,
+        key: &PoolKey,
+    ) -> Result<(Arc<FunctionConfig>, u64), EngineError> {
+        let deletions = self.inner.deletions.load(Ordering::SeqCst);
+        let generation = {
+            let pools = lock(&self.inner.pools);
+            match pools.get(key) {
+                Some(Pool {
+                    generation,
+                    config: Some(config),
+                    ..
+                }) => return Ok((Arc::clone(config), *generation)),
+                Some(pool) => pool.generation,
+                None => 0,
+            }
+        };
+        let Some(config) = self.load(key).await? else {
+            return Err(EngineError::NotFound(key.0.clone()));
+        };
+        let config = Arc::new(config);
+        let mut pools = lock(&self.inner.pools);
+        let pool = pools.entry(key.clone()).or_default();
+        // Only cache what is still current: a change since the read bumped the generation,
+        // a deletion the counter (the pool read before may be gone, and this one new).
+        if pool.generation == generation && self.inner.deletions.load(Ordering::SeqCst) == deletions
+        {
+            pool.config = Some(Arc::clone(&config));
+        }
+        Ok((config, generation))
+    }
+
+    /// The stored configuration of a function version.
+    pub(crate) async fn load(&self, key: &PoolKey) -> Result<Option<FunctionConfig>, EngineError> {
+        let store = Arc::clone(&self.inner.store);
+        let (name, version) = key.clone();
+        tokio::task::spawn_blocking(move || match version {
+            FunctionVersion::Latest => store.get_function(&name).map(|f| f.map(|(c, _)| c)),
+            FunctionVersion::Published(n) => store.get_version(&name, n),
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
+    /// An idle environment, or the right to start one. While INITs are at their bound the
+    /// invoke waits, and takes an environment that frees up meanwhile (the wait counts
+    /// toward neither its INIT nor its timeout); waiting past [`QUEUE_WAIT_MAX`] throttles.
+    pub(crate) async fn acquire(
+        &self,
+        config: &FunctionConfig,
+        generation: u64,
+    ) -> Result<Slot<'_>, EngineError> {
+        let released = Arc::clone(
+            &lock(&self.inner.pools)
+                .entry((config.name.clone(), config.version))
+                .or_default()
+                .released,
+        );
+        let deadline = tokio::time::Instant::now() + QUEUE_WAIT_MAX;
+        loop {
+            // Registered before looking, so a release in between is not missed.
+            let notified = released.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(env) = self.take_idle(config, generation) {
+                return Ok(Slot::Warm(env));
+            }
+            let permit = match self.inner.inits.try_acquire() {
+                Ok(permit) => permit,
+                Err(_) => tokio::select! {
+                    () = &mut notified => continue,
+                    permit = self.inner.inits.acquire() => {
+                        permit.map_err(|e| EngineError::Internal(e.to_string()))?
+                    }
+                    () = tokio::time::sleep_until(deadline) => {
+                        return Err(EngineError::TooManyEnvironments)
+                    }
+                },
+            };
+            // One may have freed up while this invoke waited for its turn.
+            if let Some(env) = self.take_idle(config, generation) {
+                return Ok(Slot::Warm(env));
+            }
+            return Ok(Slot::Cold(permit));
+        }
+    }
+
+    /// Whether the stored configuration is newer than `config`.
+    pub(crate) async fn changed_since(&self, config: &FunctionConfig) -> bool {
+        let current = self.load(&(config.name.clone(), config.version)).await;
+        !matches!(current, Ok(Some(stored)) if stored.revision_id == config.revision_id)
+    }
+
+    pub(crate) fn take_idle(
+        &self,
+        config: &FunctionConfig,
+        generation: u64,
+    ) -> Option<Arc<Environment>> {
+        let mut stale = Vec::new();
+        let found = {
+            let mut pools = lock(&self.inner.pools);
+            let pool = pools.get_mut(&(config.name.clone(), config.version))?;
+            let mut found = None;
+            while let Some(env) = pool.idle.pop() {
+                // A runtime that died while idle (a crash after answering) is not reused.
+                if env.generation == generation
+                    && env.revision == config.revision_id
+                    && !env.has_exited()
+                    && env.transition(EnvState::Busy).is_ok()
+                {
+                    found = Some(env);
+                    break;
+                }
+                stale.push(env);
+            }
+            found
+        };
+        for env in stale {
+            self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
+        }
+        if let Some(env) = &found {
+            env.idle_ends();
+        }
+        found
+    }
+
+    pub(crate) fn release(&self, env: Arc<Environment>) {
+        if self.inner.closing.load(Ordering::Relaxed) {
+            self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
+            return;
+        }
+
+        let current = {
+            let mut pools = lock(&self.inner.pools);
+            match pools.get_mut(&(env.function.clone(), env.version)) {
+                Some(pool)
+                    if pool.generation == env.generation
+                        && env.transition(EnvState::Idle).is_ok() =>
+                {
+                    env.touch();
+                    let period = env.idle_begins();
+                    pool.idle.push(Arc::clone(&env));
+                    pool.released.notify_one();
+                    // Frozen once it has stayed idle a moment: idle environments use no CPU
+                    // and their threads do not run, while back-to-back invokes skip the
+                    // freeze/thaw round trip.
+                    let idle = Arc::clone(&env);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(FREEZE_AFTER).await;
+                        idle.freeze_if_idle(period);
+                    });
+                    true
+                }
+                _ => false,
+            }
+        };
+        if !current {
+            self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! Environment start-up (INIT): unpacking code and layers, the runtime's environment
+//! variables and filesystem view, spawning it in the sandbox and waiting for its first
+//! `next` (or its init error, exit or INIT timeout).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gust_model::{FunctionConfig, FunctionVersion, LogFormat};
+use gust_runtime::{InitOutcome, RuntimeApi, View};
+use gust_sandbox::isolate::Bind;
+use gust_sandbox::SpawnSpec;
+
+use crate::collector::Collector;
+use crate::environment::{EnvState, Environment, Parts, Stop};
+use crate::{
+    ms, platform_error, random_hex, tail, Engine, EngineError, InvokeOutcome, INIT_TIMEOUT_MIN,
+};
+
+/// An INIT that did not end with the runtime ready.
+pub(crate) struct InitFailure {
+    body: Bytes,
+    environment: Option<Arc<Environment>>,
+    collector: Option<Collector>,
+}
+
+pub(crate) fn log_stream_name(version: FunctionVersion) -> String {
+    let date = time::OffsetDateTime::now_utc().date();
+    format!(
+        "{:04}/{:02}/{:02}/[{version}]{}",
+        date.year(),
+        u8::from(date.month()),
+        date.day(),
+        random_hex(16)
+    )
+}
+
+impl Engine {
+    pub(crate) fn environment_variables(
+        &self,
+        config: &FunctionConfig,
+        api: &RuntimeApi,
+        view: &View,
+        stream: &str,
+        launch: &gust_runtime::Launch,
+    ) -> Vec<(String, String)> {
+        let scope = &self.inner.config.scope;
+        let runtime_dir = &view.runtime_dir;
+        let code_dir = &view.task_root;
+        let bin = launch
+            .bin_dir
+            .as_ref()
+            .map(|d| format!("{}:", d.display()))
+            .unwrap_or_default();
+        let mut env: Vec<(String, String)> = vec![
+            (
+                "PATH".into(),
+                format!(
+                    "{bin}/usr/local/bin:/usr/bin/:/bin:{}/bin",
+                    view.opt_dir.display()
+                ),
+            ),
+            (
+                "LD_LIBRARY_PATH".into(),
+                format!(
+                    "/var/lang/lib:/lib64:/usr/lib64:{rt}:{rt}/lib:{task}:{task}/lib:{opt}/lib",
+                    rt = runtime_dir.display(),
+                    task = code_dir.display(),
+                    opt = view.opt_dir.display()
+                ),
+            ),
+            ("LANG".into(), "en_US.UTF-8".into()),
+            ("TZ".into(), ":UTC".into()),
+            ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
+        ];
+        if config.log_format == LogFormat::Json {
+            env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+        }
+        env.extend(launch.env.iter().cloned());
+        // The function's own variables override the overridable ones above...
+        if let Some(vars) = &config.environment {
+            for (key, value) in vars {
+                env.retain(|(k, _)| k != key);
+                env.push((key.clone(), value.clone()));
+            }
+        }
+        // ...and never the reserved ones below (validation refuses them anyway).
+        env.extend([
+            ("AWS_LAMBDA_RUNTIME_API".into(), api.address().to_string()),
+            ("_HANDLER".into(), config.handler.clone()),
+            ("LAMBDA_TASK_ROOT".into(), code_dir.display().to_string()),
+            (
+                "LAMBDA_RUNTIME_DIR".into(),
+                runtime_dir.display().to_string(),
+            ),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), config.name.to_string()),
+            (
+                "AWS_LAMBDA_FUNCTION_VERSION".into(),
+                config.version.to_string(),
+            ),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+                config.memory_mb.to_string(),
+            ),
+            ("AWS_LAMBDA_LOG_GROUP_NAME".into(), config.log_group.clone()),
+            ("AWS_LAMBDA_LOG_STREAM_NAME".into(), stream.to_owned()),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
+            ("AWS_REGION".into(), scope.region.clone()),
+            ("AWS_DEFAULT_REGION".into(), scope.region.clone()),
+        ]);
+        env
+    }
+
+    /// INIT: unpack the code, start the Runtime API and the runtime, and wait for its first
+    /// `next`. `Ok(Err(_))` is a function-level init failure.
+    pub(crate) async fn cold_start(
+        &self,
+        config: &FunctionConfig,
+        generation: u64,
+    ) -> Result<Result<Arc<Environment>, InitFailure>, EngineError> {
+        let live = self.inner.live.fetch_add(1, Ordering::Relaxed);
+        // At the limit, an idle environment (of any function) makes room before the invoke
+        // is refused: only running invocations count against the account's concurrency.
+        if live >= self.inner.config.max_environments && !self.evict_one_idle() {
+            self.inner.live.fetch_sub(1, Ordering::Relaxed);
+            return Err(EngineError::TooManyEnvironments);
+        }
+        let result = self.start_environment(config, generation).await;
+        match &result {
+            Ok(Ok(_)) => {}
+            // A failed INIT leaves no environment behind.
+            _ => {
+                self.inner.live.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    pub(crate) async fn start_environment(
+        &self,
+        config: &FunctionConfig,
+        generation: u64,
+    ) -> Result<Result<Arc<Environment>, InitFailure>, EngineError> {
+        let started = Instant::now();
+        let store = Arc::clone(&self.inner.store);
+        let digest = config.code.digest;
+        let layers: Vec<gust_model::CodeDigest> =
+            config.layers.iter().map(|l| l.code.digest).collect();
+        let (code_dir, opt_dir) = tokio::task::spawn_blocking(move || {
+            let code = store.unpacked_code(&digest)?;
+            let opt = if layers.is_empty() {
+                None
+            } else {
+                Some(store.unpacked_layers(&layers)?)
+            };
+            Ok::<_, gust_store::StoreError>((code, opt))
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            gust_store::StoreError::Unpack(package) => {
+                EngineError::InvalidZipFile(package.to_string())
+            }
+            other => EngineError::Internal(other.to_string()),
+        })?;
+        let stream = log_stream_name(config.version);
+        let (reader, writer) =
+            std::io::pipe().map_err(|e| EngineError::Internal(format!("pipe: {e}")))?;
+        let collector = Collector::start(
+            reader.into(),
+            config.name.to_string(),
+            stream.clone(),
+            Arc::clone(&self.inner.logs),
+        )
+        .map_err(|e| EngineError::Internal(format!("log collector: {e}")))?;
+
+        let view = if self.inner.sandbox.isolated() {
+            View::lambda()
+        } else {
+            // Without isolation nothing is mounted at /opt: the runtime is pointed at the
+            // layers' tree where it is.
+            View {
+                task_root: code_dir.clone(),
+                runtime_dir: self.inner.registry.runtime_dir().to_owned(),
+                opt_dir: opt_dir.clone().unwrap_or_else(|| "/opt".into()),
+            }
+        };
+        let launch = match self
+            .inner
+            .registry
+            .launch(&config.runtime, &code_dir, &view)
+        {
+            Ok(launch) => launch,
+            Err(error) => {
+                let message = format!("Error: {error}");
+                collector
+                    .begin(vec![
+                        format!("{message}\n{}", error.error_type()).replace('\n', "\t")
+                    ])
+                    .await;
+                return Ok(Err(InitFailure {
+                    body: platform_error(error.error_type(), message),
+                    environment: None,
+                    collector: Some(collector),
+                }));
+            }
+        };
+        // The cold start's log is part of its first invocation's log tail.
+        collector
+            .begin(vec![format!(
+                "INIT_START Runtime Version: {}",
+                launch.description
+            )])
+            .await;
+        // Without a network of its own, the environment's Runtime API listens inside the
+        // environment's network namespace (made on a thread of its own).
+        let sandbox = Arc::clone(&self.inner.sandbox);
+        let network = tokio::task::spawn_blocking(move || sandbox.private_network())
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| EngineError::Internal(format!("environment network: {e}")))?;
+        let (api, init, netns) = match network {
+            Some(network) => {
+                let (api, init) = RuntimeApi::from_listener(network.listener)
+                    .map_err(|e| EngineError::Internal(format!("runtime API listener: {e}")))?;
+                (api, init, Some(network.namespace))
+            }
+            None => {
+                let (api, init) = RuntimeApi::start(IpAddr::V4(Ipv4Addr::LOCALHOST))
+                    .await
+                    .map_err(|e| EngineError::Internal(format!("runtime API listener: {e}")))?;
+                (api, init, None)
+            }
+        };
+        let mut binds = vec![
+            Bind {
+                source: code_dir.clone(),
+                target: view.task_root.clone(),
+            },
+            Bind {
+                source: self.inner.registry.runtime_dir().to_owned(),
+                target: view.runtime_dir.clone(),
+            },
+        ];
+        if let Some(opt) = &opt_dir {
+            binds.push(Bind {
+                source: opt.clone(),
+                target: view.opt_dir.clone(),
+            });
+        }
+        if let Some(home) = &launch.interpreter_home {
+            if !gust_sandbox::isolate::visible_by_default(home) {
+                binds.push(Bind {
+                    source: home.clone(),
+                    target: home.clone(),
+                });
+            }
+        }
+        let spec = SpawnSpec {
+            program: launch.program.clone(),
+            args: launch.args.clone(),
+            env: self.environment_variables(config, &api, &view, &stream, &launch),
+            cwd: view.task_root.clone(),
+            output: writer.into(),
+            id: random_hex(8),
+            memory_mb: config.memory_mb,
+            tmp_mb: config.ephemeral_mb,
+            binds,
+            netns,
+        };
+        let sandbox = Arc::clone(&self.inner.sandbox);
+        let spawned = tokio::task::spawn_blocking(move || sandbox.spawn(spec))
+            .await
+            .map_err(|e| EngineError::Internal(format!("spawn task failed: {e}")))?;
+        let process = match spawned {
+            Ok(process) => process,
+            Err(error) => {
+                let message = format!("Error: {error}");
+                collector.begin(vec![message.clone()]).await;
+                return Ok(Err(InitFailure {
+                    body: platform_error("Runtime.InvalidEntrypoint", message),
+                    environment: None,
+                    collector: Some(collector),
+                }));
+            }
+        };
+        let controls = process.controls(self.inner.sandbox.cpu_quota(config.memory_mb));
+        // Only the environment's own processes may use its Runtime API (on the host's
+        // network, other environments share its loopback).
+        let owner = controls.clone();
+        api.admit(Arc::new(move |local, peer| {
+            owner.owns_connection(local, peer)
+        }));
+        let env = Arc::new(Environment::new(Parts {
+            function: config.name.clone(),
+            version: config.version,
+            revision: config.revision_id.clone(),
+            generation,
+            stream,
+            api,
+            collector,
+            process,
+            controls,
+        }));
+        let init_timeout = INIT_TIMEOUT_MIN.max(Duration::from_secs(u64::from(config.timeout_s)));
+        let outcome = tokio::select! {
+            biased;
+            outcome = init => outcome.ok(),
+            _ = env.exited() => None,
+            () = tokio::time::sleep(init_timeout) => {
+                env.collector.platform(vec![format!("INIT timed out after {:.2} seconds", init_timeout.as_secs_f64())]);
+                Some(InitOutcome::Failed {
+                    body: platform_error("Sandbox.Timedout", format!("Error: INIT timed out after {:.2} seconds", init_timeout.as_secs_f64())),
+                    error_type: Some("Sandbox.Timedout".into()),
+                })
+            }
+        };
+        let init_duration = started.elapsed();
+        match outcome {
+            Some(InitOutcome::Ready) => {
+                env.set_init_duration(init_duration);
+                // INIT ran unthrottled; invocations get the function's CPU share.
+                env.controls.limit_cpu();
+                env.transition(EnvState::Busy)
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+                Ok(Ok(env))
+            }
+            Some(InitOutcome::Failed { body, error_type }) => {
+                let kind = error_type.unwrap_or_else(|| "Runtime.Unknown".into());
+                env.collector.platform(vec![format!(
+                    "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error\tError Type: {kind}",
+                    ms(init_duration)
+                )]);
+                let _ = env.stop(Stop::Kill);
+                Ok(Err(InitFailure {
+                    body,
+                    environment: Some(env),
+                    collector: None,
+                }))
+            }
+            None => {
+                let exit = env.exited().await;
+                let message = format!("Error: Runtime exited with error: {exit}");
+                env.collector.platform(vec![
+                    format!(
+                        "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error\tError Type: Runtime.ExitError",
+                        ms(init_duration)
+                    ),
+                ]);
+                let _ = env.stop(Stop::Kill);
+                Ok(Err(InitFailure {
+                    body: platform_error("Runtime.ExitError", message),
+                    environment: Some(env),
+                    collector: None,
+                }))
+            }
+        }
+    }
+
+    /// An invocation whose environment failed INIT: START/END/REPORT around the failure.
+    pub(crate) async fn init_failed(
+        &self,
+        config: &FunctionConfig,
+        request_id: &str,
+        failure: InitFailure,
+    ) -> InvokeOutcome {
+        let collector = failure
+            .collector
+            .as_ref()
+            .or_else(|| failure.environment.as_ref().map(|e| &e.collector));
+        let log = match collector {
+            Some(collector) => {
+                collector
+                    .begin(vec![format!(
+                        "START RequestId: {request_id} Version: {}",
+                        config.version
+                    )])
+                    .await;
+                collector
+                    .end(vec![
+                        format!("END RequestId: {request_id}"),
+                        format!(
+                            "REPORT RequestId: {request_id}\tDuration: 0.00 ms\tBilled Duration: 0 ms\tMemory Size: {} MB\tMax Memory Used: 0 MB\tStatus: error\t",
+                            config.memory_mb
+                        ),
+                    ])
+                    .await
+            }
+            None => String::new(),
+        };
+        InvokeOutcome {
+            body: failure.body,
+            function_error: true,
+            log_tail: tail(&log),
+            executed_version: config.version.to_string(),
+            request_id: request_id.to_owned(),
+        }
+    }
+}
