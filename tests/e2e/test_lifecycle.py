@@ -120,7 +120,12 @@ def test_list_paging(lam):
 
 def test_tags(lam):
     arn = create(lam, "tagged")["FunctionArn"]
+    assert "Tags" not in lam.get_function(FunctionName="tagged")
+    before = lam.get_function_configuration(FunctionName="tagged")["RevisionId"]
     lam.tag_resource(Resource=arn, Tags={"a": "1", "b": "2"})
+    # A tag change is a change: the revision moves.
+    after = lam.get_function_configuration(FunctionName="tagged")["RevisionId"]
+    assert after != before
     lam.tag_resource(Resource=arn, Tags={"b": "3"})
     assert lam.list_tags(Resource=arn)["Tags"] == {"a": "1", "b": "3"}
     lam.untag_resource(Resource=arn, TagKeys=["a", "missing"])
@@ -152,7 +157,10 @@ def test_revision_id_preconditions_and_dry_run(lam):
     created = create(lam, "revisions")
     with pytest.raises(lam.exceptions.PreconditionFailedException):
         lam.update_function_configuration(FunctionName="revisions", RevisionId="not-it", Timeout=5)
-    ok = lam.update_function_configuration(FunctionName="revisions", RevisionId=created["RevisionId"], Timeout=5)
+    # The transition to Active moved the revision: the current one is read back.
+    current = lam.get_function_configuration(FunctionName="revisions")["RevisionId"]
+    assert current != created["RevisionId"]
+    ok = lam.update_function_configuration(FunctionName="revisions", RevisionId=current, Timeout=5)
     assert ok["Timeout"] == 5
     other = make_zip({"app.py": "x = 1\n"})
     dry = lam.update_function_code(FunctionName="revisions", ZipFile=other, DryRun=True)

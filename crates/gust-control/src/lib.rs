@@ -304,6 +304,7 @@ impl ControlPlane {
     fn activate(&self, created: &FunctionConfig) -> Result<FunctionConfig> {
         let mut active = created.clone();
         active.activate()?;
+        active.revision_id = Self::new_revision();
         match self
             .store
             .replace_function(&active, &created.revision_id, None)
@@ -333,6 +334,7 @@ impl ControlPlane {
                     fixed.finish_update(LastUpdateStatus::Successful)?;
                 }
                 if fixed != *config {
+                    fixed.revision_id = Self::new_revision();
                     self.store
                         .replace_function(&fixed, &config.revision_id, None)?;
                     tracing::warn!(function = %config.name, "finished a transition interrupted by a crash");
@@ -412,13 +414,15 @@ impl ControlPlane {
             check_revision(&current, request.revision_id.as_deref())?;
             return Ok(next);
         }
-        let updated =
-            self.commit_update(current, next, request.revision_id.as_deref(), Some(staged))?;
+        let (updated, done) = self.commit_update_finished(
+            current,
+            next,
+            request.revision_id.as_deref(),
+            Some(staged),
+        )?;
         if request.publish {
             // The update as committed (finished) is what gets published; the answer is
             // the published version's configuration.
-            let mut done = updated;
-            done.finish_update(LastUpdateStatus::Successful)?;
             return self.publish(&done, None, None);
         }
         Ok(updated)
@@ -429,10 +433,24 @@ impl ControlPlane {
     fn commit_update(
         &self,
         current: FunctionConfig,
-        mut next: FunctionConfig,
+        next: FunctionConfig,
         revision_id: Option<&str>,
         code: Option<StagedBlob>,
     ) -> Result<FunctionConfig> {
+        Ok(self
+            .commit_update_finished(current, next, revision_id, code)?
+            .0)
+    }
+
+    /// [`Self::commit_update`], returning also the finished configuration as stored
+    /// (`Successful`, with a revision of its own: every change moves the revision).
+    fn commit_update_finished(
+        &self,
+        current: FunctionConfig,
+        mut next: FunctionConfig,
+        revision_id: Option<&str>,
+        code: Option<StagedBlob>,
+    ) -> Result<(FunctionConfig, FunctionConfig)> {
         check_revision(&current, revision_id)?;
         let in_progress = self.update_in_progress(&current.name);
         if current.state == gust_model::FunctionState::Pending {
@@ -451,6 +469,7 @@ impl ControlPlane {
             })?;
         let snapshot = next.clone();
         next.finish_update(LastUpdateStatus::Successful)?;
+        next.revision_id = Self::new_revision();
         match self
             .store
             .replace_function(&next, &snapshot.revision_id, None)
@@ -459,7 +478,7 @@ impl ControlPlane {
             other => other?,
         }
         self.changed(&next.name);
-        Ok(snapshot)
+        Ok((snapshot, next))
     }
 
     fn update_in_progress(&self, name: &FunctionName) -> ControlError {
@@ -540,10 +559,13 @@ impl ControlPlane {
         }
         let existing = self.tags_of(&name)?;
         gust_model::tags::validate_new_tags(tags, &existing)?;
-        self.store.put_tags(&name, tags).map_err(|e| match e {
-            StoreError::NotFound(_) => self.not_found(&name, None),
-            other => other.into(),
-        })
+        // A tag change is a change of the function: its revision moves.
+        self.store
+            .put_tags(&name, tags, &Self::new_revision())
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => self.not_found(&name, None),
+                other => other.into(),
+            })
     }
 
     /// UntagResource.
@@ -555,7 +577,7 @@ impl ControlPlane {
             );
         }
         self.tags_of(&name)?;
-        Ok(self.store.remove_tags(&name, keys)?)
+        Ok(self.store.remove_tags(&name, keys, &Self::new_revision())?)
     }
 
     /// ListTags.

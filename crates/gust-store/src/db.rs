@@ -301,18 +301,26 @@ pub(crate) fn delete_function(
     Ok(Some(digests))
 }
 
+/// Gives a function a new revision (a tag change); `false` when there is no function.
+fn touch(
+    tx: &rusqlite::Transaction<'_>,
+    name: &FunctionName,
+    revision: &str,
+) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE functions SET revision_id = ?2 WHERE name = ?1",
+        params![name.as_str(), revision],
+    )? > 0)
+}
+
 pub(crate) fn put_tags(
     connection: &mut Connection,
     name: &FunctionName,
     tags: &Tags,
+    revision: &str,
 ) -> Result<(), StoreError> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let exists: bool = tx.query_row(
-        "SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)",
-        [name.as_str()],
-        |r| r.get(0),
-    )?;
-    if !exists {
+    if !touch(&tx, name, revision)? {
         return Err(StoreError::NotFound(name.to_string()));
     }
     write_tags(&tx, name, tags)?;
@@ -324,8 +332,10 @@ pub(crate) fn remove_tags(
     connection: &mut Connection,
     name: &FunctionName,
     keys: &[String],
+    revision: &str,
 ) -> Result<(), StoreError> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    touch(&tx, name, revision)?;
     {
         let mut statement =
             tx.prepare_cached("DELETE FROM function_tags WHERE function_name = ?1 AND key = ?2")?;

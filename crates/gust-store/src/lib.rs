@@ -447,14 +447,24 @@ impl Store {
         versions::delete_alias(&mut self.lock(), function, name)
     }
 
-    /// Adds or overwrites tags.
-    pub fn put_tags(&self, name: &FunctionName, tags: &Tags) -> Result<(), StoreError> {
-        db::put_tags(&mut self.lock(), name, tags)
+    /// Adds or overwrites tags; the function's revision becomes `revision`.
+    pub fn put_tags(
+        &self,
+        name: &FunctionName,
+        tags: &Tags,
+        revision: &str,
+    ) -> Result<(), StoreError> {
+        db::put_tags(&mut self.lock(), name, tags, revision)
     }
 
-    /// Removes tags (unknown keys are ignored).
-    pub fn remove_tags(&self, name: &FunctionName, keys: &[String]) -> Result<(), StoreError> {
-        db::remove_tags(&mut self.lock(), name, keys)
+    /// Removes tags (unknown keys are ignored); the function's revision becomes `revision`.
+    pub fn remove_tags(
+        &self,
+        name: &FunctionName,
+        keys: &[String],
+        revision: &str,
+    ) -> Result<(), StoreError> {
+        db::remove_tags(&mut self.lock(), name, keys, revision)
     }
 
     /// The package's contents unpacked under `code/unpacked/<hex>` (once per digest; shared,
@@ -654,19 +664,19 @@ mod tests {
 
         let name = FunctionName::parse("a").unwrap();
         store
-            .put_tags(&name, &[("k".to_string(), "1".to_string())].into())
+            .put_tags(&name, &[("k".to_string(), "1".to_string())].into(), "r2")
             .unwrap();
         store
-            .put_tags(&name, &[("k".to_string(), "2".to_string())].into())
+            .put_tags(&name, &[("k".to_string(), "2".to_string())].into(), "r3")
             .unwrap();
         assert_eq!(store.get_function(&name).unwrap().unwrap().1["k"], "2");
         store
-            .remove_tags(&name, &["k".into(), "unknown".into()])
+            .remove_tags(&name, &["k".into(), "unknown".into()], "r4")
             .unwrap();
         assert!(store.get_function(&name).unwrap().unwrap().1.is_empty());
         let missing = FunctionName::parse("zz").unwrap();
         assert!(matches!(
-            store.put_tags(&missing, &Tags::new()),
+            store.put_tags(&missing, &Tags::new(), "r5"),
             Err(StoreError::NotFound(_))
         ));
     }
