@@ -464,6 +464,13 @@ pub struct FunctionConfiguration {
     pub ephemeral_storage: SizeOut,
     pub snap_start: SnapStartOut,
     pub logging_config: LoggingOut,
+    pub runtime_version_config: RuntimeVersionOut,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RuntimeVersionOut {
+    pub runtime_version_arn: String,
 }
 
 impl FunctionConfiguration {
@@ -522,6 +529,9 @@ impl FunctionConfiguration {
             snap_start: SnapStartOut {
                 apply_on: "None",
                 optimization_status: "Off",
+            },
+            runtime_version_config: RuntimeVersionOut {
+                runtime_version_arn: gust_control::runtime_version_arn(scope, config.runtime.id()),
             },
             logging_config: LoggingOut {
                 log_format: config.log_format.as_str(),

@@ -15,6 +15,7 @@ mod layers;
 mod policies;
 mod routes;
 pub mod server;
+mod settings;
 pub mod sigv4;
 mod versions;
 

@@ -63,6 +63,14 @@ pub enum Operation {
     GetPolicy(String),
     /// `DELETE /2015-03-31/functions/{fn}/policy/{sid}`
     RemovePermission(String, String),
+    /// `GET /2024-08-31/functions/{fn}/recursion-config`
+    GetFunctionRecursionConfig(String),
+    /// `PUT /2024-08-31/functions/{fn}/recursion-config`
+    PutFunctionRecursionConfig(String),
+    /// `GET /2021-07-20/functions/{fn}/runtime-management-config`
+    GetRuntimeManagementConfig(String),
+    /// `PUT /2021-07-20/functions/{fn}/runtime-management-config`
+    PutRuntimeManagementConfig(String),
     /// `POST /2018-10-31/layers/{name}/versions`
     PublishLayerVersion(String),
     /// `GET /2018-10-31/layers/{name}/versions`
@@ -104,7 +112,11 @@ impl Operation {
             | DeleteAlias(f, _)
             | AddPermission(f)
             | GetPolicy(f)
-            | RemovePermission(f, _) => Some(f),
+            | RemovePermission(f, _)
+            | GetFunctionRecursionConfig(f)
+            | PutFunctionRecursionConfig(f)
+            | GetRuntimeManagementConfig(f)
+            | PutRuntimeManagementConfig(f) => Some(f),
             _ => None,
         }
     }
@@ -307,16 +319,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "2020-04-22/code-signing-configs",
         "CreateCodeSigningConfig",
     ),
-    (
-        "GET",
-        "2021-07-20/functions/*/runtime-management-config",
-        "GetRuntimeManagementConfig",
-    ),
-    (
-        "PUT",
-        "2021-07-20/functions/*/runtime-management-config",
-        "PutRuntimeManagementConfig",
-    ),
 ];
 
 fn decode_segment(segment: &str) -> Option<String> {
@@ -399,6 +401,18 @@ pub(crate) fn route(method: &Method, raw_path: &str, raw_query: &str) -> Route {
         ("GET", ["2015-03-31", "functions", f, "policy"]) => Operation::GetPolicy((*f).to_owned()),
         ("DELETE", ["2015-03-31", "functions", f, "policy", sid]) => {
             Operation::RemovePermission((*f).to_owned(), (*sid).to_owned())
+        }
+        ("GET", ["2024-08-31", "functions", f, "recursion-config"]) => {
+            Operation::GetFunctionRecursionConfig((*f).to_owned())
+        }
+        ("PUT", ["2024-08-31", "functions", f, "recursion-config"]) => {
+            Operation::PutFunctionRecursionConfig((*f).to_owned())
+        }
+        ("GET", ["2021-07-20", "functions", f, "runtime-management-config"]) => {
+            Operation::GetRuntimeManagementConfig((*f).to_owned())
+        }
+        ("PUT", ["2021-07-20", "functions", f, "runtime-management-config"]) => {
+            Operation::PutRuntimeManagementConfig((*f).to_owned())
         }
         // GetLayerVersionByArn dispatches on a literal query.
         ("GET", ["2018-10-31", "layers"]) if raw_query.contains("find=LayerVersion") => {
@@ -678,6 +692,18 @@ pub(crate) fn execute(
         Operation::GetPolicy(function) => crate::policies::get_policy(context, &function, query),
         Operation::RemovePermission(function, sid) => {
             crate::policies::remove_permission(context, &function, &sid, query)
+        }
+        Operation::GetFunctionRecursionConfig(function) => {
+            crate::settings::get_recursion(context, &function)
+        }
+        Operation::PutFunctionRecursionConfig(function) => {
+            crate::settings::put_recursion(context, &function, body)
+        }
+        Operation::GetRuntimeManagementConfig(function) => {
+            crate::settings::get_runtime_management(context, &function, query)
+        }
+        Operation::PutRuntimeManagementConfig(function) => {
+            crate::settings::put_runtime_management(context, &function, query, body)
         }
         Operation::PublishLayerVersion(layer) => crate::layers::publish(context, &layer, body),
         Operation::ListLayerVersions(layer) => crate::layers::list_versions(context, &layer, query),

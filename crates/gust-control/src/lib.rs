@@ -610,9 +610,11 @@ fn check_revision(current: &FunctionConfig, expected: Option<&str>) -> Result<()
 
 mod layers;
 mod policies;
+mod settings;
 mod versions;
 pub use layers::{LayerPermission, LayerPolicy};
 pub use policies::FunctionPolicy;
+pub use settings::{runtime_version_arn, RuntimeManagement};
 pub use versions::{Page, PublishVersion};
 
 #[cfg(test)]

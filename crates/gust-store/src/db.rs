@@ -78,6 +78,14 @@ const MIGRATIONS: &[&str] = &[
         statement TEXT NOT NULL,
         PRIMARY KEY (function_name, qualifier, statement_id)
     ) STRICT;",
+    // 5: small per-function settings (recursion, runtime management), per qualifier.
+    "CREATE TABLE function_settings (
+        function_name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        qualifier TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (function_name, qualifier, key)
+    ) STRICT;",
 ];
 
 /// The schema version this build writes.
@@ -373,4 +381,45 @@ pub(crate) fn account_usage(connection: &Connection) -> Result<AccountUsage, Sto
         total_code_size: u64::try_from(size).unwrap_or(0),
         function_count: u64::try_from(count).unwrap_or(0),
     })
+}
+
+/// A function setting (`None` when unset).
+pub(crate) fn get_setting(
+    connection: &Connection,
+    name: &FunctionName,
+    qualifier: &str,
+    key: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(connection
+        .prepare_cached(
+            "SELECT value FROM function_settings WHERE function_name = ?1 AND qualifier = ?2 AND key = ?3",
+        )?
+        .query_row(params![name.as_str(), qualifier, key], |r| r.get(0))
+        .optional()?)
+}
+
+/// Sets a function setting; `NotFound` without the function.
+pub(crate) fn put_setting(
+    connection: &mut Connection,
+    name: &FunctionName,
+    qualifier: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let exists: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)",
+        [name.as_str()],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Err(StoreError::NotFound(name.to_string()));
+    }
+    tx.execute(
+        "INSERT INTO function_settings (function_name, qualifier, key, value) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(function_name, qualifier, key) DO UPDATE SET value = excluded.value",
+        params![name.as_str(), qualifier, key, value],
+    )?;
+    tx.commit()?;
+    Ok(())
 }

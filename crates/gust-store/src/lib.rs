@@ -377,6 +377,27 @@ impl Store {
         Ok(summary.unzipped_size)
     }
 
+    /// A function setting for a qualifier (`""`: the function itself).
+    pub fn function_setting(
+        &self,
+        function: &FunctionName,
+        qualifier: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        db::get_setting(&self.lock(), function, qualifier, key)
+    }
+
+    /// Sets a function setting.
+    pub fn put_function_setting(
+        &self,
+        function: &FunctionName,
+        qualifier: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        db::put_setting(&mut self.lock(), function, qualifier, key, value)
+    }
+
     /// A function's policy statements for a qualifier (`""`: the function itself).
     pub fn function_policy(
         &self,
