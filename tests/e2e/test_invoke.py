@@ -331,7 +331,7 @@ def test_provided_without_an_executable_bootstrap(lam):
     response, error, _ = call(lam, "nobootstrap")
     assert response["FunctionError"] == "Unhandled"
     assert error["errorType"] == "Runtime.InvalidEntrypoint"
-    deploy(lam, "nofile", {"other": "x"}, runtime="provided", handler="x")
+    deploy(lam, "nofile", {"other": "x"}, runtime="provided.al2", handler="x")
     assert call(lam, "nofile")[1]["errorType"] == "Runtime.InvalidEntrypoint"
 
 

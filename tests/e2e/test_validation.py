@@ -16,9 +16,16 @@ def test_function_names(lam):
     assert (status, code) == (400, "ValidationException")
     assert message.startswith("1 validation error detected: Value 'bad name' at 'functionName' failed to satisfy constraint: "
                               "Member must satisfy regular expression pattern")
+    # A well-formed name over 64 characters: refused on create, not found everywhere else.
     status, code, message = error_of(lambda: create(lam, "x" * 65))
-    assert (status, code) == (400, "ValidationException")
+    assert (status, code) == (400, "InvalidParameterValueException")
     assert "less than or equal to 64" in message
+    long = "x" * 65
+    for call in [lambda: lam.get_function(FunctionName=long), lambda: lam.delete_function(FunctionName=long),
+                 lambda: lam.invoke(FunctionName=long, Payload=b"{}")]:
+        status, code, message = error_of(call)
+        assert (status, code, message) == (
+            404, "ResourceNotFoundException", f"Function not found: arn:aws:lambda:us-east-1:000000000000:function:{long}")
     status, code, _ = error_of(lambda: create(lam, "x" * 141))
     assert (status, code) == (400, "ValidationException")
     assert error_of(lambda: lam.get_function(FunctionName="a/b"))[:2] == (400, "ValidationException")
@@ -60,8 +67,17 @@ def test_runtimes(lam):
     status, code, message = error_of(lambda: create(lam, "rt", Runtime="java21"))
     assert (status, code) == (400, "InvalidParameterValueException")
     assert "not supported by this Gust server" in message and "provided.al2023" in message
-    for runtime in ["provided", "provided.al2", "provided.al2023", "python3.12"]:
+    for runtime in ["provided.al2", "provided.al2023", "python3.12"]:
         assert create(lam, "rt-" + runtime.replace(".", "-"), Runtime=runtime)["Runtime"] == runtime
+    # Runtimes past their block dates are refused with Lambda's words, on create and update.
+    for runtime, instead in [("nodejs14.x", "nodejs24.x"), ("python3.7", "python3.14"), ("provided", "provided.al2023")]:
+        status, code, message = error_of(lambda: create(lam, "old-rt", Runtime=runtime))
+        assert (status, code) == (400, "InvalidParameterValueException")
+        assert message == (f"The runtime parameter of {runtime} is no longer supported for creating or updating "
+                           f"AWS Lambda functions. We recommend you use the new runtime ({instead}) while creating "
+                           "or updating functions.")
+    status, _, message = error_of(lambda: lam.update_function_configuration(FunctionName="rt-python3-12", Runtime="python3.8"))
+    assert status == 400 and message.startswith("The runtime parameter of python3.8 is no longer supported")
 
 
 def test_handler_description_role(lam):

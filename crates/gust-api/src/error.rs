@@ -206,6 +206,7 @@ impl From<ModelError> for ApiError {
                 error.to_string(),
             ),
             ModelError::InvalidParameter(message) => Self::invalid_parameter(message),
+            ModelError::NameTooLong(_) => Self::invalid_parameter(error.to_string()),
         }
     }
 }

@@ -171,7 +171,18 @@ impl ControlPlane {
         qualifier_param: Option<&str>,
         kind: IdKind,
     ) -> Result<FunctionRef> {
-        let reference = FunctionRef::parse(input, kind)?.with_qualifier_param(qualifier_param)?;
+        let reference = match FunctionRef::parse(input, kind) {
+            // No function can have such a name: reading, changing or invoking one finds
+            // nothing (creating one is refused by `create_function`).
+            Err(ModelError::NameTooLong(name)) => {
+                return Err(ControlError::NotFound(format!(
+                    "Function not found: arn:aws:lambda:{}:{}:function:{name}",
+                    self.scope.region, self.scope.account_id
+                )))
+            }
+            other => other?,
+        }
+        .with_qualifier_param(qualifier_param)?;
         if let Some(region) = &reference.region {
             if *region != self.scope.region {
                 return Err(ControlError::NotFound(format!(
@@ -238,6 +249,15 @@ impl ControlPlane {
         Ok((self.store.stage_package(zip)?, summary.unzipped_size))
     }
 
+    /// Refuses a runtime Lambda has stopped creating (or updating) functions on, from its
+    /// date on this server's clock.
+    fn refuse_blocked(&self, runtime: &str, update: bool) -> Result<()> {
+        match gust_model::runtime::blocked(runtime, self.clock.now().date(), update) {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+
     fn new_revision() -> String {
         uuid::Uuid::new_v4().to_string()
     }
@@ -245,6 +265,9 @@ impl ControlPlane {
     /// CreateFunction. Returns the configuration as it was created (`State: Pending`); the
     /// stored function is `Active` by the time this returns.
     pub fn create_function(&self, request: &CreateFunction, zip: &[u8]) -> Result<FunctionConfig> {
+        // Parsed first: a name too long is refused here, where `resolve` would call it
+        // a function that is not found.
+        FunctionRef::parse(&request.function_name, IdKind::Mutating)?;
         let reference = self.resolve(&request.function_name, None, IdKind::Mutating)?;
         if reference.qualifier.is_some() {
             return Err(ModelError::invalid(
@@ -253,6 +276,9 @@ impl ControlPlane {
             .into());
         }
         gust_model::tags::validate_new_tags(&request.tags, &Tags::new())?;
+        if let Some(runtime) = &request.settings.runtime {
+            self.refuse_blocked(runtime, false)?;
+        }
         // Cheap checks before the package is decompressed.
         let probe = FunctionConfig::create(
             reference.name.clone(),
@@ -382,6 +408,8 @@ impl ControlPlane {
             .into());
         }
         let current = self.load(reference)?.config;
+        let runtime = update.runtime.as_deref().unwrap_or(current.runtime.id());
+        self.refuse_blocked(runtime, true)?;
         let mut next = current.clone();
         next.apply(update, &self.catalog)?;
         if let Some(arns) = &update.layers {
@@ -399,6 +427,7 @@ impl ControlPlane {
     ) -> Result<FunctionConfig> {
         self.require_unqualified_or_latest(reference)?;
         let current = self.load(reference)?.config;
+        self.refuse_blocked(current.runtime.id(), true)?;
         let mut next = current.clone();
         if request.architectures.is_some() {
             let change = FunctionUpdate {

@@ -49,6 +49,10 @@ pub enum ModelError {
     /// A semantically invalid parameter: Lambda's `InvalidParameterValueException`.
     #[error("{0}")]
     InvalidParameter(String),
+    /// A well-formed function name longer than 64 characters: Lambda refuses it on create
+    /// (`InvalidParameterValueException`) and finds no such function elsewhere.
+    #[error("1 validation error detected: Value '{}' at 'functionName' failed to satisfy constraint: Member must have length less than or equal to 64", quoted(.0.clone()))]
+    NameTooLong(String),
 }
 
 impl ModelError {

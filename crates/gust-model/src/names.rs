@@ -65,11 +65,7 @@ impl FunctionName {
             return Err(pattern_error(name));
         }
         if name.len() > FUNCTION_NAME_MAX_LEN {
-            return Err(ModelError::constraint(
-                name,
-                "functionName",
-                format!("Member must have length less than or equal to {FUNCTION_NAME_MAX_LEN}"),
-            ));
+            return Err(ModelError::NameTooLong(name.to_owned()));
         }
         Ok(FunctionName(name.to_owned()))
     }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::error::ModelError;
 
-/// Every runtime id in Lambda's `Runtime` enum (botocore 1.44), in the model's order;
+/// Every runtime id in Lambda's `Runtime` enum (the pinned botocore 1.44.8), in the model's order;
 /// the error message for an unknown runtime lists them.
 pub const LAMBDA_RUNTIMES: &[&str] = &[
     "nodejs",
@@ -15,44 +15,106 @@ pub const LAMBDA_RUNTIMES: &[&str] = &[
     "nodejs12.x",
     "nodejs14.x",
     "nodejs16.x",
+    "nodejs18.x",
+    "nodejs20.x",
+    "nodejs22.x",
+    "nodejs24.x",
     "java8",
     "java8.al2",
     "java11",
+    "java17",
+    "java21",
+    "java25",
     "python2.7",
     "python3.6",
     "python3.7",
     "python3.8",
     "python3.9",
+    "python3.10",
+    "python3.11",
+    "python3.12",
+    "python3.13",
+    "python3.14",
     "dotnetcore1.0",
     "dotnetcore2.0",
     "dotnetcore2.1",
     "dotnetcore3.1",
     "dotnet6",
     "dotnet8",
+    "dotnet10",
     "nodejs4.3-edge",
     "go1.x",
     "ruby2.5",
     "ruby2.7",
-    "provided",
-    "provided.al2",
-    "nodejs18.x",
-    "python3.10",
-    "java17",
     "ruby3.2",
     "ruby3.3",
     "ruby3.4",
-    "python3.11",
-    "nodejs20.x",
+    "ruby4.0",
+    "provided",
+    "provided.al2",
     "provided.al2023",
-    "python3.12",
-    "java21",
-    "python3.13",
-    "nodejs22.x",
-    "nodejs24.x",
-    "python3.14",
-    "java25",
-    "dotnet10",
+    "nodejs26.x",
+    "python3.15",
+    "java8.al2023",
+    "java11.al2023",
+    "java17.al2023",
+    "custom",
 ];
+
+/// Runtimes Lambda has deprecated: the first day it refused to create functions on them,
+/// and the first day it refused to update them (AWS's runtime deprecation table, as
+/// (year, month, day); dates the table moved since are the latest known).
+const BLOCKED: &[(&str, (i32, u8, u8), (i32, u8, u8))] = &[
+    ("nodejs", (2016, 10, 31), (2016, 10, 31)),
+    ("nodejs4.3", (2020, 3, 6), (2020, 3, 6)),
+    ("nodejs4.3-edge", (2020, 3, 6), (2020, 3, 6)),
+    ("nodejs6.10", (2019, 8, 12), (2019, 8, 12)),
+    ("nodejs8.10", (2020, 1, 6), (2020, 2, 3)),
+    ("nodejs10.x", (2021, 7, 30), (2022, 2, 14)),
+    ("nodejs12.x", (2023, 3, 31), (2023, 4, 30)),
+    ("nodejs14.x", (2024, 1, 9), (2024, 2, 8)),
+    ("nodejs16.x", (2026, 2, 28), (2026, 3, 31)),
+    ("python2.7", (2021, 7, 15), (2022, 5, 30)),
+    ("python3.6", (2022, 8, 17), (2022, 9, 16)),
+    ("python3.7", (2024, 1, 9), (2024, 2, 8)),
+    ("python3.8", (2026, 2, 28), (2026, 3, 31)),
+    ("java8", (2024, 2, 8), (2024, 3, 12)),
+    ("go1.x", (2024, 2, 8), (2024, 3, 12)),
+    ("provided", (2024, 2, 8), (2024, 3, 12)),
+    ("ruby2.5", (2021, 8, 30), (2021, 8, 30)),
+    ("ruby2.7", (2024, 2, 8), (2024, 3, 12)),
+    ("dotnetcore1.0", (2019, 7, 30), (2019, 7, 30)),
+    ("dotnetcore2.0", (2019, 5, 30), (2019, 5, 30)),
+    ("dotnetcore2.1", (2021, 9, 20), (2021, 9, 20)),
+    ("dotnetcore3.1", (2023, 3, 31), (2023, 4, 30)),
+    ("dotnet6", (2026, 2, 28), (2026, 3, 31)),
+];
+
+/// What Lambda recommends instead of a blocked runtime: the newest of its language.
+fn successor(id: &str) -> &'static str {
+    match id {
+        _ if id.starts_with("nodejs") => "nodejs24.x",
+        _ if id.starts_with("python") => "python3.14",
+        _ if id.starts_with("java") => "java25",
+        _ if id.starts_with("dotnet") => "dotnet10",
+        _ if id.starts_with("ruby") => "ruby3.4",
+        _ => "provided.al2023",
+    }
+}
+
+/// Lambda's refusal of a deprecated runtime on `day`: for creating a function (`update`
+/// false) or for updating one (true); `None` while it is still allowed.
+pub fn blocked(id: &str, day: time::Date, update: bool) -> Option<ModelError> {
+    let (_, create, change) = BLOCKED.iter().find(|(blocked, _, _)| *blocked == id)?;
+    let (year, month, d) = if update { *change } else { *create };
+    let from = time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, d).ok()?;
+    (day >= from).then(|| {
+        ModelError::invalid(format!(
+            "The runtime parameter of {id} is no longer supported for creating or updating AWS Lambda functions. We recommend you use the new runtime ({}) while creating or updating functions.",
+            successor(id)
+        ))
+    })
+}
 
 /// The kinds of runtime Gust can provide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -203,7 +265,10 @@ mod tests {
     fn unknown_runtime_lists_the_enum() {
         let err = Runtime::parse("cobol9").unwrap_err().to_string();
         assert!(err.starts_with("Value cobol9 at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [nodejs, "), "{err}");
-        assert!(err.ends_with("dotnet10] or be a valid ARN"), "{err}");
+        assert!(
+            err.ends_with("java17.al2023, custom] or be a valid ARN"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -224,5 +289,20 @@ mod tests {
             err.contains("Runtimes this host can run: [python3.6"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn deprecated_runtimes_are_refused_from_their_dates() {
+        let day = |y, m, d| {
+            time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap()
+        };
+        let err = blocked("nodejs14.x", day(2026, 12, 6), false)
+            .unwrap()
+            .to_string();
+        assert_eq!(err, "The runtime parameter of nodejs14.x is no longer supported for creating or updating AWS Lambda functions. We recommend you use the new runtime (nodejs24.x) while creating or updating functions.");
+        assert!(blocked("nodejs14.x", day(2024, 1, 8), false).is_none());
+        assert!(blocked("nodejs14.x", day(2024, 1, 20), true).is_none());
+        assert!(blocked("nodejs14.x", day(2024, 1, 20), false).is_some());
+        assert!(blocked("python3.12", day(2030, 1, 1), false).is_none());
     }
 }
