@@ -61,10 +61,13 @@ pub const LAMBDA_RUNTIMES: &[&str] = &[
     "custom",
 ];
 
+/// A calendar day as (year, month, day).
+type Day = (i32, u8, u8);
+
 /// Runtimes Lambda has deprecated: the first day it refused to create functions on them,
 /// and the first day it refused to update them (AWS's runtime deprecation table, as
 /// (year, month, day); dates the table moved since are the latest known).
-const BLOCKED: &[(&str, (i32, u8, u8), (i32, u8, u8))] = &[
+const BLOCKED: &[(&str, Day, Day)] = &[
     ("nodejs", (2016, 10, 31), (2016, 10, 31)),
     ("nodejs4.3", (2020, 3, 6), (2020, 3, 6)),
     ("nodejs4.3-edge", (2020, 3, 6), (2020, 3, 6)),
