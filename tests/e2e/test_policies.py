@@ -48,12 +48,13 @@ def other(server):
 
 
 def test_policy_documents_as_lambda_renders_them(lam):
-    created = create(lam, "with-policy")
+    create(lam, "with-policy")
+    revision = lam.get_function_configuration(FunctionName="with-policy")["RevisionId"]
     status, kind, message = error_of(lambda: lam.get_policy(FunctionName="with-policy"))
     assert (status, kind, message) == (404, "ResourceNotFoundException", "The resource you requested does not exist.")
     added = lam.add_permission(FunctionName="with-policy", StatementId="s3-invoke", Action="lambda:InvokeFunction",
                                Principal="s3.amazonaws.com", SourceArn="arn:aws:s3:::my-bucket",
-                               SourceAccount=OWNER, RevisionId=created["RevisionId"])
+                               SourceAccount=OWNER, RevisionId=revision)
     assert added["ResponseMetadata"]["HTTPStatusCode"] == 201
     assert json.loads(added["Statement"]) == {
         "Sid": "s3-invoke", "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
@@ -66,7 +67,7 @@ def test_policy_documents_as_lambda_renders_them(lam):
     assert (document["Version"], document["Id"]) == ("2012-10-17", "default")
     assert [s["Sid"] for s in document["Statement"]] == ["s3-invoke", "account"]
     assert document["Statement"][1]["Principal"] == {"AWS": f"arn:aws:iam::{OTHER}:root"}
-    assert policy["RevisionId"] == created["RevisionId"]
+    assert policy["RevisionId"] == revision
 
     status, kind, message = error_of(lambda: lam.add_permission(
         FunctionName="with-policy", StatementId="account", Action="lambda:InvokeFunction", Principal="*"))
@@ -158,6 +159,22 @@ def test_accounts_have_their_own_functions_and_layers(server, lam, other):
     lam.remove_layer_version_permission(LayerName="owner-lib", VersionNumber=1, StatementId="other")
     status, kind, _ = error_of(lambda: other.get_layer_version_by_arn(Arn=layer["LayerVersionArn"]))
     assert (status, kind) == (403, "AccessDeniedException")
+
+    # A function can use another account's layer version only where its permissions allow.
+    shared = lam.publish_layer_version(LayerName="shared-lib", Content={"ZipFile": make_zip({
+        "python/shared_mod.py": "WHO = 'owner layer'\n"})})["LayerVersionArn"]
+    code = make_zip({"app.py": "import shared_mod\ndef handler(e, c):\n    return shared_mod.WHO\n"})
+    status, kind, message = error_of(lambda: create(other, "uses-shared", code, Layers=[shared]))
+    assert (status, kind, message) == (400, "InvalidParameterValueException", f"Layer version {shared} does not exist.")
+    lam.add_layer_version_permission(LayerName="shared-lib", VersionNumber=1, StatementId="everyone",
+                                     Action="lambda:GetLayerVersion", Principal="*")
+    create(other, "uses-shared", code, Layers=[shared])
+    assert invoke(other, "uses-shared") == "owner layer"
+    # The function keeps its copy when the owner deletes the version.
+    lam.delete_layer_version(LayerName="shared-lib", VersionNumber=1)
+    other.update_function_configuration(FunctionName="uses-shared", MemorySize=256)
+    other.get_waiter("function_updated_v2").wait(FunctionName="uses-shared")
+    assert invoke(other, "uses-shared") == "owner layer"
 
     # A key that belongs to no account is refused, as before.
     stranger = boto3.client("lambda", endpoint_url=server.endpoint, region_name="us-east-1",

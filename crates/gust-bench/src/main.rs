@@ -514,6 +514,79 @@ async fn alias_cost(target: &Target, runtime: &Runtime, args: &Args) -> Result<(
     Ok(())
 }
 
+/// Cold start of a function with five layers (each a small Python package on `sys.path`)
+/// against the same function with none, one after the other.
+async fn layers_cost(target: &Target, runtime: &Runtime, args: &Args) -> Result<()> {
+    let mut arns = Vec::new();
+    for i in 0..5 {
+        let module = format!("python/bench_layer_{i}.py");
+        let content = zip(&[(module.as_str(), b"VALUE = 1\n".as_slice(), 0o644)])?;
+        let body = serde_json::json!({
+            "Content": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(&content)},
+        });
+        let (status, answer) = target
+            .send(
+                "POST",
+                &format!("/2018-10-31/layers/bench-layer-{i}/versions"),
+                serde_json::to_vec(&body)?,
+            )
+            .await?;
+        if status != 201 {
+            bail!(
+                "publish layer: {status} {}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+        let published: serde_json::Value = serde_json::from_slice(&answer)?;
+        arns.push(published["LayerVersionArn"].clone());
+    }
+    let bare = format!("{}-no-layers", runtime.function);
+    let layered = format!("{}-5-layers", runtime.function);
+    create(target, runtime, &bare).await?;
+    create(target, runtime, &layered).await?;
+    let layers = serde_json::json!({ "Layers": arns });
+    target
+        .expect(
+            "attach layers",
+            200,
+            "PUT",
+            &format!("/2015-03-31/functions/{layered}/configuration"),
+            serde_json::to_vec(&layers)?,
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for round in 0..args.cold {
+        for (function, samples) in [(&layered, &mut with), (&bare, &mut without)] {
+            retire(target, function, 2000 + round).await?;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let start = Instant::now();
+            target.invoke(function).await?;
+            samples.push(start.elapsed());
+        }
+    }
+    with.sort();
+    without.sort();
+    row(
+        &format!("{} cold start p50 / p99 with 5 layers", runtime.label),
+        format!(
+            "{:.1} / {:.1} ms",
+            ms(percentile(&with, 0.5)),
+            ms(percentile(&with, 0.99))
+        ),
+        format!(
+            "{:.1} / {:.1} ms without layers",
+            ms(percentile(&without, 0.5)),
+            ms(percentile(&without, 0.99))
+        ),
+        format!(
+            "{:+.1} ms p50",
+            ms(percentile(&with, 0.5)) - ms(percentile(&without, 0.5))
+        ),
+    );
+    Ok(())
+}
+
 /// `n` invokes of `function` at once; returns the time to the last answer and the failures.
 async fn burst(target: &Target, function: &str, n: usize) -> (Duration, usize) {
     let started = Instant::now();
@@ -762,6 +835,9 @@ async fn main() -> Result<()> {
             format!("{:.1}x the bare start", ms(c50) / ms(floor.0).max(0.001)),
         );
         alias_cost(&target, runtime, &args).await?;
+        if runtime.runtime.starts_with("python") {
+            layers_cost(&target, runtime, &args).await?;
+        }
         if !args.no_compare {
             sandbox_cost(&target, &plain, runtime, &args).await?;
         }

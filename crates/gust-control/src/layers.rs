@@ -333,21 +333,49 @@ impl ControlPlane {
         let mut layers = Vec::new();
         for (arn, parsed) in arns.iter().zip(validate_function_layers(arns)?) {
             let missing = || ModelError::invalid(format!("Layer version {arn} does not exist."));
-            if parsed.region != self.scope.region || parsed.account != self.scope.account_id {
+            if parsed.region != self.scope.region {
                 return Err(missing().into());
             }
-            let layer = self
-                .store
-                .get_layer_version(&parsed.name, parsed.version)?
-                .ok_or_else(missing)?;
+            let (layer, code) = if parsed.account == self.scope.account_id {
+                let layer = self
+                    .store
+                    .get_layer_version(&parsed.name, parsed.version)?
+                    .ok_or_else(missing)?;
+                let code = layer.code.clone();
+                (layer, code)
+            } else {
+                self.foreign_layer(&parsed)?.ok_or_else(missing)?
+            };
             total = total.saturating_add(layer.unzipped_size);
             layers.push(FunctionLayer {
                 arn: arn.clone(),
-                code: layer.code,
+                code,
             });
         }
         check_total_unzipped(total)?;
         Ok(layers)
+    }
+
+    /// Another account's layer version, if its permissions let this account use it: its
+    /// record, and its package copied into this account's store (the function keeps its
+    /// copy however the owner later changes or deletes the version).
+    fn foreign_layer(
+        &self,
+        arn: &LayerVersionArn,
+    ) -> Result<Option<(LayerVersion, gust_model::CodeRef)>> {
+        let Some(owner) = self.accounts.as_ref().and_then(|a| a.plane(&arn.account)) else {
+            return Ok(None);
+        };
+        let caller = gust_model::policy::Caller::Account(self.scope.account_id.clone());
+        if !owner.layer_allowed(&arn.name, arn.version, &caller)? {
+            return Ok(None);
+        }
+        let Some(layer) = owner.store.get_layer_version(&arn.name, arn.version)? else {
+            return Ok(None);
+        };
+        let bytes = owner.store.read_package(&layer.code.digest)?;
+        let code = self.store.import_package(&bytes)?;
+        Ok(Some((layer, code)))
     }
 
     /// The unpacked size of the layers a function already uses (a deleted version counts

@@ -50,7 +50,12 @@ pub enum ControlError {
 
 impl From<StoreError> for ControlError {
     fn from(error: StoreError) -> Self {
-        ControlError::Store(error)
+        match error {
+            StoreError::LayerGone(arn) => ControlError::Invalid(ModelError::invalid(format!(
+                "Layer version {arn} does not exist."
+            ))),
+            other => ControlError::Store(other),
+        }
     }
 }
 
@@ -106,6 +111,14 @@ pub struct ControlPlane {
     catalog: RuntimeCatalog,
     clock: Arc<dyn Clock>,
     observer: Option<Arc<dyn FunctionObserver>>,
+    accounts: Option<Arc<dyn Accounts>>,
+}
+
+/// The other accounts of this server, as a control plane reaches them: only to use a
+/// layer version their permissions share (the server wires one directory into every plane).
+pub trait Accounts: Send + Sync + std::fmt::Debug {
+    /// The control plane of `account`, if this server has it.
+    fn plane(&self, account: &str) -> Option<Arc<ControlPlane>>;
 }
 
 impl ControlPlane {
@@ -122,7 +135,14 @@ impl ControlPlane {
             catalog,
             clock,
             observer: None,
+            accounts: None,
         }
+    }
+
+    /// Lets functions use other accounts' layer versions where their permissions allow.
+    pub fn with_accounts(mut self, accounts: Arc<dyn Accounts>) -> Self {
+        self.accounts = Some(accounts);
+        self
     }
 
     /// Reports committed changes to `observer`.

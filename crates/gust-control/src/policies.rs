@@ -73,7 +73,9 @@ impl ControlPlane {
                     "The statement id ({}) provided already exists. Please provide a new statement id, or remove the existing statement.",
                     permission.statement_id
                 )),
-                StoreError::NotFound(_) => self.not_found(&reference.name, None),
+                StoreError::NotFound(_) => {
+                    self.not_found(&reference.name, reference.qualifier.as_ref())
+                }
                 other => other.into(),
             })?;
         Ok(statement)

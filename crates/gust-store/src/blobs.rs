@@ -174,6 +174,19 @@ impl BlobDir {
         }
     }
 
+    /// Every stored package.
+    pub(crate) fn digests(&self) -> Result<Vec<CodeDigest>, StoreError> {
+        let entries =
+            fs::read_dir(&self.objects).map_err(|e| StoreError::io("list packages", e))?;
+        Ok(entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                CodeDigest::from_hex(name.strip_suffix(".zip")?)
+            })
+            .collect())
+    }
+
     pub(crate) fn unpacked_digests(&self) -> Result<Vec<CodeDigest>, StoreError> {
         let entries =
             fs::read_dir(&self.unpacked).map_err(|e| StoreError::io("list unpacked code", e))?;

@@ -362,8 +362,15 @@ pub(crate) fn is_code_referenced(
     Ok(connection.query_row(
         "SELECT EXISTS(SELECT 1 FROM functions WHERE code_sha256 = ?1)
              OR EXISTS(SELECT 1 FROM function_versions WHERE code_sha256 = ?1)
-             OR EXISTS(SELECT 1 FROM layer_versions WHERE code_sha256 = ?1)",
-        [digest.to_hex()],
+             OR EXISTS(SELECT 1 FROM layer_versions WHERE code_sha256 = ?1)
+             OR EXISTS(SELECT 1 FROM functions WHERE record LIKE ?2)
+             OR EXISTS(SELECT 1 FROM function_versions WHERE record LIKE ?2)",
+        // The last two: a layer a function uses (another account's is kept as a copy that
+        // only the function's record names).
+        params![
+            digest.to_hex(),
+            format!("%\"sha256\":\"{}\"%", digest.to_hex())
+        ],
         |r| r.get(0),
     )?)
 }

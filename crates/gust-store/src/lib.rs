@@ -39,6 +39,9 @@ pub enum StoreError {
     /// or damaged on disk).
     #[error("unpack code: {0}")]
     Unpack(#[from] crate::package::PackageError),
+    /// A layer version a function was to use is gone.
+    #[error("layer version {0} is gone")]
+    LayerGone(String),
     /// A published version an alias was to route to does not exist.
     #[error("version {0} not found")]
     VersionNotFound(u64),
@@ -155,6 +158,7 @@ impl Store {
         code: StagedBlob,
     ) -> Result<(), StoreError> {
         let mut connection = self.lock();
+        self.layers_still_there(config)?;
         self.blobs.commit(code)?;
         let inserted = db::insert_function(&mut connection, config, tags);
         if inserted.is_err() {
@@ -191,6 +195,7 @@ impl Store {
         new_code: Option<StagedBlob>,
     ) -> Result<(), StoreError> {
         let mut connection = self.lock();
+        self.layers_still_there(config)?;
         let committed_new_code = new_code.is_some();
         if let Some(code) = new_code {
             self.blobs.commit(code)?;
@@ -209,6 +214,20 @@ impl Store {
             self.collect_blob(&connection, &old_digest)?;
         }
         Ok(())
+    }
+
+    /// Checks, under the lock, that every layer package `config` uses is still stored: a
+    /// layer version deleted (and collected) since it was resolved must not leave a
+    /// function pointing at nothing.
+    fn layers_still_there(&self, config: &FunctionConfig) -> Result<(), StoreError> {
+        match config
+            .layers
+            .iter()
+            .find(|l| !self.blobs.path(&l.code.digest).is_file())
+        {
+            Some(gone) => Err(StoreError::LayerGone(gone.arn.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Deletes a function with its versions and aliases; `Ok(false)` when there was none.
@@ -508,7 +527,28 @@ impl Store {
                 self.blobs.remove_unpacked(&digest)?;
             }
         }
+        // Packages nothing references any more (a layer copy a function stopped using, an
+        // import whose function was never created): removed at start, like unpacked code.
+        for digest in self.blobs.digests()? {
+            self.collect_blob(&connection, &digest)?;
+        }
         Ok(())
+    }
+
+    /// Stores a package at once (a copy of another account's layer version, before the
+    /// function that uses it is written); what no record ends up referencing is removed at
+    /// the next start.
+    pub fn import_package(&self, zip: &[u8]) -> Result<gust_model::CodeRef, StoreError> {
+        let staged = self.blobs.stage(zip)?;
+        let code = staged.code.clone();
+        let _connection = self.lock();
+        self.blobs.commit(staged)?;
+        Ok(code)
+    }
+
+    /// A stored package's bytes.
+    pub fn read_package(&self, digest: &CodeDigest) -> Result<Vec<u8>, StoreError> {
+        std::fs::read(self.blobs.path(digest)).map_err(|e| StoreError::io("read package", e))
     }
 
     fn collect_blob(

@@ -208,6 +208,9 @@ pub fn extract_over(
         io::BufReader::new(file),
         unzipped_limit,
         |relative, entry| {
+            // An earlier package (a layer below this one) may have left links: nothing is
+            // ever written through one, or it could land outside `dest`.
+            no_link_above(dest, relative)?;
             let path = dest.join(relative);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
@@ -243,6 +246,24 @@ pub fn extract_over(
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(io_error)?;
     }
     Ok(summary)
+}
+
+/// Fails when a directory on the way to `relative` under `dest` is a symbolic link.
+fn no_link_above(dest: &Path, relative: &Path) -> io::Result<()> {
+    for ancestor in relative.ancestors().skip(1) {
+        if ancestor.as_os_str().is_empty() {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(dest.join(ancestor));
+        if meta.is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(io::Error::other(format!(
+                "{} is reached through the link {} an earlier layer made",
+                relative.display(),
+                ancestor.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a name the file system could not hold, so it fails at upload, not at unpacking.
@@ -468,6 +489,46 @@ mod tests {
         ));
         let fine = format!("{}/{}.py", "d".repeat(250), "a".repeat(250));
         assert!(inspect(&build(&[Entry::File(&fine, b"x")]), 1 << 20).is_ok());
+    }
+
+    #[test]
+    fn stacked_layers_never_write_through_an_earlier_layers_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = |name: &str, entries: &[Entry<'_>]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, build(entries)).unwrap();
+            path
+        };
+        // Each passes its own checks; stacked, the third would land outside the tree.
+        let first = layer("1.zip", &[Entry::Symlink("a", ".")]);
+        let second = layer("2.zip", &[Entry::Symlink("a/esc", "..")]);
+        let third = layer("3.zip", &[Entry::File("esc/pwned", b"x")]);
+        for zip in [&first, &second, &third] {
+            assert!(inspect(&std::fs::read(zip).unwrap(), 1 << 20).is_ok());
+        }
+        let tree = dir.path().join("tree");
+        std::fs::create_dir(&tree).unwrap();
+        extract_over(&first, &tree, 1 << 20).unwrap();
+        assert!(extract_over(&second, &tree, 1 << 20).is_err());
+        let _ = extract_over(&third, &tree, 1 << 20);
+        assert!(!dir.path().join("pwned").exists());
+        // A later layer's file replaces an earlier layer's link (never writes through it).
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        extract_over(
+            &layer("4.zip", &[Entry::Symlink("f", "g")]),
+            &other,
+            1 << 20,
+        )
+        .unwrap();
+        extract_over(
+            &layer("5.zip", &[Entry::File("f", b"real")]),
+            &other,
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(other.join("f")).unwrap(), b"real");
+        assert!(!other.join("g").exists());
     }
 
     #[test]

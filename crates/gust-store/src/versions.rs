@@ -336,6 +336,25 @@ pub(crate) fn add_statement(
     if !exists {
         return Err(StoreError::NotFound(function.to_string()));
     }
+    // The version or alias the statement is for must still exist (it may have been deleted
+    // since it was looked up, and a later one of the same name must not inherit this).
+    if !qualifier.is_empty() {
+        let target: bool = match qualifier.parse::<u64>() {
+            Ok(number) => tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM function_versions WHERE function_name = ?1 AND version = ?2)",
+                params![function.as_str(), version_i64(number)],
+                |r| r.get(0),
+            )?,
+            Err(_) => tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM aliases WHERE function_name = ?1 AND name = ?2)",
+                params![function.as_str(), qualifier],
+                |r| r.get(0),
+            )?,
+        };
+        if !target {
+            return Err(StoreError::NotFound(format!("{function}:{qualifier}")));
+        }
+    }
     let inserted = tx.execute(
         "INSERT INTO function_policies (function_name, qualifier, statement_id, statement)
          VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",

@@ -124,6 +124,20 @@ fn read_accounts(
     Ok(entries)
 }
 
+/// Every account's control plane, for the planes to reach each other's shared layers.
+/// Filled once all planes exist; weak, so the planes and the directory do not keep each
+/// other alive.
+#[derive(Debug, Default)]
+struct AccountDirectory {
+    planes: std::sync::OnceLock<std::collections::HashMap<String, std::sync::Weak<ControlPlane>>>,
+}
+
+impl gust_control::Accounts for AccountDirectory {
+    fn plane(&self, account: &str) -> Option<Arc<ControlPlane>> {
+        self.planes.get()?.get(account)?.upgrade()
+    }
+}
+
 /// An account's store, engine and control plane, its data under `dir`.
 struct PlaneParts<'a> {
     dir: &'a std::path::Path,
@@ -131,6 +145,7 @@ struct PlaneParts<'a> {
     sandbox: &'a Arc<dyn gust_sandbox::Sandbox>,
     runtime_dir: std::path::PathBuf,
     clock: Arc<SystemClock>,
+    directory: Arc<AccountDirectory>,
 }
 
 fn start_plane(parts: PlaneParts<'_>, args: &ServeArgs) -> Result<gust_api::Plane> {
@@ -156,7 +171,8 @@ fn start_plane(parts: PlaneParts<'_>, args: &ServeArgs) -> Result<gust_api::Plan
     .context("cannot start the engine")?;
     let control = Arc::new(
         ControlPlane::new(store, parts.scope.clone(), catalog, parts.clock)
-            .with_observer(Arc::new(EngineObserver(engine.clone()))),
+            .with_observer(Arc::new(EngineObserver(engine.clone())))
+            .with_accounts(parts.directory),
     );
     let recovered = control
         .recover()
@@ -325,6 +341,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     }
     // The default account keeps the data directory's own layout; the others live under
     // accounts/<id>.
+    let directory = Arc::new(AccountDirectory::default());
     let mut planes = vec![start_plane(
         PlaneParts {
             dir: &args.data_dir,
@@ -332,6 +349,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             sandbox: &sandbox,
             runtime_dir: args.data_dir.join("runtime"),
             clock: clock.clone(),
+            directory: Arc::clone(&directory),
         },
         &args,
     )?];
@@ -351,6 +369,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
                 sandbox: &sandbox,
                 runtime_dir: args.data_dir.join("runtime"),
                 clock: clock.clone(),
+                directory: Arc::clone(&directory),
             },
             &args,
         )?);
@@ -362,6 +381,12 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             account_id: entry.account_id,
         });
     }
+    let _ = directory.planes.set(
+        planes
+            .iter()
+            .map(|p| (p.account_id().to_owned(), Arc::downgrade(&p.control)))
+            .collect(),
+    );
     let engines: Vec<gust_engine::Engine> = planes.iter().map(|p| p.engine.clone()).collect();
     let account_count = planes.len();
     let auth = if args.no_auth {
