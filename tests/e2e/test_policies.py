@@ -67,7 +67,9 @@ def test_policy_documents_as_lambda_renders_them(lam):
     assert (document["Version"], document["Id"]) == ("2012-10-17", "default")
     assert [s["Sid"] for s in document["Statement"]] == ["s3-invoke", "account"]
     assert document["Statement"][1]["Principal"] == {"AWS": f"arn:aws:iam::{OTHER}:root"}
-    assert policy["RevisionId"] == revision
+    # A policy change is a change of the function: its revision moved, and GetPolicy says so.
+    moved = lam.get_function_configuration(FunctionName="with-policy")["RevisionId"]
+    assert moved != revision and policy["RevisionId"] == moved
 
     status, kind, message = error_of(lambda: lam.add_permission(
         FunctionName="with-policy", StatementId="account", Action="lambda:InvokeFunction", Principal="*"))
@@ -94,6 +96,19 @@ def test_policy_documents_as_lambda_renders_them(lam):
     assert json.loads(on_alias["Statement"])["Resource"] == arn("with-policy", "live")
     assert [s["Sid"] for s in json.loads(lam.get_policy(FunctionName="with-policy:live")["Policy"])["Statement"]] == ["a"]
 
+    status, kind, message = error_of(lambda: lam.remove_permission(FunctionName="with-policy", Qualifier="1",
+                                                                  StatementId="nothing"))
+    assert (status, kind, message) == (404, "ResourceNotFoundException", "No policy is associated with the given resource.")
+    # The whole policy stays under Lambda's 20 KB.
+    create(lam, "big-policy")
+    for i in range(40):
+        lam.add_permission(FunctionName="big-policy", StatementId=f"s{i:03d}", Action="lambda:InvokeFunction",
+                           Principal="s3.amazonaws.com", SourceArn=f"arn:aws:s3:::bucket-{'x' * 200}-{i}")
+    status, kind, message = error_of(lambda: [lam.add_permission(
+        FunctionName="big-policy", StatementId=f"more{i}", Action="lambda:InvokeFunction",
+        Principal="s3.amazonaws.com", SourceArn=f"arn:aws:s3:::bucket-{'y' * 200}-{i}") for i in range(100)])
+    assert (status, kind) == (400, "PolicyLengthExceededException")
+    assert message.startswith("The final policy size (") and message.endswith(") is bigger than the limit (20480).")
     lam.remove_permission(FunctionName="with-policy", StatementId="s3-invoke")
     status, kind, _ = error_of(lambda: lam.remove_permission(FunctionName="with-policy", StatementId="s3-invoke"))
     assert (status, kind) == (404, "ResourceNotFoundException")

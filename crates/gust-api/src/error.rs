@@ -237,6 +237,12 @@ impl From<ControlError> for ApiError {
                 error.to_string(),
             ),
             ControlError::CodeTooLarge => Self::too_large(error.to_string()),
+            ControlError::PolicyTooLarge(message) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "PolicyLengthExceededException",
+                MessageKey::Lower,
+                message,
+            ),
             ControlError::Package(package) => match package {
                 PackageError::Corrupt(_) => Self::invalid_parameter(UNZIP_MESSAGE),
                 PackageError::NameTooLong { .. } => Self::invalid_parameter(format!(

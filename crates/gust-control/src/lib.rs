@@ -31,6 +31,9 @@ pub enum ControlError {
     /// `RevisionId` did not match.
     #[error("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")]
     PreconditionFailed,
+    /// A resource policy would grow past Lambda's quota; the message is Lambda's.
+    #[error("{0}")]
+    PolicyTooLarge(String),
     /// The zipped package is larger than a direct upload may be.
     #[error(
         "Zipped size must be smaller than {} bytes",

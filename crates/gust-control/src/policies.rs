@@ -4,7 +4,10 @@
 use gust_model::error::Violations;
 use gust_model::policy::{self, Caller, Permission};
 use gust_model::{FunctionName, FunctionRef, ModelError, Qualifier};
-use gust_store::StoreError;
+use gust_store::{RevisionMove, StoreError};
+
+/// Largest policy document, in bytes (Lambda's quota).
+const POLICY_MAX_BYTES: usize = 20 * 1024;
 
 use crate::{ControlError, ControlPlane, Result};
 
@@ -62,12 +65,32 @@ impl ControlPlane {
         revision_id: Option<&str>,
     ) -> Result<String> {
         let (key, resource, revision) = self.policy_target(reference)?;
-        let statement = permission.statement(&resource)?.to_string();
+        let statement = permission.statement(&resource)?;
         if revision_id.is_some_and(|r| r != revision) {
             return Err(ControlError::PreconditionFailed);
         }
+        let mut statements = self.statements(&reference.name, &key)?;
+        statements.push(statement.clone());
+        let size = policy::document(&statements).to_string().len();
+        if size > POLICY_MAX_BYTES {
+            return Err(ControlError::PolicyTooLarge(format!(
+                "The final policy size ({size}) is bigger than the limit ({POLICY_MAX_BYTES})."
+            )));
+        }
+        let statement = statement.to_string();
+        let moved = Self::new_revision();
+        let revision = RevisionMove {
+            expected: revision_id,
+            new: &moved,
+        };
         self.store
-            .add_function_statement(&reference.name, &key, &permission.statement_id, &statement)
+            .add_function_statement(
+                &reference.name,
+                &key,
+                &permission.statement_id,
+                &statement,
+                &revision,
+            )
             .map_err(|e| match e {
                 StoreError::AlreadyExists(_) => ControlError::Conflict(format!(
                     "The statement id ({}) provided already exists. Please provide a new statement id, or remove the existing statement.",
@@ -76,6 +99,7 @@ impl ControlPlane {
                 StoreError::NotFound(_) => {
                     self.not_found(&reference.name, reference.qualifier.as_ref())
                 }
+                StoreError::RevisionMismatch(_) => ControlError::PreconditionFailed,
                 other => other.into(),
             })?;
         Ok(statement)
@@ -95,10 +119,24 @@ impl ControlPlane {
         if revision_id.is_some_and(|r| r != revision) {
             return Err(ControlError::PreconditionFailed);
         }
-        if self
+        if self.statements(&reference.name, &key)?.is_empty() {
+            return Err(ControlError::NotFound(
+                "No policy is associated with the given resource.".into(),
+            ));
+        }
+        let moved = Self::new_revision();
+        let revision = RevisionMove {
+            expected: revision_id,
+            new: &moved,
+        };
+        let removed = self
             .store
-            .remove_function_statement(&reference.name, &key, statement_id)?
-        {
+            .remove_function_statement(&reference.name, &key, statement_id, &revision)
+            .map_err(|e| match e {
+                StoreError::RevisionMismatch(_) => ControlError::PreconditionFailed,
+                other => other.into(),
+            })?;
+        if removed {
             Ok(())
         } else {
             Err(ControlError::NotFound(format!(

@@ -378,7 +378,8 @@ pub(crate) fn is_code_referenced(
 pub(crate) fn account_usage(connection: &Connection) -> Result<AccountUsage, StoreError> {
     let (size, count): (i64, i64) = connection.query_row(
         "SELECT COALESCE(SUM(code_size), 0)
-                + (SELECT COALESCE(SUM(code_size), 0) FROM function_versions),
+                + (SELECT COALESCE(SUM(code_size), 0) FROM function_versions)
+                + (SELECT COALESCE(SUM(code_size), 0) FROM layer_versions WHERE deleted = 0),
                 COUNT(*)
          FROM functions",
         [],

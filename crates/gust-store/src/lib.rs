@@ -19,6 +19,7 @@ use gust_model::{Alias, CodeDigest, FunctionConfig, FunctionName, Tags};
 pub use blobs::StagedBlob;
 pub use db::SCHEMA_VERSION;
 pub use package::{PackageError, PackageSummary};
+pub use versions::RevisionMove;
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -433,6 +434,7 @@ impl Store {
         qualifier: &str,
         statement_id: &str,
         statement: &str,
+        revision: &RevisionMove<'_>,
     ) -> Result<(), StoreError> {
         versions::add_statement(
             &mut self.lock(),
@@ -440,6 +442,7 @@ impl Store {
             qualifier,
             statement_id,
             statement,
+            revision,
         )
     }
 
@@ -449,8 +452,15 @@ impl Store {
         function: &FunctionName,
         qualifier: &str,
         statement_id: &str,
+        revision: &RevisionMove<'_>,
     ) -> Result<bool, StoreError> {
-        versions::remove_statement(&mut self.lock(), function, qualifier, statement_id)
+        versions::remove_statement(
+            &mut self.lock(),
+            function,
+            qualifier,
+            statement_id,
+            revision,
+        )
     }
 
     /// Adds an alias; its versions must be published.

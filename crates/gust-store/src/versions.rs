@@ -326,8 +326,10 @@ pub(crate) fn add_statement(
     qualifier: &str,
     statement_id: &str,
     statement: &str,
+    revision: &RevisionMove<'_>,
 ) -> Result<(), StoreError> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    move_revision(&tx, function, qualifier, revision)?;
     let exists: bool = tx.query_row(
         "SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)",
         [function.as_str()],
@@ -373,12 +375,61 @@ pub(crate) fn remove_statement(
     function: &FunctionName,
     qualifier: &str,
     statement_id: &str,
+    revision: &RevisionMove<'_>,
 ) -> Result<bool, StoreError> {
-    Ok(connection.execute(
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    move_revision(&tx, function, qualifier, revision)?;
+    let removed = tx.execute(
         "DELETE FROM function_policies
          WHERE function_name = ?1 AND qualifier = ?2 AND statement_id = ?3",
         params![function.as_str(), qualifier, statement_id],
-    )? > 0)
+    )? > 0;
+    if removed {
+        tx.commit()?;
+    }
+    Ok(removed)
+}
+
+/// A policy change's effect on the function's revision: the change is refused unless the
+/// revision is still `expected` (when given), and moves it to `new`.
+#[derive(Debug, Clone, Copy)]
+pub struct RevisionMove<'a> {
+    /// The caller's `RevisionId` precondition.
+    pub expected: Option<&'a str>,
+    /// The revision after the change.
+    pub new: &'a str,
+}
+
+/// For the function's own policy (`qualifier` empty), checks and moves `$LATEST`'s
+/// revision inside the policy change's transaction; a version's or alias's policy leaves
+/// it alone (the precondition is checked by the control plane).
+fn move_revision(
+    tx: &Transaction<'_>,
+    function: &FunctionName,
+    qualifier: &str,
+    revision: &RevisionMove<'_>,
+) -> Result<(), StoreError> {
+    if !qualifier.is_empty() {
+        return Ok(());
+    }
+    let current: Option<String> = tx
+        .query_row(
+            "SELECT revision_id FROM functions WHERE name = ?1",
+            [function.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(current) = current else {
+        return Err(StoreError::NotFound(function.to_string()));
+    };
+    if revision.expected.is_some_and(|e| e != current) {
+        return Err(StoreError::RevisionMismatch(function.to_string()));
+    }
+    tx.execute(
+        "UPDATE functions SET revision_id = ?2 WHERE name = ?1",
+        params![function.as_str(), revision.new],
+    )?;
+    Ok(())
 }
 
 /// Drops the policy of a version or alias that is gone.
