@@ -265,6 +265,14 @@ def test_later_layers_win_and_the_250_mb_limit(lam):
     missing = f"{ACCOUNT_LAYER}:stack-a:7"
     status, kind, message = error_of(lambda: create(lam, "missing", code, Layers=[missing]))
     assert (status, kind, message) == (400, "InvalidParameterValueException", f"Layer version {missing} does not exist.")
+    # Layers that cannot be stacked are refused when they are attached, not at a cold start.
+    as_file = lam.publish_layer_version(LayerName="as-file", Content={"ZipFile": make_zip({
+        "python/clash": "a file\n"})})["LayerVersionArn"]
+    as_dir = lam.publish_layer_version(LayerName="as-dir", Content={"ZipFile": make_zip({
+        "python/clash/inner.py": "X = 1\n"})})["LayerVersionArn"]
+    status, kind, message = error_of(lambda: create(lam, "clashing", code, Layers=[as_file, as_dir]))
+    assert (status, kind) == (400, "InvalidParameterValueException")
+    assert message.startswith("The layers cannot be combined in /opt"), message
     six = [f"{ACCOUNT_LAYER}:l{i}:1" for i in range(6)]
     status, _, message = error_of(lambda: create(lam, "six", code, Layers=six))
     assert (status, message) == (400, "Cannot reference more than 5 layers.")

@@ -353,6 +353,18 @@ impl ControlPlane {
             });
         }
         check_total_unzipped(total)?;
+        // Stacked once now: layers that cannot be combined (a file where an earlier layer
+        // has a directory, a path through an earlier layer's link) are refused here rather
+        // than at every cold start, and the first cold start finds the tree ready.
+        if !layers.is_empty() {
+            let digests: Vec<_> = layers.iter().map(|l| l.code.digest).collect();
+            self.store.unpacked_layers(&digests).map_err(|e| match e {
+                StoreError::Unpack(reason) => ControlError::Invalid(ModelError::invalid(format!(
+                    "The layers cannot be combined in /opt: {reason}."
+                ))),
+                other => other.into(),
+            })?;
+        }
         Ok(layers)
     }
 

@@ -144,15 +144,17 @@ impl ControlPlane {
             }
         }
         let key = self.setting_key(reference)?;
-        let name = &reference.name;
+        // Both together: a pinned version is never left behind without `Manual`.
         self.store
-            .put_function_setting(name, &key, UPDATE_RUNTIME_ON, &update.update_runtime_on)
+            .put_function_settings(
+                &reference.name,
+                &key,
+                &[
+                    (UPDATE_RUNTIME_ON, Some(update.update_runtime_on.as_str())),
+                    (RUNTIME_VERSION_ARN, update.runtime_version_arn.as_deref()),
+                ],
+            )
             .map_err(|e| self.setting_missing(reference, e))?;
-        if let Some(arn) = &update.runtime_version_arn {
-            self.store
-                .put_function_setting(name, &key, RUNTIME_VERSION_ARN, arn)
-                .map_err(|e| self.setting_missing(reference, e))?;
-        }
         Ok(update.clone())
     }
 }

@@ -406,6 +406,40 @@ pub(crate) fn get_setting(
         .optional()?)
 }
 
+/// Sets (or, for `None`, clears) function settings together; `NotFound` without the
+/// function.
+pub(crate) fn put_settings(
+    connection: &mut Connection,
+    name: &FunctionName,
+    qualifier: &str,
+    settings: &[(&str, Option<&str>)],
+) -> Result<(), StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let exists: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)",
+        [name.as_str()],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Err(StoreError::NotFound(name.to_string()));
+    }
+    for (key, value) in settings {
+        match value {
+            Some(value) => tx.execute(
+                "INSERT INTO function_settings (function_name, qualifier, key, value) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(function_name, qualifier, key) DO UPDATE SET value = excluded.value",
+                params![name.as_str(), qualifier, key, value],
+            )?,
+            None => tx.execute(
+                "DELETE FROM function_settings WHERE function_name = ?1 AND qualifier = ?2 AND key = ?3",
+                params![name.as_str(), qualifier, key],
+            )?,
+        };
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 /// Sets a function setting; `NotFound` without the function.
 pub(crate) fn put_setting(
     connection: &mut Connection,

@@ -418,6 +418,16 @@ impl Store {
         db::put_setting(&mut self.lock(), function, qualifier, key, value)
     }
 
+    /// Sets (or, for `None`, clears) several function settings in one transaction.
+    pub fn put_function_settings(
+        &self,
+        function: &FunctionName,
+        qualifier: &str,
+        settings: &[(&str, Option<&str>)],
+    ) -> Result<(), StoreError> {
+        db::put_settings(&mut self.lock(), function, qualifier, settings)
+    }
+
     /// A function's policy statements for a qualifier (`""`: the function itself).
     pub fn function_policy(
         &self,
