@@ -238,11 +238,6 @@ impl SettingsDto {
                 return Err(unsupported("SnapStart"));
             }
         }
-        if let Some(logging) = &self.logging_config {
-            if logging.application_log_level.is_some() || logging.system_log_level.is_some() {
-                return Err(unsupported("LoggingConfig log levels"));
-            }
-        }
         Ok(())
     }
 
@@ -266,6 +261,8 @@ impl SettingsDto {
                 .dead_letter_config
                 .map(|d| d.target_arn.unwrap_or_default()),
             log_format: logging.log_format,
+            application_log_level: logging.application_log_level,
+            system_log_level: logging.system_log_level,
             log_group: logging.log_group,
         })
     }
@@ -414,6 +411,10 @@ pub struct SnapStartOut {
 #[serde(rename_all = "PascalCase")]
 pub struct LoggingOut {
     pub log_format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_log_level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_log_level: Option<String>,
     pub log_group: String,
 }
 
@@ -535,6 +536,8 @@ impl FunctionConfiguration {
             },
             logging_config: LoggingOut {
                 log_format: config.log_format.as_str(),
+                application_log_level: config.log_levels.as_ref().map(|l| l.application.clone()),
+                system_log_level: config.log_levels.as_ref().map(|l| l.system.clone()),
                 log_group: config.log_group.clone(),
             },
         }

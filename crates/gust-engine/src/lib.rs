@@ -10,6 +10,7 @@
 mod collector;
 mod environment;
 pub mod logs;
+mod platform;
 mod pools;
 mod startup;
 
@@ -311,10 +312,7 @@ impl Engine {
         let timeout = Duration::from_secs(u64::from(config.timeout_s));
         let deadline_ms = u64::try_from(now_ms()).unwrap_or(0) + timeout.as_millis() as u64;
         env.collector
-            .begin(vec![format!(
-                "START RequestId: {request_id} Version: {}",
-                config.version
-            )])
+            .begin(platform::start(config, &request_id))
             .await;
         let started = Instant::now();
         let invocation = Invocation {
@@ -352,9 +350,11 @@ impl Engine {
         let max_memory = env.max_memory_mb();
         let init = env.take_init_duration();
         let (body, function_error, healthy, mut lines, status) = match finish {
-            Finish::Result(InvocationResult::Response(body)) => (body, false, true, vec![], None),
+            Finish::Result(InvocationResult::Response(body)) => {
+                (body, false, true, vec![], platform::Status::Success)
+            }
             Finish::Result(InvocationResult::Error { body, .. }) => {
-                (body, true, true, vec![], None)
+                (body, true, true, vec![], platform::Status::Success)
             }
             Finish::Result(InvocationResult::ResponseTooLarge) => (
                 platform_error(
@@ -367,7 +367,7 @@ impl Engine {
                 true,
                 true,
                 vec![],
-                None,
+                platform::Status::Success,
             ),
             Finish::Result(
                 result @ (InvocationResult::Truncated | InvocationResult::Abandoned),
@@ -392,7 +392,7 @@ impl Engine {
                     true,
                     false,
                     vec![format!("{message}\t{kind}")],
-                    Some(format!("Status: error\tError Type: {kind}")),
+                    platform::Status::Error(Some(kind.to_owned())),
                 )
             }
             Finish::TimedOut => {
@@ -415,7 +415,7 @@ impl Engine {
                     vec![format!(
                         "{stamp} {request_id} Task timed out after {seconds} seconds"
                     )],
-                    Some("Status: timeout".to_owned()),
+                    platform::Status::Timeout,
                 )
             }
             Finish::OverMemory => {
@@ -428,7 +428,7 @@ impl Engine {
                     true,
                     false,
                     vec![format!("{message}\tRuntime.OutOfMemory")],
-                    Some("Status: error\tError Type: Runtime.OutOfMemory".to_owned()),
+                    platform::Status::Error(Some("Runtime.OutOfMemory".to_owned())),
                 )
             }
             Finish::Crashed(exit) => {
@@ -446,26 +446,21 @@ impl Engine {
                     true,
                     false,
                     vec![format!("{message}\t{kind}")],
-                    Some(format!("Status: error\tError Type: {kind}")),
+                    platform::Status::Error(Some(kind.to_owned())),
                 )
             }
         };
-        let init_ms = init.map_or(0.0, ms);
-        let billed = (ms(duration) + init_ms).ceil() as u64;
-        let mut report = format!(
-            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB\tMax Memory Used: {max_memory} MB\t",
-            ms(duration),
-            config.memory_mb
-        );
-        if let Some(init) = init {
-            report.push_str(&format!("Init Duration: {:.2} ms\t", ms(init)));
-        }
-        if let Some(status) = status {
-            report.push_str(&status);
-            report.push('\t');
-        }
-        lines.push(format!("END RequestId: {request_id}"));
-        lines.push(report);
+        lines.extend(platform::end(
+            config,
+            config.memory_mb,
+            &platform::Report {
+                request_id: &request_id,
+                duration,
+                init,
+                max_memory_mb: max_memory,
+                status,
+            },
+        ));
         let log = env.collector.end(lines).await;
         if healthy {
             self.release(env);

@@ -77,6 +77,11 @@ impl Engine {
         ];
         if config.log_format == LogFormat::Json {
             env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+            let level = config
+                .log_levels
+                .as_ref()
+                .map_or("INFO", |l| l.application.as_str());
+            env.push(("AWS_LAMBDA_LOG_LEVEL".into(), level.to_owned()));
         }
         env.extend(launch.env.iter().cloned());
         // The function's own variables override the overridable ones above...
@@ -209,10 +214,7 @@ impl Engine {
         };
         // The cold start's log is part of its first invocation's log tail.
         collector
-            .begin(vec![format!(
-                "INIT_START Runtime Version: {}",
-                launch.description
-            )])
+            .begin(crate::platform::init_start(config, &launch.description))
             .await;
         // Without a network of its own, the environment's Runtime API listens inside the
         // environment's network namespace (made on a thread of its own).
@@ -373,19 +375,20 @@ impl Engine {
         let log = match collector {
             Some(collector) => {
                 collector
-                    .begin(vec![format!(
-                        "START RequestId: {request_id} Version: {}",
-                        config.version
-                    )])
+                    .begin(crate::platform::start(config, request_id))
                     .await;
                 collector
-                    .end(vec![
-                        format!("END RequestId: {request_id}"),
-                        format!(
-                            "REPORT RequestId: {request_id}\tDuration: 0.00 ms\tBilled Duration: 0 ms\tMemory Size: {} MB\tMax Memory Used: 0 MB\tStatus: error\t",
-                            config.memory_mb
-                        ),
-                    ])
+                    .end(crate::platform::end(
+                        config,
+                        config.memory_mb,
+                        &crate::platform::Report {
+                            request_id,
+                            duration: Duration::ZERO,
+                            init: None,
+                            max_memory_mb: 0,
+                            status: crate::platform::Status::Error(None),
+                        },
+                    ))
                     .await
             }
             None => String::new(),

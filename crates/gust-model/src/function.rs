@@ -104,6 +104,29 @@ pub enum LogFormat {
     Json,
 }
 
+/// `ApplicationLogLevel` values, least severe first.
+pub const APPLICATION_LOG_LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+/// `SystemLogLevel` values, least severe first.
+pub const SYSTEM_LOG_LEVELS: &[&str] = &["DEBUG", "INFO", "WARN"];
+
+/// The levels a JSON-format function logs at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLevels {
+    /// The function's own lines at or above this are kept.
+    pub application: String,
+    /// The platform's lines (START, REPORT, ...) at or above this are kept.
+    pub system: String,
+}
+
+impl Default for LogLevels {
+    fn default() -> Self {
+        LogLevels {
+            application: "INFO".into(),
+            system: "INFO".into(),
+        }
+    }
+}
+
 impl LogFormat {
     /// The wire spelling.
     pub fn as_str(self) -> &'static str {
@@ -268,6 +291,9 @@ pub struct FunctionConfig {
     pub dead_letter_target: Option<String>,
     /// Log format.
     pub log_format: LogFormat,
+    /// `LoggingConfig.ApplicationLogLevel` and `SystemLogLevel` (JSON format only; `INFO`
+    /// unless set).
+    pub log_levels: Option<LogLevels>,
     /// Log group name.
     pub log_group: String,
     /// The code package.
@@ -312,6 +338,10 @@ pub struct FunctionUpdate {
     pub dead_letter_target: Option<String>,
     /// `LoggingConfig.LogFormat`.
     pub log_format: Option<String>,
+    /// `LoggingConfig.ApplicationLogLevel`.
+    pub application_log_level: Option<String>,
+    /// `LoggingConfig.SystemLogLevel`.
+    pub system_log_level: Option<String>,
     /// `LoggingConfig.LogGroup`.
     pub log_group: Option<String>,
 }
@@ -370,6 +400,7 @@ impl FunctionConfig {
             tracing_mode: TracingMode::PassThrough,
             dead_letter_target: None,
             log_format: LogFormat::Text,
+            log_levels: None,
             log_group,
             code,
             revision_id,
@@ -473,6 +504,29 @@ impl FunctionConfig {
                 "Member must satisfy enum value set: [JSON, Text]",
             );
         }
+        for (level, member, allowed) in [
+            (
+                &update.application_log_level,
+                "loggingConfig.applicationLogLevel",
+                APPLICATION_LOG_LEVELS,
+            ),
+            (
+                &update.system_log_level,
+                "loggingConfig.systemLogLevel",
+                SYSTEM_LOG_LEVELS,
+            ),
+        ] {
+            if let Some(level) = level.as_deref().filter(|l| !allowed.contains(l)) {
+                v.push(
+                    level,
+                    member,
+                    format!(
+                        "Member must satisfy enum value set: [{}]",
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
         if let Some(group) = &update.log_group {
             v.length(group, "loggingConfig.logGroup", 1, 512);
             if !group
@@ -519,6 +573,18 @@ impl FunctionConfig {
             }
         }
 
+        let format_after = match log_format {
+            Some((_, Some(format))) => format,
+            _ => self.log_format,
+        };
+        if format_after == LogFormat::Text
+            && (update.application_log_level.is_some() || update.system_log_level.is_some())
+        {
+            return Err(ModelError::invalid(
+                "ApplicationLogLevel and SystemLogLevel can only be set when LogFormat is JSON.",
+            ));
+        }
+
         // Everything is valid: apply.
         if let Some(runtime) = runtime {
             self.runtime = runtime;
@@ -551,6 +617,20 @@ impl FunctionConfig {
         if let Some((_, Some(format))) = log_format {
             self.log_format = format;
         }
+        self.log_levels = match self.log_format {
+            // Text lines carry no levels to filter on.
+            LogFormat::Text => None,
+            LogFormat::Json => {
+                let current = self.log_levels.clone().unwrap_or_default();
+                Some(LogLevels {
+                    application: update
+                        .application_log_level
+                        .clone()
+                        .unwrap_or(current.application),
+                    system: update.system_log_level.clone().unwrap_or(current.system),
+                })
+            }
+        };
         if let Some(target) = &update.dead_letter_target {
             self.dead_letter_target = (!target.is_empty()).then(|| target.clone());
         }

@@ -20,7 +20,8 @@ pub use clock::{Clock, SystemClock};
 pub use error::{ConstraintViolation, ModelError};
 pub use function::{
     Architecture, CodeDigest, CodeRef, CreateFunction, EnvironmentVariables, FunctionConfig,
-    FunctionState, FunctionUpdate, InvalidTransition, LastUpdateStatus, LogFormat, TracingMode,
+    FunctionState, FunctionUpdate, InvalidTransition, LastUpdateStatus, LogFormat, LogLevels,
+    TracingMode,
 };
 pub use layer::{FunctionLayer, LayerRef, LayerSettings, LayerVersion, LayerVersionArn};
 pub use names::{FunctionName, FunctionRef, IdKind, Qualifier, Scope};

@@ -4,7 +4,7 @@
 use gust_model::function::{Architecture, LogFormat, TracingMode};
 use gust_model::{
     Alias, CodeDigest, CodeRef, EnvironmentVariables, FunctionConfig, FunctionLayer, FunctionName,
-    FunctionState, FunctionVersion, LastUpdateStatus, Runtime,
+    FunctionState, FunctionVersion, LastUpdateStatus, LogLevels, Runtime,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -35,6 +35,9 @@ pub(crate) struct FunctionRecord {
     pub tracing_mode: String,
     pub dead_letter_target: Option<String>,
     pub log_format: String,
+    /// (application, system); absent in records written before log levels existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_levels: Option<(String, String)>,
     pub log_group: String,
     /// Unix time in milliseconds.
     pub last_modified_ms: i64,
@@ -66,6 +69,10 @@ impl FunctionRecord {
             tracing_mode: config.tracing_mode.as_str().to_owned(),
             dead_letter_target: config.dead_letter_target.clone(),
             log_format: config.log_format.as_str().to_owned(),
+            log_levels: config
+                .log_levels
+                .as_ref()
+                .map(|l| (l.application.clone(), l.system.clone())),
             log_group: config.log_group.clone(),
             last_modified_ms: unix_millis(config.last_modified),
             state: config.state.as_str().to_owned(),
@@ -116,6 +123,10 @@ impl FunctionRecord {
             dead_letter_target: self.dead_letter_target,
             log_format: LogFormat::parse(&self.log_format)
                 .ok_or_else(|| bad("log format", &self.log_format))?,
+            log_levels: self.log_levels.map(|(application, system)| LogLevels {
+                application,
+                system,
+            }),
             log_group: self.log_group,
             code: CodeRef {
                 digest: CodeDigest::from_hex(code_sha256)

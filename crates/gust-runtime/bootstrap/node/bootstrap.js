@@ -105,9 +105,21 @@ function post(urlPath, value, errorType) {
   return request('POST', urlPath, body, headers);
 }
 
-// console.* lines carry Lambda's prefix; a multi-line message stays one log event.
+// console.* lines carry Lambda's prefix; a multi-line message stays one log event. With
+// LoggingConfig.LogFormat JSON each is a JSON record, and lines below
+// AWS_LAMBDA_LOG_LEVEL are dropped.
+const LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
 function patchConsole() {
+  const json = process.env.AWS_LAMBDA_LOG_FORMAT === 'JSON';
+  const floor = Math.max(0, LEVELS.indexOf(process.env.AWS_LAMBDA_LOG_LEVEL || 'INFO'));
   const write = (level) => (...args) => {
+    if (json) {
+      if (LEVELS.indexOf(level) < floor) return;
+      const entry = { timestamp: new Date().toISOString(), level, message: util.format(...args) };
+      if (currentRequestId) entry.requestId = currentRequestId;
+      process.stdout.write(`${JSON.stringify(entry)}\n`);
+      return;
+    }
     const message = util.format(...args).replace(/\n/g, '\r');
     process.stdout.write(`${new Date().toISOString()}\t${currentRequestId || 'undefined'}\t${level}\t${message}\n`);
   };

@@ -168,10 +168,39 @@ class LambdaFormatter(logging.Formatter):
         return super().format(record).replace("\n", "\r")
 
 
+class JsonFormatter(logging.Formatter):
+    """Lambda's JSON log lines (LoggingConfig.LogFormat JSON)."""
+
+    def format(self, record):
+        entry = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + ".%03dZ" % record.msecs,
+            "level": {"WARNING": "WARN", "CRITICAL": "FATAL"}.get(record.levelname, record.levelname),
+            "message": record.getMessage(),
+            "logger": record.name,
+        }
+        if _current_request_id:
+            entry["requestId"] = _current_request_id
+        if record.exc_info:
+            entry["errorType"] = record.exc_info[0].__name__
+            entry["errorMessage"] = str(record.exc_info[1])
+            entry["stackTrace"] = traceback.format_exception(*record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+# ApplicationLogLevel to Python's levels (TRACE has none of its own: DEBUG and below).
+LEVELS = {"TRACE": 5, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
+          "ERROR": logging.ERROR, "FATAL": logging.CRITICAL}
+
+
 def install_logging():
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(LambdaFormatter())
     root = logging.getLogger()
+    if os.environ.get("AWS_LAMBDA_LOG_FORMAT") == "JSON":
+        handler.setFormatter(JsonFormatter())
+        root.setLevel(LEVELS.get(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "INFO"), logging.INFO))
+    else:
+        handler.setFormatter(LambdaFormatter())
     root.handlers = [handler]
 
 
