@@ -138,6 +138,17 @@ def make_server(tmp_path):
             server.stop(signal.SIGKILL)
 
 
+def module_server(tmp_path_factory, name, extra_args=()):
+    """One server for a whole test module (a generator for a module-scoped fixture): its
+    tests use their own function names, so they can share it."""
+    server = Server(tmp_path_factory.mktemp(name) / "data", extra_args).start()
+    yield server
+    try:
+        server.stop(signal.SIGTERM, timeout=20)
+    except subprocess.TimeoutExpired:
+        server.stop(signal.SIGKILL)
+
+
 @pytest.fixture
 def server(make_server):
     return make_server()

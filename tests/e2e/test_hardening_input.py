@@ -7,27 +7,20 @@ import base64
 import concurrent.futures
 import json
 import os
-import signal
-import subprocess
 import urllib.request
 
 import botocore.auth
 import botocore.awsrequest
 import botocore.credentials
 import pytest
-from conftest import Server, create, error_of, make_zip
+from conftest import module_server, create, error_of, make_zip
 
 UNZIP = "Could not unzip uploaded file. Please check your file, then try to upload again."
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("input") / "data").start()
-    yield server
-    try:
-        server.stop(signal.SIGTERM, timeout=20)
-    except subprocess.TimeoutExpired:
-        server.stop(signal.SIGKILL)
+    yield from module_server(tmp_path_factory, "input")
 
 
 @pytest.fixture(scope="module")

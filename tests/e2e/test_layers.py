@@ -7,7 +7,6 @@ import base64
 import hashlib
 import io
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Server, create, error_of, make_zip
+from conftest import module_server, REPO, create, error_of, make_zip
 from functions import PROVIDED_BOOTSTRAP, package
 
 ACCOUNT_LAYER = "arn:aws:lambda:us-east-1:000000000000:layer"
@@ -25,12 +24,7 @@ ACCOUNT_LAYER = "arn:aws:lambda:us-east-1:000000000000:layer"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("layers") / "data").start()
-    yield server
-    try:
-        server.stop(signal.SIGTERM, timeout=20)
-    except subprocess.TimeoutExpired:
-        server.stop(signal.SIGKILL)
+    yield from module_server(tmp_path_factory, "layers")
 
 
 @pytest.fixture(scope="module")

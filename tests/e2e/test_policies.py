@@ -4,12 +4,11 @@ function or read its layer until a policy allows it, and cannot again once it is
 
 import json
 import signal
-import subprocess
 
 import boto3
 import pytest
 from botocore.config import Config
-from conftest import Server, create, error_of, make_zip
+from conftest import module_server, create, error_of, make_zip
 
 OWNER = "000000000000"
 OTHER = "111111111111"
@@ -27,12 +26,7 @@ def server(tmp_path_factory):
     accounts = root / "accounts.json"
     accounts.write_text(json.dumps([{"account_id": OTHER, "access_key_id": OTHER_KEY,
                                      "secret_access_key": OTHER_SECRET}]))
-    server = Server(root / "data", extra_args=["--accounts", str(accounts)]).start()
-    yield server
-    try:
-        server.stop(signal.SIGTERM, timeout=20)
-    except subprocess.TimeoutExpired:
-        server.stop(signal.SIGKILL)
+    yield from module_server(tmp_path_factory, "accounts-server", ["--accounts", str(accounts)])
 
 
 @pytest.fixture(scope="module")

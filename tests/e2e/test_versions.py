@@ -7,21 +7,15 @@ import concurrent.futures
 import json
 import math
 import signal
-import subprocess
 import threading
 
 import pytest
-from conftest import Server, create, error_of, make_zip
+from conftest import module_server, create, error_of, make_zip
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("versions") / "data").start()
-    yield server
-    try:
-        server.stop(signal.SIGTERM, timeout=20)
-    except subprocess.TimeoutExpired:
-        server.stop(signal.SIGKILL)
+    yield from module_server(tmp_path_factory, "versions")
 
 
 @pytest.fixture(scope="module")

@@ -275,17 +275,11 @@ pub(crate) fn add_permission(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let request: PermissionRequest = parse_body(body)?;
-    let mut missing = gust_model::error::Violations::default();
-    for (value, member) in [
-        (&request.statement_id, "statementId"),
-        (&request.action, "action"),
-        (&request.principal, "principal"),
-    ] {
-        if value.is_none() {
-            missing.push("null", member, "Member must not be null");
-        }
-    }
-    missing.finish()?;
+    crate::routes::require(&[
+        (request.statement_id.is_some(), "statementId"),
+        (request.action.is_some(), "action"),
+        (request.principal.is_some(), "principal"),
+    ])?;
     let permission = LayerPermission {
         statement_id: request.statement_id.unwrap_or_default(),
         action: request.action.unwrap_or_default(),

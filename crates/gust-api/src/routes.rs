@@ -490,6 +490,17 @@ impl Query {
     }
 }
 
+/// Refuses a request missing any of these required members (all are reported).
+pub(crate) fn require(members: &[(bool, &'static str)]) -> Result<(), ApiError> {
+    let mut missing = gust_model::error::Violations::default();
+    for (present, member) in members {
+        if !present {
+            missing.push("null", member, "Member must not be null");
+        }
+    }
+    Ok(missing.finish()?)
+}
+
 /// `MaxItems` as an integer, when given.
 pub(crate) fn max_items(query: &Query) -> Result<Option<i64>, ApiError> {
     Ok(query

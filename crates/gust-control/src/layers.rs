@@ -181,7 +181,7 @@ impl ControlPlane {
         let name = self.layer_name(layer)?;
         let version = check_version_number(version)?;
         let mut violations = Violations::default();
-        check_statement_id(&permission.statement_id, &mut violations);
+        gust_model::policy::validate_statement_id(&permission.statement_id, &mut violations);
         if permission.action != "lambda:GetLayerVersion" {
             violations.push(
                 permission.action.as_str(),
@@ -256,7 +256,7 @@ impl ControlPlane {
         let name = self.layer_name(layer)?;
         let version = check_version_number(version)?;
         let mut violations = Violations::default();
-        check_statement_id(statement_id, &mut violations);
+        gust_model::policy::validate_statement_id(statement_id, &mut violations);
         violations.finish()?;
         self.store
             .remove_layer_version_statement(
@@ -454,21 +454,6 @@ fn page_layers<T>(
     violations.range(max, "maxItems", 1, LAYER_LIST_MAX);
     violations.finish()?;
     crate::versions::page(items, key, marker, Some(max))
-}
-
-fn check_statement_id(id: &str, violations: &mut Violations) {
-    violations.length(id, "statementId", 1, 100);
-    if !id.is_empty()
-        && !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        violations.push(
-            id,
-            "statementId",
-            "Member must satisfy regular expression pattern: ([a-zA-Z0-9-_]+)",
-        );
-    }
 }
 
 /// The policy `Principal` for a request's principal; `None` when malformed.

@@ -122,18 +122,7 @@ impl BlobDir {
             remove_tree(&temp);
             return Err(StoreError::Unpack(error));
         }
-        match fs::rename(&temp, &target) {
-            Ok(()) => Ok(target),
-            // Another cold start unpacked the same code first.
-            Err(_) if target.is_dir() => {
-                remove_tree(&temp);
-                Ok(target)
-            }
-            Err(e) => {
-                remove_tree(&temp);
-                Err(StoreError::io("unpack code", e))
-            }
-        }
+        publish_tree(&temp, target, "unpack code")
     }
 
     /// The layers `digests` unpacked in order into one tree (a later layer's files replace
@@ -161,17 +150,7 @@ impl BlobDir {
                 return Err(StoreError::Unpack(error));
             }
         }
-        match fs::rename(&temp, &target) {
-            Ok(()) => Ok(target),
-            Err(_) if target.is_dir() => {
-                remove_tree(&temp);
-                Ok(target)
-            }
-            Err(e) => {
-                remove_tree(&temp);
-                Err(StoreError::io("unpack layers", e))
-            }
-        }
+        publish_tree(&temp, target, "unpack layers")
     }
 
     /// Every stored package.
@@ -218,6 +197,22 @@ fn unique_suffix() -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Moves a tree unpacked at `temp` into place at `target`: a reader sees all of it or none
+/// of it. When another cold start put the same tree there first, that one is kept.
+fn publish_tree(temp: &Path, target: PathBuf, what: &str) -> Result<PathBuf, StoreError> {
+    match fs::rename(temp, &target) {
+        Ok(()) => Ok(target),
+        Err(_) if target.is_dir() => {
+            remove_tree(temp);
+            Ok(target)
+        }
+        Err(e) => {
+            remove_tree(temp);
+            Err(StoreError::io(what, e))
+        }
+    }
 }
 
 /// Removes a tree whose files were made read-only (directories stay writable, so removal

@@ -415,14 +415,7 @@ pub(crate) fn put_settings(
     settings: &[(&str, Option<&str>)],
 ) -> Result<(), StoreError> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let exists: bool = tx.query_row(
-        "SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)",
-        [name.as_str()],
-        |r| r.get(0),
-    )?;
-    if !exists {
-        return Err(StoreError::NotFound(name.to_string()));
-    }
+    require_function(&tx, name)?;
     for (key, value) in settings {
         match value {
             Some(value) => tx.execute(
@@ -448,20 +441,22 @@ pub(crate) fn put_setting(
     key: &str,
     value: &str,
 ) -> Result<(), StoreError> {
-    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let exists: bool = tx.query_row(
+    put_settings(connection, name, qualifier, &[(key, Some(value))])
+}
+
+/// `NotFound` unless function `name` exists.
+pub(crate) fn require_function(
+    connection: &Connection,
+    name: &FunctionName,
+) -> Result<(), StoreError> {
+    let exists: bool = connection.query_row(
         "SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)",
         [name.as_str()],
         |r| r.get(0),
     )?;
-    if !exists {
-        return Err(StoreError::NotFound(name.to_string()));
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(name.to_string()))
     }
-    tx.execute(
-        "INSERT INTO function_settings (function_name, qualifier, key, value) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(function_name, qualifier, key) DO UPDATE SET value = excluded.value",
-        params![name.as_str(), qualifier, key, value],
-    )?;
-    tx.commit()?;
-    Ok(())
 }

@@ -196,14 +196,7 @@ fn check_targets(
     function: &FunctionName,
     alias: &Alias,
 ) -> Result<(), StoreError> {
-    let exists: bool = tx.query_row(
-        "SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)",
-        [function.as_str()],
-        |r| r.get(0),
-    )?;
-    if !exists {
-        return Err(StoreError::NotFound(function.to_string()));
-    }
+    crate::db::require_function(tx, function)?;
     for version in alias.versions() {
         if let FunctionVersion::Published(number) = version {
             let published: bool = tx.query_row(
@@ -330,14 +323,7 @@ pub(crate) fn add_statement(
 ) -> Result<(), StoreError> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     move_revision(&tx, function, qualifier, revision)?;
-    let exists: bool = tx.query_row(
-        "SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)",
-        [function.as_str()],
-        |r| r.get(0),
-    )?;
-    if !exists {
-        return Err(StoreError::NotFound(function.to_string()));
-    }
+    crate::db::require_function(&tx, function)?;
     // The version or alias the statement is for must still exist (it may have been deleted
     // since it was looked up, and a later one of the same name must not inherit this).
     if !qualifier.is_empty() {
