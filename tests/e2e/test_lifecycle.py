@@ -2,10 +2,15 @@
 
 import base64
 import hashlib
+import io
+import json
+import threading
+import time
 import urllib.request
+import zipfile
 
 import pytest
-from conftest import HANDLER_ZIP, ROLE, create, make_zip
+from conftest import HANDLER_ZIP, ROLE, create, error_of, make_zip
 
 
 def test_create_get_update_list_delete(lam):
@@ -178,3 +183,30 @@ def test_unimplemented_operations_say_so(lam):
     with pytest.raises(lam.exceptions.ClientError) as info:
         lam.get_function_concurrency(FunctionName="noinvoke")
     assert info.value.response["Error"]["Code"] == "NotImplementedException"
+
+
+def test_a_change_while_an_update_is_in_progress_is_a_conflict(lam):
+    """The update stays InProgress while its code is unpacked; a change meanwhile is 409."""
+    create(lam, "busy")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("app.py", "def handler(event, context):\n    return 'new'\n")
+        zf.writestr("blob.bin", b"\0" * (200 * 1024 * 1024))  # a moment to unpack
+    done = {}
+    updating = threading.Thread(target=lambda: done.update(
+        code=lam.update_function_code(FunctionName="busy", ZipFile=buffer.getvalue())))
+    updating.start()
+    seen = None
+    deadline = time.monotonic() + 60
+    while seen is None and time.monotonic() < deadline and updating.is_alive():
+        if lam.get_function_configuration(FunctionName="busy").get("LastUpdateStatus") == "InProgress":
+            seen = error_of(lambda: lam.update_function_configuration(FunctionName="busy", Timeout=9))
+        time.sleep(0.005)
+    updating.join(60)
+    assert seen == (409, "ResourceConflictException",
+                    "The operation cannot be performed at this time. An update is in progress for resource: "
+                    "arn:aws:lambda:us-east-1:000000000000:function:busy")
+    assert done["code"]["LastUpdateStatus"] == "InProgress"
+    config = lam.get_function_configuration(FunctionName="busy")
+    assert (config["LastUpdateStatus"], config["Timeout"]) == ("Successful", 3)
+    assert json.loads(lam.invoke(FunctionName="busy", Payload=b"{}")["Payload"].read()) == "new"

@@ -272,6 +272,16 @@ impl ControlPlane {
         Ok((self.store.stage_package(zip)?, summary.unzipped_size))
     }
 
+    /// The preparation between a change's first write (Pending / InProgress) and its last:
+    /// the code is unpacked (once per digest, shared by every environment), so the first
+    /// cold start does not pay for it. A failure here (the package was checked at upload,
+    /// so only the disk can fail now) is left for that cold start to report.
+    fn prepare(&self, config: &FunctionConfig) {
+        if let Err(error) = self.store.unpacked_code(&config.code.digest) {
+            tracing::warn!(function = %config.name, %error, "could not unpack the code ahead of its first cold start");
+        }
+    }
+
     /// Refuses a runtime Lambda has stopped creating (or updating) functions on, from its
     /// date on this server's clock.
     fn refuse_blocked(&self, runtime: &str, update: bool) -> Result<()> {
@@ -333,6 +343,8 @@ impl ControlPlane {
                 }
                 other => other.into(),
             })?;
+        // Pending until what it runs on is ready: another change meanwhile is refused.
+        self.prepare(&created);
         let active = self.activate(&created)?;
         self.changed(&created.name);
         if request.publish {
@@ -512,6 +524,7 @@ impl ControlPlane {
             .map_err(|_| self.update_in_progress(&current.name))?;
         next.revision_id = Self::new_revision();
         next.last_modified = self.clock.now();
+        let new_code = code.is_some();
         self.store
             .replace_function(&next, &current.revision_id, code)
             .map_err(|e| match e {
@@ -520,6 +533,10 @@ impl ControlPlane {
                 other => other.into(),
             })?;
         let snapshot = next.clone();
+        // InProgress until the new code is ready: another change meanwhile is refused.
+        if new_code {
+            self.prepare(&next);
+        }
         next.finish_update(LastUpdateStatus::Successful)?;
         next.revision_id = Self::new_revision();
         match self
