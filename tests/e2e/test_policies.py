@@ -132,6 +132,13 @@ def test_another_account_invokes_only_what_a_policy_allows(lam, other):
     assert (status, kind) == (403, "AccessDeniedException")
     status, kind, _ = error_of(lambda: other.delete_function(FunctionName=target))
     assert (status, kind) == (403, "AccessDeniedException")
+    # What a statement grants, it grants: reading the function, once allowed, works.
+    lam.add_permission(FunctionName="guarded", StatementId="let-other-read", Action="lambda:GetFunction",
+                       Principal=OTHER)
+    assert other.get_function(FunctionName=target)["Configuration"]["FunctionArn"] == target
+    status, kind, _ = error_of(lambda: other.delete_function(FunctionName=target))
+    assert (status, kind) == (403, "AccessDeniedException")
+    lam.remove_permission(FunctionName="guarded", StatementId="let-other-read")
     # An alias has its own policy: the function's does not open it.
     lam.publish_version(FunctionName="guarded")
     lam.create_alias(FunctionName="guarded", Name="prod", FunctionVersion="1")

@@ -1,7 +1,7 @@
 //! Accounts at the edge: which account a signed request comes from, and which account's
 //! resources it reaches. A request works on its own account's functions and layers; an ARN
 //! naming another account reaches that account only where the resource's policy allows
-//! the action (invoking a function, getting a layer version), and is refused with
+//! the action (any operation on a function, getting a layer version), and is refused with
 //! `AccessDeniedException` otherwise — also when no such account exists here.
 
 use std::collections::HashMap;
@@ -105,15 +105,15 @@ impl Planes {
         let Some(plane) = self.get(&owner).cloned() else {
             return Err(denied());
         };
-        // Only invoking a function and reading a layer version cross accounts.
-        let crossing = matches!(
-            (operation, &target),
-            (Operation::Invoke(_), Foreign::Function { .. })
-                | (
-                    Operation::GetLayerVersion(..) | Operation::GetLayerVersionByArn,
-                    Foreign::Layer { .. }
-                )
-        );
+        // A function's policy can grant any of its operations (the action is checked
+        // below); of a layer, reading a version is all that crosses accounts.
+        let crossing = match &target {
+            Foreign::Function { .. } => true,
+            Foreign::Layer { .. } => matches!(
+                operation,
+                Operation::GetLayerVersion(..) | Operation::GetLayerVersionByArn
+            ),
+        };
         if !crossing {
             return Err(denied());
         }
