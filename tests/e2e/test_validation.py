@@ -87,6 +87,20 @@ def test_handler_description_role(lam):
     status, code, message = error_of(lambda: create(lam, "r", Role="not-a-role"))
     assert (status, code) == (400, "ValidationException")
     assert "at 'role'" in message
+    # A missing required member is `null`, written bare.
+    status, code, message = error_of(lambda: lam.create_function(
+        FunctionName="norole", Runtime="python3.12", Handler="app.handler", Code={"ZipFile": b"x"}))
+    assert (status, code, message) == (400, "ValidationException",
+                                       "1 validation error detected: Value null at 'role' failed to satisfy constraint: "
+                                       "Member must not be null")
+    # Qualifiers: the model's length and pattern; a well-formed one naming nothing is 404.
+    status, code, message = error_of(lambda: lam.get_function(FunctionName="norole", Qualifier="a.b"))
+    assert (status, code) == (400, "ValidationException")
+    assert message.endswith("Member must satisfy regular expression pattern: \\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+")
+    status, code, _ = error_of(lambda: lam.get_function(FunctionName="norole", Qualifier="0"))
+    assert (status, code) == (404, "ResourceNotFoundException")
+    status, code, message = error_of(lambda: lam.list_functions(MasterRegion="nowhere"))
+    assert (status, code) == (400, "ValidationException") and "at 'masterRegion'" in message
     status, code, message = error_of(lambda: lam.create_function(FunctionName="nohandler", Runtime="python3.12", Role=ROLE,
                                                                  Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18}))
     assert (status, code) == (400, "InvalidParameterValueException")

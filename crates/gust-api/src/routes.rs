@@ -565,6 +565,32 @@ pub(crate) fn execute(
         }
         Operation::ListFunctions => {
             let max_items = max_items(query)?;
+            // Only Lambda@Edge replicas have a master region; Gust has none, but the value
+            // is still checked as the model says.
+            if let Some(region) = query.get("MasterRegion") {
+                let parts: Vec<&str> = region
+                    .strip_prefix("eusc-")
+                    .unwrap_or(region)
+                    .split('-')
+                    .collect();
+                let well_formed = region == "ALL"
+                    || (parts.len() >= 3
+                        && parts[0].len() == 2
+                        && parts.last().is_some_and(|n| {
+                            n.len() == 1 && n.chars().all(|c| c.is_ascii_digit())
+                        })
+                        && region
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+                if !well_formed {
+                    return Err(ModelError::constraint(
+                        region,
+                        "masterRegion",
+                        "Member must satisfy regular expression pattern: ALL|(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}",
+                    )
+                    .into());
+                }
+            }
             let all_versions = match query.get("FunctionVersion") {
                 None => false,
                 Some("ALL") => true,

@@ -172,6 +172,7 @@ pub(crate) fn create_alias(
     let control = &context.control;
     let reference = control.resolve(function, None, IdKind::Mutating)?;
     let request: AliasRequest = parse_body(body)?;
+    crate::routes::require(&[(request.name.is_some(), "name")])?;
     let name = request.name.as_deref().unwrap_or_default();
     let alias = control.create_alias(&reference, name, &request.update())?;
     json(

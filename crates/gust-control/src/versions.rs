@@ -134,7 +134,13 @@ impl ControlPlane {
             .ok_or_else(|| self.not_found(&reference.name, None))?;
         let mut all = vec![latest];
         all.extend(self.store.list_versions(&reference.name)?);
-        // Lambda returns at most 50 versions a call, whatever MaxItems says.
+        // MaxItems is checked as the model says (1-10000); Lambda then returns at most 50
+        // versions a call.
+        let mut violations = Violations::default();
+        if let Some(max) = max_items {
+            violations.range(max, "maxItems", 1, limits::LIST_MAX_ITEMS);
+        }
+        violations.finish()?;
         let max_items = max_items.map_or(VERSIONS_PAGE_MAX, |m| m.min(VERSIONS_PAGE_MAX));
         page(all, |c| c.version.to_string(), marker, Some(max_items))
     }

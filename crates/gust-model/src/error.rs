@@ -17,6 +17,8 @@ pub struct ConstraintViolation {
 impl fmt::Display for ConstraintViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
+            // A missing member is `null`, written bare, as the front end writes it.
+            Some(_) if self.constraint == MUST_NOT_BE_NULL => f.write_str("Value null at "),
             Some(value) => write!(f, "Value '{value}' at "),
             None => f.write_str("Value at "),
         }?;
@@ -27,6 +29,9 @@ impl fmt::Display for ConstraintViolation {
         )
     }
 }
+
+/// The constraint a missing required member fails.
+pub const MUST_NOT_BE_NULL: &str = "Member must not be null";
 
 /// Longest value a message quotes back, in characters: past it the value is cut and ends
 /// in `...`, so an oversized input is not echoed whole (a 10 MB description would be).

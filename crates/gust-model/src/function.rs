@@ -449,7 +449,7 @@ impl FunctionConfig {
             v.length(description, "description", 0, DESCRIPTION_MAX_LEN);
         }
         if let Some(role) = &update.role {
-            v.length(role, "role", 1, ROLE_MAX_LEN);
+            v.length(role, "role", 0, ROLE_MAX_LEN);
             if !is_role_arn(role) {
                 v.push(
                     role.as_str(),

@@ -25,7 +25,7 @@ pub const HANDLER_MAX_LEN: usize = 128;
 /// Description length.
 pub const DESCRIPTION_MAX_LEN: usize = 256;
 /// Role ARN length.
-pub const ROLE_MAX_LEN: usize = 2048;
+pub const ROLE_MAX_LEN: usize = 10000;
 /// Bare function name length.
 pub const FUNCTION_NAME_MAX_LEN: usize = 64;
 /// Length of a function identifier (name or ARN) on create/update operations.

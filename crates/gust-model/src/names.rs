@@ -99,29 +99,25 @@ impl Qualifier {
         if text == "$LATEST" {
             return Ok(Qualifier::Latest);
         }
-        // The model's pattern allows `$` anywhere, so `$latest` is a well-formed qualifier
-        // that names nothing (Lambda answers 404 for it, not 400).
-        let valid = !text.is_empty()
-            && text.len() <= 128
-            && text.chars().all(|c| is_name_char(c) || c == '$');
-        if !valid {
+        // Length first, then the model's pattern. It allows `$` anywhere, so `$latest` (or
+        // `$LATEST.PUBLISHED`, or version `0`) is a well-formed qualifier that names
+        // nothing: Lambda answers 404 for it, not 400.
+        let mut violations = crate::error::Violations::default();
+        violations.length(text, "qualifier", 1, 128);
+        violations.finish()?;
+        let well_formed =
+            text == "$LATEST.PUBLISHED" || text.chars().all(|c| is_name_char(c) || c == '$');
+        if !well_formed {
             return Err(ModelError::constraint(
                 text,
                 "qualifier",
-                "Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)",
+                "Member must satisfy regular expression pattern: \\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+",
             ));
         }
-        if text.chars().all(|c| c.is_ascii_digit()) {
-            return match text.parse::<u64>() {
-                Ok(n) if n > 0 => Ok(Qualifier::Version(n)),
-                _ => Err(ModelError::constraint(
-                    text,
-                    "qualifier",
-                    "Member must be a version number of 1 or more",
-                )),
-            };
+        match text.parse::<u64>() {
+            Ok(n) if n > 0 && text.chars().all(|c| c.is_ascii_digit()) => Ok(Qualifier::Version(n)),
+            _ => Ok(Qualifier::Alias(text.to_owned())),
         }
-        Ok(Qualifier::Alias(text.to_owned()))
     }
 }
 
@@ -410,8 +406,19 @@ mod tests {
             Qualifier::parse("latest").unwrap(),
             Qualifier::Alias("latest".into())
         );
-        assert!(Qualifier::parse("0").is_err());
+        // Well-formed, naming nothing: a 404 later, not a 400 here.
+        assert_eq!(Qualifier::parse("0").unwrap(), Qualifier::Alias("0".into()));
         assert_eq!(Qualifier::parse("12").unwrap(), Qualifier::Version(12));
+        let long = Qualifier::parse(&"a".repeat(129)).unwrap_err().to_string();
+        assert!(
+            long.ends_with("Member must have length less than or equal to 128"),
+            "{long}"
+        );
+        let bad = Qualifier::parse("a.b").unwrap_err().to_string();
+        assert!(
+            bad.ends_with("pattern: \\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+"),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -71,6 +71,22 @@ impl Permission {
     pub fn statement(&self, resource: &str) -> Result<Value, ModelError> {
         let mut violations = Violations::default();
         validate_statement_id(&self.statement_id, &mut violations);
+        violations.length(&self.action, "action", 0, 10000);
+        violations.length(&self.principal, "principal", 0, 2048);
+        if let Some(token) = &self.event_source_token {
+            violations.length(token, "eventSourceToken", 0, 256);
+            if !token.is_empty()
+                && !token
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                violations.push(
+                    token.as_str(),
+                    "eventSourceToken",
+                    "Member must satisfy regular expression pattern: [a-zA-Z0-9._\\-]+",
+                );
+            }
+        }
         let action_ok = self.action == "*"
             || self.action.strip_prefix("lambda:").is_some_and(|a| {
                 a == "*" || (!a.is_empty() && a.chars().all(|c| c.is_ascii_alphabetic()))
@@ -108,6 +124,7 @@ impl Permission {
             }
         }
         if let Some(org) = &self.principal_org_id {
+            violations.length(org, "principalOrgID", 12, 34);
             let ok = org.strip_prefix("o-").is_some_and(|rest| {
                 (10..=32).contains(&rest.len())
                     && rest
