@@ -93,6 +93,18 @@ def test_handler_description_role(lam):
     assert (status, code, message) == (400, "ValidationException",
                                        "1 validation error detected: Value null at 'role' failed to satisfy constraint: "
                                        "Member must not be null")
+    status, code, message = error_of(lambda: lam.create_function())
+    assert (status, code, message) == (400, "ValidationException", (
+        "3 validation errors detected: "
+        "Value null at 'functionName' failed to satisfy constraint: Member must not be null; "
+        "Value null at 'role' failed to satisfy constraint: Member must not be null; "
+        "Value null at 'code' failed to satisfy constraint: Member must not be null"))
+    status, code, message = error_of(lambda: create(lam, "arch", Architectures=["x86_64", "sparc"]))
+    assert (status, code, message) == (400, "ValidationException", (
+        "2 validation errors detected: "
+        "Value '[x86_64, sparc]' at 'architectures' failed to satisfy constraint: Member must have length less than or equal to 1; "
+        "Value '[x86_64, sparc]' at 'architectures' failed to satisfy constraint: Member must satisfy constraint: "
+        "[Member must satisfy enum value set: [x86_64, arm64], Member must not be null]"))
     # Qualifiers: the model's length and pattern; a well-formed one naming nothing is 404.
     status, code, message = error_of(lambda: lam.get_function(FunctionName="norole", Qualifier="a.b"))
     assert (status, code) == (400, "ValidationException")

@@ -296,13 +296,23 @@ pub(crate) fn decode_bounded_zip(base64_zip: &str) -> Result<Vec<u8>, ApiError> 
 impl CreateFunctionRequest<'_> {
     /// The domain request and the decoded zip.
     pub fn into_domain(self) -> Result<(CreateFunction, Vec<u8>), ApiError> {
-        let function_name = self.function_name.ok_or_else(|| {
-            ApiError::from(ModelError::constraint(
-                "null",
-                "functionName",
-                "Member must not be null",
-            ))
-        })?;
+        // Every missing required member in one message, as the front end reports them.
+        crate::routes::require(&[
+            (self.function_name.is_some(), "functionName"),
+            (self.settings.role.is_some(), "role"),
+            (self.code.is_some(), "code"),
+        ])?;
+        let function_name = self.function_name.unwrap_or_default();
+        if let Some(kind) = self.package_type.as_deref() {
+            if kind != "Zip" && kind != "Image" {
+                return Err(ModelError::constraint(
+                    kind,
+                    "packageType",
+                    "Member must satisfy enum value set: [Zip, Image]",
+                )
+                .into());
+            }
+        }
         if self.package_type.as_deref().is_some_and(|p| p != "Zip") {
             return Err(unsupported("PackageType Image (container images)"));
         }

@@ -461,25 +461,29 @@ impl FunctionConfig {
         let architecture = match &update.architectures {
             None => None,
             Some(list) => {
-                if list.len() != 1 {
+                let shown = format!("[{}]", list.join(", "));
+                if list.is_empty() {
                     v.push(
-                        format!("[{}]", list.join(", ")),
+                        shown.as_str(),
                         "architectures",
-                        "Member must have length less than or equal to 1 and greater than or equal to 1",
+                        "Member must have length greater than or equal to 1",
+                    );
+                } else if list.len() > 1 {
+                    v.push(
+                        shown.as_str(),
+                        "architectures",
+                        "Member must have length less than or equal to 1",
                     );
                 }
-                match list.first().map(|a| (a, Architecture::parse(a))) {
-                    Some((_, Some(arch))) => Some(arch),
-                    Some((text, None)) => {
-                        v.push(
-                            format!("[{text}]"),
-                            "architectures",
-                            "Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64]]",
-                        );
-                        None
-                    }
-                    None => None,
+                // Every element is checked, as the model's list constraint does.
+                if list.iter().any(|a| Architecture::parse(a).is_none()) {
+                    v.push(
+                        shown.as_str(),
+                        "architectures",
+                        "Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]",
+                    );
                 }
+                list.first().and_then(|a| Architecture::parse(a))
             }
         };
         let tracing = update

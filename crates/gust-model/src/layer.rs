@@ -190,7 +190,7 @@ impl LayerSettings {
                         format!("[{}]", runtimes.join(", ")),
                         "compatibleRuntimes",
                         format!(
-                            "Member must satisfy constraint: [Member must satisfy enum value set: [{}]]",
+                            "Member must satisfy constraint: [Member must satisfy enum value set: [{}], Member must not be null]",
                             crate::runtime::LAMBDA_RUNTIMES.join(", ")
                         ),
                     );
@@ -213,7 +213,7 @@ impl LayerSettings {
                 violations.push(
                     format!("[{}]", architectures.join(", ")),
                     "compatibleArchitectures",
-                    "Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64]]",
+                    "Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]",
                 );
             }
         }
