@@ -695,15 +695,17 @@ mod tests {
             "ValidationException"
         );
         let s3: CreateFunctionRequest = serde_json::from_str(
-            r#"{"FunctionName": "f", "Code": {"S3Bucket": "b", "S3Key": "k"}}"#,
+            r#"{"FunctionName": "f", "Role": "r", "Code": {"S3Bucket": "b", "S3Key": "k"}}"#,
         )
         .unwrap();
         assert_eq!(
             s3.into_domain().unwrap_err().error_type(),
             "InvalidParameterValueException"
         );
-        let bad64: CreateFunctionRequest =
-            serde_json::from_str(r#"{"FunctionName": "f", "Code": {"ZipFile": "%%%"}}"#).unwrap();
+        let bad64: CreateFunctionRequest = serde_json::from_str(
+            r#"{"FunctionName": "f", "Role": "r", "Code": {"ZipFile": "%%%"}}"#,
+        )
+        .unwrap();
         assert_eq!(
             bad64.into_domain().unwrap_err().error_type(),
             "InvalidRequestContentException"
