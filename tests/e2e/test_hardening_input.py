@@ -7,6 +7,7 @@ import base64
 import concurrent.futures
 import json
 import os
+import shutil
 import urllib.request
 
 import botocore.auth
@@ -83,6 +84,8 @@ def test_a_package_that_cannot_be_unpacked_at_invoke_is_an_invalid_zip_file_not_
     data[40:80] = b"\x00" * 40  # inside the compressed data of app.py
     os.chmod(blob, 0o644)
     blob.write_bytes(bytes(data))
+    # The code was unpacked when the function was created: as if the damage came first.
+    shutil.rmtree(server.data_dir / "code" / "unpacked" / digest)
     status, code, message = error_of(lambda: lam.invoke(FunctionName="damaged", Payload=b"{}"))
     assert (status, code) == (502, "InvalidZipFileException"), (status, code, message)
     assert message == "Lambda could not unzip the deployment package."
