@@ -29,6 +29,16 @@ def test_function_names(lam):
     status, code, _ = error_of(lambda: create(lam, "x" * 141))
     assert (status, code) == (400, "ValidationException")
     assert error_of(lambda: lam.get_function(FunctionName="a/b"))[:2] == (400, "ValidationException")
+    # Reads and invokes take names with a dot, which no function can have: not found.
+    assert error_of(lambda: lam.get_function(FunctionName="my.fn")) == (
+        404, "ResourceNotFoundException", "Function not found: arn:aws:lambda:us-east-1:000000000000:function:my.fn")
+    assert error_of(lambda: create(lam, "my.fn"))[:2] == (400, "ValidationException")
+    # Both invoke headers are checked together.
+    create(lam, "headers")
+    status, code, message = error_of(lambda: lam.invoke(FunctionName="headers", InvocationType="Later", LogType="All"))
+    assert (status, code) == (400, "ValidationException") and message.startswith("2 validation errors detected"), message
+    status, code, message = error_of(lambda: create(lam, "dlq", DeadLetterConfig={"TargetArn": "nope"}))
+    assert (status, code) == (400, "ValidationException") and "at 'deadLetterConfig.targetArn'" in message
 
 
 @pytest.mark.parametrize("field,value,member", [

@@ -206,7 +206,9 @@ impl From<ModelError> for ApiError {
                 error.to_string(),
             ),
             ModelError::InvalidParameter(message) => Self::invalid_parameter(message),
-            ModelError::NameTooLong(_) => Self::invalid_parameter(error.to_string()),
+            ModelError::NameTooLong(_) | ModelError::NoSuchName(_) => {
+                Self::invalid_parameter(error.to_string())
+            }
         }
     }
 }

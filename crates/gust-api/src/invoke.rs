@@ -88,29 +88,27 @@ pub(crate) async fn invoke(
         .resolve(function, query.get("Qualifier"), IdKind::Namespaced)?;
     let invocation_type = header(headers, "x-amz-invocation-type").unwrap_or("RequestResponse");
     let log_type = header(headers, "x-amz-log-type").unwrap_or("None");
+    // Both headers are checked together, so one message lists every violation.
+    let mut violations = gust_model::error::Violations::default();
+    if !["Event", "RequestResponse", "DryRun"].contains(&invocation_type) {
+        violations.push(
+            invocation_type,
+            "invocationType",
+            "Member must satisfy enum value set: [Event, RequestResponse, DryRun]",
+        );
+    }
     if !["None", "Tail"].contains(&log_type) {
-        return Err(ModelError::constraint(
+        violations.push(
             log_type,
             "logType",
             "Member must satisfy enum value set: [None, Tail]",
-        )
-        .into());
+        );
     }
-    match invocation_type {
-        "RequestResponse" | "DryRun" => {}
-        "Event" => {
-            return Err(ApiError::not_implemented(
-                "Asynchronous invocation (X-Amz-Invocation-Type: Event)",
-            ))
-        }
-        other => {
-            return Err(ModelError::constraint(
-                other,
-                "invocationType",
-                "Member must satisfy enum value set: [Event, RequestResponse, DryRun]",
-            )
-            .into())
-        }
+    violations.finish()?;
+    if invocation_type == "Event" {
+        return Err(ApiError::not_implemented(
+            "Asynchronous invocation (X-Amz-Invocation-Type: Event)",
+        ));
     }
     let client_context = header(headers, "x-amz-client-context")
         .map(decode_client_context)

@@ -197,7 +197,7 @@ impl ControlPlane {
         let reference = match FunctionRef::parse(input, kind) {
             // No function can have such a name: reading, changing or invoking one finds
             // nothing (creating one is refused by `create_function`).
-            Err(ModelError::NameTooLong(name)) => {
+            Err(ModelError::NameTooLong(name) | ModelError::NoSuchName(name)) => {
                 return Err(ControlError::NotFound(format!(
                     "Function not found: arn:aws:lambda:{}:{}:function:{name}",
                     self.scope.region, self.scope.account_id

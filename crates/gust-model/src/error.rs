@@ -58,6 +58,10 @@ pub enum ModelError {
     /// (`InvalidParameterValueException`) and finds no such function elsewhere.
     #[error("1 validation error detected: Value '{}' at 'functionName' failed to satisfy constraint: Member must have length less than or equal to 64", quoted(.0.clone()))]
     NameTooLong(String),
+    /// A name the read and invoke operations accept but no function can have (it holds a
+    /// `.`): whatever asks for it finds nothing.
+    #[error("no function can be named {0}")]
+    NoSuchName(String),
 }
 
 impl ModelError {

@@ -552,6 +552,24 @@ impl FunctionConfig {
                 );
             }
         }
+        if let Some(target) = update.dead_letter_target.as_deref() {
+            let parts: Vec<&str> = target.splitn(4, ':').collect();
+            let well_formed = target.is_empty()
+                || (parts.len() == 4
+                    && parts[0] == "arn"
+                    && (parts[1].is_empty() || parts[1].starts_with("aws"))
+                    && !parts[2].is_empty()
+                    && parts[2].chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'
+                    }));
+            if !well_formed {
+                v.push(
+                    target,
+                    "deadLetterConfig.targetArn",
+                    "Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()",
+                );
+            }
+        }
         v.finish()?;
 
         let runtime = update

@@ -6,7 +6,11 @@ use crate::error::ModelError;
 use crate::limits::{FUNCTION_ID_MAX_LEN, FUNCTION_NAME_MAX_LEN, NAMESPACED_FUNCTION_ID_MAX_LEN};
 
 /// The pattern Lambda reports for a bad `FunctionName` (shape `FunctionName`).
-pub const FUNCTION_NAME_PATTERN: &str = "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?";
+pub const FUNCTION_NAME_PATTERN: &str = "(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?";
+
+/// The pattern of the read and invoke operations' `FunctionName` (shape
+/// `NamespacedFunctionName`): names may hold `.`, and `$LATEST.PUBLISHED` is a qualifier.
+pub const NAMESPACED_FUNCTION_NAME_PATTERN: &str = "(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST(\\.PUBLISHED)?|[a-zA-Z0-9-_]+))?";
 
 /// Where functions live: one region and one account per server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +66,7 @@ impl FunctionName {
     /// Validates a bare name (no ARN, no qualifier).
     pub fn parse(name: &str) -> Result<Self, ModelError> {
         if name.is_empty() || !name.chars().all(is_name_char) {
-            return Err(pattern_error(name));
+            return Err(pattern_error(name, IdKind::Mutating));
         }
         if name.len() > FUNCTION_NAME_MAX_LEN {
             return Err(ModelError::NameTooLong(name.to_owned()));
@@ -174,7 +178,15 @@ impl FunctionRef {
                 format!("Member must have length less than or equal to {max}"),
             ));
         }
-        parse_tokens(input).ok_or_else(|| pattern_error(input))?
+        match parse_tokens(input) {
+            Some(parsed) => parsed,
+            // The read and invoke operations take names with `.`, which no function can
+            // have: well-formed there, and so a function that is not found.
+            None if kind == IdKind::Namespaced && namespaced_name(input).is_some() => Err(
+                ModelError::NoSuchName(namespaced_name(input).unwrap_or_default()),
+            ),
+            None => Err(pattern_error(input, kind)),
+        }
     }
 
     /// Combines the qualifier spelled in the name with a `?Qualifier=` parameter.
@@ -247,12 +259,32 @@ fn parse_tokens(input: &str) -> Option<Result<FunctionRef, ModelError>> {
     Some(parsed)
 }
 
-fn pattern_error(input: &str) -> ModelError {
+fn pattern_error(input: &str, kind: IdKind) -> ModelError {
+    let pattern = match kind {
+        IdKind::Mutating => FUNCTION_NAME_PATTERN,
+        IdKind::Namespaced => NAMESPACED_FUNCTION_NAME_PATTERN,
+    };
     ModelError::constraint(
         input,
         "functionName",
-        format!("Member must satisfy regular expression pattern: {FUNCTION_NAME_PATTERN}"),
+        format!("Member must satisfy regular expression pattern: {pattern}"),
     )
+}
+
+/// The name in `input` when it matches the namespaced pattern only (a `.` in the name, or
+/// `$LATEST.PUBLISHED`): the last ARN part holding a `.`, or a bare dotted name.
+fn namespaced_name(input: &str) -> Option<String> {
+    let tokens: Vec<&str> = input.split(':').collect();
+    let dotted = |t: &&str| {
+        !t.is_empty() && t.chars().all(|c| is_name_char(c) || c == '.') && t.contains('.')
+    };
+    let name = match tokens.as_slice() {
+        [name] | [name, _] if dotted(name) => *name,
+        [.., "function", name] | [.., "function", name, _] if dotted(name) => *name,
+        [.., name, "$LATEST.PUBLISHED"] if name.chars().all(is_name_char) => *name,
+        _ => return None,
+    };
+    Some(name.to_owned())
 }
 
 fn is_name_char(c: char) -> bool {
@@ -274,6 +306,10 @@ pub fn is_region(text: &str) -> bool {
     let digit = |s: &str| s.len() == 1 && s.chars().all(|c| c.is_ascii_digit());
     let two = |s: &str| s.len() == 2 && lower(s);
     let special = |s: &str| s == "gov" || (s.starts_with("iso") && s.len() <= 4 && lower(s));
+    let parts = match parts.as_slice() {
+        ["eusc", rest @ ..] => rest.to_vec(),
+        _ => parts,
+    };
     match parts.as_slice() {
         [cc, area, n] => two(cc) && lower(area) && digit(n),
         [cc, sp, area, n] => two(cc) && special(sp) && lower(area) && digit(n),
