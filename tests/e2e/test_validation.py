@@ -153,6 +153,11 @@ def test_environment_variables(lam):
 def test_tags_on_create(lam):
     status, code, _ = error_of(lambda: create(lam, "t", Tags={"k" * 129: "v"}))
     assert (status, code) == (400, "ValidationException")
+    status, code, message = error_of(lambda: create(lam, "t", Tags={"bad!": "ok"}))
+    assert (status, code, message) == (400, "ValidationException", (
+        "1 validation error detected: Value '{bad!=ok}' at 'tags' failed to satisfy constraint: Map keys must "
+        "satisfy constraint: [Member must have length less than or equal to 128, Member must have length greater "
+        "than or equal to 1, Member must satisfy regular expression pattern: ([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)]"))
     status, code, message = error_of(lambda: create(lam, "t", Tags={f"k{i}": "v" for i in range(51)}))
     assert (status, code, message) == (400, "InvalidParameterValueException", "Number of tags exceeds resource tag limit.")
 
