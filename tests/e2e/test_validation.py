@@ -171,6 +171,8 @@ def test_duplicates_and_unknown_functions(lam):
     assert message == "Function not found: arn:aws:lambda:us-east-1:000000000000:function:ghost"
     assert error_of(lambda: lam.delete_function(FunctionName="ghost"))[:2] == (404, "ResourceNotFoundException")
     assert error_of(lambda: lam.update_function_configuration(FunctionName="ghost", Timeout=3))[:2] == (404, "ResourceNotFoundException")
+    # The front end's checks come before the lookup: a bad member of a missing function is 400.
+    assert error_of(lambda: lam.update_function_configuration(FunctionName="ghost", MemorySize=1))[:2] == (400, "ValidationException")
     assert error_of(lambda: lam.update_function_code(FunctionName="ghost", ZipFile=b"x"))[:2] == (404, "ResourceNotFoundException")
 
 

@@ -282,6 +282,35 @@ impl ControlPlane {
         }
     }
 
+    /// The front end's checks (lengths, patterns, enums, ranges: `ValidationException`)
+    /// come before the function is looked up, as on Lambda: a bad member of a missing
+    /// function is a 400, not a 404. The update is tried on a stand-in configuration; only
+    /// its constraint failures count here, the rest is decided against the real one.
+    fn check_constraints_first(&self, name: &FunctionName, update: &FunctionUpdate) -> Result<()> {
+        let stand_in = FunctionConfig::create(
+            name.clone(),
+            &FunctionUpdate {
+                runtime: Some("provided.al2023".into()),
+                role: Some("arn:aws:iam::000000000000:role/stand-in".into()),
+                handler: Some("stand-in".into()),
+                ..FunctionUpdate::default()
+            },
+            gust_model::CodeRef {
+                digest: gust_model::CodeDigest([0; 32]),
+                size: 0,
+            },
+            &self.catalog,
+            String::new(),
+            self.clock.now(),
+        );
+        if let Ok(mut stand_in) = stand_in {
+            if let Err(error @ ModelError::Constraints(_)) = stand_in.apply(update, &self.catalog) {
+                return Err(error.into());
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses a runtime Lambda has stopped creating (or updating) functions on, from its
     /// date on this server's clock.
     fn refuse_blocked(&self, runtime: &str, update: bool) -> Result<()> {
@@ -442,6 +471,7 @@ impl ControlPlane {
             )
             .into());
         }
+        self.check_constraints_first(&reference.name, update)?;
         let current = self.load(reference)?.config;
         let runtime = update.runtime.as_deref().unwrap_or(current.runtime.id());
         self.refuse_blocked(runtime, true)?;
