@@ -203,6 +203,12 @@ impl ControlPlane {
         update: &AliasUpdate,
     ) -> Result<Alias> {
         let name = self.alias_function(reference)?;
+        // The front end's checks first (a 400 before a 404), Lambda's rules after.
+        if let Err(error @ ModelError::Constraints(_)) =
+            Alias::create(alias_name, update, String::new())
+        {
+            return Err(error.into());
+        }
         if self.store.get_function(&name)?.is_none() {
             return Err(self.not_found(&name, None));
         }
@@ -231,6 +237,18 @@ impl ControlPlane {
         update: &AliasUpdate,
         revision_id: Option<&str>,
     ) -> Result<Alias> {
+        check_alias_name(alias_name)?;
+        // The front end's checks first (a 400 before a 404 or a 412), Lambda's rules after.
+        let mut probe = Alias {
+            name: alias_name.to_owned(),
+            function_version: FunctionVersion::Published(1),
+            description: String::new(),
+            additional_version: None,
+            revision_id: String::new(),
+        };
+        if let Err(error @ ModelError::Constraints(_)) = probe.apply(update) {
+            return Err(error.into());
+        }
         let current = self.get_alias(reference, alias_name)?;
         if revision_id.is_some_and(|r| r != current.revision_id) {
             return Err(ControlError::PreconditionFailed);
