@@ -287,21 +287,14 @@ impl ControlPlane {
     /// function is a 400, not a 404. The update is tried on a stand-in configuration; only
     /// its constraint failures count here, the rest is decided against the real one.
     fn check_constraints_first(&self, name: &FunctionName, update: &FunctionUpdate) -> Result<()> {
-        let stand_in = FunctionConfig::create(
-            name.clone(),
+        let stand_in = self.probe(
+            name,
             &FunctionUpdate {
                 runtime: Some("provided.al2023".into()),
                 role: Some("arn:aws:iam::000000000000:role/stand-in".into()),
                 handler: Some("stand-in".into()),
                 ..FunctionUpdate::default()
             },
-            gust_model::CodeRef {
-                digest: gust_model::CodeDigest([0; 32]),
-                size: 0,
-            },
-            &self.catalog,
-            String::new(),
-            self.clock.now(),
         );
         if let Ok(mut stand_in) = stand_in {
             if let Err(error @ ModelError::Constraints(_)) = stand_in.apply(update, &self.catalog) {
@@ -309,6 +302,26 @@ impl ControlPlane {
             }
         }
         Ok(())
+    }
+
+    /// A configuration made from `settings` before any package exists (its code digest is
+    /// zeros): the settings' checks, without the package's.
+    fn probe(
+        &self,
+        name: &FunctionName,
+        settings: &FunctionUpdate,
+    ) -> std::result::Result<FunctionConfig, ModelError> {
+        FunctionConfig::create(
+            name.clone(),
+            settings,
+            gust_model::CodeRef {
+                digest: gust_model::CodeDigest([0; 32]),
+                size: 0,
+            },
+            &self.catalog,
+            String::new(),
+            self.clock.now(),
+        )
     }
 
     /// Refuses a runtime Lambda has stopped creating (or updating) functions on, from its
@@ -342,17 +355,7 @@ impl ControlPlane {
             self.refuse_blocked(runtime, false)?;
         }
         // Cheap checks before the package is decompressed.
-        let probe = FunctionConfig::create(
-            reference.name.clone(),
-            &request.settings,
-            gust_model::CodeRef {
-                digest: gust_model::CodeDigest([0; 32]),
-                size: 0,
-            },
-            &self.catalog,
-            String::new(),
-            self.clock.now(),
-        )?;
+        let probe = self.probe(&reference.name, &request.settings)?;
         let (staged, unzipped) = self.check_zip(zip)?;
         let layers = match &request.settings.layers {
             Some(arns) => self.resolve_layers(arns, unzipped)?,
