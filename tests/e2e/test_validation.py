@@ -43,14 +43,25 @@ def test_function_names(lam):
 
 @pytest.mark.parametrize("field,value,member", [
     ("MemorySize", 127, "memorySize"),
-    ("MemorySize", 10241, "memorySize"),
-    ("Timeout", 901, "timeout"),
+    ("MemorySize", 32769, "memorySize"),
+    ("Timeout", 5401, "timeout"),
     ("Timeout", 0, "timeout"),
 ])
 def test_ranges(lam, field, value, member):
     status, code, message = error_of(lambda: create(lam, "ranges", **{field: value}))
     assert (status, code) == (400, "ValidationException")
     assert f"Value '{value}' at '{member}' failed to satisfy constraint" in message
+
+
+@pytest.mark.parametrize("field,value,limit", [
+    ("MemorySize", 10241, 10240),
+    ("Timeout", 901, 900),
+])
+def test_service_limits_inside_the_model(lam, field, value, limit):
+    """Allowed by the model, refused by the service, in the service's own words."""
+    status, code, message = error_of(lambda: create(lam, "limits", **{field: value}))
+    assert (status, code, message) == (400, "ValidationException",
+                                       f"'{field}' value failed to satisfy constraint: Member must have value less than or equal to {limit}")
 
 
 def test_range_edges_are_accepted(lam):
@@ -60,9 +71,12 @@ def test_range_edges_are_accepted(lam):
 
 
 def test_ephemeral_storage_and_architectures(lam):
-    status, code, message = error_of(lambda: create(lam, "eph", EphemeralStorage={"Size": 10241}))
+    status, code, message = error_of(lambda: create(lam, "eph", EphemeralStorage={"Size": 32769}))
     assert (status, code) == (400, "ValidationException")
     assert "ephemeralStorage.size" in message
+    status, code, message = error_of(lambda: create(lam, "eph", EphemeralStorage={"Size": 10241}))
+    assert (status, code) == (400, "ValidationException")
+    assert message.startswith("'EphemeralStorage' value failed to satisfy constraint")
     status, code, _ = error_of(lambda: create(lam, "arch", Architectures=["sparc"]))
     assert (status, code) == (400, "ValidationException")
     status, code, _ = error_of(lambda: create(lam, "arch2", Architectures=["x86_64", "arm64"]))

@@ -209,6 +209,12 @@ impl From<ModelError> for ApiError {
             ModelError::NameTooLong(_) | ModelError::NoSuchName(_) => {
                 Self::invalid_parameter(error.to_string())
             }
+            ModelError::ServiceLimit { .. } => Self::new(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                MessageKey::Lower,
+                error.to_string(),
+            ),
         }
     }
 }

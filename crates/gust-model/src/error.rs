@@ -58,6 +58,16 @@ pub enum ModelError {
     /// (`InvalidParameterValueException`) and finds no such function elsewhere.
     #[error("1 validation error detected: Value '{}' at 'functionName' failed to satisfy constraint: Member must have length less than or equal to 64", quoted(.0.clone()))]
     NameTooLong(String),
+    /// A value the model allows but the service's limit does not: Lambda's
+    /// `ValidationException` in its own form (`'MemorySize' value failed to satisfy
+    /// constraint: …`).
+    #[error("'{member}' value failed to satisfy constraint: Member must have value less than or equal to {max}")]
+    ServiceLimit {
+        /// The member as the message names it (`MemorySize`).
+        member: &'static str,
+        /// The service's limit.
+        max: i64,
+    },
     /// A name the read and invoke operations accept but no function can have (it holds a
     /// `.`): whatever asks for it finds nothing.
     #[error("no function can be named {0}")]

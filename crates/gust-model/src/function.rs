@@ -420,18 +420,20 @@ impl FunctionConfig {
         catalog: &RuntimeCatalog,
     ) -> Result<(), ModelError> {
         let mut v = Violations::default();
+        // The model's ranges here; the service's tighter limits once the front end's
+        // checks have passed (below).
         if let Some(timeout) = update.timeout {
-            v.range(timeout, "timeout", TIMEOUT_MIN_S, TIMEOUT_MAX_S);
+            v.range(timeout, "timeout", TIMEOUT_MIN_S, TIMEOUT_MODEL_MAX_S);
         }
         if let Some(memory) = update.memory_size {
-            v.range(memory, "memorySize", MEMORY_MIN_MB, MEMORY_MAX_MB);
+            v.range(memory, "memorySize", MEMORY_MIN_MB, MEMORY_MODEL_MAX_MB);
         }
         if let Some(size) = update.ephemeral_storage {
             v.range(
                 size,
                 "ephemeralStorage.size",
                 EPHEMERAL_MIN_MB,
-                EPHEMERAL_MAX_MB,
+                EPHEMERAL_MODEL_MAX_MB,
             );
         }
         if let Some(handler) = &update.handler {
@@ -571,6 +573,19 @@ impl FunctionConfig {
             }
         }
         v.finish()?;
+        for (value, member, max) in [
+            (update.memory_size, "MemorySize", MEMORY_MAX_MB),
+            (update.timeout, "Timeout", TIMEOUT_MAX_S),
+            (
+                update.ephemeral_storage,
+                "EphemeralStorage",
+                EPHEMERAL_MAX_MB,
+            ),
+        ] {
+            if value.is_some_and(|v| v > max) {
+                return Err(ModelError::ServiceLimit { member, max });
+            }
+        }
 
         let runtime = update
             .runtime
@@ -847,14 +862,21 @@ mod tests {
     #[test]
     fn ranges_are_reported_together() {
         let mut s = base_settings();
-        s.memory_size = Some(10241);
+        s.memory_size = Some(40000);
         s.timeout = Some(0);
         s.ephemeral_storage = Some(511);
         let err = create(&s).unwrap_err().to_string();
         assert!(err.starts_with("3 validation errors detected"), "{err}");
-        assert!(err.contains("Value '10241' at 'memorySize' failed to satisfy constraint: Member must have value less than or equal to 10240"));
+        assert!(err.contains("Value '40000' at 'memorySize' failed to satisfy constraint: Member must have value less than or equal to 32768"));
         assert!(err.contains("Value '0' at 'timeout' failed to satisfy constraint: Member must have value greater than or equal to 1"));
         assert!(err.contains("'ephemeralStorage.size'"));
+        // Within the model but past the service's limit: the service's own form.
+        let mut s = base_settings();
+        s.memory_size = Some(10241);
+        assert_eq!(
+            create(&s).unwrap_err().to_string(),
+            "'MemorySize' value failed to satisfy constraint: Member must have value less than or equal to 10240"
+        );
         for (mem, ok) in [(128, true), (10240, true), (127, false), (3008, true)] {
             let mut s = base_settings();
             s.memory_size = Some(mem);

@@ -16,6 +16,13 @@ pub const TIMEOUT_DEFAULT_S: u32 = 3;
 pub const EPHEMERAL_MIN_MB: i64 = 512;
 /// `/tmp` size, MB.
 pub const EPHEMERAL_MAX_MB: i64 = 10_240;
+/// The model's maxima (`MemorySize`, `Timeout`, `EphemeralStorageSize` shapes): past these
+/// the front end refuses a value; between the service limits above and these, the service.
+pub const MEMORY_MODEL_MAX_MB: i64 = 32_768;
+/// See [`MEMORY_MODEL_MAX_MB`].
+pub const TIMEOUT_MODEL_MAX_S: i64 = 5_400;
+/// See [`MEMORY_MODEL_MAX_MB`].
+pub const EPHEMERAL_MODEL_MAX_MB: i64 = 32_768;
 /// Default `/tmp` size, MB.
 pub const EPHEMERAL_DEFAULT_MB: u32 = 512;
 /// Environment variables: bytes of the compact JSON object.
