@@ -439,7 +439,9 @@ impl FunctionConfig {
         if let Some(handler) = &update.handler {
             v.length(handler, "handler", 0, HANDLER_MAX_LEN);
             // NUL cannot reach a process's environment (`_HANDLER`) either.
-            if handler.is_empty() || handler.chars().any(|c| c.is_whitespace() || c == '\0') {
+            // The model's `[^\s]+` is Java's: ASCII whitespace only.
+            let java_space = |c: char| c.is_ascii_whitespace() || c == '\u{b}';
+            if handler.is_empty() || handler.chars().any(|c| java_space(c) || c == '\0') {
                 v.push(
                     handler.as_str(),
                     "handler",

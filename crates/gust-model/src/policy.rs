@@ -115,7 +115,7 @@ impl Permission {
             }
         }
         if let Some(arn) = &self.source_arn {
-            if arn.split(':').count() < 6 || !arn.starts_with("arn:aws") {
+            if !source_arn_well_formed(arn) {
                 violations.push(
                     arn.as_str(),
                     "sourceArn",
@@ -202,6 +202,24 @@ impl Permission {
         }
         Ok(statement)
     }
+}
+
+/// `arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:(region)?:(\d{12})?:(.*)`, the model's `Arn`.
+fn source_arn_well_formed(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [prefix, partition, service, region, account, _rest] = parts.as_slice() else {
+        return false;
+    };
+    *prefix == "arn"
+        && partition
+            .strip_prefix("aws")
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && !service.is_empty()
+        && service
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && (region.is_empty() || crate::names::is_region(region))
+        && (account.is_empty() || is_account(account))
 }
 
 /// The policy document of a resource, as GetPolicy returns it (`Policy` is this, as text).
@@ -339,6 +357,12 @@ mod tests {
             json!("*")
         );
         assert!(permission("nonsense").statement(resource).is_err());
+        assert!(source_arn_well_formed("arn:aws:s3:::bucket"));
+        assert!(source_arn_well_formed(
+            "arn:aws:sqs:us-east-1:123456789012:q"
+        ));
+        assert!(!source_arn_well_formed("arn:aws:s3:nowhere::bucket"));
+        assert!(!source_arn_well_formed("arn:aws:s3::1234:bucket"));
         assert!(matches!(
             Permission {
                 action: "lambda:Invoke Function".into(),
