@@ -33,7 +33,7 @@ def test_aws_cli_reports_validation_errors(server, tmp_path):
     package.write_bytes(HANDLER_ZIP)
     result = server.aws("lambda", "create-function", "--function-name", "cli-bad", "--runtime", "python3.12",
                         "--role", "arn:aws:iam::000000000000:role/r", "--handler", "app.handler",
-                        "--memory-size", "20000", "--zip-file", f"fileb://{package}", check=False)
+                        "--memory-size", "40000", "--zip-file", f"fileb://{package}", check=False)
     assert result.returncode != 0
     assert "ValidationException" in result.stderr and "memorySize" in result.stderr
 
