@@ -323,13 +323,9 @@ impl CreateFunctionRequest<'_> {
         {
             return Err(unsupported("CodeSigningConfigArn"));
         }
-        let code = self.code.ok_or_else(|| {
-            ApiError::from(ModelError::constraint(
-                "null",
-                "code",
-                "Member must not be null",
-            ))
-        })?;
+        let code = self
+            .code
+            .ok_or_else(|| ApiError::from(ModelError::missing("code")))?;
         let zip = code_bytes(
             code.zip_file,
             code.s3_bucket.or(code.s3_key),

@@ -157,13 +157,9 @@ fn version_number(text: &str) -> Result<i64, ApiError> {
 /// `POST /2018-10-31/layers/{name}/versions`.
 pub(crate) fn publish(context: &Context, layer: &str, body: &[u8]) -> Result<Response, ApiError> {
     let request: PublishLayerVersionRequest = parse_body(body)?;
-    let content = request.content.ok_or_else(|| {
-        ApiError::from(ModelError::constraint(
-            "null",
-            "content",
-            "Member must not be null",
-        ))
-    })?;
+    let content = request
+        .content
+        .ok_or_else(|| ApiError::from(ModelError::missing("content")))?;
     if content.s3_bucket.is_some() || content.s3_key.is_some() {
         return Err(ApiError::invalid_parameter(
             "Layer content from S3 (S3Bucket/S3Key) is not supported by this Gust server.",
@@ -199,13 +195,9 @@ pub(crate) fn get(context: &Context, layer: &str, version: &str) -> Result<Respo
 
 /// `GET /2018-10-31/layers?find=LayerVersion&Arn=…`.
 pub(crate) fn get_by_arn(context: &Context, query: &Query) -> Result<Response, ApiError> {
-    let arn = query.get("Arn").ok_or_else(|| {
-        ApiError::from(ModelError::constraint(
-            "null",
-            "arn",
-            "Member must not be null",
-        ))
-    })?;
+    let arn = query
+        .get("Arn")
+        .ok_or_else(|| ApiError::from(ModelError::missing("arn")))?;
     let found = context.control.get_layer_version_by_arn(arn)?;
     json(StatusCode::OK, &version_out(context, &found))
 }

@@ -495,7 +495,7 @@ pub(crate) fn require(members: &[(bool, &'static str)]) -> Result<(), ApiError> 
     let mut missing = gust_model::error::Violations::default();
     for (present, member) in members {
         if !present {
-            missing.push("null", member, "Member must not be null");
+            missing.missing(member);
         }
     }
     Ok(missing.finish()?)
@@ -683,9 +683,7 @@ pub(crate) fn execute(
         }
         Operation::TagResource(resource) => {
             let request: dto::TagResourceRequest = parse_body(body)?;
-            let tags = request
-                .tags
-                .ok_or_else(|| ModelError::constraint("null", "tags", "Member must not be null"))?;
+            let tags = request.tags.ok_or_else(|| ModelError::missing("tags"))?;
             control.tag_resource(&resource, &tags)?;
             no_content()
         }

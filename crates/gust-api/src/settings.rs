@@ -53,13 +53,9 @@ pub(crate) fn put_recursion(
 ) -> Result<Response, ApiError> {
     let reference = context.control.resolve(function, None, IdKind::Mutating)?;
     let request: RecursionRequest = parse_body(body)?;
-    let value = request.recursive_loop.ok_or_else(|| {
-        ApiError::from(ModelError::constraint(
-            "null",
-            "recursiveLoop",
-            "Member must not be null",
-        ))
-    })?;
+    let value = request
+        .recursive_loop
+        .ok_or_else(|| ApiError::from(ModelError::missing("recursiveLoop")))?;
     let recursive_loop = context.control.put_recursion_config(&reference, &value)?;
     json(StatusCode::OK, &RecursionResponse { recursive_loop })
 }
@@ -107,13 +103,9 @@ pub(crate) fn put_runtime_management(
             .control
             .resolve(function, query.get("Qualifier"), IdKind::Namespaced)?;
     let request: RuntimeManagementRequest = parse_body(body)?;
-    let update_runtime_on = request.update_runtime_on.ok_or_else(|| {
-        ApiError::from(ModelError::constraint(
-            "null",
-            "updateRuntimeOn",
-            "Member must not be null",
-        ))
-    })?;
+    let update_runtime_on = request
+        .update_runtime_on
+        .ok_or_else(|| ApiError::from(ModelError::missing("updateRuntimeOn")))?;
     let settings = context.control.put_runtime_management(
         &reference,
         &RuntimeManagement {

@@ -163,6 +163,15 @@ pub(crate) fn list_versions(
     )
 }
 
+fn alias_response(
+    context: &Context,
+    status: StatusCode,
+    function: &gust_model::FunctionName,
+    alias: &Alias,
+) -> Result<Response, ApiError> {
+    json(status, &AliasConfiguration::new(context, function, alias))
+}
+
 /// `POST /2015-03-31/functions/{fn}/aliases`.
 pub(crate) fn create_alias(
     context: &Context,
@@ -175,10 +184,7 @@ pub(crate) fn create_alias(
     crate::routes::require(&[(request.name.is_some(), "name")])?;
     let name = request.name.as_deref().unwrap_or_default();
     let alias = control.create_alias(&reference, name, &request.update())?;
-    json(
-        StatusCode::CREATED,
-        &AliasConfiguration::new(context, &reference.name, &alias),
-    )
+    alias_response(context, StatusCode::CREATED, &reference.name, &alias)
 }
 
 /// `GET /2015-03-31/functions/{fn}/aliases/{name}`.
@@ -190,10 +196,7 @@ pub(crate) fn get_alias(
     let control = &context.control;
     let reference = control.resolve(function, None, IdKind::Mutating)?;
     let alias = control.get_alias(&reference, name)?;
-    json(
-        StatusCode::OK,
-        &AliasConfiguration::new(context, &reference.name, &alias),
-    )
+    alias_response(context, StatusCode::OK, &reference.name, &alias)
 }
 
 /// `PUT /2015-03-31/functions/{fn}/aliases/{name}`.
@@ -212,10 +215,7 @@ pub(crate) fn update_alias(
         &request.update(),
         request.revision_id.as_deref(),
     )?;
-    json(
-        StatusCode::OK,
-        &AliasConfiguration::new(context, &reference.name, &alias),
-    )
+    alias_response(context, StatusCode::OK, &reference.name, &alias)
 }
 
 /// `DELETE /2015-03-31/functions/{fn}/aliases/{name}`.

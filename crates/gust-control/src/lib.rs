@@ -674,9 +674,7 @@ impl ControlPlane {
     pub fn untag_resource(&self, resource: &str, keys: &[String]) -> Result<()> {
         let name = self.resolve_tag_resource(resource)?;
         if keys.is_empty() {
-            return Err(
-                ModelError::constraint("null", "tagKeys", "Member must not be null").into(),
-            );
+            return Err(ModelError::missing("tagKeys").into());
         }
         self.tags_of(&name)?;
         Ok(self.store.remove_tags(&name, keys, &Self::new_revision())?)

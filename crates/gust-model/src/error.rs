@@ -5,22 +5,31 @@ use std::fmt;
 /// One failed constraint on one input member, as Lambda's front end reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConstraintViolation {
-    /// The offending value, as the user sent it; `None` for values Lambda does not echo
-    /// (environment variables).
-    pub value: Option<String>,
+    /// The offending value, as the message shows it.
+    pub value: Shown,
     /// The member's name in the API's lowerCamelCase (`functionName`, `memorySize`).
     pub member: &'static str,
     /// The constraint, e.g. `Member must have value less than or equal to 10240`.
     pub constraint: String,
 }
 
+/// How a violation shows the value it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shown {
+    /// Quoted, as the user sent it (cut when long).
+    Value(String),
+    /// Not echoed (environment variables).
+    Hidden,
+    /// The member is missing: `null`, written bare, as the front end writes it.
+    Null,
+}
+
 impl fmt::Display for ConstraintViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
-            // A missing member is `null`, written bare, as the front end writes it.
-            Some(_) if self.constraint == MUST_NOT_BE_NULL => f.write_str("Value null at "),
-            Some(value) => write!(f, "Value '{value}' at "),
-            None => f.write_str("Value at "),
+            Shown::Value(value) => write!(f, "Value '{value}' at "),
+            Shown::Hidden => f.write_str("Value at "),
+            Shown::Null => f.write_str("Value null at "),
         }?;
         write!(
             f,
@@ -29,9 +38,6 @@ impl fmt::Display for ConstraintViolation {
         )
     }
 }
-
-/// The constraint a missing required member fails.
-pub const MUST_NOT_BE_NULL: &str = "Member must not be null";
 
 /// Longest value a message quotes back, in characters: past it the value is cut and ends
 /// in `...`, so an oversized input is not echoed whole (a 10 MB description would be).
@@ -82,10 +88,17 @@ impl ModelError {
         constraint: impl Into<String>,
     ) -> Self {
         ModelError::Constraints(vec![ConstraintViolation {
-            value: Some(quoted(value.into())),
+            value: Shown::Value(quoted(value.into())),
             member,
             constraint: constraint.into(),
         }])
+    }
+
+    /// A required member that is missing.
+    pub fn missing(member: &'static str) -> Self {
+        let mut violations = Violations::default();
+        violations.missing(member);
+        ModelError::Constraints(violations.0)
     }
 
     /// An `InvalidParameterValueException` with this message.
@@ -115,16 +128,25 @@ impl Violations {
         constraint: impl Into<String>,
     ) {
         self.0.push(ConstraintViolation {
-            value: Some(quoted(value.into())),
+            value: Shown::Value(quoted(value.into())),
             member,
             constraint: constraint.into(),
+        });
+    }
+
+    /// Records a required member that is missing.
+    pub fn missing(&mut self, member: &'static str) {
+        self.0.push(ConstraintViolation {
+            value: Shown::Null,
+            member,
+            constraint: "Member must not be null".into(),
         });
     }
 
     /// Records a violation whose value must not be echoed back.
     pub fn push_hidden(&mut self, member: &'static str, constraint: impl Into<String>) {
         self.0.push(ConstraintViolation {
-            value: None,
+            value: Shown::Hidden,
             member,
             constraint: constraint.into(),
         });

@@ -372,7 +372,7 @@ impl FunctionConfig {
     ) -> Result<Self, ModelError> {
         let mut missing = Violations::default();
         if settings.role.is_none() {
-            missing.push("null", "role", "Member must not be null");
+            missing.missing("role");
         }
         missing.finish()?;
         let runtime_id = settings.runtime.as_deref().ok_or_else(|| {

@@ -155,7 +155,7 @@ impl Alias {
         let mut violations = Violations::default();
         validate_alias_name(name, &mut violations);
         if update.function_version.is_none() {
-            violations.push("null", "functionVersion", "Member must not be null");
+            violations.missing("functionVersion");
         }
         violations.finish()?;
         let mut alias = Alias {
