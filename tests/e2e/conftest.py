@@ -76,10 +76,10 @@ class Server:
         data = json.loads((self.data_dir / "credentials.json").read_text())
         return data["access_key_id"], data["secret_access_key"]
 
-    def client(self, access_key=None, secret_key=None, **config):
+    def client(self, access_key=None, secret_key=None, service="lambda", **config):
         key, secret = self.credentials
         return boto3.client(
-            "lambda",
+            service,
             endpoint_url=self.endpoint,
             region_name="us-east-1",
             aws_access_key_id=access_key or key,

@@ -7,16 +7,19 @@
 //! signature is checked against exactly the bytes the client signed.
 
 mod accounts;
+mod aws;
 pub mod code_url;
 pub mod dto;
 pub mod error;
 mod invoke;
 mod layers;
 mod policies;
+pub mod protocol;
 mod routes;
 pub mod server;
 mod settings;
 pub mod sigv4;
+mod sqs;
 mod versions;
 
 use std::sync::Arc;
@@ -30,6 +33,7 @@ use gust_control::ControlPlane;
 use gust_model::Clock;
 
 pub use accounts::Plane;
+pub use aws::Services;
 pub use error::ApiError;
 pub use routes::Operation;
 use routes::{route, Route};
@@ -80,15 +84,18 @@ const UPLOADS_DECODED_AT_ONCE: usize = 2;
 struct ApiState {
     planes: accounts::Planes,
     config: ApiConfig,
+    services: Services,
     uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// The service router: every path goes through one dispatcher. `planes` are the
-/// accounts' control planes and engines, the default account's first.
-pub fn router(planes: Vec<Plane>, config: ApiConfig) -> Router {
+/// accounts' control planes and engines, the default account's first; `services` the
+/// other AWS services served on the same listener.
+pub fn router(planes: Vec<Plane>, config: ApiConfig, services: Services) -> Router {
     let state = Arc::new(ApiState {
         planes: accounts::Planes::new(planes),
         config,
+        services,
         uploads: Arc::new(tokio::sync::Semaphore::new(UPLOADS_DECODED_AT_ONCE)),
     });
     Router::new().fallback(dispatch).with_state(state)
@@ -96,7 +103,7 @@ pub fn router(planes: Vec<Plane>, config: ApiConfig) -> Router {
 
 async fn dispatch(State(state): State<Arc<ApiState>>, request: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let mut response = match handle(&state, request).await {
+    let mut response = match handle(&state, request, &request_id).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
@@ -109,10 +116,18 @@ async fn dispatch(State(state): State<Arc<ApiState>>, request: Request) -> Respo
 /// Largest body of any operation but code uploads.
 const DEFAULT_BODY_LIMIT: usize = 6 * 1024 * 1024;
 
-async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError> {
+async fn handle(
+    state: &ApiState,
+    request: Request,
+    request_id: &str,
+) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let raw_path = parts.uri.path().to_owned();
     let raw_query = parts.uri.query().unwrap_or("").to_owned();
+    let headers = header_list(&parts.headers);
+    if let Some(detected) = aws::detect(&parts, &headers, &raw_query) {
+        return Ok(aws::handle(state, parts, headers, body, detected, request_id).await);
+    }
     let route = route(&parts.method, &raw_path, &raw_query);
 
     // Gust's own unauthenticated endpoints.
@@ -155,16 +170,6 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
     // The key names the account; it is checked before a (possibly large) body is read.
     let key = match &state.config.auth {
         Auth::SigV4(keys) => {
@@ -286,6 +291,19 @@ async fn handle(state: &ApiState, request: Request) -> Result<Response, ApiError
     })
     .await
     .map_err(|e| ApiError::internal(&e))?
+}
+
+/// Headers as (name, value) text pairs, for signatures.
+fn header_list(headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 #[derive(Debug)]

@@ -325,6 +325,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The service a request's credential scope names (`lambda`, `sqs`, ...), if it is signed.
+pub fn scope_service(headers: &[(String, String)]) -> Option<String> {
+    let authorization = first_header(headers, "authorization")?;
+    parse_authorization(authorization)
+        .ok()
+        .map(|a| a.service.to_owned())
+}
+
 /// The access key id a request's `Authorization` header presents.
 pub fn presented_key(headers: &[(String, String)]) -> Result<String, AuthError> {
     let authorization = first_header(headers, "authorization").ok_or(AuthError::Missing)?;

@@ -77,6 +77,13 @@ fn harness() -> Harness {
             body_timeout: std::time::Duration::from_secs(20),
             upload_dir: dir.path().to_owned(),
         },
+        crate::Services {
+            sqs: gust_sqs::Sqs::new(
+                Arc::new(gust_sqs::sqlite::SqliteQueues::open(&dir.path().join("sqs.db")).unwrap()),
+                clock.clone(),
+                "us-east-1",
+            ),
+        },
     );
     Harness {
         _dir: dir,

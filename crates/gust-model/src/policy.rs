@@ -250,24 +250,42 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
+/// Whether `value` (a string or a list of strings) has an element `test` accepts.
+fn one_of(value: &Value, test: impl Fn(&str) -> bool) -> bool {
+    match value {
+        Value::String(one) => test(one),
+        Value::Array(all) => all.iter().filter_map(Value::as_str).any(test),
+        _ => false,
+    }
+}
+
 fn principal_matches(principal: &Value, caller: &Caller) -> bool {
     match (principal, caller) {
         (Value::String(any), _) => any == "*",
         (Value::Object(map), Caller::Account(account)) => map.get("AWS").is_some_and(|aws| {
-            aws == "*"
-                || aws.as_str().is_some_and(|arn| {
-                    arn == account || arn.split(':').nth(4).is_some_and(|a| a == account)
-                })
+            one_of(aws, |arn| {
+                arn == "*" || arn == account || arn.split(':').nth(4) == Some(account.as_str())
+            })
         }),
-        (Value::Object(map), Caller::Service { service, .. }) => {
-            map.get("Service").and_then(Value::as_str) == Some(service.as_str())
-        }
+        (Value::Object(map), Caller::Service { service, .. }) => map
+            .get("Service")
+            .is_some_and(|s| one_of(s, |name| name == service)),
         _ => false,
     }
 }
 
 fn action_matches(action: &Value, wanted: &str) -> bool {
-    let one = |a: &str| a == "*" || a == "lambda:*" || a == wanted;
+    // `service:*` covers the service's actions; IAM compares actions case-insensitively.
+    let service_wildcard = wanted
+        .split_once(':')
+        .map(|(service, _)| format!("{service}:*"));
+    let one = |a: &str| {
+        a == "*"
+            || a.eq_ignore_ascii_case(wanted)
+            || service_wildcard
+                .as_deref()
+                .is_some_and(|w| a.eq_ignore_ascii_case(w))
+    };
     match action {
         Value::String(a) => one(a),
         Value::Array(all) => all.iter().filter_map(Value::as_str).any(one),
@@ -304,6 +322,18 @@ fn conditions_hold(conditions: Option<&Value>, caller: &Caller) -> bool {
             }
         })
     })
+}
+
+/// Whether a whole policy document (`{"Statement": [...]}` or a single statement object,
+/// as SQS and SNS store them) lets `caller` perform `action`.
+pub fn document_allows(document: &Value, caller: &Caller, action: &str) -> bool {
+    match document.get("Statement") {
+        Some(Value::Array(statements)) => allows(statements, caller, action),
+        Some(statement @ Value::Object(_)) => {
+            allows(std::slice::from_ref(statement), caller, action)
+        }
+        _ => false,
+    }
 }
 
 /// Whether `statements` (a resource's policy) let `caller` perform `action`.

@@ -394,6 +394,10 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     } else {
         Auth::SigV4(keys)
     };
+    // Queues of every account share one store; each queue is keyed by its account.
+    let queue_store = gust_sqs::sqlite::SqliteQueues::open(&args.data_dir.join("sqs.db"))
+        .map_err(|e| anyhow::anyhow!("cannot open the queue store: {e}"))?;
+    let sqs = gust_sqs::Sqs::new(Arc::new(queue_store), clock.clone(), &scope.region);
     let router = gust_api::router(
         planes,
         ApiConfig {
@@ -403,6 +407,9 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             body_timeout: args.body_timeout,
             upload_dir: datadir::upload_dir(&args.data_dir)?,
         },
+        gust_api::Services {
+            sqs: Arc::clone(&sqs),
+        },
     );
     let max_connections = connection_budget(args.max_connections, args.max_environments);
 
@@ -411,6 +418,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        sqs.start_sweeper();
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

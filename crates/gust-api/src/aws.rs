@@ -1,0 +1,365 @@
+//! The services other than Lambda on the same listener (SQS, SNS, STS), told apart as AWS
+//! tells them: `X-Amz-Target` (JSON protocols), the SigV4 credential scope's service, and
+//! the query protocol's `Action`. Each request is authenticated exactly as a Lambda request
+//! is, read into its operation's input, handled, and answered in the caller's protocol with
+//! errors in that protocol's shape.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::response::Response;
+use serde_json::Value;
+
+use crate::protocol::{self, ServiceError};
+use crate::sigv4::{self, AuthError};
+use crate::{sqs, ApiState, Auth, BodyError, Received};
+
+/// An AWS service served here besides Lambda.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Service {
+    Sqs,
+}
+
+impl Service {
+    /// The SigV4 signing name.
+    fn signing_name(self) -> &'static str {
+        match self {
+            Service::Sqs => "sqs",
+        }
+    }
+
+    fn model(self) -> &'static protocol::Model {
+        match self {
+            Service::Sqs => protocol::model("sqs"),
+        }
+    }
+
+    fn by_signing_name(name: &str) -> Option<Self> {
+        match name {
+            "sqs" => Some(Service::Sqs),
+            _ => None,
+        }
+    }
+}
+
+/// How the request is encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// AWS JSON 1.0 with `X-Amz-Target: <prefix>.<Operation>`.
+    Json { operation: String },
+    /// Form-encoded `Action=…`, XML responses.
+    Query,
+}
+
+/// Which service a request is for, if not Lambda's REST API. `None` when nothing marks it
+/// (then it is a Lambda request, or an unknown path).
+pub(crate) fn detect(
+    parts: &Parts,
+    headers: &[(String, String)],
+    raw_query: &str,
+) -> Option<(Option<Service>, Protocol)> {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(target) = header("x-amz-target") {
+        let (prefix, operation) = target.split_once('.')?;
+        let service = match prefix {
+            "AmazonSQS" => Some(Service::Sqs),
+            _ => None,
+        };
+        return Some((
+            service,
+            Protocol::Json {
+                operation: operation.to_owned(),
+            },
+        ));
+    }
+    if let Some(name) = sigv4::scope_service(headers) {
+        return Service::by_signing_name(&name).map(|s| (Some(s), Protocol::Query));
+    }
+    let form = header("content-type").is_some_and(|t| {
+        t.to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    });
+    let query_action = raw_query.split('&').any(|p| p.starts_with("Action="));
+    let lambda_path = parts.uri.path().starts_with("/20") || parts.uri.path().starts_with("/gust");
+    ((form || query_action) && !lambda_path).then_some((None, Protocol::Query))
+}
+
+/// The service whose model has `action` (for unsigned query requests under `--no-auth`).
+fn service_of_action(action: &str) -> Option<Service> {
+    [Service::Sqs]
+        .into_iter()
+        .find(|s| s.model().has_operation(action))
+}
+
+fn auth_error(error: &AuthError) -> ServiceError {
+    let code = match error {
+        AuthError::Missing => "MissingAuthenticationToken",
+        AuthError::Incomplete(_) => "IncompleteSignature",
+        AuthError::UnknownKey => "InvalidClientTokenId",
+        AuthError::Mismatch | AuthError::Expired { .. } | AuthError::NotYetCurrent { .. } => {
+            "SignatureDoesNotMatch"
+        }
+    };
+    ServiceError {
+        status: 403,
+        code: code.to_owned(),
+        shape: format!("com.amazon.coral.service#{}", error.error_type()),
+        message: error.to_string(),
+        sender: true,
+    }
+}
+
+/// How errors and results are written for this request.
+struct Writer {
+    service: Option<Service>,
+    json: bool,
+    operation: String,
+    request_id: String,
+}
+
+impl Writer {
+    fn error(&self, error: &ServiceError) -> Response {
+        let service = self.service.unwrap_or(Service::Sqs);
+        if self.json {
+            let (namespace, shape) = match error.shape.split_once('#') {
+                Some((ns, shape)) => (ns.to_owned(), shape.to_owned()),
+                None => (
+                    match service {
+                        Service::Sqs => sqs::NAMESPACE.to_owned(),
+                    },
+                    error.shape.clone(),
+                ),
+            };
+            let error = ServiceError {
+                shape,
+                ..error.clone()
+            };
+            protocol::json_error(&error, &namespace, "application/x-amz-json-1.0", true)
+        } else {
+            protocol::query_error(service.model(), error, &self.request_id)
+        }
+    }
+
+    fn result(&self, value: &Value) -> Response {
+        let service = self.service.unwrap_or(Service::Sqs);
+        if self.json {
+            protocol::json_response(value, "application/x-amz-json-1.0")
+        } else {
+            protocol::query_response(service.model(), &self.operation, value, &self.request_id)
+        }
+    }
+}
+
+/// Serves one request for a service other than Lambda.
+pub(crate) async fn handle(
+    state: &ApiState,
+    parts: Parts,
+    headers: Vec<(String, String)>,
+    body: Body,
+    detected: (Option<Service>, Protocol),
+    request_id: &str,
+) -> Response {
+    let (service, protocol) = detected;
+    let mut writer = Writer {
+        service,
+        json: matches!(protocol, Protocol::Json { .. }),
+        operation: match &protocol {
+            Protocol::Json { operation } => operation.clone(),
+            Protocol::Query => String::new(),
+        },
+        request_id: request_id.to_owned(),
+    };
+    match serve(state, &parts, &headers, body, protocol, &mut writer).await {
+        Ok(value) => writer.result(&value),
+        Err(error) => writer.error(&error),
+    }
+}
+
+async fn serve(
+    state: &ApiState,
+    parts: &Parts,
+    headers: &[(String, String)],
+    body: Body,
+    protocol: Protocol,
+    writer: &mut Writer,
+) -> Result<Value, ServiceError> {
+    let raw_path = parts.uri.path();
+    let raw_query = parts.uri.query().unwrap_or("");
+    let key = match &state.config.auth {
+        Auth::SigV4(keys) => {
+            let presented = sigv4::presented_key(headers).map_err(|e| auth_error(&e))?;
+            let key = keys
+                .iter()
+                .find(|k| k.credentials.access_key_id == presented)
+                .ok_or_else(|| auth_error(&AuthError::UnknownKey))?;
+            Some(key)
+        }
+        Auth::Disabled => None,
+    };
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let limit = crate::DEFAULT_BODY_LIMIT;
+    let too_large = || {
+        ServiceError::client(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request must be smaller than {limit} bytes."),
+        )
+    };
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    let body = match crate::read_body(body, limit, declared, state.config.body_timeout).await {
+        Ok(Received::Memory(body)) => body,
+        Ok(Received::Spooled { .. }) => return Err(ServiceError::internal(&"unexpected spool")),
+        Err(BodyError::TooLarge) => return Err(too_large()),
+        Err(BodyError::Stalled) => {
+            return Err(ServiceError::client(
+                408,
+                "RequestTimeout",
+                "The request timed out.",
+            ))
+        }
+        Err(_) => {
+            return Err(ServiceError::client(
+                400,
+                "MalformedInput",
+                "The request body could not be read.",
+            ))
+        }
+    };
+    // The operation and its input.
+    let (operation, input) = match &protocol {
+        Protocol::Json { operation } => {
+            let input: Value = if body.is_empty() {
+                Value::Object(serde_json::Map::new())
+            } else {
+                serde_json::from_slice(&body).map_err(|_| {
+                    ServiceError::client(
+                        400,
+                        "SerializationException",
+                        "Failed to parse the request body as JSON.",
+                    )
+                })?
+            };
+            if !input.is_object() {
+                return Err(ServiceError::client(
+                    400,
+                    "SerializationException",
+                    "The request body must be a JSON object.",
+                ));
+            }
+            (operation.clone(), input)
+        }
+        Protocol::Query => {
+            let mut params = protocol::parse_form(raw_query);
+            if !body.is_empty() {
+                params.extend(protocol::parse_form(&String::from_utf8_lossy(&body)));
+            }
+            let action = params.get("Action").cloned().unwrap_or_default();
+            if writer.service.is_none() {
+                writer.service = service_of_action(&action);
+            }
+            writer.operation = action.clone();
+            (action, query_params_input(writer, &params)?)
+        }
+    };
+    let service = writer.service.ok_or_else(|| {
+        ServiceError::client(
+            400,
+            "InvalidAction",
+            format!("The action {operation} is not valid for this endpoint."),
+        )
+    })?;
+    if !service.model().has_operation(&operation) {
+        return Err(ServiceError {
+            status: 400,
+            code: "InvalidAction".into(),
+            shape: "com.amazon.coral.service#UnknownOperationException".into(),
+            message: format!("The action {operation} is not valid for this endpoint."),
+            sender: true,
+        });
+    }
+    if let Some(key) = key {
+        let request_parts = sigv4::RequestParts {
+            method: parts.method.as_str(),
+            raw_path,
+            raw_query,
+            headers,
+        };
+        sigv4::verify(
+            &request_parts,
+            &body,
+            &key.credentials,
+            service.signing_name(),
+            state.config.clock.now(),
+        )
+        .map_err(|e| auth_error(&e))?;
+    }
+    let account = key.map_or_else(
+        || state.planes.default_account().to_owned(),
+        |k| k.account_id.clone(),
+    );
+    let sender = key.map_or_else(|| account.clone(), |k| k.credentials.access_key_id.clone());
+    let host = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    match service {
+        Service::Sqs => {
+            let request = sqs::Request {
+                caller: gust_sqs::Caller::account(&account, &sender),
+                host: &host,
+                path_queue: sqs::path_queue(raw_path),
+            };
+            sqs::handle(&state.services.sqs, &operation, &input, &request).await
+        }
+    }
+}
+
+fn query_params_input(
+    writer: &Writer,
+    params: &BTreeMap<String, String>,
+) -> Result<Value, ServiceError> {
+    let service = writer.service.ok_or_else(|| {
+        ServiceError::client(
+            400,
+            "InvalidAction",
+            format!(
+                "The action {} is not valid for this endpoint.",
+                writer.operation
+            ),
+        )
+    })?;
+    if writer.operation.is_empty() {
+        return Err(ServiceError::client(
+            400,
+            "MissingAction",
+            "The request must contain the parameter Action.",
+        ));
+    }
+    Ok(protocol::query_input(
+        service.model(),
+        &writer.operation,
+        params,
+    ))
+}
+
+/// The services this edge serves besides Lambda.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Queues.
+    pub sqs: Arc<gust_sqs::Sqs>,
+}
