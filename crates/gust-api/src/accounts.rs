@@ -61,7 +61,7 @@ impl Planes {
         self.by_account.values()
     }
 
-    fn get(&self, account: &str) -> Option<&Plane> {
+    pub(crate) fn get(&self, account: &str) -> Option<&Plane> {
         self.by_account.get(account)
     }
 

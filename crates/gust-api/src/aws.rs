@@ -14,12 +14,13 @@ use serde_json::Value;
 
 use crate::protocol::{self, ServiceError};
 use crate::sigv4::{self, AuthError};
-use crate::{sqs, ApiState, Auth, BodyError, Received};
+use crate::{sqs, sts, ApiState, BodyError, Received};
 
 /// An AWS service served here besides Lambda.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Service {
     Sqs,
+    Sts,
 }
 
 impl Service {
@@ -27,18 +28,21 @@ impl Service {
     fn signing_name(self) -> &'static str {
         match self {
             Service::Sqs => "sqs",
+            Service::Sts => "sts",
         }
     }
 
     fn model(self) -> &'static protocol::Model {
         match self {
             Service::Sqs => protocol::model("sqs"),
+            Service::Sts => protocol::model("sts"),
         }
     }
 
     fn by_signing_name(name: &str) -> Option<Self> {
         match name {
             "sqs" => Some(Service::Sqs),
+            "sts" => Some(Service::Sts),
             _ => None,
         }
     }
@@ -93,7 +97,7 @@ pub(crate) fn detect(
 
 /// The service whose model has `action` (for unsigned query requests under `--no-auth`).
 fn service_of_action(action: &str) -> Option<Service> {
-    [Service::Sqs]
+    [Service::Sqs, Service::Sts]
         .into_iter()
         .find(|s| s.model().has_operation(action))
 }
@@ -103,6 +107,7 @@ fn auth_error(error: &AuthError) -> ServiceError {
         AuthError::Missing => "MissingAuthenticationToken",
         AuthError::Incomplete(_) => "IncompleteSignature",
         AuthError::UnknownKey => "InvalidClientTokenId",
+        AuthError::ExpiredToken => "ExpiredToken",
         AuthError::Mismatch | AuthError::Expired { .. } | AuthError::NotYetCurrent { .. } => {
             "SignatureDoesNotMatch"
         }
@@ -133,6 +138,7 @@ impl Writer {
                 None => (
                     match service {
                         Service::Sqs => sqs::NAMESPACE.to_owned(),
+                        Service::Sts => "com.amazonaws.sts".to_owned(),
                     },
                     error.shape.clone(),
                 ),
@@ -192,17 +198,7 @@ async fn serve(
 ) -> Result<Value, ServiceError> {
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
-    let key = match &state.config.auth {
-        Auth::SigV4(keys) => {
-            let presented = sigv4::presented_key(headers).map_err(|e| auth_error(&e))?;
-            let key = keys
-                .iter()
-                .find(|k| k.credentials.access_key_id == presented)
-                .ok_or_else(|| auth_error(&AuthError::UnknownKey))?;
-            Some(key)
-        }
-        Auth::Disabled => None,
-    };
+    let key = crate::authenticate(state, headers).map_err(|e| auth_error(&e))?;
     let declared = parts
         .headers
         .get(axum::http::header::CONTENT_LENGTH)
@@ -290,27 +286,35 @@ async fn serve(
             sender: true,
         });
     }
-    if let Some(key) = key {
+    if let Some(key) = &key {
         let request_parts = sigv4::RequestParts {
             method: parts.method.as_str(),
             raw_path,
             raw_query,
             headers,
         };
-        sigv4::verify(
+        sigv4::verify_session(
             &request_parts,
-            &body,
+            sigv4::payload_hash(&body),
             &key.credentials,
+            key.token.as_deref(),
             service.signing_name(),
             state.config.clock.now(),
         )
         .map_err(|e| auth_error(&e))?;
     }
-    let account = key.map_or_else(
+    let account = key.as_ref().map_or_else(
         || state.planes.default_account().to_owned(),
         |k| k.account_id.clone(),
     );
-    let sender = key.map_or_else(|| account.clone(), |k| k.credentials.access_key_id.clone());
+    let sender = match &key {
+        Some(crate::Identity {
+            session: Some(session),
+            ..
+        }) => session.assumed_role_id(),
+        Some(key) => key.credentials.access_key_id.clone(),
+        None => account.clone(),
+    };
     let host = parts
         .headers
         .get(axum::http::header::HOST)
@@ -325,6 +329,19 @@ async fn serve(
                 path_queue: sqs::path_queue(raw_path),
             };
             sqs::handle(&state.services.sqs, &operation, &input, &request).await
+        }
+        Service::Sts => {
+            let caller = sts::Caller {
+                identity: key.as_ref(),
+                account: &account,
+            };
+            sts::handle(
+                &state.config.sessions,
+                state.config.clock.now(),
+                &caller,
+                &operation,
+                &input,
+            )
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod server;
 mod settings;
 pub mod sigv4;
 mod sqs;
+mod sts;
 mod versions;
 
 use std::sync::Arc;
@@ -73,6 +74,8 @@ pub struct ApiConfig {
     pub body_timeout: std::time::Duration,
     /// Where code uploads wait, as unlinked files, until they are decoded.
     pub upload_dir: std::path::PathBuf,
+    /// Issues and checks session credentials (STS, execution roles).
+    pub sessions: Arc<gust_sts::Issuer>,
 }
 
 /// Code uploads decoded at once. Decoding holds the request, the zip and the checks in
@@ -171,19 +174,8 @@ async fn handle(
         return Err(too_large());
     }
     // The key names the account; it is checked before a (possibly large) body is read.
-    let key = match &state.config.auth {
-        Auth::SigV4(keys) => {
-            let presented = sigv4::presented_key(&headers)?;
-            let key = keys
-                .iter()
-                .find(|k| k.credentials.access_key_id == presented)
-                .ok_or(sigv4::AuthError::UnknownKey)?;
-            sigv4::precheck(&headers, &key.credentials)?;
-            Some(key)
-        }
-        Auth::Disabled => None,
-    };
-    let caller = key.map_or_else(
+    let key = authenticate(state, &headers)?;
+    let caller = key.as_ref().map_or_else(
         || state.planes.default_account().to_owned(),
         |k| k.account_id.clone(),
     );
@@ -229,10 +221,11 @@ async fn handle(
             Received::Memory(body) => sigv4::payload_hash(body),
             Received::Spooled { sha256, .. } => sha256.clone(),
         };
-        sigv4::verify_hashed(
+        sigv4::verify_session(
             &request_parts,
             hash,
             &key.credentials,
+            key.token.as_deref(),
             "lambda",
             state.config.clock.now(),
         )?;
@@ -291,6 +284,69 @@ async fn handle(
     })
     .await
     .map_err(|e| ApiError::internal(&e))?
+}
+
+/// Who signed a request.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    /// The key pair the signature must verify with.
+    pub(crate) credentials: Credentials,
+    /// The session token that must come with it (session credentials only).
+    pub(crate) token: Option<String>,
+    /// The account acted in.
+    pub(crate) account_id: String,
+    /// The session, for session credentials.
+    pub(crate) session: Option<gust_sts::Session>,
+}
+
+/// The identity a request presents (before its signature is checked): one of the
+/// accounts' keys, or session credentials this server issued. `None` without
+/// authentication.
+pub(crate) fn authenticate(
+    state: &ApiState,
+    headers: &[(String, String)],
+) -> Result<Option<Identity>, sigv4::AuthError> {
+    let Auth::SigV4(keys) = &state.config.auth else {
+        return Ok(None);
+    };
+    let presented = sigv4::presented_key(headers)?;
+    if let Some(key) = keys
+        .iter()
+        .find(|k| k.credentials.access_key_id == presented)
+    {
+        sigv4::precheck(headers, &key.credentials)?;
+        return Ok(Some(Identity {
+            credentials: key.credentials.clone(),
+            token: None,
+            account_id: key.account_id.clone(),
+            session: None,
+        }));
+    }
+    let token = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("x-amz-security-token"))
+        .map(|(_, v)| v.as_str())
+        .ok_or(sigv4::AuthError::UnknownKey)?;
+    let session = state
+        .config
+        .sessions
+        .open(&presented, token, state.config.clock.now())
+        .map_err(|error| match error {
+            gust_sts::StsError::ExpiredToken => sigv4::AuthError::ExpiredToken,
+            _ => sigv4::AuthError::UnknownKey,
+        })?;
+    if state.planes.get(&session.account).is_none() {
+        return Err(sigv4::AuthError::UnknownKey);
+    }
+    Ok(Some(Identity {
+        credentials: Credentials {
+            access_key_id: session.access_key_id.clone(),
+            secret_access_key: session.secret_access_key.clone(),
+        },
+        token: Some(session.session_token.clone()),
+        account_id: session.account.clone(),
+        session: Some(session),
+    }))
 }
 
 /// Headers as (name, value) text pairs, for signatures.

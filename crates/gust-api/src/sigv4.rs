@@ -84,6 +84,9 @@ pub enum AuthError {
         /// The server's time.
         now: String,
     },
+    /// Session credentials past their expiry.
+    #[error("The security token included in the request is expired")]
+    ExpiredToken,
     /// The request's date is too far in the future.
     #[error("Signature not yet current: {request} is still later than {latest} ({now} + 15 min.)")]
     NotYetCurrent {
@@ -103,6 +106,7 @@ impl AuthError {
             AuthError::Missing => "MissingAuthenticationTokenException",
             AuthError::Incomplete(_) => "IncompleteSignatureException",
             AuthError::UnknownKey => "UnrecognizedClientException",
+            AuthError::ExpiredToken => "ExpiredTokenException",
             AuthError::Mismatch | AuthError::Expired { .. } | AuthError::NotYetCurrent { .. } => {
                 "InvalidSignatureException"
             }
@@ -370,6 +374,19 @@ pub fn verify_hashed(
     service: &str,
     now: OffsetDateTime,
 ) -> Result<(), AuthError> {
+    verify_session(parts, actual_hash, credentials, None, service, now)
+}
+
+/// [`verify_hashed`] for credentials that come with a session token: the request must
+/// carry exactly that token (and no token at all when `token` is `None`).
+pub fn verify_session(
+    parts: &RequestParts<'_>,
+    actual_hash: String,
+    credentials: &Credentials,
+    token: Option<&str>,
+    service: &str,
+    now: OffsetDateTime,
+) -> Result<(), AuthError> {
     let authorization = first_header(parts.headers, "authorization").ok_or(AuthError::Missing)?;
     let auth = parse_authorization(authorization)?;
     let amz_date_text = first_header(parts.headers, "x-amz-date").ok_or_else(|| {
@@ -404,7 +421,7 @@ pub fn verify_hashed(
         )));
     }
     if auth.access_key_id != credentials.access_key_id
-        || first_header(parts.headers, "x-amz-security-token").is_some()
+        || first_header(parts.headers, "x-amz-security-token") != token
     {
         return Err(AuthError::UnknownKey);
     }

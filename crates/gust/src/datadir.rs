@@ -66,6 +66,29 @@ pub fn random_key() -> Result<[u8; 32]> {
     Ok(key)
 }
 
+/// A key kept in the data directory (created at first use, readable by the owner only), so
+/// what it signs stays valid across restarts.
+pub fn persistent_key(data_dir: &Path, name: &str) -> Result<[u8; 32]> {
+    let path = data_dir.join(name);
+    match fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => {
+            let mut key = [0u8; 32];
+            key.copy_from_slice(&bytes);
+            Ok(key)
+        }
+        Ok(_) => bail!(
+            "{} is not a 32-byte key; remove it to make a new one",
+            path.display()
+        ),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let key = random_key()?;
+            write_private(&path, &key)?;
+            Ok(key)
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 fn new_credentials() -> Result<Credentials> {
     // AWS access key ids are 20 upper-case alphanumerics; keep that shape so tools that
     // check it are happy.

@@ -394,6 +394,10 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     } else {
         Auth::SigV4(keys)
     };
+    let sessions = Arc::new(gust_sts::Issuer::new(datadir::persistent_key(
+        &args.data_dir,
+        "sts.key",
+    )?));
     // Queues of every account share one store; each queue is keyed by its account.
     let queue_store = gust_sqs::sqlite::SqliteQueues::open(&args.data_dir.join("sqs.db"))
         .map_err(|e| anyhow::anyhow!("cannot open the queue store: {e}"))?;
@@ -406,6 +410,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             clock,
             body_timeout: args.body_timeout,
             upload_dir: datadir::upload_dir(&args.data_dir)?,
+            sessions: Arc::clone(&sessions),
         },
         gust_api::Services {
             sqs: Arc::clone(&sqs),
