@@ -49,6 +49,7 @@ fn harness() -> Harness {
             idle_timeout: std::time::Duration::from_secs(60),
             max_environments: 10,
             logs_dir: dir.path().join("logs"),
+            services: None,
         },
         store.clone(),
         Arc::new(gust_sandbox::ProcessSandbox::default()),

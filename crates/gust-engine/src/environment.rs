@@ -117,6 +117,8 @@ pub(crate) struct Parts {
     pub collector: Collector,
     pub process: SandboxProcess,
     pub controls: Controls,
+    /// Whatever must live as long as the process (the API served in its network).
+    pub attached: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Environment {
@@ -132,6 +134,7 @@ impl Environment {
             collector,
             mut process,
             controls,
+            attached,
         } = parts;
         let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
         let (exit_tx, exit_rx) = watch::channel(None);
@@ -143,6 +146,7 @@ impl Environment {
             controls.clone(),
         );
         tokio::spawn(async move {
+            let _attached = attached;
             let description = tokio::select! {
                 status = process.wait() => describe_exit(status),
                 Some(stop) = stop_rx.recv() => {

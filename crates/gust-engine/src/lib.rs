@@ -58,6 +58,22 @@ pub struct EngineConfig {
     pub max_environments: usize,
     /// Where logs are kept.
     pub logs_dir: PathBuf,
+    /// How functions reach this server's APIs (none: they get no credentials).
+    pub services: Option<Arc<dyn ServiceAccess>>,
+}
+
+/// How code in an environment reaches this server's own APIs with plain SDK calls:
+/// credentials for its function's role, the endpoint, and — when environments have no
+/// network — the API served inside the environment's own network namespace.
+pub trait ServiceAccess: Send + Sync + std::fmt::Debug {
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` for an
+    /// environment of `function` running as `role`.
+    fn credentials(&self, role: &str, function: &str) -> Vec<(String, String)>;
+    /// The API's address as environments on the host's network reach it, and its port.
+    fn endpoint(&self) -> Option<(String, u16)>;
+    /// Serves the API on `listener` (bound inside an environment's network namespace)
+    /// until the returned value is dropped.
+    fn bridge(&self, listener: std::net::TcpListener) -> Box<dyn std::any::Any + Send + Sync>;
 }
 
 /// An invocation as the API hands it over.

@@ -45,6 +45,7 @@ impl Engine {
         view: &View,
         stream: &str,
         launch: &gust_runtime::Launch,
+        private_network: bool,
     ) -> Vec<(String, String)> {
         let scope = &self.inner.config.scope;
         let runtime_dir = &view.runtime_dir;
@@ -83,6 +84,16 @@ impl Engine {
                 .map_or("INFO", |l| l.application.as_str());
             env.push(("AWS_LAMBDA_LOG_LEVEL".into(), level.to_owned()));
         }
+        // SDKs inside the function call this server (overridable, as any SDK setting).
+        let services = self.inner.config.services.as_ref();
+        if let Some((endpoint, port)) = services.and_then(|s| s.endpoint()) {
+            let url = if private_network {
+                format!("http://127.0.0.1:{port}")
+            } else {
+                endpoint
+            };
+            env.push(("AWS_ENDPOINT_URL".into(), url));
+        }
         env.extend(launch.env.iter().cloned());
         // The function's own variables override the overridable ones above...
         if let Some(vars) = &config.environment {
@@ -115,6 +126,9 @@ impl Engine {
             ("AWS_REGION".into(), scope.region.clone()),
             ("AWS_DEFAULT_REGION".into(), scope.region.clone()),
         ]);
+        if let Some(services) = services {
+            env.extend(services.credentials(&config.role, config.name.as_str()));
+        }
         env
     }
 
@@ -219,12 +233,25 @@ impl Engine {
         // Without a network of its own, the environment's Runtime API listens inside the
         // environment's network namespace (made on a thread of its own).
         let sandbox = Arc::clone(&self.inner.sandbox);
-        let network = tokio::task::spawn_blocking(move || sandbox.private_network())
+        let services = self.inner.config.services.clone();
+        let api_port: Vec<u16> = services
+            .as_ref()
+            .and_then(|s| s.endpoint())
+            .map(|(_, port)| port)
+            .into_iter()
+            .collect();
+        let network = tokio::task::spawn_blocking(move || sandbox.private_network(&api_port))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
             .map_err(|e| EngineError::Internal(format!("environment network: {e}")))?;
+        let mut attached = None;
         let (api, init, netns) = match network {
-            Some(network) => {
+            Some(mut network) => {
+                // The server's API, served inside the namespace at the address it has on
+                // the host: functions without a network still reach it, and only it.
+                if let (Some(services), Some(listener)) = (&services, network.extra.pop()) {
+                    attached = Some(services.bridge(listener));
+                }
                 let (api, init) = RuntimeApi::from_listener(network.listener)
                     .map_err(|e| EngineError::Internal(format!("runtime API listener: {e}")))?;
                 (api, init, Some(network.namespace))
@@ -263,7 +290,7 @@ impl Engine {
         let spec = SpawnSpec {
             program: launch.program.clone(),
             args: launch.args.clone(),
-            env: self.environment_variables(config, &api, &view, &stream, &launch),
+            env: self.environment_variables(config, &api, &view, &stream, &launch, netns.is_some()),
             cwd: view.task_root.clone(),
             output: writer.into(),
             id: random_hex(8),
@@ -305,6 +332,7 @@ impl Engine {
             collector,
             process,
             controls,
+            attached,
         }));
         let init_timeout = INIT_TIMEOUT_MIN.max(Duration::from_secs(u64::from(config.timeout_s)));
         let outcome = tokio::select! {

@@ -398,23 +398,35 @@ impl Isolation {
 pub struct PrivateNetwork {
     /// Bound inside the namespace.
     pub listener: std::net::TcpListener,
+    /// Listeners on the other ports asked for, in order (the server's own API, reachable
+    /// from the environment at the same address as from the host).
+    pub extra: Vec<std::net::TcpListener>,
     /// The namespace, for the environment to join.
     pub namespace: OwnedFd,
 }
 
 /// Creates a network namespace on a short-lived thread (a thread that has moved to another
 /// namespace must not run anything else), brings its loopback up and listens on
-/// `127.0.0.1:port` in it.
-pub fn private_network(port: u16) -> Result<PrivateNetwork, IsolateError> {
+/// `127.0.0.1:port` (and each of `extra_ports`) in it.
+pub fn private_network(port: u16, extra_ports: &[u16]) -> Result<PrivateNetwork, IsolateError> {
+    let extra_ports = extra_ports.to_vec();
     std::thread::spawn(move || {
         unshare(CloneFlags::CLONE_NEWNET).map_err(sys("unshare(CLONE_NEWNET)"))?;
         loopback_up()?;
-        let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
-            .map_err(io(format!("listen on 127.0.0.1:{port}")))?;
+        let bind = |port: u16| {
+            std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
+                .map_err(io(format!("listen on 127.0.0.1:{port}")))
+        };
+        let listener = bind(port)?;
+        let extra = extra_ports
+            .iter()
+            .map(|p| bind(*p))
+            .collect::<Result<Vec<_>, _>>()?;
         let namespace =
             File::open("/proc/thread-self/ns/net").map_err(io("open the network namespace"))?;
         Ok(PrivateNetwork {
             listener,
+            extra,
             namespace: namespace.into(),
         })
     })

@@ -100,9 +100,13 @@ pub trait Sandbox: Send + Sync + std::fmt::Debug {
     fn isolated(&self) -> bool {
         false
     }
-    /// A network namespace of the environment's own with the Runtime API's listener in it,
-    /// when environments have no network.
-    fn private_network(&self) -> Result<Option<isolate::PrivateNetwork>, SandboxError> {
+    /// A network namespace of the environment's own with the Runtime API's listener in it
+    /// (and listeners on `extra_ports`), when environments have no network.
+    fn private_network(
+        &self,
+        extra_ports: &[u16],
+    ) -> Result<Option<isolate::PrivateNetwork>, SandboxError> {
+        let _ = extra_ports;
         Ok(None)
     }
 }
@@ -598,11 +602,14 @@ impl Sandbox for ProcessSandbox {
         self.config.isolation.is_ok()
     }
 
-    fn private_network(&self) -> Result<Option<isolate::PrivateNetwork>, SandboxError> {
+    fn private_network(
+        &self,
+        extra_ports: &[u16],
+    ) -> Result<Option<isolate::PrivateNetwork>, SandboxError> {
         match &self.config.isolation {
             Ok(isolation) if isolation.network == isolate::NetworkMode::None => {
                 // Lambda's Runtime API address: the namespace is the environment's alone.
-                Ok(Some(isolate::private_network(9001)?))
+                Ok(Some(isolate::private_network(9001, extra_ports)?))
             }
             _ => Ok(None),
         }

@@ -115,7 +115,7 @@ fn checks() -> Vec<Check> {
     });
     let private = isolation.is_ok()
         && nix::unistd::geteuid().is_root()
-        && gust_sandbox::isolate::private_network(0).is_ok();
+        && gust_sandbox::isolate::private_network(0, &[]).is_ok();
     checks.push(Check {
         name: "network",
         ok: private,

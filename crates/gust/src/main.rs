@@ -1,6 +1,7 @@
 //! `gust`: the server (`gust serve`) and the client CLI (`gust deploy`, `gust functions …`),
 //! one binary.
 
+mod bridge;
 mod cli;
 mod client;
 mod datadir;

@@ -146,6 +146,7 @@ struct PlaneParts<'a> {
     runtime_dir: std::path::PathBuf,
     clock: Arc<SystemClock>,
     directory: Arc<AccountDirectory>,
+    access: Arc<crate::bridge::Shared>,
 }
 
 fn start_plane(parts: PlaneParts<'_>, args: &ServeArgs) -> Result<gust_api::Plane> {
@@ -163,6 +164,10 @@ fn start_plane(parts: PlaneParts<'_>, args: &ServeArgs) -> Result<gust_api::Plan
             idle_timeout: args.idle_timeout,
             max_environments: args.max_environments,
             logs_dir: parts.dir.join("logs"),
+            services: Some(Arc::new(crate::bridge::FunctionAccess {
+                shared: Arc::clone(&parts.access),
+                account: parts.scope.account_id.clone(),
+            })),
         },
         Arc::clone(&store),
         Arc::clone(parts.sandbox),
@@ -254,7 +259,7 @@ fn isolation(
         }
     })?;
     if network == gust_sandbox::isolate::NetworkMode::None {
-        gust_sandbox::isolate::private_network(0)
+        gust_sandbox::isolate::private_network(0, &[])
             .map_err(|e| format!("--sandbox-network none: {e}"))?;
     }
     Ok(isolation)
@@ -342,6 +347,17 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     // The default account keeps the data directory's own layout; the others live under
     // accounts/<id>.
     let directory = Arc::new(AccountDirectory::default());
+    let sessions = Arc::new(gust_sts::Issuer::new(datadir::persistent_key(
+        &args.data_dir,
+        "sts.key",
+    )?));
+    let access = Arc::new(crate::bridge::Shared {
+        sessions: Arc::clone(&sessions),
+        clock: clock.clone(),
+        endpoint: std::sync::OnceLock::new(),
+        router: std::sync::OnceLock::new(),
+        header_timeout: args.header_timeout,
+    });
     let mut planes = vec![start_plane(
         PlaneParts {
             dir: &args.data_dir,
@@ -350,6 +366,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             runtime_dir: args.data_dir.join("runtime"),
             clock: clock.clone(),
             directory: Arc::clone(&directory),
+            access: Arc::clone(&access),
         },
         &args,
     )?];
@@ -370,6 +387,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
                 runtime_dir: args.data_dir.join("runtime"),
                 clock: clock.clone(),
                 directory: Arc::clone(&directory),
+                access: Arc::clone(&access),
             },
             &args,
         )?);
@@ -394,10 +412,6 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     } else {
         Auth::SigV4(keys)
     };
-    let sessions = Arc::new(gust_sts::Issuer::new(datadir::persistent_key(
-        &args.data_dir,
-        "sts.key",
-    )?));
     // Queues of every account share one store; each queue is keyed by its account.
     let queue_store = gust_sqs::sqlite::SqliteQueues::open(&args.data_dir.join("sqs.db"))
         .map_err(|e| anyhow::anyhow!("cannot open the queue store: {e}"))?;
@@ -429,6 +443,15 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
         let endpoint = format!("http://{address}");
+        // Functions reach the API where the host does; an unspecified listen address is
+        // reached on loopback.
+        let reachable = if address.ip().is_unspecified() {
+            format!("http://127.0.0.1:{}", address.port())
+        } else {
+            endpoint.clone()
+        };
+        let _ = access.endpoint.set((reachable, address.port()));
+        let _ = access.router.set(router.clone());
         datadir::write_server_info(
             &args.data_dir,
             &ServerInfo {
