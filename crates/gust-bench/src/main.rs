@@ -60,7 +60,12 @@ struct Args {
     /// Idle environments left behind by the `kill -9` before the restart figure (0: skip).
     #[arg(long, default_value_t = 300)]
     idle: usize,
+    /// Only the queue figures (SQS send, receive-delete, long-poll wake-up).
+    #[arg(long)]
+    queues_only: bool,
 }
+
+mod queues;
 
 type HttpClient = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
 
@@ -73,8 +78,25 @@ struct Target {
 
 impl Target {
     async fn send(&self, method: &str, path: &str, body: Vec<u8>) -> Result<(u16, Bytes)> {
+        self.request(method, path, &[], body, "lambda").await
+    }
+
+    /// A request to any of the server's services, signed for `service`.
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: Vec<u8>,
+        service: &str,
+    ) -> Result<(u16, Bytes)> {
         let authority = self.address.to_string();
         let mut headers = vec![("host".to_owned(), authority.clone())];
+        headers.extend(
+            extra
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+        );
         if let Some(credentials) = &self.credentials {
             let parts = sigv4::RequestParts {
                 method,
@@ -87,7 +109,7 @@ impl Target {
                 &body,
                 credentials,
                 "us-east-1",
-                "lambda",
+                service,
                 time::OffsetDateTime::now_utc(),
             );
             headers.push(("x-amz-date".into(), date));
@@ -747,6 +769,10 @@ async fn main() -> Result<()> {
 
     println!("| figure | Gust | floor (same run) | ratio / overhead |");
     println!("|---|---|---|---|");
+    queues::run(&target, &floor_target, &args).await?;
+    if args.queues_only {
+        return Ok(());
+    }
     storm_and_restart(&args, &runtimes[0]).await?;
     let bare = floor_target.clone();
     let (floor_p50, floor_p99) = latency(args.warm, || {

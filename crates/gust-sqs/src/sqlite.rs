@@ -316,11 +316,17 @@ fn claim_in(connection: &Connection, queue_id: i64, claim: &Claim) -> Result<Cla
     };
     let mut after = 0i64;
     'scan: loop {
+        // A standard queue takes what it returns; a FIFO scan may skip blocked groups.
+        let page = if claim.fifo {
+            64
+        } else {
+            (claim.max - claimed.messages.len()) as i64
+        };
         let rows: Vec<Row> = {
             let mut statement = connection.prepare_cached(&query)?;
             let rows = statement
                 .query_map(
-                    params![queue_id, claim.now_ms, claim.expired_before_ms, after, 64],
+                    params![queue_id, claim.now_ms, claim.expired_before_ms, after, page],
                     message_row,
                 )?
                 .collect::<Result<_, _>>()?;
