@@ -254,9 +254,18 @@ def test_sandbox_network_none_leaves_only_loopback(make_server):
     assert "network    on  none" in server.log()
     lam = server.client()
     deploy(lam, "offline", PROBE)
-    body = invoke(lam, "offline", {"connect": [["127.0.0.1", server.port], ["10.255.255.1", 80]]})
-    # The server's port is not on this loopback, and no route leads anywhere else.
-    assert body["connect"][f"127.0.0.1:{server.port}"] == "ECONNREFUSED"
+    import socket
+    with socket.socket() as host_service:
+        # Something else listening on the host's loopback.
+        host_service.bind(("127.0.0.1", 0))
+        host_service.listen()
+        other = host_service.getsockname()[1]
+        body = invoke(lam, "offline", {"connect": [["127.0.0.1", other], ["127.0.0.1", server.port],
+                                                   ["10.255.255.1", 80]]})
+    # The host's loopback is not this one, and no route leads anywhere else; only Gust's
+    # own API is served inside, at the address it has on the host.
+    assert body["connect"][f"127.0.0.1:{other}"] == "ECONNREFUSED"
+    assert body["connect"][f"127.0.0.1:{server.port}"] == "allowed"
     assert body["connect"]["10.255.255.1:80"] in ("ENETUNREACH", "EHOSTUNREACH"), body["connect"]
     # The Runtime API is reachable all the same: the invoke above answered, and so does a
     # second one on the same environment.
