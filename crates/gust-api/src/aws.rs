@@ -14,12 +14,13 @@ use serde_json::Value;
 
 use crate::protocol::{self, ServiceError};
 use crate::sigv4::{self, AuthError};
-use crate::{sqs, sts, ApiState, BodyError, Received};
+use crate::{sns, sqs, sts, ApiState, BodyError, Received};
 
 /// An AWS service served here besides Lambda.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Service {
     Sqs,
+    Sns,
     Sts,
 }
 
@@ -28,6 +29,7 @@ impl Service {
     fn signing_name(self) -> &'static str {
         match self {
             Service::Sqs => "sqs",
+            Service::Sns => "sns",
             Service::Sts => "sts",
         }
     }
@@ -35,6 +37,7 @@ impl Service {
     fn model(self) -> &'static protocol::Model {
         match self {
             Service::Sqs => protocol::model("sqs"),
+            Service::Sns => protocol::model("sns"),
             Service::Sts => protocol::model("sts"),
         }
     }
@@ -42,6 +45,7 @@ impl Service {
     fn by_signing_name(name: &str) -> Option<Self> {
         match name {
             "sqs" => Some(Service::Sqs),
+            "sns" => Some(Service::Sns),
             "sts" => Some(Service::Sts),
             _ => None,
         }
@@ -97,7 +101,7 @@ pub(crate) fn detect(
 
 /// The service whose model has `action` (for unsigned query requests under `--no-auth`).
 fn service_of_action(action: &str) -> Option<Service> {
-    [Service::Sqs, Service::Sts]
+    [Service::Sqs, Service::Sns, Service::Sts]
         .into_iter()
         .find(|s| s.model().has_operation(action))
 }
@@ -138,6 +142,7 @@ impl Writer {
                 None => (
                     match service {
                         Service::Sqs => sqs::NAMESPACE.to_owned(),
+                        Service::Sns => "com.amazonaws.sns".to_owned(),
                         Service::Sts => "com.amazonaws.sts".to_owned(),
                     },
                     error.shape.clone(),
@@ -198,7 +203,16 @@ async fn serve(
 ) -> Result<Value, ServiceError> {
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
-    let key = crate::authenticate(state, headers).map_err(|e| auth_error(&e))?;
+    // SNS's SubscribeURL and UnsubscribeURL are plain links: those two actions may come
+    // unsigned, and then act only through the token or the subscription they name.
+    let link = protocol::parse_form(raw_query)
+        .get("Action")
+        .is_some_and(|a| sns::unsigned_allowed(a));
+    let (key, unsigned) = match crate::authenticate(state, headers) {
+        Ok(key) => (key, false),
+        Err(AuthError::Missing) if link => (None, true),
+        Err(error) => return Err(auth_error(&error)),
+    };
     let declared = parts
         .headers
         .get(axum::http::header::CONTENT_LENGTH)
@@ -330,6 +344,11 @@ async fn serve(
             };
             sqs::handle(&state.services.sqs, &operation, &input, &request).await
         }
+        Service::Sns => {
+            let caller = gust_sns::Caller::account(&account);
+            let caller = (!unsigned).then_some(&caller);
+            sns::handle(&state.services.sns, caller, &operation, &input).await
+        }
         Service::Sts => {
             let caller = sts::Caller {
                 identity: key.as_ref(),
@@ -379,4 +398,6 @@ fn query_params_input(
 pub struct Services {
     /// Queues.
     pub sqs: Arc<gust_sqs::Sqs>,
+    /// Topics.
+    pub sns: Arc<gust_sns::Sns>,
 }

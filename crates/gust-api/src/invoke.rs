@@ -223,3 +223,75 @@ mod tests {
         assert!(decode_client_context(&"A".repeat(MAX_CLIENT_CONTEXT + 1)).is_err());
     }
 }
+
+/// Why an invoke on behalf of another service did not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceInvokeError {
+    /// No such function, version or alias.
+    #[error("{0}")]
+    NotFound(String),
+    /// The function's policy does not allow the service.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// No capacity now; worth retrying.
+    #[error("Rate Exceeded.")]
+    Throttled,
+    /// Anything else (the cause is logged).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Plane {
+    /// Invokes `function` (a function ARN, possibly qualified) for `caller`, another AWS
+    /// service acting for its resource: the function's policy must allow it
+    /// (`lambda:InvokeFunction`), as on AWS. Returns the invocation's outcome, function
+    /// errors included.
+    pub async fn invoke_for_service(
+        &self,
+        function: &str,
+        payload: Bytes,
+        caller: &gust_model::policy::Caller,
+    ) -> Result<gust_engine::InvokeOutcome, ServiceInvokeError> {
+        let control = std::sync::Arc::clone(&self.control);
+        let (text, who) = (function.to_owned(), caller.clone());
+        let version = tokio::task::spawn_blocking(move || {
+            let reference = control
+                .resolve(&text, None, IdKind::Namespaced)
+                .map_err(|e| ServiceInvokeError::NotFound(e.to_string()))?;
+            match control.allowed(&reference, &who, "lambda:InvokeFunction") {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(ServiceInvokeError::AccessDenied(format!(
+                        "The resource policy of {text} does not allow lambda:InvokeFunction for this caller"
+                    )))
+                }
+                Err(error) => return Err(ServiceInvokeError::NotFound(error.to_string())),
+            }
+            let version = control
+                .invoke_target(&reference, uniform_sample())
+                .map_err(|e| ServiceInvokeError::NotFound(e.to_string()))?;
+            Ok((reference, version))
+        })
+        .await
+        .map_err(|e| ServiceInvokeError::Failed(e.to_string()))?;
+        let (reference, version) = version?;
+        self.engine
+            .invoke(InvokeRequest {
+                function: reference.name.clone(),
+                version,
+                invoked_arn: self
+                    .control
+                    .arn(&reference.name, reference.qualifier.as_ref()),
+                payload,
+                client_context: None,
+            })
+            .await
+            .map_err(|error| match error {
+                EngineError::NotFound(what) => ServiceInvokeError::NotFound(what.to_string()),
+                EngineError::TooManyEnvironments | EngineError::NotReady(_) => {
+                    ServiceInvokeError::Throttled
+                }
+                other => ServiceInvokeError::Failed(other.to_string()),
+            })
+    }
+}

@@ -19,6 +19,7 @@ mod routes;
 pub mod server;
 mod settings;
 pub mod sigv4;
+mod sns;
 mod sqs;
 mod sts;
 mod versions;
@@ -36,6 +37,7 @@ use gust_model::Clock;
 pub use accounts::Plane;
 pub use aws::Services;
 pub use error::ApiError;
+pub use invoke::ServiceInvokeError;
 pub use routes::Operation;
 use routes::{route, Route};
 pub use sigv4::Credentials;
@@ -128,6 +130,15 @@ async fn handle(
     let raw_path = parts.uri.path().to_owned();
     let raw_query = parts.uri.query().unwrap_or("").to_owned();
     let headers = header_list(&parts.headers);
+    // SNS's signing certificate, named in every message it signs (`SigningCertURL`).
+    if parts.method == Method::GET && raw_path == state.services.sns.signing_certificate_path() {
+        return Response::builder()
+            .header(axum::http::header::CONTENT_TYPE, "application/x-pem-file")
+            .body(Body::from(
+                state.services.sns.signing_certificate_pem().to_owned(),
+            ))
+            .map_err(|e| ApiError::internal(&e));
+    }
     if let Some(detected) = aws::detect(&parts, &headers, &raw_query) {
         return Ok(aws::handle(state, parts, headers, body, detected, request_id).await);
     }

@@ -30,6 +30,29 @@ struct Harness {
     clock: Arc<TestClock>,
 }
 
+/// Topics in these tests deliver nowhere.
+#[derive(Debug)]
+struct NoTargets;
+
+impl gust_sns::Deliverer for NoTargets {
+    fn to_sqs(
+        &self,
+        _: &str,
+        _: gust_sns::SqsDelivery,
+    ) -> gust_sns::BoxFuture<'_, Result<(), gust_sns::DeliveryError>> {
+        Box::pin(async { Err(gust_sns::DeliveryError::permanent("no queues here")) })
+    }
+
+    fn to_lambda(
+        &self,
+        _: &str,
+        _: Vec<u8>,
+        _: &str,
+    ) -> gust_sns::BoxFuture<'_, Result<(), gust_sns::DeliveryError>> {
+        Box::pin(async { Err(gust_sns::DeliveryError::permanent("no functions here")) })
+    }
+}
+
 fn credentials() -> Credentials {
     Credentials {
         access_key_id: "AKIDTEST".into(),
@@ -85,6 +108,14 @@ fn harness() -> Harness {
                 clock.clone(),
                 "us-east-1",
             ),
+            sns: gust_sns::Sns::new(
+                Arc::new(gust_sns::SqliteTopics::open(&dir.path().join("sns.db")).unwrap()),
+                clock.clone(),
+                "us-east-1",
+                Arc::new(NoTargets),
+                gust_sns::SnsConfig::new("http://127.0.0.1:9070", &dir.path().join("sns.pem")),
+            )
+            .unwrap(),
         },
     );
     Harness {

@@ -5,6 +5,7 @@ mod bridge;
 mod cli;
 mod client;
 mod datadir;
+mod delivery;
 mod doctor;
 mod serve;
 

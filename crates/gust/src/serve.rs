@@ -77,6 +77,13 @@ pub struct ServeArgs {
     /// `<data-dir>/accounts/<id>`); the server's own key stays the default account.
     #[arg(long)]
     accounts: Option<PathBuf>,
+    /// URL prefixes SNS `http`/`https` subscriptions may deliver to (repeatable; none by
+    /// default, so topics reach nothing outside this server unless allowed).
+    #[arg(long = "sns-http-allow")]
+    sns_http_allow: Vec<String>,
+    /// One second of SNS's delivery retry schedule; shorten it for development and tests.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    sns_retry_base: Duration,
 }
 
 /// One more account, as `--accounts` lists it.
@@ -416,20 +423,23 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     let queue_store = gust_sqs::sqlite::SqliteQueues::open(&args.data_dir.join("sqs.db"))
         .map_err(|e| anyhow::anyhow!("cannot open the queue store: {e}"))?;
     let sqs = gust_sqs::Sqs::new(Arc::new(queue_store), clock.clone(), &scope.region);
-    let router = gust_api::router(
-        planes,
-        ApiConfig {
-            auth,
-            code_url_key: datadir::random_key()?,
-            clock,
-            body_timeout: args.body_timeout,
-            upload_dir: datadir::upload_dir(&args.data_dir)?,
-            sessions: Arc::clone(&sessions),
-        },
-        gust_api::Services {
-            sqs: Arc::clone(&sqs),
-        },
-    );
+    let topic_store = gust_sns::SqliteTopics::open(&args.data_dir.join("sns.db"))
+        .map_err(|e| anyhow::anyhow!("cannot open the topic store: {e}"))?;
+    let api_config = ApiConfig {
+        auth,
+        code_url_key: datadir::random_key()?,
+        clock: clock.clone(),
+        body_timeout: args.body_timeout,
+        upload_dir: datadir::upload_dir(&args.data_dir)?,
+        sessions: Arc::clone(&sessions),
+    };
+    let targets = Arc::new(crate::delivery::Targets {
+        planes: planes
+            .iter()
+            .map(|p| (p.account_id().to_owned(), p.clone()))
+            .collect(),
+        sqs: Arc::clone(&sqs),
+    });
     let max_connections = connection_budget(args.max_connections, args.max_environments);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -450,7 +460,30 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         } else {
             endpoint.clone()
         };
-        let _ = access.endpoint.set((reachable, address.port()));
+        let _ = access.endpoint.set((reachable.clone(), address.port()));
+        // Topics sign with a key kept in the data directory and name URLs under the
+        // address clients reach.
+        let mut sns_config =
+            gust_sns::SnsConfig::new(&reachable, &args.data_dir.join("sns-signing-key.pem"));
+        sns_config.http_allow = args.sns_http_allow.clone();
+        sns_config.retry_base = args.sns_retry_base;
+        let sns = gust_sns::Sns::new(
+            Arc::new(topic_store),
+            clock.clone(),
+            &scope.region,
+            targets,
+            sns_config,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot start topics: {e}"))?;
+        sns.start();
+        let router = gust_api::router(
+            planes,
+            api_config,
+            gust_api::Services {
+                sqs: Arc::clone(&sqs),
+                sns,
+            },
+        );
         let _ = access.router.set(router.clone());
         datadir::write_server_info(
             &args.data_dir,
