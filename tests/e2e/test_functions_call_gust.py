@@ -1,6 +1,6 @@
 """Code inside Gust calls Gust: functions get session credentials for their role and
 `AWS_ENDPOINT_URL`, so plain SDK calls (boto3, the AWS SDK for JavaScript v3) reach this
-server's SQS and STS with no configuration — on the host's network and with none at all."""
+server's SQS, SNS and STS with no configuration — on the host's network and with none at all."""
 
 import io
 import json
@@ -69,6 +69,8 @@ def handler(event, context):
     sqs = boto3.client("sqs")
     url = sqs.get_queue_url(QueueName=event["queue"])["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"from": "python"}))
+    if "topic" in event:
+        boto3.client("sns").publish(TopicArn=event["topic"], Message=json.dumps({"published": "python"}))
     identity = boto3.client("sts").get_caller_identity()
     return {"arn": identity["Arn"], "account": identity["Account"],
             "endpoint": os.environ["AWS_ENDPOINT_URL"], "key": os.environ["AWS_ACCESS_KEY_ID"]}
@@ -77,11 +79,13 @@ def handler(event, context):
 NODE = """
 const { SQSClient, GetQueueUrlCommand, SendMessageCommand } = require("@aws-sdk/client-sqs");
 const { STSClient, GetCallerIdentityCommand } = require("@aws-sdk/client-sts");
+const { SNSClient, PublishCommand } = require("@aws-sdk/client-sns");
 
 exports.handler = async (event) => {
   const sqs = new SQSClient({});
   const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: event.queue }));
   await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: JSON.stringify({ from: "node" }) }));
+  await new SNSClient({}).send(new PublishCommand({ TopicArn: event.topic, Message: JSON.stringify({ published: "node" }) }));
   const identity = await new STSClient({}).send(new GetCallerIdentityCommand({}));
   return { arn: identity.Arn, account: identity.Account };
 };
@@ -107,12 +111,24 @@ def received(sqs, url, count):
     return bodies
 
 
-def test_a_python_function_calls_sqs_and_sts_with_plain_boto3(shared, boto3_layer):
+def topic_into_queue(shared, name):
+    """A topic whose messages land (raw) in a new queue; returns (topic ARN, queue URL)."""
+    sns, sqs = shared.client(service="sns"), shared.client(service="sqs")
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    url = sqs.create_queue(QueueName=name + "-sink")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    return topic, url
+
+
+def test_a_python_function_calls_sqs_sns_and_sts_with_plain_boto3(shared, boto3_layer):
     lam, sqs = shared.client(), shared.client(service="sqs")
     url = sqs.create_queue(QueueName="from-python")["QueueUrl"]
+    topic, sink = topic_into_queue(shared, "python-topic")
     create(lam, "py-caller", __import__("conftest").make_zip({"app.py": PYTHON}),
            Layers=[boto3_layer], Timeout=30, Role=ROLE_ARN)
-    result = invoke(lam, "py-caller", {"queue": "from-python"})
+    result = invoke(lam, "py-caller", {"queue": "from-python", "topic": topic})
+    assert received(sqs, sink, 1) == [{"published": "python"}]
     assert result["arn"] == "arn:aws:sts::000000000000:assumed-role/sender/py-caller"
     assert result["account"] == "000000000000"
     assert result["endpoint"] == shared.endpoint
@@ -123,12 +139,14 @@ def test_a_python_function_calls_sqs_and_sts_with_plain_boto3(shared, boto3_laye
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} & set(variables)
 
 
-def test_a_node_function_calls_sqs_and_sts_with_the_sdk_v3(shared, sdk_layer):
+def test_a_node_function_calls_sqs_sns_and_sts_with_the_sdk_v3(shared, sdk_layer):
     lam, sqs = shared.client(), shared.client(service="sqs")
     url = sqs.create_queue(QueueName="from-node")["QueueUrl"]
+    topic, sink = topic_into_queue(shared, "node-topic")
     create(lam, "node-caller", __import__("conftest").make_zip({"index.js": NODE}), Runtime="nodejs20.x",
            Handler="index.handler", Layers=[sdk_layer], Timeout=30, Role=ROLE_ARN)
-    result = invoke(lam, "node-caller", {"queue": "from-node"})
+    result = invoke(lam, "node-caller", {"queue": "from-node", "topic": topic})
+    assert received(sqs, sink, 1) == [{"published": "node"}]
     assert result == {"arn": "arn:aws:sts::000000000000:assumed-role/sender/node-caller", "account": "000000000000"}
     assert received(sqs, url, 1) == [{"from": "node"}]
 
