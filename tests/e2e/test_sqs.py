@@ -344,7 +344,14 @@ def test_fifo_order_groups_and_deduplication(sqs):
     assert [m["Body"] for m in second] == ["b0"]
     for m in first + second:
         sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    assert [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]] == ["a2"]
+    # A receive retried with its attempt id gets the same messages and receipts.
+    first_try = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, ReceiveRequestAttemptId="try-1")["Messages"]
+    retried = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, ReceiveRequestAttemptId="try-1")["Messages"]
+    assert [m["Body"] for m in first_try] == ["a2"]
+    assert [(m["MessageId"], m["ReceiptHandle"]) for m in retried] == [(m["MessageId"], m["ReceiptHandle"]) for m in first_try]
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, ReceiveRequestAttemptId="try-2")
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first_try[0]["ReceiptHandle"])
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, ReceiveRequestAttemptId="try-1")
     assert error_of(lambda: sqs.send_message(QueueUrl=url, MessageBody="x"))[1] == "MissingParameter"
     assert error_of(lambda: sqs.send_message(QueueUrl=url, MessageBody="x", MessageGroupId="g",
                                              DelaySeconds=5))[1] == "InvalidParameterValue"

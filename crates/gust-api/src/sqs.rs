@@ -422,6 +422,7 @@ async fn run(
                 wait_seconds: integer(input, "WaitTimeSeconds")?,
                 system_attribute_names: system,
                 message_attribute_names: strings(input, "MessageAttributeNames")?,
+                attempt_id: string(input, "ReceiveRequestAttemptId")?.map(str::to_owned),
             };
             let messages = sqs.receive(caller, &queue, &options).await?;
             if messages.is_empty() {

@@ -75,6 +75,8 @@ pub struct ReceiveOptions {
     pub system_attribute_names: Vec<String>,
     /// Message attribute names wanted (`All`, `.*`, `prefix.*` or names).
     pub message_attribute_names: Vec<String>,
+    /// FIFO: a retried receive with the same id returns the same messages.
+    pub attempt_id: Option<String>,
 }
 
 /// A message as `ReceiveMessage` returns it.
@@ -119,6 +121,9 @@ pub struct MoveTask {
     pub started_ms: i64,
 }
 
+/// A FIFO receive attempt: the queue and the `ReceiveRequestAttemptId`.
+type AttemptKey = (i64, String);
+
 #[derive(Debug)]
 struct TaskState {
     task: MoveTask,
@@ -136,6 +141,8 @@ pub struct Sqs {
     cache: Mutex<HashMap<QueueAddress, QueueRecord>>,
     waiters: Mutex<HashMap<i64, Arc<Notify>>>,
     tasks: Mutex<Vec<Arc<Mutex<TaskState>>>>,
+    /// FIFO receives by `(queue, ReceiveRequestAttemptId)`, for five minutes.
+    attempts: Mutex<HashMap<AttemptKey, (i64, Vec<Received>)>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -202,6 +209,7 @@ impl Sqs {
             cache: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
+            attempts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -780,7 +788,80 @@ impl Sqs {
                 "Must be >= 0 and <= 20, if provided.",
             )?;
         }
+        if let Some(attempt) = &options.attempt_id {
+            check_fifo_id(attempt, "ReceiveRequestAttemptId")?;
+        }
         let record = self.queue(caller, queue, "sqs:ReceiveMessage").await?;
+        let attempt = options
+            .attempt_id
+            .clone()
+            .filter(|_| record.config.fifo)
+            .map(|id| (record.id, id));
+        if let Some(key) = &attempt {
+            if let Some(again) = self
+                .repeat_attempt(caller, queue, &record, key, options)
+                .await?
+            {
+                return Ok(again);
+            }
+        }
+        let received = self.receive_new(caller, queue, &record, options).await?;
+        if let Some(key) = attempt {
+            let mut attempts = lock(&self.attempts);
+            let now = self.now_ms();
+            attempts.retain(|_, (expires, _)| *expires > now);
+            if !received.is_empty() {
+                attempts.insert(key, (now + DEDUP_WINDOW_MS, received.clone()));
+            }
+        }
+        Ok(received)
+    }
+
+    /// A FIFO receive retried with its `ReceiveRequestAttemptId`: the same messages and
+    /// receipts while they are all still in flight (their visibility timeout starts again),
+    /// else `None` (a new receive).
+    async fn repeat_attempt(
+        &self,
+        caller: &Caller,
+        queue: &QueueAddress,
+        record: &QueueRecord,
+        key: &AttemptKey,
+        options: &ReceiveOptions,
+    ) -> Result<Option<Vec<Received>>, SqsError> {
+        let earlier = {
+            let attempts = lock(&self.attempts);
+            attempts
+                .get(key)
+                .filter(|(expires, _)| *expires > self.now_ms())
+                .map(|(_, received)| received.clone())
+        };
+        let Some(earlier) = earlier else {
+            return Ok(None);
+        };
+        let timeout = options
+            .visibility_timeout
+            .unwrap_or(i64::from(record.config.visibility_timeout));
+        let entries: Vec<(String, i64)> = earlier
+            .iter()
+            .map(|m| (m.receipt_handle.clone(), timeout))
+            .collect();
+        let outcomes = self.change_visibility(caller, queue, &entries).await?;
+        if outcomes.iter().all(Result::is_ok) {
+            Ok(Some(earlier))
+        } else {
+            lock(&self.attempts).remove(key);
+            Ok(None)
+        }
+    }
+
+    async fn receive_new(
+        &self,
+        caller: &Caller,
+        queue: &QueueAddress,
+        record: &QueueRecord,
+        options: &ReceiveOptions,
+    ) -> Result<Vec<Received>, SqsError> {
+        let max = options.max.unwrap_or(1);
         let wait = options
             .wait_seconds
             .unwrap_or(i64::from(record.config.receive_wait_seconds));
