@@ -9,6 +9,7 @@ import json
 import signal
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -265,3 +266,56 @@ def test_a_publish_acknowledged_before_kill_9_is_delivered_after_restart(make_se
     sqs = server.client(service="sqs")
     got = sorted(m["Body"] for m in drain(sqs, url, 50, timeout=20))
     assert got == sorted(published)
+
+
+def test_subscription_attributes_unsubscribe_links_and_tags(shared, sns, sqs):
+    topic = sns.create_topic(Name=unique("subs"))["TopicArn"]
+    url, arn = queue(sqs, unique("subs"))
+    subscription = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)["SubscriptionArn"]
+    attributes = sns.get_subscription_attributes(SubscriptionArn=subscription)["Attributes"]
+    assert (attributes["Protocol"], attributes["Endpoint"], attributes["TopicArn"]) == ("sqs", arn, topic)
+    assert attributes["RawMessageDelivery"] == "false" and attributes["PendingConfirmation"] == "false"
+    sns.set_subscription_attributes(SubscriptionArn=subscription, AttributeName="FilterPolicyScope",
+                                    AttributeValue="MessageBody")
+    sns.set_subscription_attributes(SubscriptionArn=subscription, AttributeName="FilterPolicy",
+                                    AttributeValue=json.dumps({"order": {"kind": ["book"]}}))
+    assert error_of(lambda: sns.set_subscription_attributes(
+        SubscriptionArn=subscription, AttributeName="FilterPolicy", AttributeValue="{not json"))[1] == "InvalidParameter"
+    sns.publish(TopicArn=topic, Message=json.dumps({"order": {"kind": "pen"}}))
+    sns.publish(TopicArn=topic, Message=json.dumps({"order": {"kind": "book"}}))
+    got = [json.loads(json.loads(m["Body"])["Message"]) for m in drain(sqs, url, 1)]
+    assert got == [{"order": {"kind": "book"}}]
+    assert drain(sqs, url, 1, timeout=2) == []
+    assert subscription in [s["SubscriptionArn"] for s in sns.list_subscriptions()["Subscriptions"]]
+    # The UnsubscribeURL of a message works unsigned, as a link.
+    sns.set_subscription_attributes(SubscriptionArn=subscription, AttributeName="FilterPolicy", AttributeValue="")
+    sns.publish(TopicArn=topic, Message="with a link")
+    envelope = json.loads(drain(sqs, url, 1)[0]["Body"])
+    with urllib.request.urlopen(envelope["UnsubscribeURL"], timeout=10) as response:
+        assert response.status == 200
+    assert sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"] == []
+    status, code, _ = error_of(lambda: sns.get_subscription_attributes(SubscriptionArn=subscription))
+    assert (status, code) == (404, "NotFound")
+    # Other unsigned actions are refused.
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(f"{shared.endpoint}/?Action=Publish&TopicArn={topic}&Message=x", timeout=10)
+    assert info.value.code == 403
+    sns.tag_resource(ResourceArn=topic, Tags=[{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}])
+    sns.untag_resource(ResourceArn=topic, TagKeys=["a"])
+    assert sns.list_tags_for_resource(ResourceArn=topic)["Tags"] == [{"Key": "b", "Value": "2"}]
+
+
+def test_another_account_publishes_only_where_the_topic_allows_it(make_server, tmp_path):
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(json.dumps([{"account_id": "111111111111", "access_key_id": "AKIDSNSOTHER0000",
+                                     "secret_access_key": "sns-other-secret"}]))
+    server = make_server(["--accounts", str(accounts)])
+    owner = server.client(service="sns")
+    other = server.client("AKIDSNSOTHER0000", "sns-other-secret", service="sns")
+    topic = owner.create_topic(Name="shared")["TopicArn"]
+    status, code, _ = error_of(lambda: other.publish(TopicArn=topic, Message="x"))
+    assert (status, code) == (403, "AuthorizationError")
+    owner.add_permission(TopicArn=topic, Label="publish", AWSAccountId=["111111111111"], ActionName=["Publish"])
+    assert "MessageId" in other.publish(TopicArn=topic, Message="allowed now")
+    owner.remove_permission(TopicArn=topic, Label="publish")
+    assert error_of(lambda: other.publish(TopicArn=topic, Message="x"))[1] == "AuthorizationError"
