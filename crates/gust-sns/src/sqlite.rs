@@ -1,15 +1,11 @@
 //! The embedded topic store: one SQLite database (WAL, `synchronous=FULL`) written by one
-//! thread with group commit. Callers hand the writer a job and block until the transaction
-//! holding it is committed, so an acknowledged publish and its deliveries are on disk; jobs
-//! that arrive while a commit is in progress share the next one. Each job runs in its own
-//! savepoint: a failing job rolls back alone.
+//! thread with group commit (`gust_store::group_commit`): an acknowledged publish and its
+//! deliveries are on disk, and writes that arrive together share a commit.
 
+use gust_store::group_commit::{GroupCommit, RunError};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::mpsc;
-use std::sync::Mutex;
-
-use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::SnsError;
 use crate::store::{
@@ -72,16 +68,10 @@ CREATE TABLE IF NOT EXISTS dedup (
 CREATE INDEX IF NOT EXISTS dedup_expiry ON dedup(expires_ms);
 ";
 
-/// Jobs committed together at most.
-const GROUP_MAX: usize = 512;
-
-type Reply = Box<dyn FnOnce(Result<(), SnsError>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
-
 /// The SQLite topic store.
 #[derive(Debug)]
 pub struct SqliteTopics {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    writer: GroupCommit,
 }
 
 impl SqliteTopics {
@@ -92,14 +82,9 @@ impl SqliteTopics {
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.execute_batch(SCHEMA)?;
-        let (sender, receiver) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("gust-sns-writer".into())
-            .spawn(move || writer(connection, receiver))
+        let writer = GroupCommit::start(connection, "gust-sns-writer")
             .map_err(|e| SnsError::Internal(e.to_string()))?;
-        Ok(SqliteTopics {
-            jobs: Mutex::new(sender),
-        })
+        Ok(SqliteTopics { writer })
     }
 
     /// Runs `job` in the writer's next transaction and waits for its commit.
@@ -107,68 +92,11 @@ impl SqliteTopics {
         &self,
         job: impl FnOnce(&Connection) -> Result<R, SnsError> + Send + 'static,
     ) -> Result<R, SnsError> {
-        let (reply_to, reply) = mpsc::sync_channel::<Result<R, SnsError>>(1);
-        let boxed: Job = Box::new(move |connection| {
-            let result = job(connection);
-            let ok = result.is_ok();
-            let reply: Reply = Box::new(move |committed| {
-                let _ = reply_to.send(committed.and(result));
-            });
-            (ok, reply)
-        });
-        let stopped = || SnsError::Internal("the topic store has stopped".into());
-        self.jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .send(boxed)
-            .map_err(|_| stopped())?;
-        reply.recv().map_err(|_| stopped())?
-    }
-}
-
-fn writer(connection: Connection, jobs: mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < GROUP_MAX {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
-            tracing::error!(%error, "topic store: cannot begin a transaction");
-            // Every job of the group fails (its caller sees the store stop); nothing ran.
-            drop(batch);
-            continue;
-        }
-        let mut replies = Vec::with_capacity(batch.len());
-        for job in batch {
-            let _ = connection.execute_batch("SAVEPOINT job");
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&connection)));
-            match outcome {
-                Ok((true, reply)) => {
-                    let _ = connection.execute_batch("RELEASE job");
-                    replies.push(reply);
-                }
-                Ok((false, reply)) => {
-                    let _ = connection.execute_batch("ROLLBACK TO job; RELEASE job");
-                    replies.push(reply);
-                }
-                Err(_) => {
-                    tracing::error!("topic store: a job panicked; its changes are rolled back");
-                    let _ = connection.execute_batch("ROLLBACK TO job; RELEASE job");
-                }
-            }
-        }
-        let committed = connection.execute_batch("COMMIT").map_err(|error| {
-            tracing::error!(%error, "topic store: commit failed");
-            let _ = connection.execute_batch("ROLLBACK");
-            SnsError::from(error)
-        });
-        for reply in replies {
-            reply(committed.clone());
-        }
+        self.writer.run(job).map_err(|error| match error {
+            RunError::Job(error) => error,
+            RunError::Commit(cause) => SnsError::Internal(cause),
+            RunError::Stopped => SnsError::Internal("the topic store has stopped".into()),
+        })
     }
 }
 

@@ -1,14 +1,11 @@
 //! The embedded message store: one SQLite database (WAL, `synchronous=FULL`) written by one
-//! thread with group commit. Callers hand the writer a job and block until the transaction
-//! holding it is committed, so an acknowledged send is on disk; jobs that arrive while a
-//! commit is in progress share the next one, which is what makes many small sends cheap.
-//! Each job runs in its own savepoint: a failing job rolls back alone.
+//! thread with group commit (`gust_store::group_commit`): an acknowledged send is on disk,
+//! and sends that arrive together share a commit.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::sync::mpsc;
-use std::sync::Mutex;
 
+use gust_store::group_commit::{GroupCommit, RunError};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::attributes::QueueConfig;
@@ -66,16 +63,10 @@ CREATE TABLE IF NOT EXISTS dedup (
 CREATE INDEX IF NOT EXISTS dedup_expiry ON dedup(expires_ms);
 ";
 
-/// Jobs committed together at most.
-const GROUP_MAX: usize = 512;
-
-type Reply = Box<dyn FnOnce(Result<(), SqsError>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
-
 /// The SQLite message store.
 #[derive(Debug)]
 pub struct SqliteQueues {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    writer: GroupCommit,
 }
 
 impl SqliteQueues {
@@ -85,14 +76,9 @@ impl SqliteQueues {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.execute_batch(SCHEMA)?;
-        let (sender, receiver) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("gust-sqs-writer".into())
-            .spawn(move || writer(connection, receiver))
+        let writer = GroupCommit::start(connection, "gust-sqs-writer")
             .map_err(|e| SqsError::Internal(e.to_string()))?;
-        Ok(SqliteQueues {
-            jobs: Mutex::new(sender),
-        })
+        Ok(SqliteQueues { writer })
     }
 
     /// Runs `job` in the writer's next transaction and waits for its commit.
@@ -100,73 +86,11 @@ impl SqliteQueues {
         &self,
         job: impl FnOnce(&Connection) -> Result<R, SqsError> + Send + 'static,
     ) -> Result<R, SqsError> {
-        let (reply_to, reply) = mpsc::sync_channel::<Result<R, SqsError>>(1);
-        let boxed: Job = Box::new(move |connection| {
-            let result = job(connection);
-            let ok = result.is_ok();
-            let reply: Reply = Box::new(move |committed| {
-                let _ = reply_to.send(committed.and(result));
-            });
-            (ok, reply)
-        });
-        self.jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .send(boxed)
-            .map_err(|_| SqsError::Internal("the queue store has stopped".into()))?;
-        reply
-            .recv()
-            .map_err(|_| SqsError::Internal("the queue store has stopped".into()))?
-    }
-}
-
-fn writer(connection: Connection, jobs: mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < GROUP_MAX {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut replies = Vec::with_capacity(batch.len());
-        let begun = connection.execute_batch("BEGIN IMMEDIATE");
-        if let Err(error) = begun {
-            tracing::error!(%error, "queue store: cannot begin a transaction");
-            // Every job of the group fails; nothing ran.
-            for job in batch {
-                drop(job);
-            }
-            continue;
-        }
-        for job in batch {
-            let _ = connection.execute_batch("SAVEPOINT job");
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&connection)));
-            match outcome {
-                Ok((true, reply)) => {
-                    let _ = connection.execute_batch("RELEASE job");
-                    replies.push(reply);
-                }
-                Ok((false, reply)) => {
-                    let _ = connection.execute_batch("ROLLBACK TO job; RELEASE job");
-                    replies.push(reply);
-                }
-                Err(_) => {
-                    // The job's reply channel went with it: its caller sees the store stop.
-                    tracing::error!("queue store: a job panicked; its changes are rolled back");
-                    let _ = connection.execute_batch("ROLLBACK TO job; RELEASE job");
-                }
-            }
-        }
-        let committed = connection.execute_batch("COMMIT").map_err(|error| {
-            tracing::error!(%error, "queue store: commit failed");
-            let _ = connection.execute_batch("ROLLBACK");
-            SqsError::from(error)
-        });
-        for reply in replies {
-            reply(committed.clone());
-        }
+        self.writer.run(job).map_err(|error| match error {
+            RunError::Job(error) => error,
+            RunError::Commit(cause) => SqsError::Internal(cause),
+            RunError::Stopped => SqsError::Internal("the queue store has stopped".into()),
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod blobs;
 mod db;
+pub mod group_commit;
 mod layers;
 pub mod package;
 mod record;
