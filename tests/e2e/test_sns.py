@@ -296,10 +296,21 @@ def test_subscription_attributes_unsubscribe_links_and_tags(shared, sns, sqs):
     assert sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"] == []
     status, code, _ = error_of(lambda: sns.get_subscription_attributes(SubscriptionArn=subscription))
     assert (status, code) == (404, "NotFound")
-    # Other unsigned actions are refused.
+    # Other unsigned actions are refused, also behind a link's action in the query.
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(f"{shared.endpoint}/?Action=Publish&TopicArn={topic}&Message=x", timeout=10)
     assert info.value.code == 403
+    for body, headers in [
+        (b"Action=CreateQueue&QueueName=sneaky", {"Content-Type": "application/x-www-form-urlencoded"}),
+        (b"Action=GetSessionToken&Version=2011-06-15", {"Content-Type": "application/x-www-form-urlencoded"}),
+        (b'{"QueueName": "sneaky"}', {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "AmazonSQS.CreateQueue"}),
+    ]:
+        request = urllib.request.Request(f"{shared.endpoint}/?Action=ConfirmSubscription", data=body,
+                                         headers=headers, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=10)
+        assert info.value.code == 403, body
+    assert "QueueUrls" not in sqs.list_queues(QueueNamePrefix="sneaky")
     sns.tag_resource(ResourceArn=topic, Tags=[{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}])
     sns.untag_resource(ResourceArn=topic, TagKeys=["a"])
     assert sns.list_tags_for_resource(ResourceArn=topic)["Tags"] == [{"Key": "b", "Value": "2"}]

@@ -98,6 +98,11 @@ def test_queue_and_message_round_trip(sqs):
     sqs.tag_queue(QueueUrl=url, Tags={"env": "dev"})
     sqs.untag_queue(QueueUrl=url, TagKeys=["team"])
     assert sqs.list_queue_tags(QueueUrl=url)["Tags"] == {"env": "dev"}
+    # Concurrent changes to one queue do not undo each other.
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: sqs.tag_queue(QueueUrl=url, Tags={f"k{i}": str(i)}), range(16)))
+    assert len(sqs.list_queue_tags(QueueUrl=url)["Tags"]) == 17
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"DelaySeconds": "2"})
     assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["DelaySeconds"])["Attributes"] == {"DelaySeconds": "2"}
     sqs.delete_queue(QueueUrl=url)
@@ -305,6 +310,10 @@ def test_redrive_to_a_dead_letter_queue_and_back(sqs):
     moved = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=2, VisibilityTimeout=0)["Messages"]
     assert moved[0]["Body"] == "poison"
     assert sqs.list_dead_letter_source_queues(QueueUrl=dlq)["queueUrls"] == [source]
+    # A queue cannot be its own dead-letter queue.
+    source_arn = sqs.get_queue_attributes(QueueUrl=source, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert error_of(lambda: sqs.set_queue_attributes(QueueUrl=source, Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": source_arn, "maxReceiveCount": 1})}))[1] == "InvalidParameterValue"
     # A dead-letter target that does not exist is refused.
     missing = dlq_arn + "-missing"
     assert error_of(lambda: sqs.create_queue(QueueName=name(), Attributes={
@@ -355,6 +364,13 @@ def test_fifo_order_groups_and_deduplication(sqs):
     assert error_of(lambda: sqs.send_message(QueueUrl=url, MessageBody="x"))[1] == "MissingParameter"
     assert error_of(lambda: sqs.send_message(QueueUrl=url, MessageBody="x", MessageGroupId="g",
                                              DelaySeconds=5))[1] == "InvalidParameterValue"
+    # A message only delayed does not hold back the visible one before it in its group.
+    delayed = sqs.create_queue(QueueName=name("delayed") + ".fifo", Attributes={
+        "FifoQueue": "true", "ContentBasedDeduplication": "true", "DelaySeconds": "1"})["QueueUrl"]
+    sqs.send_message(QueueUrl=delayed, MessageBody="first", MessageGroupId="g")
+    time.sleep(1.2)
+    sqs.send_message(QueueUrl=delayed, MessageBody="second", MessageGroupId="g")
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=delayed, MaxNumberOfMessages=10)["Messages"]] == ["first"]
     plain = sqs.create_queue(QueueName=name("nodedup") + ".fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     assert error_of(lambda: sqs.send_message(QueueUrl=plain, MessageBody="x", MessageGroupId="g"))[1] == "InvalidParameterValue"
 

@@ -204,13 +204,11 @@ async fn serve(
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
     // SNS's SubscribeURL and UnsubscribeURL are plain links: those two actions may come
-    // unsigned, and then act only through the token or the subscription they name.
-    let link = protocol::parse_form(raw_query)
-        .get("Action")
-        .is_some_and(|a| sns::unsigned_allowed(a));
+    // unsigned (checked once the operation is known), and then act only through the token
+    // or the subscription they name.
     let (key, unsigned) = match crate::authenticate(state, headers) {
         Ok(key) => (key, false),
-        Err(AuthError::Missing) if link => (None, true),
+        Err(AuthError::Missing) if protocol == Protocol::Query => (None, true),
         Err(error) => return Err(auth_error(&error)),
     };
     let declared = parts
@@ -218,7 +216,12 @@ async fn serve(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let limit = crate::DEFAULT_BODY_LIMIT;
+    // An unsigned request (only ever an SNS link) has no body to read.
+    let limit = if unsigned {
+        0
+    } else {
+        crate::DEFAULT_BODY_LIMIT
+    };
     let too_large = || {
         ServiceError::client(
             413,
@@ -226,12 +229,16 @@ async fn serve(
             format!("Request must be smaller than {limit} bytes."),
         )
     };
+    if unsigned && declared.is_some_and(|len| len > 0) {
+        return Err(auth_error(&AuthError::Missing));
+    }
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
     let body = match crate::read_body(body, limit, declared, state.config.body_timeout).await {
         Ok(Received::Memory(body)) => body,
         Ok(Received::Spooled { .. }) => return Err(ServiceError::internal(&"unexpected spool")),
+        Err(BodyError::TooLarge) if unsigned => return Err(auth_error(&AuthError::Missing)),
         Err(BodyError::TooLarge) => return Err(too_large()),
         Err(BodyError::Stalled) => {
             return Err(ServiceError::client(
@@ -291,6 +298,15 @@ async fn serve(
             format!("The action {operation} is not valid for this endpoint."),
         )
     })?;
+    // An unsigned request is only ever one of SNS's links: that exact action, named in
+    // the query string, with no body that could name another.
+    let link = service == Service::Sns
+        && body.is_empty()
+        && sns::unsigned_allowed(&operation)
+        && protocol::parse_form(raw_query).get("Action") == Some(&operation);
+    if unsigned && !link {
+        return Err(auth_error(&AuthError::Missing));
+    }
     if !service.model().has_operation(&operation) {
         return Err(ServiceError {
             status: 400,

@@ -160,8 +160,6 @@ pub async fn handle(
     operation: &str,
     input: &Value,
 ) -> Result<Value, ServiceError> {
-    // The account a subscription ARN belongs to acts for an unsigned unsubscribe link.
-    let owner_of = |arn: &str| Caller::account(arn.split(':').nth(4).unwrap_or_default());
     let Some(caller) = caller else {
         return match operation {
             "ConfirmSubscription" => {
@@ -177,7 +175,7 @@ pub async fn handle(
             }
             "Unsubscribe" => {
                 let arn = required(input, "SubscriptionArn")?;
-                sns.unsubscribe(&owner_of(arn), arn).await?;
+                sns.unsubscribe(None, arn).await?;
                 Ok(json!({}))
             }
             _ => Err(ServiceError::client(
@@ -249,7 +247,8 @@ pub async fn handle(
             Ok(json!({"SubscriptionArn": arn}))
         }
         "Unsubscribe" => {
-            sns.unsubscribe(caller, required(input, "SubscriptionArn")?).await?;
+            sns.unsubscribe(Some(caller), required(input, "SubscriptionArn")?)
+                .await?;
             Ok(json!({}))
         }
         "ListSubscriptions" => {

@@ -111,6 +111,15 @@ pub(crate) fn handle(
                 ))
                 .into());
             }
+            // Role chaining (session credentials assuming a role) is capped at an hour,
+            // as STS caps it.
+            let chained = caller.identity.is_some_and(|i| i.session.is_some());
+            if chained && duration.is_some_and(|d| d > 3600) {
+                return Err(StsError::Validation(
+                    "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.".into(),
+                )
+                .into());
+            }
             let session = issuer.issue(
                 caller.account,
                 role_arn,

@@ -70,6 +70,8 @@ pub(crate) struct Environment {
     state: Mutex<EnvState>,
     init_duration: Mutex<Option<Duration>>,
     last_used: Mutex<Instant>,
+    /// When it started (an environment is retired before its credentials expire).
+    born: Instant,
     stop: mpsc::UnboundedSender<Stop>,
     exit: watch::Receiver<Option<String>>,
     oom: Arc<std::sync::atomic::AtomicBool>,
@@ -181,6 +183,7 @@ impl Environment {
             state: Mutex::new(EnvState::Initializing),
             init_duration: Mutex::new(None),
             last_used: Mutex::new(Instant::now()),
+            born: Instant::now(),
             stop: stop_tx,
             exit: exit_rx,
             oom,
@@ -232,6 +235,11 @@ impl Environment {
 
     pub(crate) fn touch(&self) {
         *lock(&self.last_used) = Instant::now();
+    }
+
+    /// How long ago it started.
+    pub(crate) fn age(&self) -> Duration {
+        self.born.elapsed()
     }
 
     pub(crate) fn idle_for(&self) -> Duration {

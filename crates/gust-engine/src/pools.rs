@@ -11,6 +11,10 @@ use gust_model::{FunctionConfig, FunctionName, FunctionVersion};
 use crate::environment::{EnvState, Environment, Stop};
 use crate::{lock, Engine, EngineError, FREEZE_AFTER, QUEUE_WAIT_MAX, SHUTDOWN_GRACE};
 
+/// An environment is not reused after this long: the session credentials it was started
+/// with last 12 hours, and an invocation started before this ends before they do.
+pub(crate) const MAX_ENVIRONMENT_AGE: Duration = Duration::from_secs(11 * 3600);
+
 /// Environments are pooled per function version: a published version's never change.
 pub(crate) type PoolKey = (FunctionName, FunctionVersion);
 
@@ -295,6 +299,9 @@ impl Engine {
         found
     }
 
+    /// Returns an environment after an invocation: to its pool, or shut down when it is
+    /// stale, old, or the server is closing. An environment lives at most
+    /// [`MAX_ENVIRONMENT_AGE`], less than the credentials it was given.
     pub(crate) fn release(&self, env: Arc<Environment>) {
         if self.inner.closing.load(Ordering::Relaxed) {
             self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
@@ -306,6 +313,7 @@ impl Engine {
             match pools.get_mut(&(env.function.clone(), env.version)) {
                 Some(pool)
                     if pool.generation == env.generation
+                        && env.age() < MAX_ENVIRONMENT_AGE
                         && env.transition(EnvState::Idle).is_ok() =>
                 {
                     env.touch();

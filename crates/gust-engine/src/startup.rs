@@ -88,7 +88,7 @@ impl Engine {
         let services = self.inner.config.services.as_ref();
         if let Some((endpoint, port)) = services.and_then(|s| s.endpoint()) {
             let url = if private_network {
-                format!("http://127.0.0.1:{port}")
+                format!("http://127.0.0.1:{}", namespace_api_port(port))
             } else {
                 endpoint
             };
@@ -237,7 +237,7 @@ impl Engine {
         let api_port: Vec<u16> = services
             .as_ref()
             .and_then(|s| s.endpoint())
-            .map(|(_, port)| port)
+            .map(|(_, port)| namespace_api_port(port))
             .into_iter()
             .collect();
         let network = tokio::task::spawn_blocking(move || sandbox.private_network(&api_port))
@@ -428,5 +428,16 @@ impl Engine {
             executed_version: config.version.to_string(),
             request_id: request_id.to_owned(),
         }
+    }
+}
+
+/// Where the server's API listens inside an environment's own network namespace: its port
+/// on the host, unless that is the Runtime API's (9001).
+fn namespace_api_port(port: u16) -> u16 {
+    use gust_sandbox::isolate::RUNTIME_API_PORT;
+    if port == RUNTIME_API_PORT {
+        RUNTIME_API_PORT + 1
+    } else {
+        port
     }
 }

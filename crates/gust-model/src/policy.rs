@@ -336,17 +336,51 @@ pub fn document_allows(document: &Value, caller: &Caller, action: &str) -> bool 
     }
 }
 
-/// Whether `statements` (a resource's policy) let `caller` perform `action`.
+/// Whether `statements` (a resource's policy) let `caller` perform `action`: some `Allow`
+/// statement matches and no `Deny` does. A `Deny` whose conditions Gust cannot evaluate is
+/// taken to match (failing closed); an `Allow` with such conditions does not.
 pub fn allows(statements: &[Value], caller: &Caller, action: &str) -> bool {
-    statements.iter().any(|statement| {
-        statement.get("Effect").and_then(Value::as_str) == Some("Allow")
-            && statement
-                .get("Principal")
-                .is_some_and(|p| principal_matches(p, caller))
+    let applies = |statement: &Value| {
+        statement
+            .get("Principal")
+            .is_some_and(|p| principal_matches(p, caller))
             && statement
                 .get("Action")
                 .is_some_and(|a| action_matches(a, action))
-            && conditions_hold(statement.get("Condition"), caller)
+    };
+    fn effect(statement: &Value) -> Option<&str> {
+        statement.get("Effect").and_then(Value::as_str)
+    }
+    let denied = statements.iter().any(|statement| {
+        effect(statement) == Some("Deny")
+            && applies(statement)
+            && (statement.get("Condition").is_none()
+                || conditions_hold(statement.get("Condition"), caller)
+                || !conditions_understood(statement.get("Condition")))
+    });
+    !denied
+        && statements.iter().any(|statement| {
+            effect(statement) == Some("Allow")
+                && applies(statement)
+                && conditions_hold(statement.get("Condition"), caller)
+        })
+}
+
+/// Whether every condition is one [`conditions_hold`] can evaluate.
+fn conditions_understood(conditions: Option<&Value>) -> bool {
+    let Some(Value::Object(conditions)) = conditions else {
+        return conditions.is_none();
+    };
+    conditions.iter().all(|(operator, keys)| {
+        keys.as_object().is_some_and(|keys| {
+            keys.keys().all(|key| {
+                matches!(
+                    (operator.as_str(), key.to_ascii_lowercase().as_str()),
+                    ("ArnLike" | "ArnEquals", "aws:sourcearn")
+                        | ("StringEquals", "aws:sourceaccount")
+                )
+            })
+        })
     })
 }
 
@@ -442,6 +476,24 @@ mod tests {
             &Caller::Account("222222222222".into()),
             invoke
         ));
+        let deny =
+            json!({"Effect": "Deny", "Principal": {"AWS": "222222222222"}, "Action": "lambda:*"});
+        let with_deny = vec![policy[0].clone(), deny];
+        assert!(!allows(
+            &with_deny,
+            &Caller::Account("222222222222".into()),
+            invoke
+        ));
+        let unknown = json!({"Effect": "Deny", "Principal": "*", "Action": "*",
+                             "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}});
+        assert!(
+            !allows(
+                &[policy[0].clone(), unknown],
+                &Caller::Account("222222222222".into()),
+                invoke
+            ),
+            "a Deny Gust cannot evaluate fails closed"
+        );
         assert!(wildcard_match("a*c?e", "abbbcde"));
         assert!(!wildcard_match("a*c", "abd"));
     }

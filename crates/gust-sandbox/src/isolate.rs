@@ -405,6 +405,9 @@ pub struct PrivateNetwork {
     pub namespace: OwnedFd,
 }
 
+/// The Runtime API's port inside an environment's own network namespace (Lambda's).
+pub const RUNTIME_API_PORT: u16 = 9001;
+
 /// Creates a network namespace on a short-lived thread (a thread that has moved to another
 /// namespace must not run anything else), brings its loopback up and listens on
 /// `127.0.0.1:port` (and each of `extra_ports`) in it.

@@ -609,7 +609,10 @@ impl Sandbox for ProcessSandbox {
         match &self.config.isolation {
             Ok(isolation) if isolation.network == isolate::NetworkMode::None => {
                 // Lambda's Runtime API address: the namespace is the environment's alone.
-                Ok(Some(isolate::private_network(9001, extra_ports)?))
+                Ok(Some(isolate::private_network(
+                    isolate::RUNTIME_API_PORT,
+                    extra_ports,
+                )?))
             }
             _ => Ok(None),
         }

@@ -1182,15 +1182,31 @@ impl Sns {
     }
 
     /// `Unsubscribe`. A subscription that no longer exists is not an error. HTTP/S
-    /// endpoints get an `UnsubscribeConfirmation`.
-    pub async fn unsubscribe(&self, caller: &Caller, arn: &str) -> Result<(), SnsError> {
+    /// endpoints get an `UnsubscribeConfirmation`. `caller` is `None` for the unsigned
+    /// `UnsubscribeURL` link, which a subscription confirmed with
+    /// `AuthenticateOnUnsubscribe` refuses.
+    pub async fn unsubscribe(&self, caller: Option<&Caller>, arn: &str) -> Result<(), SnsError> {
         let _guard = self.changes.lock().await;
         let (entry, subscription) = match self.subscription_entry(arn).await {
             Ok(found) => found,
             Err(SnsError::NotFound(_)) => return Ok(()),
             Err(error) => return Err(error),
         };
-        self.authorize_subscription(caller, &entry, &subscription, "sns:Unsubscribe")?;
+        match caller {
+            Some(caller) => {
+                self.authorize_subscription(caller, &entry, &subscription, "sns:Unsubscribe")?
+            }
+            None if subscription
+                .attributes
+                .get("AuthenticateOnUnsubscribe")
+                .is_some_and(|v| v == "true") =>
+            {
+                return Err(SnsError::AuthorizationError(
+                    "Only the topic owner or the subscription owner can unsubscribe this endpoint; the request must be signed.".into(),
+                ))
+            }
+            None => {}
+        }
         let notice = (matches!(subscription.protocol.as_str(), "http" | "https")
             && !subscription.pending)
             .then(|| {

@@ -651,14 +651,14 @@ async fn subscribe_and_unsubscribe() {
     // Other accounts may not touch it.
     assert_eq!(
         f.sns
-            .unsubscribe(&Caller::account(OTHER), &q)
+            .unsubscribe(Some(&Caller::account(OTHER)), &q)
             .await
             .unwrap_err()
             .code(),
         "AuthorizationError"
     );
-    f.sns.unsubscribe(&f.caller, &q).await.unwrap();
-    f.sns.unsubscribe(&f.caller, &q).await.unwrap();
+    f.sns.unsubscribe(Some(&f.caller), &q).await.unwrap();
+    f.sns.unsubscribe(Some(&f.caller), &q).await.unwrap();
     let gone = f
         .sns
         .get_subscription_attributes(&f.caller, &q)
@@ -1459,7 +1459,7 @@ async fn http_subscriptions_confirm_and_deliver() {
     assert_eq!(body, "raw web");
     assert_eq!(headers["x-amz-sns-rawdelivery"], "true");
 
-    f.sns.unsubscribe(&f.caller, &arn).await.unwrap();
+    f.sns.unsubscribe(Some(&f.caller), &arn).await.unwrap();
     eventually("unsubscribe confirmation", || {
         seen.lock().unwrap().len() == 4
     })

@@ -143,6 +143,12 @@ pub struct Sqs {
     tasks: Mutex<Vec<Arc<Mutex<TaskState>>>>,
     /// FIFO receives by `(queue, ReceiveRequestAttemptId)`, for five minutes.
     attempts: Mutex<HashMap<AttemptKey, (i64, Vec<Received>)>>,
+    /// Held by every change to a queue's record (create, attributes, tags, policy,
+    /// delete): each reads the record and writes it whole, so two must not interleave.
+    changes: tokio::sync::Mutex<()>,
+    /// Moves on every change to the cache, so a lookup that raced a change does not put
+    /// what it read before the change back.
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -210,6 +216,8 @@ impl Sqs {
             waiters: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
             attempts: Mutex::new(HashMap::new()),
+            changes: tokio::sync::Mutex::new(()),
+            epoch: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -274,12 +282,16 @@ impl Sqs {
         if let Some(record) = lock(&self.cache).get(queue) {
             return Ok(Some(record.clone()));
         }
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::SeqCst);
         let address = queue.clone();
         let found = self
             .blocking(move |store| store.queue(&address.account, &address.name))
             .await?;
         if let Some(record) = &found {
-            lock(&self.cache).insert(queue.clone(), record.clone());
+            let mut cache = lock(&self.cache);
+            if self.epoch.load(std::sync::atomic::Ordering::SeqCst) == epoch {
+                cache.insert(queue.clone(), record.clone());
+            }
         }
         Ok(found)
     }
@@ -316,7 +328,16 @@ impl Sqs {
     }
 
     fn forget(&self, queue: &QueueAddress) {
-        lock(&self.cache).remove(queue);
+        let mut cache = lock(&self.cache);
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        cache.remove(queue);
+    }
+
+    /// Puts a changed record in the cache.
+    fn remember(&self, queue: &QueueAddress, record: QueueRecord) {
+        let mut cache = lock(&self.cache);
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        cache.insert(queue.clone(), record);
     }
 
     fn waiter(&self, queue_id: i64) -> Arc<Notify> {
@@ -344,6 +365,7 @@ impl Sqs {
             self.check_dead_letter(caller, name, &config, policy)
                 .await?;
         }
+        let _change = self.changes.lock().await;
         let (account, owned_name, tags_owned, config_owned) = (
             caller.account.clone(),
             name.to_owned(),
@@ -369,7 +391,7 @@ impl Sqs {
         };
         match created {
             Ok(record) => {
-                lock(&self.cache).insert(address.clone(), record);
+                self.remember(&address, record);
                 Ok(address)
             }
             Err(existing) => match existing.config.differs_from(name, attributes) {
@@ -395,6 +417,11 @@ impl Sqs {
         let target = self
             .parse_arn(&policy.dead_letter_target_arn)
             .ok_or_else(|| invalid("Dead-letter target does not exist."))?;
+        if target.account == caller.account && target.name == source_name {
+            return Err(invalid(
+                "Source queue and dead-letter queue must be different.",
+            ));
+        }
         let record = match self.queue(caller, &target, "sqs:SendMessage").await {
             Ok(record) => record,
             Err(SqsError::QueueDoesNotExist) => {
@@ -476,6 +503,7 @@ impl Sqs {
         caller: &Caller,
         queue: &QueueAddress,
     ) -> Result<(), SqsError> {
+        let _change = self.changes.lock().await;
         let record = self.queue(caller, queue, "sqs:DeleteQueue").await?;
         let now = self.now_ms();
         self.forget(queue);
@@ -556,6 +584,7 @@ impl Sqs {
         queue: &QueueAddress,
         given: &BTreeMap<String, String>,
     ) -> Result<(), SqsError> {
+        let _change = self.changes.lock().await;
         let record = self.queue(caller, queue, "sqs:SetQueueAttributes").await?;
         let config = record.config.update(given)?;
         if let Some(policy) = &config.redrive {
@@ -588,7 +617,7 @@ impl Sqs {
         if attributes_changed {
             record.modified_ms = now;
         }
-        lock(&self.cache).insert(queue.clone(), record);
+        self.remember(queue, record);
         Ok(())
     }
 
@@ -882,7 +911,10 @@ impl Sqs {
                 None => None,
             };
             let redrive = match redrive {
-                Some((lookup, count)) => lookup.await?.map(|dlq| (dlq.id, i64::from(count))),
+                Some((lookup, count)) => lookup
+                    .await?
+                    .filter(|dlq| dlq.id != record.id)
+                    .map(|dlq| (dlq.id, i64::from(count))),
                 None => None,
             };
             let claim = Claim {
@@ -1093,6 +1125,7 @@ impl Sqs {
         queue: &QueueAddress,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), SqsError> {
+        let _change = self.changes.lock().await;
         let record = self.queue(caller, queue, "sqs:TagQueue").await?;
         if tags.is_empty() {
             return Err(SqsError::MissingParameter("Tags".into()));
@@ -1111,6 +1144,7 @@ impl Sqs {
         queue: &QueueAddress,
         keys: &[String],
     ) -> Result<(), SqsError> {
+        let _change = self.changes.lock().await;
         let record = self.queue(caller, queue, "sqs:UntagQueue").await?;
         if keys.is_empty() {
             return Err(SqsError::MissingParameter("TagKeys".into()));
@@ -1132,6 +1166,7 @@ impl Sqs {
         accounts: &[String],
         actions: &[String],
     ) -> Result<(), SqsError> {
+        let _change = self.changes.lock().await;
         let record = self.queue(caller, queue, "sqs:AddPermission").await?;
         if label.is_empty()
             || label.len() > 80
@@ -1213,6 +1248,7 @@ impl Sqs {
         queue: &QueueAddress,
         label: &str,
     ) -> Result<(), SqsError> {
+        let _change = self.changes.lock().await;
         let record = self.queue(caller, queue, "sqs:RemovePermission").await?;
         let mut policy: serde_json::Value = record
             .config

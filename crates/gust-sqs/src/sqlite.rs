@@ -214,23 +214,16 @@ fn move_to_dead_letter(
 
 fn claim_in(connection: &Connection, queue_id: i64, claim: &Claim) -> Result<Claimed, SqsError> {
     let mut claimed = Claimed::default();
-    let blocked: HashSet<String> = if claim.fifo {
-        let mut statement = connection.prepare_cached(
-            "SELECT DISTINCT group_id FROM messages WHERE queue_id = ?1 AND visible_ms > ?2 AND group_id IS NOT NULL",
-        )?;
-        let groups = statement
-            .query_map(params![queue_id, claim.now_ms], |r| r.get::<_, String>(0))?
-            .collect::<Result<_, _>>()?;
-        groups
-    } else {
-        HashSet::new()
-    };
-    // FIFO walks the queue in order, skipping groups with a message in flight; a standard
-    // queue takes whatever has been visible longest.
+    // FIFO walks the queue in order, skipping message groups with a message in flight
+    // (received and not yet visible again: a message only delayed blocks nothing); the
+    // skipping happens inside SQLite. A standard queue takes whatever has been visible
+    // longest.
     let query = if claim.fifo {
         format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE queue_id = ?1 AND visible_ms <= ?2 \
-             AND sent_ms > ?3 AND seq > ?4 ORDER BY seq LIMIT ?5"
+             AND sent_ms > ?3 AND seq > ?4 AND (group_id IS NULL OR group_id NOT IN \
+             (SELECT group_id FROM messages WHERE queue_id = ?1 AND visible_ms > ?2 \
+             AND receive_count > 0 AND group_id IS NOT NULL)) ORDER BY seq LIMIT ?5"
         )
     } else {
         format!(
@@ -262,12 +255,6 @@ fn claim_in(connection: &Connection, queue_id: i64, claim: &Claim) -> Result<Cla
         for row in rows {
             if claim.fifo {
                 after = row.message.seq;
-            }
-            let group = row.message.group_id.clone();
-            if let Some(group) = &group {
-                if blocked.contains(group) {
-                    continue;
-                }
             }
             if let Some((dead_letter, max)) = claim.redrive {
                 if row.message.receive_count >= max {
@@ -399,6 +386,14 @@ impl QueueStore for SqliteQueues {
         dedup_ms: i64,
     ) -> Result<Vec<Stored>, SqsError> {
         self.run(move |connection| {
+            // A send racing the queue's deletion must not leave orphan messages.
+            let live: Option<i64> = connection
+                .prepare_cached("SELECT 1 FROM queues WHERE id = ?1 AND deleted_ms IS NULL")?
+                .query_row(params![queue_id], |r| r.get(0))
+                .optional()?;
+            if live.is_none() {
+                return Err(SqsError::QueueDoesNotExist);
+            }
             let mut stored = Vec::with_capacity(messages.len());
             for message in messages {
                 if let Some(key) = &message.dedup_key {

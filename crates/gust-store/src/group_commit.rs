@@ -89,7 +89,15 @@ fn writer(connection: Connection, jobs: mpsc::Receiver<Job>, name: &str) {
             continue;
         }
         let mut replies = Vec::with_capacity(batch.len());
+        let mut aborted = false;
         for job in batch {
+            // SQLite rolls a whole transaction back on some errors (I/O, a full disk): the
+            // jobs after that would run outside it, so they do not run (their callers see
+            // the store stop) and the ones before fail with the commit.
+            if aborted {
+                drop(job);
+                continue;
+            }
             let _ = connection.execute_batch("SAVEPOINT job");
             let outcome =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&connection)));
@@ -108,12 +116,18 @@ fn writer(connection: Connection, jobs: mpsc::Receiver<Job>, name: &str) {
                     let _ = connection.execute_batch("ROLLBACK TO job; RELEASE job");
                 }
             }
+            aborted = connection.is_autocommit();
         }
-        let committed = connection.execute_batch("COMMIT").map_err(|error| {
-            tracing::error!(%error, store = name, "commit failed");
-            let _ = connection.execute_batch("ROLLBACK");
-            error.to_string()
-        });
+        let committed = if aborted {
+            tracing::error!(store = name, "the transaction was rolled back by SQLite");
+            Err("the transaction was rolled back".to_owned())
+        } else {
+            connection.execute_batch("COMMIT").map_err(|error| {
+                tracing::error!(%error, store = name, "commit failed");
+                let _ = connection.execute_batch("ROLLBACK");
+                error.to_string()
+            })
+        };
         for reply in replies {
             reply(committed.clone());
         }
