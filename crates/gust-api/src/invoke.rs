@@ -152,6 +152,7 @@ pub(crate) async fn invoke(
                 .arn(&reference.name, reference.qualifier.as_ref()),
             payload,
             client_context,
+            request_id: None,
         })
         .await
         .map_err(|e| engine_error(plane, &reference.name, version, e))?;
@@ -284,6 +285,7 @@ impl Plane {
                     .arn(&reference.name, reference.qualifier.as_ref()),
                 payload,
                 client_context: None,
+                request_id: None,
             })
             .await
             .map_err(|error| match error {

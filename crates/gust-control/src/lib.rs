@@ -708,10 +708,12 @@ fn check_revision(current: &FunctionConfig, expected: Option<&str>) -> Result<()
     }
 }
 
+mod event_invoke;
 mod layers;
 mod policies;
 mod settings;
 mod versions;
+pub use event_invoke::AsyncSettings;
 pub use layers::{LayerPermission, LayerPolicy};
 pub use policies::FunctionPolicy;
 pub use settings::{runtime_version_arn, RuntimeManagement};

@@ -89,6 +89,9 @@ pub struct InvokeRequest {
     pub payload: Bytes,
     /// Decoded `X-Amz-Client-Context`.
     pub client_context: Option<String>,
+    /// The request id the runtime sees (an asynchronous event keeps its own across
+    /// attempts); a new one when `None`.
+    pub request_id: Option<String>,
 }
 
 /// The result of a synchronous invocation.
@@ -288,7 +291,10 @@ impl Engine {
             FunctionState::Active => {}
             other => return Err(EngineError::NotReady(other.as_str())),
         }
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = request
+            .request_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let env = match self.acquire(&config, generation).await? {
             Slot::Warm(env) => env,
             Slot::Cold(_init) => {

@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod event_invoke;
 pub mod function;
 pub mod layer;
 pub mod limits;

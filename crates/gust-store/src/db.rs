@@ -391,6 +391,21 @@ pub(crate) fn account_usage(connection: &Connection) -> Result<AccountUsage, Sto
     })
 }
 
+/// Every qualifier's value of one setting of a function, by qualifier.
+pub(crate) fn settings_by_key(
+    connection: &Connection,
+    name: &FunctionName,
+    key: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT qualifier, value FROM function_settings WHERE function_name = ?1 AND key = ?2 ORDER BY qualifier",
+    )?;
+    let rows = statement
+        .query_map(params![name.as_str(), key], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// A function setting (`None` when unset).
 pub(crate) fn get_setting(
     connection: &Connection,

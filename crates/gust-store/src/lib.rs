@@ -408,6 +408,15 @@ impl Store {
         db::get_setting(&self.lock(), function, qualifier, key)
     }
 
+    /// Every qualifier's value of one setting, by qualifier.
+    pub fn function_settings_by_key(
+        &self,
+        function: &FunctionName,
+        key: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        db::settings_by_key(&self.lock(), function, key)
+    }
+
     /// Sets a function setting.
     pub fn put_function_setting(
         &self,
