@@ -1,0 +1,736 @@
+//! Asynchronous invocation: Lambda's event queue. An accepted event is stored durably in a
+//! queue of its function before the caller gets its 202; a dispatcher runs events as
+//! capacity allows, retries function errors `MaximumRetryAttempts` times (about one and two
+//! minutes apart, scaled by [`AsyncConfig::retry_base`]), backs off on throttles and system
+//! errors, gives up at the maximum event age, and routes the outcome: the invocation record
+//! to the on-success or on-failure destination, the original event to the dead-letter
+//! queue. Nothing accepted is dropped silently: an event that cannot be routed anywhere is
+//! logged as dropped.
+//!
+//! Storage is the SQS store's interface (`gust_sqs::store::QueueStore`, in a database of its
+//! own), so a distributed store serves both. An event is a message; its state (attempts,
+//! stage) lives in message attributes, and a state change is a new message followed by the
+//! deletion of the old one, so a crash between the two repeats a step (at least once) and
+//! never loses one. A claimed event stays invisible while its attempt runs; after a crash it
+//! becomes visible again and runs again.
+//!
+//! The functions, their settings and the destinations are reached through [`Runner`], which
+//! the binary implements over the control planes, the engines, SQS and SNS.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gust_model::Clock;
+use gust_sqs::attributes::QueueConfig;
+use gust_sqs::message::{AttributeValue, Attributes};
+use gust_sqs::store::{Claim, NewMessage, QueueStore, Receipt, StoredMessage};
+use serde_json::{json, Value};
+use tokio::sync::{Notify, Semaphore};
+
+/// A boxed future, for the [`Runner`] trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Message attributes of a delivery: `(name, data type, value)`.
+pub type DeliveryAttributes = Vec<(String, String, String)>;
+
+/// Largest asynchronous payload (1 MB).
+pub const MAX_PAYLOAD: usize = 1_048_576;
+
+/// Why an event was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AsyncError {
+    /// The queue store failed; the event was not accepted.
+    #[error("the event queue is unavailable: {0}")]
+    Store(String),
+}
+
+/// An event as accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncEvent {
+    /// The function's account.
+    pub account: String,
+    /// The function's name.
+    pub function: String,
+    /// The qualifier invoked (a version or an alias), if any.
+    pub qualifier: Option<String>,
+    /// The event (JSON text).
+    pub payload: String,
+    /// Its request id, kept across attempts.
+    pub request_id: String,
+}
+
+/// The settings an event runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSettings {
+    /// Retries of a function error.
+    pub retries: u32,
+    /// Oldest an event may get, seconds.
+    pub max_age_seconds: u32,
+    /// Where success records go.
+    pub on_success: Option<String>,
+    /// Where failure records go.
+    pub on_failure: Option<String>,
+    /// Where the original event goes after the last failure.
+    pub dead_letter: Option<String>,
+    /// The function's ARN with the qualifier invoked.
+    pub function_arn: String,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The function ran; `error` is its error type when it failed (`Unhandled` errors,
+    /// timeouts, out of memory).
+    Ran {
+        /// The response or error body.
+        body: String,
+        /// The version that ran.
+        executed_version: String,
+        /// The function error, if any.
+        error: Option<String>,
+    },
+    /// No capacity now.
+    Throttled,
+    /// The function (or the qualifier) no longer exists.
+    Gone,
+    /// The platform failed (retried like a throttle).
+    Failed(String),
+}
+
+/// The functions, their settings and the destinations.
+pub trait Runner: Send + Sync + std::fmt::Debug {
+    /// The settings that apply to an event (`None`: the function is gone).
+    fn settings<'a>(&'a self, event: &'a AsyncEvent) -> BoxFuture<'a, Option<EventSettings>>;
+    /// Runs one attempt of an event.
+    fn run<'a>(&'a self, event: &'a AsyncEvent) -> BoxFuture<'a, Attempt>;
+    /// Sends `body` to a destination (queue, topic or function) of `account`, with message
+    /// attributes `(name, data type, value)` where the destination takes them.
+    fn deliver<'a>(
+        &'a self,
+        account: &'a str,
+        destination: &'a str,
+        body: String,
+        attributes: DeliveryAttributes,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// How the dispatcher behaves.
+#[derive(Debug, Clone)]
+pub struct AsyncConfig {
+    /// Lambda waits about one minute before the first retry and two before the second;
+    /// this is that minute (shorten it for development and tests).
+    pub retry_base: Duration,
+    /// Events running at once, over all functions.
+    pub concurrency: usize,
+}
+
+impl Default for AsyncConfig {
+    fn default() -> Self {
+        AsyncConfig {
+            retry_base: Duration::from_secs(60),
+            concurrency: 64,
+        }
+    }
+}
+
+/// A claimed event stays invisible this long (longer than any function's timeout).
+const ATTEMPT_VISIBILITY_MS: i64 = 16 * 60 * 1000;
+/// Longest back-off after a throttle or a platform error.
+const MAX_BACKOFF_MS: i64 = 5 * 60 * 1000;
+/// Attempts to deliver a record or a dead letter before it is logged as dropped.
+const DELIVERY_ATTEMPTS: u32 = 20;
+/// Bytes of an error message a dead letter carries.
+const ERROR_MESSAGE_MAX: usize = 1024;
+
+/// Message attribute names of an event's state.
+mod key {
+    pub const ACCOUNT: &str = "Account";
+    pub const FUNCTION: &str = "Function";
+    pub const QUALIFIER: &str = "Qualifier";
+    pub const REQUEST_ID: &str = "RequestId";
+    pub const ENQUEUED: &str = "EnqueuedAt";
+    pub const ATTEMPTS: &str = "Attempts";
+    pub const SETBACKS: &str = "Setbacks";
+    pub const STAGE: &str = "Stage";
+    pub const DESTINATION: &str = "Destination";
+    pub const DELIVERY_ATTRIBUTES: &str = "DeliveryAttributes";
+}
+
+/// The queue of asynchronous events and its dispatcher.
+#[derive(Debug)]
+pub struct AsyncInvoker {
+    store: Arc<dyn QueueStore>,
+    runner: Arc<dyn Runner>,
+    clock: Arc<dyn Clock>,
+    config: AsyncConfig,
+    /// Queue ids by (account, function).
+    queues: Mutex<HashMap<(String, String), i64>>,
+    wake: Notify,
+    permits: Arc<Semaphore>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn string(value: impl Into<String>) -> AttributeValue {
+    AttributeValue {
+        data_type: "String".into(),
+        string_value: Some(value.into()),
+        binary_value: None,
+    }
+}
+
+fn text<'a>(attributes: &'a Attributes, name: &str) -> Option<&'a str> {
+    attributes.get(name).and_then(|a| a.string_value.as_deref())
+}
+
+fn number(attributes: &Attributes, name: &str) -> i64 {
+    text(attributes, name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// An event's state, read back from its message.
+#[derive(Debug, Clone)]
+struct Stored {
+    event: AsyncEvent,
+    enqueued_ms: i64,
+    /// Attempts that reached the function.
+    attempts: i64,
+    /// Throttles and platform errors so far.
+    setbacks: i64,
+    /// `Some(destination)` when the event is a record or dead letter to deliver.
+    delivery: Option<(String, DeliveryAttributes)>,
+}
+
+impl Stored {
+    fn read(message: &StoredMessage) -> Option<Self> {
+        let a = &message.attributes;
+        let delivery = match text(a, key::STAGE) {
+            Some("deliver") => Some((
+                text(a, key::DESTINATION)?.to_owned(),
+                text(a, key::DELIVERY_ATTRIBUTES)
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or_default(),
+            )),
+            _ => None,
+        };
+        Some(Stored {
+            event: AsyncEvent {
+                account: text(a, key::ACCOUNT)?.to_owned(),
+                function: text(a, key::FUNCTION)?.to_owned(),
+                qualifier: text(a, key::QUALIFIER).map(str::to_owned),
+                payload: message.body.clone(),
+                request_id: text(a, key::REQUEST_ID)?.to_owned(),
+            },
+            enqueued_ms: number(a, key::ENQUEUED),
+            attempts: number(a, key::ATTEMPTS),
+            setbacks: number(a, key::SETBACKS),
+            delivery,
+        })
+    }
+
+    fn message(&self, now_ms: i64, visible_ms: i64) -> NewMessage {
+        let mut attributes = Attributes::new();
+        attributes.insert(key::ACCOUNT.into(), string(&self.event.account));
+        attributes.insert(key::FUNCTION.into(), string(&self.event.function));
+        if let Some(qualifier) = &self.event.qualifier {
+            attributes.insert(key::QUALIFIER.into(), string(qualifier));
+        }
+        attributes.insert(key::REQUEST_ID.into(), string(&self.event.request_id));
+        attributes.insert(key::ENQUEUED.into(), string(self.enqueued_ms.to_string()));
+        attributes.insert(key::ATTEMPTS.into(), string(self.attempts.to_string()));
+        attributes.insert(key::SETBACKS.into(), string(self.setbacks.to_string()));
+        if let Some((destination, extra)) = &self.delivery {
+            attributes.insert(key::STAGE.into(), string("deliver"));
+            attributes.insert(key::DESTINATION.into(), string(destination));
+            attributes.insert(
+                key::DELIVERY_ATTRIBUTES.into(),
+                string(serde_json::to_string(extra).unwrap_or_default()),
+            );
+        }
+        NewMessage {
+            message_id: self.event.request_id.clone(),
+            body: self.event.payload.clone(),
+            attributes,
+            system_attributes: Attributes::new(),
+            md5_of_body: String::new(),
+            md5_of_attributes: None,
+            sender: "lambda".into(),
+            sent_ms: now_ms,
+            visible_ms,
+            group_id: None,
+            deduplication_id: None,
+            dedup_key: None,
+        }
+    }
+}
+
+fn timestamp(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// The payload as JSON (it always is: the API checks it), or as a string.
+fn as_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+impl AsyncInvoker {
+    /// An invoker over `store`.
+    pub fn new(
+        store: Arc<dyn QueueStore>,
+        runner: Arc<dyn Runner>,
+        clock: Arc<dyn Clock>,
+        config: AsyncConfig,
+    ) -> Arc<Self> {
+        let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+        Arc::new(AsyncInvoker {
+            store,
+            runner,
+            clock,
+            config,
+            queues: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            permits,
+        })
+    }
+
+    fn now_ms(&self) -> i64 {
+        (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
+    async fn blocking<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&dyn QueueStore) -> Result<R, gust_sqs::SqsError> + Send + 'static,
+    ) -> Result<R, AsyncError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || job(store.as_ref()))
+            .await
+            .map_err(|e| AsyncError::Store(e.to_string()))?
+            .map_err(|e| AsyncError::Store(e.to_string()))
+    }
+
+    /// The queue of a function, created on first use.
+    async fn queue(&self, account: &str, function: &str) -> Result<i64, AsyncError> {
+        let key = (account.to_owned(), function.to_owned());
+        if let Some(id) = lock(&self.queues).get(&key) {
+            return Ok(*id);
+        }
+        let (account, name) = key.clone();
+        let id = self
+            .blocking(move |store| {
+                let config = QueueConfig::from_map(BTreeMap::new());
+                let queue = store.create_queue(&account, &name, &config, &BTreeMap::new(), 0, 0)?;
+                Ok(match queue {
+                    Ok(record) | Err(record) => record.id,
+                })
+            })
+            .await?;
+        lock(&self.queues).insert(key, id);
+        Ok(id)
+    }
+
+    /// Accepts an event: returns once it is on disk.
+    pub async fn enqueue(&self, event: AsyncEvent) -> Result<(), AsyncError> {
+        let queue = self.queue(&event.account, &event.function).await?;
+        let now = self.now_ms();
+        let stored = Stored {
+            event,
+            enqueued_ms: now,
+            attempts: 0,
+            setbacks: 0,
+            delivery: None,
+        };
+        let message = stored.message(now, now);
+        self.blocking(move |store| store.send(queue, vec![message], 0))
+            .await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Starts the dispatcher; `accounts` are searched for events left by an earlier run.
+    pub fn start(self: &Arc<Self>, accounts: Vec<String>) {
+        let invoker = Arc::clone(self);
+        tokio::spawn(async move {
+            for account in accounts {
+                let owned = account.clone();
+                if let Ok(queues) = invoker
+                    .blocking(move |store| store.queues(&owned, ""))
+                    .await
+                {
+                    let mut known = lock(&invoker.queues);
+                    for queue in queues {
+                        known.insert((account.clone(), queue.name), queue.id);
+                    }
+                }
+            }
+            invoker.dispatch().await;
+        });
+    }
+
+    async fn dispatch(self: Arc<Self>) {
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let queues: Vec<i64> = lock(&self.queues).values().copied().collect();
+            let mut next_ms: Option<i64> = None;
+            for queue in queues {
+                let free = self.permits.available_permits().min(10);
+                if free == 0 {
+                    break;
+                }
+                let now = self.now_ms();
+                let claim = Claim {
+                    now_ms: now,
+                    max: free,
+                    visibility_ms: ATTEMPT_VISIBILITY_MS,
+                    expired_before_ms: i64::MIN,
+                    fifo: false,
+                    redrive: None,
+                };
+                let claimed = match self.blocking(move |store| store.claim(queue, &claim)).await {
+                    Ok(claimed) => claimed,
+                    Err(error) => {
+                        tracing::error!(%error, "asynchronous events: cannot read the queue");
+                        continue;
+                    }
+                };
+                if let Some(at) = claimed.next_visible_ms {
+                    next_ms = Some(next_ms.map_or(at, |n| n.min(at)));
+                }
+                for message in claimed.messages {
+                    let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
+                        return;
+                    };
+                    let invoker = Arc::clone(&self);
+                    tokio::spawn(async move {
+                        invoker.handle(queue, message).await;
+                        drop(permit);
+                        invoker.wake.notify_one();
+                    });
+                }
+            }
+            let wait = next_ms
+                .map(|at| Duration::from_millis((at - self.now_ms()).clamp(1, 1000) as u64))
+                .unwrap_or(Duration::from_secs(1));
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Replaces a claimed message by `next` (visible at `visible_ms`): the new one is
+    /// stored first, so a crash in between repeats a step rather than losing one.
+    async fn replace(&self, queue: i64, message: &StoredMessage, next: Option<(Stored, i64)>) {
+        let now = self.now_ms();
+        if let Some((stored, visible_ms)) = next {
+            let new = stored.message(now, visible_ms);
+            if let Err(error) = self
+                .blocking(move |store| store.send(queue, vec![new], 0))
+                .await
+            {
+                // The old message stays; it runs again when its visibility ends.
+                tracing::error!(%error, "asynchronous events: cannot store an event's next step");
+                return;
+            }
+        }
+        if let Ok(receipt) = Receipt::decode(&message.receipt_handle) {
+            let _ = self
+                .blocking(move |store| store.delete_messages(queue, &[receipt]))
+                .await;
+        }
+    }
+
+    /// Adds `stored` with a new stage to the function's queue (records, dead letters).
+    async fn deliver_later(
+        &self,
+        queue: i64,
+        event: &AsyncEvent,
+        destination: String,
+        body: String,
+        attributes: DeliveryAttributes,
+    ) -> Stored {
+        let _ = queue;
+        Stored {
+            event: AsyncEvent {
+                payload: body,
+                ..event.clone()
+            },
+            enqueued_ms: self.now_ms(),
+            attempts: 0,
+            setbacks: 0,
+            delivery: Some((destination, attributes)),
+        }
+    }
+
+    fn backoff_ms(&self, setbacks: i64) -> i64 {
+        // A second of back-off doubling, scaled as retries are (the base is a minute).
+        let second = (self.config.retry_base.as_millis() as i64 / 60).max(1);
+        (second << setbacks.clamp(0, 20)).min(MAX_BACKOFF_MS)
+    }
+
+    async fn handle(&self, queue: i64, message: StoredMessage) {
+        let Some(stored) = Stored::read(&message) else {
+            tracing::error!(message = %message.message_id, "asynchronous events: an unreadable event is dropped");
+            self.replace(queue, &message, None).await;
+            return;
+        };
+        let now = self.now_ms();
+        if let Some((destination, attributes)) = &stored.delivery {
+            let delivered = self
+                .runner
+                .deliver(
+                    &stored.event.account,
+                    destination,
+                    stored.event.payload.clone(),
+                    attributes.clone(),
+                )
+                .await;
+            let next = match delivered {
+                Ok(()) => None,
+                Err(error) if stored.setbacks + 1 >= i64::from(DELIVERY_ATTEMPTS) => {
+                    tracing::error!(
+                        request_id = %stored.event.request_id, %destination, %error,
+                        "asynchronous invocation: a record could not be delivered and is dropped"
+                    );
+                    None
+                }
+                Err(error) => {
+                    tracing::warn!(request_id = %stored.event.request_id, %destination, %error,
+                        "asynchronous invocation: delivery failed; retrying");
+                    let mut again = stored.clone();
+                    again.setbacks += 1;
+                    let at = now + self.backoff_ms(again.setbacks);
+                    Some((again, at))
+                }
+            };
+            self.replace(queue, &message, next).await;
+            return;
+        }
+        let Some(settings) = self.runner.settings(&stored.event).await else {
+            tracing::warn!(request_id = %stored.event.request_id, function = %stored.event.function,
+                "asynchronous invocation: the function no longer exists; the event is dropped");
+            self.replace(queue, &message, None).await;
+            return;
+        };
+        if now - stored.enqueued_ms > i64::from(settings.max_age_seconds) * 1000 {
+            self.fail(
+                queue,
+                &message,
+                &stored,
+                &settings,
+                "EventAgeExceeded",
+                None,
+            )
+            .await;
+            return;
+        }
+        match self.runner.run(&stored.event).await {
+            Attempt::Ran {
+                body,
+                executed_version,
+                error: None,
+            } => {
+                let mut next = None;
+                if let Some(destination) = &settings.on_success {
+                    let record = self.record(
+                        &stored,
+                        &settings,
+                        "Success",
+                        stored.attempts + 1,
+                        Some((&body, &executed_version, None)),
+                    );
+                    next = Some(
+                        self.deliver_later(
+                            queue,
+                            &stored.event,
+                            destination.clone(),
+                            record,
+                            Vec::new(),
+                        )
+                        .await,
+                    );
+                }
+                self.replace(queue, &message, next.map(|s| (s, now))).await;
+            }
+            Attempt::Ran {
+                body,
+                executed_version,
+                error: Some(error),
+            } => {
+                let attempts = stored.attempts + 1;
+                if attempts <= i64::from(settings.retries) {
+                    let mut again = stored.clone();
+                    again.attempts = attempts;
+                    let delay = self.config.retry_base.as_millis() as i64 * attempts;
+                    self.replace(queue, &message, Some((again, now + delay)))
+                        .await;
+                } else {
+                    let mut last = stored.clone();
+                    last.attempts = attempts;
+                    self.fail(
+                        queue,
+                        &message,
+                        &last,
+                        &settings,
+                        "RetriesExhausted",
+                        Some((&body, &executed_version, Some(&error))),
+                    )
+                    .await;
+                }
+            }
+            Attempt::Throttled | Attempt::Failed(_) => {
+                let mut again = stored.clone();
+                again.setbacks += 1;
+                let at = now + self.backoff_ms(again.setbacks);
+                self.replace(queue, &message, Some((again, at))).await;
+            }
+            Attempt::Gone => {
+                tracing::warn!(request_id = %stored.event.request_id, function = %stored.event.function,
+                    "asynchronous invocation: the function no longer exists; the event is dropped");
+                self.replace(queue, &message, None).await;
+            }
+        }
+    }
+
+    /// Lambda's invocation record.
+    fn record(
+        &self,
+        stored: &Stored,
+        settings: &EventSettings,
+        condition: &str,
+        invoke_count: i64,
+        response: Option<(&str, &str, Option<&str>)>,
+    ) -> String {
+        let mut record = json!({
+            "version": "1.0",
+            "timestamp": timestamp(self.now_ms()),
+            "requestContext": {
+                "requestId": stored.event.request_id,
+                "functionArn": settings.function_arn,
+                "condition": condition,
+                "approximateInvokeCount": invoke_count,
+            },
+            "requestPayload": as_json(&stored.event.payload),
+        });
+        if let Some((body, version, error)) = response {
+            let mut context = json!({"statusCode": 200, "executedVersion": version});
+            if let Some(error) = error {
+                context["functionError"] = json!(error);
+            }
+            record["responseContext"] = context;
+            record["responsePayload"] = as_json(body);
+        }
+        record.to_string()
+    }
+
+    /// The last failure: the event to the dead-letter queue, the record to the on-failure
+    /// destination, each delivered (and retried) as a step of its own.
+    async fn fail(
+        &self,
+        queue: i64,
+        message: &StoredMessage,
+        stored: &Stored,
+        settings: &EventSettings,
+        condition: &str,
+        response: Option<(&str, &str, Option<&str>)>,
+    ) {
+        let mut steps = Vec::new();
+        if let Some(target) = &settings.dead_letter {
+            let error_message = response
+                .and_then(|(body, _, _)| {
+                    as_json(body)
+                        .get("errorMessage")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| condition.to_owned());
+            let mut error_message: String = error_message;
+            while error_message.len() > ERROR_MESSAGE_MAX {
+                error_message.pop();
+            }
+            let attributes = vec![
+                (
+                    "RequestID".to_owned(),
+                    "String".to_owned(),
+                    stored.event.request_id.clone(),
+                ),
+                (
+                    "ErrorCode".to_owned(),
+                    "Number".to_owned(),
+                    "200".to_owned(),
+                ),
+                (
+                    "ErrorMessage".to_owned(),
+                    "String".to_owned(),
+                    error_message,
+                ),
+            ];
+            steps.push(
+                self.deliver_later(
+                    queue,
+                    &stored.event,
+                    target.clone(),
+                    stored.event.payload.clone(),
+                    attributes,
+                )
+                .await,
+            );
+        }
+        if let Some(destination) = &settings.on_failure {
+            let record = self.record(stored, settings, condition, stored.attempts, response);
+            steps.push(
+                self.deliver_later(
+                    queue,
+                    &stored.event,
+                    destination.clone(),
+                    record,
+                    Vec::new(),
+                )
+                .await,
+            );
+        }
+        if steps.is_empty() {
+            tracing::warn!(
+                request_id = %stored.event.request_id, function = %settings.function_arn, %condition,
+                "asynchronous invocation: the event failed and has no dead-letter queue or destination; dropped"
+            );
+        }
+        let now = self.now_ms();
+        // The second step (if any) is stored first; the replacement stores the other and
+        // removes the event.
+        if steps.len() == 2 {
+            let extra = steps.pop().map(|s| s.message(now, now));
+            if let Some(extra) = extra {
+                if self
+                    .blocking(move |store| store.send(queue, vec![extra], 0))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        self.replace(queue, message, steps.pop().map(|s| (s, now)))
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests;
