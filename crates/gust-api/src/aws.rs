@@ -416,4 +416,6 @@ pub struct Services {
     pub sqs: Arc<gust_sqs::Sqs>,
     /// Topics.
     pub sns: Arc<gust_sns::Sns>,
+    /// Lambda's asynchronous event queue.
+    pub events: Arc<gust_async::AsyncInvoker>,
 }

@@ -77,6 +77,8 @@ fn engine_error(
 /// `POST /2015-03-31/functions/{fn}/invocations`.
 pub(crate) async fn invoke(
     plane: &Plane,
+    events: &gust_async::AsyncInvoker,
+    request_id: &str,
     function: &str,
     query: &Query,
     headers: &HeaderMap,
@@ -106,9 +108,8 @@ pub(crate) async fn invoke(
     }
     violations.finish()?;
     if invocation_type == "Event" {
-        return Err(ApiError::not_implemented(
-            "Asynchronous invocation (X-Amz-Invocation-Type: Event)",
-        ));
+        enqueue(plane, events, request_id, &reference, body).await?;
+        return Ok(StatusCode::ACCEPTED.into_response());
     }
     let client_context = header(headers, "x-amz-client-context")
         .map(decode_client_context)
@@ -172,6 +173,66 @@ pub(crate) async fn invoke(
     response
         .body(Body::from(outcome.body))
         .map_err(|e| ApiError::internal(&e))
+}
+
+/// Checks an asynchronous event and queues it durably: the function (and qualifier) must
+/// exist and the payload be JSON of at most 1 MB.
+async fn enqueue(
+    plane: &Plane,
+    events: &gust_async::AsyncInvoker,
+    request_id: &str,
+    reference: &gust_model::FunctionRef,
+    body: Bytes,
+) -> Result<(), ApiError> {
+    if body.len() > gust_async::MAX_PAYLOAD {
+        return Err(ApiError::request_too_large(format!(
+            "Request must be smaller than {} bytes for the InvokeAsync operation",
+            gust_async::MAX_PAYLOAD
+        )));
+    }
+    let payload = if body.iter().all(u8::is_ascii_whitespace) {
+        "{}".to_owned()
+    } else {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|e| {
+            ApiError::invalid_content(format!(
+                "Could not parse request body into json: Could not parse payload into json: {e}"
+            ))
+        })?;
+        String::from_utf8(body.to_vec())
+            .map_err(|_| ApiError::invalid_content("Could not parse request body into json"))?
+    };
+    // The function, version or alias must exist now; the version is chosen per attempt.
+    let control = std::sync::Arc::clone(&plane.control);
+    let r = reference.clone();
+    tokio::task::spawn_blocking(move || control.get_function(&r))
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+    events
+        .enqueue(gust_async::AsyncEvent {
+            account: plane.account_id().to_owned(),
+            function: reference.name.to_string(),
+            qualifier: reference.qualifier.as_ref().map(ToString::to_string),
+            payload,
+            request_id: request_id.to_owned(),
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))
+}
+
+/// `POST /2014-11-13/functions/{fn}/invoke-async/` (deprecated): queues the event, 202
+/// `{"Status": 202}`.
+pub(crate) async fn invoke_async(
+    plane: &Plane,
+    events: &gust_async::AsyncInvoker,
+    request_id: &str,
+    function: &str,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let reference = plane.control.resolve(function, None, IdKind::Namespaced)?;
+    enqueue(plane, events, request_id, &reference, body).await?;
+    let mut response = crate::json(StatusCode::ACCEPTED, &serde_json::json!({"Status": 202}))?;
+    *response.status_mut() = StatusCode::ACCEPTED;
+    Ok(response)
 }
 
 /// `GET /_gust/logs/{fn}?since=<epoch ms>&limit=<n>`: the function's log events.
@@ -243,6 +304,34 @@ pub enum ServiceInvokeError {
 }
 
 impl Plane {
+    /// Whether `caller` (another AWS service acting for its resource) may invoke
+    /// `function`: it exists and its policy allows `lambda:InvokeFunction`.
+    pub async fn service_may_invoke(
+        &self,
+        function: &str,
+        caller: &gust_model::policy::Caller,
+    ) -> Result<gust_model::FunctionRef, ServiceInvokeError> {
+        let control = std::sync::Arc::clone(&self.control);
+        let (text, who) = (function.to_owned(), caller.clone());
+        tokio::task::spawn_blocking(move || {
+            let reference = control
+                .resolve(&text, None, IdKind::Namespaced)
+                .map_err(|e| ServiceInvokeError::NotFound(e.to_string()))?;
+            control
+                .get_function(&reference)
+                .map_err(|e| ServiceInvokeError::NotFound(e.to_string()))?;
+            match control.allowed(&reference, &who, "lambda:InvokeFunction") {
+                Ok(true) => Ok(reference),
+                Ok(false) => Err(ServiceInvokeError::AccessDenied(format!(
+                    "The resource policy of {text} does not allow lambda:InvokeFunction for this caller"
+                ))),
+                Err(error) => Err(ServiceInvokeError::NotFound(error.to_string())),
+            }
+        })
+        .await
+        .map_err(|e| ServiceInvokeError::Failed(e.to_string()))?
+    }
+
     /// Invokes `function` (a function ARN, possibly qualified) for `caller`, another AWS
     /// service acting for its resource: the function's policy must allow it
     /// (`lambda:InvokeFunction`), as on AWS. Returns the invocation's outcome, function
@@ -252,6 +341,7 @@ impl Plane {
         function: &str,
         payload: Bytes,
         caller: &gust_model::policy::Caller,
+        request_id: Option<String>,
     ) -> Result<gust_engine::InvokeOutcome, ServiceInvokeError> {
         let control = std::sync::Arc::clone(&self.control);
         let (text, who) = (function.to_owned(), caller.clone());
@@ -285,7 +375,7 @@ impl Plane {
                     .arn(&reference.name, reference.qualifier.as_ref()),
                 payload,
                 client_context: None,
-                request_id: None,
+                request_id,
             })
             .await
             .map_err(|error| match error {

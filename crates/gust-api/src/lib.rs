@@ -11,6 +11,7 @@ mod aws;
 pub mod code_url;
 pub mod dto;
 pub mod error;
+mod event_invoke;
 mod invoke;
 mod layers;
 mod policies;
@@ -275,7 +276,26 @@ async fn handle(
     };
     match &operation {
         Operation::Invoke(function) => {
-            return invoke::invoke(&plane, function, &query, &parts.headers, body).await;
+            return invoke::invoke(
+                &plane,
+                &state.services.events,
+                request_id,
+                function,
+                &query,
+                &parts.headers,
+                body,
+            )
+            .await;
+        }
+        Operation::InvokeAsync(function) => {
+            return invoke::invoke_async(
+                &plane,
+                &state.services.events,
+                request_id,
+                function,
+                body,
+            )
+            .await;
         }
         Operation::GustLogs(function) => {
             return invoke::logs(&plane.engine, function, &query).await

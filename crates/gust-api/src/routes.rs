@@ -43,6 +43,18 @@ pub enum Operation {
     Invoke(String),
     /// `GET /_gust/logs/{fn}`: Gust's own log query (SigV4-signed like the rest).
     GustLogs(String),
+    /// `POST /2014-11-13/functions/{fn}/invoke-async` (deprecated).
+    InvokeAsync(String),
+    /// `PUT /2019-09-25/functions/{fn}/event-invoke-config`
+    PutFunctionEventInvokeConfig(String),
+    /// `POST /2019-09-25/functions/{fn}/event-invoke-config`
+    UpdateFunctionEventInvokeConfig(String),
+    /// `GET /2019-09-25/functions/{fn}/event-invoke-config`
+    GetFunctionEventInvokeConfig(String),
+    /// `DELETE /2019-09-25/functions/{fn}/event-invoke-config`
+    DeleteFunctionEventInvokeConfig(String),
+    /// `GET /2019-09-25/functions/{fn}/event-invoke-config/list`
+    ListFunctionEventInvokeConfigs(String),
     /// `POST /2015-03-31/functions/{fn}/versions`
     PublishVersion(String),
     /// `GET /2015-03-31/functions/{fn}/versions`
@@ -102,6 +114,12 @@ impl Operation {
             | UpdateFunctionConfiguration(f)
             | UpdateFunctionCode(f)
             | Invoke(f)
+            | InvokeAsync(f)
+            | PutFunctionEventInvokeConfig(f)
+            | UpdateFunctionEventInvokeConfig(f)
+            | GetFunctionEventInvokeConfig(f)
+            | DeleteFunctionEventInvokeConfig(f)
+            | ListFunctionEventInvokeConfigs(f)
             | GustLogs(f)
             | PublishVersion(f)
             | ListVersionsByFunction(f)
@@ -139,7 +157,7 @@ impl Operation {
     pub(crate) fn iam_action(&self) -> &'static str {
         use Operation::*;
         match self {
-            Invoke(_) => "lambda:InvokeFunction",
+            Invoke(_) | InvokeAsync(_) => "lambda:InvokeFunction",
             GetFunction(_) => "lambda:GetFunction",
             GetFunctionConfiguration(_) => "lambda:GetFunctionConfiguration",
             DeleteFunction(_) => "lambda:DeleteFunction",
@@ -192,7 +210,6 @@ impl Route {
 /// Lambda operations Gust does not have yet: (method, path pattern, name). `*` matches one
 /// segment. Answered with 501 `NotImplementedException`, never a fake success.
 const NOT_YET: &[(&str, &str, &str)] = &[
-    ("POST", "2014-11-13/functions/*/invoke-async", "InvokeAsync"),
     (
         "POST",
         "2021-11-15/functions/*/response-streaming-invocations",
@@ -227,31 +244,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "DELETE",
         "2019-09-30/functions/*/provisioned-concurrency",
         "DeleteProvisionedConcurrencyConfig",
-    ),
-    (
-        "PUT",
-        "2019-09-25/functions/*/event-invoke-config",
-        "PutFunctionEventInvokeConfig",
-    ),
-    (
-        "POST",
-        "2019-09-25/functions/*/event-invoke-config",
-        "UpdateFunctionEventInvokeConfig",
-    ),
-    (
-        "GET",
-        "2019-09-25/functions/*/event-invoke-config",
-        "GetFunctionEventInvokeConfig",
-    ),
-    (
-        "DELETE",
-        "2019-09-25/functions/*/event-invoke-config",
-        "DeleteFunctionEventInvokeConfig",
-    ),
-    (
-        "GET",
-        "2019-09-25/functions/*/event-invoke-config/list",
-        "ListFunctionEventInvokeConfigs",
     ),
     (
         "POST",
@@ -374,6 +366,24 @@ pub(crate) fn route(method: &Method, raw_path: &str, raw_query: &str) -> Route {
             Operation::Invoke((*f).to_owned())
         }
         ("GET", ["_gust", "logs", f]) => Operation::GustLogs((*f).to_owned()),
+        ("POST", ["2014-11-13", "functions", f, "invoke-async"]) => {
+            Operation::InvokeAsync((*f).to_owned())
+        }
+        ("PUT", ["2019-09-25", "functions", f, "event-invoke-config"]) => {
+            Operation::PutFunctionEventInvokeConfig((*f).to_owned())
+        }
+        ("POST", ["2019-09-25", "functions", f, "event-invoke-config"]) => {
+            Operation::UpdateFunctionEventInvokeConfig((*f).to_owned())
+        }
+        ("GET", ["2019-09-25", "functions", f, "event-invoke-config"]) => {
+            Operation::GetFunctionEventInvokeConfig((*f).to_owned())
+        }
+        ("DELETE", ["2019-09-25", "functions", f, "event-invoke-config"]) => {
+            Operation::DeleteFunctionEventInvokeConfig((*f).to_owned())
+        }
+        ("GET", ["2019-09-25", "functions", f, "event-invoke-config", "list"]) => {
+            Operation::ListFunctionEventInvokeConfigs((*f).to_owned())
+        }
         ("POST", ["2015-03-31", "functions", f, "versions"]) => {
             Operation::PublishVersion((*f).to_owned())
         }
@@ -753,8 +763,25 @@ pub(crate) fn execute(
         Operation::RemoveLayerVersionPermission(layer, n, sid) => {
             crate::layers::remove_permission(context, &layer, &n, &sid, query)
         }
+        Operation::PutFunctionEventInvokeConfig(function) => {
+            crate::event_invoke::put(context, &function, query, body, false)
+        }
+        Operation::UpdateFunctionEventInvokeConfig(function) => {
+            crate::event_invoke::put(context, &function, query, body, true)
+        }
+        Operation::GetFunctionEventInvokeConfig(function) => {
+            crate::event_invoke::get(context, &function, query)
+        }
+        Operation::DeleteFunctionEventInvokeConfig(function) => {
+            crate::event_invoke::delete(context, &function, query)
+        }
+        Operation::ListFunctionEventInvokeConfigs(function) => {
+            crate::event_invoke::list(context, &function, query)
+        }
         // Served on the async path (crate::invoke) before blocking work is dispatched.
-        Operation::Invoke(_) | Operation::GustLogs(_) => Err(ApiError::unknown_operation()),
+        Operation::Invoke(_) | Operation::InvokeAsync(_) | Operation::GustLogs(_) => {
+            Err(ApiError::unknown_operation())
+        }
     }
 }
 
@@ -811,7 +838,7 @@ mod tests {
         );
         assert_eq!(
             r(Method::POST, "/2014-11-13/functions/f/invoke-async/"),
-            Route::NotImplemented("InvokeAsync")
+            Route::Lambda(Operation::InvokeAsync("f".into()))
         );
         assert_eq!(
             r(Method::GET, "/2015-03-31/event-source-mappings/"),

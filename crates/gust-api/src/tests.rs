@@ -53,6 +53,36 @@ impl gust_sns::Deliverer for NoTargets {
     }
 }
 
+/// Asynchronous events in these tests are accepted and never run.
+#[derive(Debug)]
+struct NoFunctions;
+
+impl gust_async::Runner for NoFunctions {
+    fn settings<'a>(
+        &'a self,
+        _: &'a gust_async::AsyncEvent,
+    ) -> gust_async::BoxFuture<'a, Option<gust_async::EventSettings>> {
+        Box::pin(async { None })
+    }
+
+    fn run<'a>(
+        &'a self,
+        _: &'a gust_async::AsyncEvent,
+    ) -> gust_async::BoxFuture<'a, gust_async::Attempt> {
+        Box::pin(async { gust_async::Attempt::Gone })
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: String,
+        _: gust_async::DeliveryAttributes,
+    ) -> gust_async::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Err("no destinations here".to_owned()) })
+    }
+}
+
 fn credentials() -> Credentials {
     Credentials {
         access_key_id: "AKIDTEST".into(),
@@ -116,6 +146,14 @@ fn harness() -> Harness {
                 gust_sns::SnsConfig::new("http://127.0.0.1:9070", &dir.path().join("sns.pem")),
             )
             .unwrap(),
+            events: gust_async::AsyncInvoker::new(
+                Arc::new(
+                    gust_sqs::sqlite::SqliteQueues::open(&dir.path().join("async.db")).unwrap(),
+                ),
+                Arc::new(NoFunctions),
+                clock.clone(),
+                gust_async::AsyncConfig::default(),
+            ),
         },
     );
     Harness {

@@ -76,7 +76,12 @@ pub fn destination_kind(arn: &str) -> Result<DestinationKind, ModelError> {
 pub fn validate(config: &EventInvokeConfig, function_arn: &str) -> Result<(), ModelError> {
     let mut violations = Violations::default();
     if let Some(retries) = config.maximum_retry_attempts {
-        violations.range(i64::from(retries), "maximumRetryAttempts", 0, i64::from(MAX_RETRY_ATTEMPTS));
+        violations.range(
+            i64::from(retries),
+            "maximumRetryAttempts",
+            0,
+            i64::from(MAX_RETRY_ATTEMPTS),
+        );
     }
     if let Some(age) = config.maximum_event_age_seconds {
         violations.range(
@@ -86,7 +91,10 @@ pub fn validate(config: &EventInvokeConfig, function_arn: &str) -> Result<(), Mo
             i64::from(MAX_EVENT_AGE),
         );
     }
-    for destination in [&config.on_success, &config.on_failure].into_iter().flatten() {
+    for destination in [&config.on_success, &config.on_failure]
+        .into_iter()
+        .flatten()
+    {
         violations.length(destination, "destination", 0, 350);
     }
     violations.finish()?;
@@ -94,7 +102,10 @@ pub fn validate(config: &EventInvokeConfig, function_arn: &str) -> Result<(), Mo
         let parts: Vec<&str> = arn.split(':').collect();
         parts.iter().take(7).copied().collect::<Vec<_>>().join(":")
     };
-    for destination in [&config.on_success, &config.on_failure].into_iter().flatten() {
+    for destination in [&config.on_success, &config.on_failure]
+        .into_iter()
+        .flatten()
+    {
         if destination_kind(destination)? == DestinationKind::Function
             && unqualified(destination) == unqualified(function_arn)
         {
@@ -128,7 +139,10 @@ mod tests {
             ..ok.clone()
         };
         let message = validate(&too_many, ARN).unwrap_err().to_string();
-        assert!(message.starts_with("2 validation errors detected"), "{message}");
+        assert!(
+            message.starts_with("2 validation errors detected"),
+            "{message}"
+        );
         let itself = EventInvokeConfig {
             on_success: Some(format!("{ARN}:$LATEST")),
             ..ok.clone()

@@ -4,22 +4,20 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use gust_model::policy::Caller as Principal;
 use gust_sns::{BoxFuture, DeliveryError, SqsDelivery};
 
 /// SNS's `SenderId` on the messages it sends to queues.
 const SNS_SENDER_ID: &str = "AIDAIT2UOQQY3AUEKVGXU";
-/// Retries of a function that fails, and their delays (Lambda's asynchronous invocation
-/// retries twice; its own delays are one and two minutes).
-const FUNCTION_RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 
 /// The server's queues and every account's functions.
 #[derive(Debug)]
 pub struct Targets {
     pub planes: HashMap<String, gust_api::Plane>,
     pub sqs: Arc<gust_sqs::Sqs>,
+    /// Lambda's event queue: functions subscribed to topics are invoked through it.
+    pub events: std::sync::OnceLock<std::sync::Weak<gust_async::AsyncInvoker>>,
 }
 
 fn sns_for(topic_arn: &str) -> (String, Principal) {
@@ -95,41 +93,38 @@ impl gust_sns::Deliverer for Targets {
     ) -> BoxFuture<'_, Result<(), DeliveryError>> {
         let (function_arn, topic_arn) = (function_arn.to_owned(), topic_arn.to_owned());
         Box::pin(async move {
-            let account = function_arn.split(':').nth(4).unwrap_or_default();
-            let plane = self.planes.get(account).ok_or_else(|| {
+            let account = function_arn
+                .split(':')
+                .nth(4)
+                .unwrap_or_default()
+                .to_owned();
+            let plane = self.planes.get(&account).ok_or_else(|| {
                 DeliveryError::permanent(format!("Function not found: {function_arn}"))
             })?;
             let (_, principal) = sns_for(&topic_arn);
-            let payload = bytes::Bytes::from(payload);
-            let mut delays = FUNCTION_RETRY_DELAYS.iter();
-            loop {
-                match plane
-                    .invoke_for_service(&function_arn, payload.clone(), &principal)
-                    .await
-                {
-                    Ok(outcome) if !outcome.function_error => return Ok(()),
-                    // The event reached the function, which failed: retried as Lambda
-                    // retries an asynchronous event, then it has been delivered.
-                    Ok(outcome) => match delays.next() {
-                        Some(delay) => tokio::time::sleep(*delay).await,
-                        None => {
-                            tracing::warn!(
-                                function = %function_arn, topic = %topic_arn,
-                                request_id = %outcome.request_id,
-                                "an SNS event failed in its function after 3 attempts"
-                            );
-                            return Ok(());
-                        }
-                    },
-                    Err(gust_api::ServiceInvokeError::Throttled) => {
-                        return Err(DeliveryError::retryable("Rate Exceeded."))
-                    }
-                    Err(gust_api::ServiceInvokeError::Failed(cause)) => {
-                        return Err(DeliveryError::retryable(cause))
-                    }
-                    Err(error) => return Err(DeliveryError::permanent(error.to_string())),
-                }
-            }
+            // As on AWS: SNS invokes asynchronously, and the function's policy must allow it.
+            let reference = plane
+                .service_may_invoke(&function_arn, &principal)
+                .await
+                .map_err(|error| match error {
+                    gust_api::ServiceInvokeError::Failed(cause) => DeliveryError::retryable(cause),
+                    other => DeliveryError::permanent(other.to_string()),
+                })?;
+            let events = self
+                .events
+                .get()
+                .and_then(std::sync::Weak::upgrade)
+                .ok_or_else(|| DeliveryError::retryable("the event queue is not running"))?;
+            events
+                .enqueue(gust_async::AsyncEvent {
+                    account,
+                    function: reference.name.to_string(),
+                    qualifier: reference.qualifier.as_ref().map(ToString::to_string),
+                    payload: String::from_utf8_lossy(&payload).into_owned(),
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                })
+                .await
+                .map_err(|e| DeliveryError::retryable(e.to_string()))
         })
     }
 }

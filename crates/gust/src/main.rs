@@ -7,6 +7,7 @@ mod client;
 mod datadir;
 mod delivery;
 mod doctor;
+mod events;
 mod serve;
 
 use std::path::PathBuf;

@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// One second of SNS's delivery retry schedule; shorten it for development and tests.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     sns_retry_base: Duration,
+    /// The delay before an asynchronous event's first retry (the second waits twice as
+    /// long), as Lambda's minute; shorten it for development and tests.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    async_retry_base: Duration,
 }
 
 /// One more account, as `--accounts` lists it.
@@ -433,13 +437,36 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         upload_dir: datadir::upload_dir(&args.data_dir)?,
         sessions: Arc::clone(&sessions),
     };
-    let targets = Arc::new(crate::delivery::Targets {
-        planes: planes
-            .iter()
-            .map(|p| (p.account_id().to_owned(), p.clone()))
-            .collect(),
+    let by_account: std::collections::HashMap<String, gust_api::Plane> = planes
+        .iter()
+        .map(|p| (p.account_id().to_owned(), p.clone()))
+        .collect();
+    // Lambda's asynchronous event queue: a store of its own, behind the queues' interface.
+    let event_store = gust_sqs::sqlite::SqliteQueues::open(&args.data_dir.join("async.db"))
+        .map_err(|e| anyhow::anyhow!("cannot open the event queue: {e}"))?;
+    let functions = Arc::new(crate::events::Functions {
+        planes: by_account.clone(),
         sqs: Arc::clone(&sqs),
+        sns: std::sync::OnceLock::new(),
+        events: std::sync::OnceLock::new(),
     });
+    let events = gust_async::AsyncInvoker::new(
+        Arc::new(event_store),
+        Arc::clone(&functions) as Arc<dyn gust_async::Runner>,
+        clock.clone(),
+        gust_async::AsyncConfig {
+            retry_base: args.async_retry_base,
+            concurrency: args.max_environments.clamp(1, 64),
+        },
+    );
+    let _ = functions.events.set(Arc::downgrade(&events));
+    let targets = Arc::new(crate::delivery::Targets {
+        planes: by_account.clone(),
+        sqs: Arc::clone(&sqs),
+        events: std::sync::OnceLock::new(),
+    });
+    let _ = targets.events.set(Arc::downgrade(&events));
+    let accounts: Vec<String> = by_account.keys().cloned().collect();
     let max_connections = connection_budget(args.max_connections, args.max_environments);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -476,12 +503,15 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         )
         .map_err(|e| anyhow::anyhow!("cannot start topics: {e}"))?;
         sns.start();
+        let _ = functions.sns.set(Arc::clone(&sns));
+        events.start(accounts);
         let router = gust_api::router(
             planes,
             api_config,
             gust_api::Services {
                 sqs: Arc::clone(&sqs),
                 sns,
+                events: Arc::clone(&events),
             },
         );
         let _ = access.router.set(router.clone());
