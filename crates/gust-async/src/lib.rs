@@ -372,9 +372,21 @@ impl AsyncInvoker {
                     .blocking(move |store| store.queues(&owned, ""))
                     .await
                 {
-                    let mut known = lock(&invoker.queues);
+                    let now = invoker.now_ms();
                     for queue in queues {
-                        known.insert((account.clone(), queue.name), queue.id);
+                        // Attempts the previous run had started ended with it: run them
+                        // again now rather than after their visibility timeout.
+                        let id = queue.id;
+                        if let Ok(released) = invoker
+                            .blocking(move |store| store.release_in_flight(id, now))
+                            .await
+                        {
+                            if released > 0 {
+                                tracing::info!(released, function = %queue.name,
+                                    "asynchronous events interrupted by the last stop run again");
+                            }
+                        }
+                        lock(&invoker.queues).insert((account.clone(), queue.name), queue.id);
                     }
                 }
             }

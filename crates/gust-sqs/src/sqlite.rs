@@ -614,6 +614,15 @@ impl QueueStore for SqliteQueues {
         })
     }
 
+    fn release_in_flight(&self, queue_id: i64, now_ms: i64) -> Result<usize, SqsError> {
+        self.run(move |connection| {
+            Ok(connection.execute(
+                "UPDATE messages SET visible_ms = ?2 WHERE queue_id = ?1 AND receive_count > 0 AND visible_ms > ?2",
+                params![queue_id, now_ms],
+            )?)
+        })
+    }
+
     fn extent(&self, queue_id: i64) -> Result<(i64, i64), SqsError> {
         self.run(move |connection| {
             Ok(connection.query_row(

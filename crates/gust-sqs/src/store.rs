@@ -282,6 +282,11 @@ pub trait QueueStore: Send + Sync + std::fmt::Debug {
         now_ms: i64,
     ) -> Result<(usize, i64), SqsError>;
 
+    /// Makes every received, still invisible message visible now: what a previous process
+    /// had in flight is in flight no more (for stores whose only consumer is this server,
+    /// such as the asynchronous invocation queue). Returns how many.
+    fn release_in_flight(&self, queue_id: i64, now_ms: i64) -> Result<usize, SqsError>;
+
     /// The highest message position in a queue (0 when empty) and the message count.
     fn extent(&self, queue_id: i64) -> Result<(i64, i64), SqsError>;
 

@@ -1,4 +1,4 @@
-//! `gust invoke NAME [--payload JSON|@file] [--log]` and `gust logs NAME [--follow] [--since 10m]`.
+//! `gust invoke NAME [--payload JSON|@file] [--log|--async]` and `gust logs NAME [--follow] [--since 10m]`.
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
@@ -16,8 +16,12 @@ pub struct InvokeArgs {
     #[arg(long)]
     payload: Option<String>,
     /// Also print the end of this invocation's log.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "asynchronous")]
     log: bool,
+    /// Queue the event (`InvocationType: Event`) and return once it is accepted; print
+    /// its request id.
+    #[arg(long = "async")]
+    asynchronous: bool,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -53,6 +57,11 @@ async fn invoke(args: InvokeArgs) -> Result<()> {
     let client = Client::connect(&args.connect)?;
     let payload = read_payload(args.payload.as_deref())?;
     let log_type = if args.log { "Tail" } else { "None" };
+    let invocation_type = if args.asynchronous {
+        "Event"
+    } else {
+        "RequestResponse"
+    };
     let answer = client
         .send(
             "POST",
@@ -62,10 +71,22 @@ async fn invoke(args: InvokeArgs) -> Result<()> {
             ),
             "",
             payload,
-            &[("x-amz-log-type", log_type)],
+            &[
+                ("x-amz-log-type", log_type),
+                ("x-amz-invocation-type", invocation_type),
+            ],
         )
         .await?;
     let header = |name: &str| answer.headers.get(name).and_then(|v| v.to_str().ok());
+    if args.asynchronous {
+        let request_id = header("x-amzn-requestid").unwrap_or_default();
+        if args.connect.json {
+            output::json(&serde_json::json!({"StatusCode": 202, "RequestId": request_id}))?;
+        } else {
+            println!("accepted: request {request_id}");
+        }
+        return Ok(());
+    }
     let function_error = header("x-amz-function-error").map(str::to_owned);
     let log = header("x-amz-log-result")
         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
