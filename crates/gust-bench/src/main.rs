@@ -60,11 +60,13 @@ struct Args {
     /// Idle environments left behind by the `kill -9` before the restart figure (0: skip).
     #[arg(long, default_value_t = 300)]
     idle: usize,
-    /// Only the queue figures (SQS send, receive-delete, long-poll wake-up).
+    /// Only the messaging figures (SQS send, receive-delete, long-poll wake-up; async
+    /// accepts and queue-to-start).
     #[arg(long)]
     queues_only: bool,
 }
 
+mod events;
 mod queues;
 
 type HttpClient = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
@@ -770,6 +772,7 @@ async fn main() -> Result<()> {
     println!("| figure | Gust | floor (same run) | ratio / overhead |");
     println!("|---|---|---|---|");
     queues::run(&target, &floor_target, &args).await?;
+    events::run(&target, &floor_target, &args).await?;
     if args.queues_only {
         return Ok(());
     }

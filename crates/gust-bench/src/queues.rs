@@ -16,7 +16,7 @@ use crate::{latency, ms, percentile, row, throughput, Args, Target};
 const CONCURRENCY: usize = 8;
 
 impl Target {
-    async fn sqs(&self, operation: &str, input: Value) -> Result<Value> {
+    pub(crate) async fn sqs(&self, operation: &str, input: Value) -> Result<Value> {
         let target = format!("AmazonSQS.{operation}");
         let (status, body) = self
             .request(
