@@ -186,3 +186,67 @@ def test_kill_9_with_a_thousand_events_waiting_runs_each_after_restart(make_serv
     assert set(runs) == set(range(1000)), f"{1000 - len(set(runs))} events never ran"
     # Only events in flight at the kill (at most the two that were running) may run twice.
     assert len(runs) - len(set(runs)) <= 2
+
+
+TIMED = make_zip({"app.py": "import time\ndef handler(event, context):\n    start = time.time()\n"
+                            "    time.sleep(event.get('sleep', 0.02))\n"
+                            "    return {'n': event.get('n'), 'start': start, 'end': time.time()}\n"})
+
+
+def test_reserved_concurrency_caps_sync_and_async_work(shared):
+    lam, sqs = shared.client(), shared.client(service="sqs")
+    create(lam, "reserved", TIMED)
+    assert lam.get_function_concurrency(FunctionName="reserved").get("ReservedConcurrentExecutions") is None
+    assert lam.put_function_concurrency(FunctionName="reserved", ReservedConcurrentExecutions=2)["ReservedConcurrentExecutions"] == 2
+    assert lam.get_function(FunctionName="reserved")["Concurrency"] == {"ReservedConcurrentExecutions": 2}
+    settings = lam.get_account_settings()["AccountLimit"]
+    assert settings["UnreservedConcurrentExecutions"] == settings["ConcurrentExecutions"] - 2
+    # The unreserved pool keeps at least 100.
+    status, code, message = error_of(lambda: lam.put_function_concurrency(FunctionName="reserved",
+                                                                         ReservedConcurrentExecutions=901))
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert "below its minimum value of [100]" in message
+    # Synchronous: 5 slow invokes at once, reserved 2 → 2 run, 3 are throttled with the reason.
+    invoke(lam, "reserved", {"sleep": 0.01})  # one warm environment
+    results = []
+
+    def call():
+        try:
+            lam.invoke(FunctionName="reserved", Payload=json.dumps({"sleep": 1.5}))
+            results.append("ran")
+        except lam.exceptions.TooManyRequestsException as error:
+            results.append(error.response.get("Reason"))
+
+    threads = [threading.Thread(target=call) for _ in range(5)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["ReservedFunctionConcurrentInvocationLimitExceeded"] * 3 + ["ran"] * 2, results
+    # Asynchronous with reserved 1: all of 100 events run, one at a time.
+    url, arn = queue(sqs, "reserved-records")
+    lam.put_function_concurrency(FunctionName="reserved", ReservedConcurrentExecutions=1)
+    lam.put_function_event_invoke_config(FunctionName="reserved", DestinationConfig={"OnSuccess": {"Destination": arn}})
+    for n in range(100):
+        lam.invoke(FunctionName="reserved", InvocationType="Event", Payload=json.dumps({"n": n}))
+    runs = [json.loads(m["Body"])["responsePayload"] for m in drain(sqs, url, 100, timeout=120)]
+    assert sorted(r["n"] for r in runs) == list(range(100))
+    spans = sorted((r["start"], r["end"]) for r in runs)
+    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), "two ran at once"
+    # Reserved 0 stops the function: events wait (they are not lost) until it may run again.
+    lam.put_function_concurrency(FunctionName="reserved", ReservedConcurrentExecutions=0)
+    assert error_of(lambda: lam.invoke(FunctionName="reserved", Payload=b"{}"))[0] == 429
+    for n in range(100, 103):
+        lam.invoke(FunctionName="reserved", InvocationType="Event", Payload=json.dumps({"n": n}))
+    assert drain(sqs, url, 1, timeout=3) == []
+    lam.delete_function_concurrency(FunctionName="reserved")
+    assert "Concurrency" not in lam.get_function(FunctionName="reserved")
+    later = [json.loads(m["Body"])["responsePayload"]["n"] for m in drain(sqs, url, 3, timeout=60)]
+    assert sorted(later) == [100, 101, 102]
+
+
+def invoke(lam, name, event):
+    response = lam.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+    assert "FunctionError" not in response
+    return json.loads(response["Payload"].read())

@@ -176,12 +176,13 @@ def test_revision_id_preconditions_and_dry_run(lam):
 def test_unimplemented_operations_say_so(lam):
     create(lam, "noinvoke")
     with pytest.raises(lam.exceptions.ClientError) as info:
-        lam.put_function_concurrency(FunctionName="noinvoke", ReservedConcurrentExecutions=5)
+        lam.put_provisioned_concurrency_config(FunctionName="noinvoke", Qualifier="1",
+                                               ProvisionedConcurrentExecutions=5)
     error = info.value.response["Error"]
     assert error["Code"] == "NotImplementedException"
-    assert "PutFunctionConcurrency is not implemented" in error["Message"]
+    assert "PutProvisionedConcurrencyConfig is not implemented" in error["Message"]
     with pytest.raises(lam.exceptions.ClientError) as info:
-        lam.get_function_concurrency(FunctionName="noinvoke")
+        lam.get_provisioned_concurrency_config(FunctionName="noinvoke", Qualifier="1")
     assert info.value.response["Error"]["Code"] == "NotImplementedException"
 
 

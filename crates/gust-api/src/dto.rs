@@ -565,6 +565,9 @@ pub struct GetFunctionResponse {
     pub code: CodeLocation,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    /// `{"ReservedConcurrentExecutions": n}` when the function reserves concurrency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<serde_json::Value>,
 }
 
 /// ListFunctions' answer.
@@ -615,8 +618,8 @@ impl From<AccountSettings> for AccountSettingsResponse {
                 code_size_unzipped: limits::CODE_UNZIPPED_MAX_BYTES,
                 code_size_zipped: limits::CODE_ZIPPED_MAX_BYTES,
                 concurrent_executions: limits::ACCOUNT_CONCURRENT_EXECUTIONS,
-                // No reserved concurrency exists yet, so all of it is unreserved.
-                unreserved_concurrent_executions: limits::ACCOUNT_CONCURRENT_EXECUTIONS,
+                unreserved_concurrent_executions: limits::ACCOUNT_CONCURRENT_EXECUTIONS
+                    .saturating_sub(settings.reserved_concurrency),
             },
             account_usage: AccountUsageOut {
                 total_code_size: settings.usage.total_code_size,

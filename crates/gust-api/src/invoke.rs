@@ -69,6 +69,7 @@ fn engine_error(
         EngineError::TooManyEnvironments => {
             ApiError::too_many_requests("ConcurrentInvocationLimitExceeded")
         }
+        EngineError::Throttled(reason) => ApiError::too_many_requests(reason),
         EngineError::InvalidZipFile(cause) => ApiError::invalid_zip_file(&cause),
         EngineError::Internal(cause) => ApiError::internal(&cause),
     }
@@ -380,9 +381,9 @@ impl Plane {
             .await
             .map_err(|error| match error {
                 EngineError::NotFound(what) => ServiceInvokeError::NotFound(what.to_string()),
-                EngineError::TooManyEnvironments | EngineError::NotReady(_) => {
-                    ServiceInvokeError::Throttled
-                }
+                EngineError::TooManyEnvironments
+                | EngineError::Throttled(_)
+                | EngineError::NotReady(_) => ServiceInvokeError::Throttled,
                 other => ServiceInvokeError::Failed(other.to_string()),
             })
     }

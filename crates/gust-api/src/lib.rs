@@ -9,6 +9,7 @@
 mod accounts;
 mod aws;
 pub mod code_url;
+mod concurrency;
 pub mod dto;
 pub mod error;
 mod event_invoke;
@@ -296,6 +297,11 @@ async fn handle(
                 body,
             )
             .await;
+        }
+        Operation::PutFunctionConcurrency(function)
+        | Operation::GetFunctionConcurrency(function)
+        | Operation::DeleteFunctionConcurrency(function) => {
+            return concurrency::handle(&plane, &operation, function, &body).await;
         }
         Operation::GustLogs(function) => {
             return invoke::logs(&plane.engine, function, &query).await

@@ -45,6 +45,12 @@ pub enum Operation {
     GustLogs(String),
     /// `POST /2014-11-13/functions/{fn}/invoke-async` (deprecated).
     InvokeAsync(String),
+    /// `PUT /2017-10-31/functions/{fn}/concurrency`
+    PutFunctionConcurrency(String),
+    /// `GET /2019-09-30/functions/{fn}/concurrency`
+    GetFunctionConcurrency(String),
+    /// `DELETE /2017-10-31/functions/{fn}/concurrency`
+    DeleteFunctionConcurrency(String),
     /// `PUT /2019-09-25/functions/{fn}/event-invoke-config`
     PutFunctionEventInvokeConfig(String),
     /// `POST /2019-09-25/functions/{fn}/event-invoke-config`
@@ -115,6 +121,9 @@ impl Operation {
             | UpdateFunctionCode(f)
             | Invoke(f)
             | InvokeAsync(f)
+            | PutFunctionConcurrency(f)
+            | GetFunctionConcurrency(f)
+            | DeleteFunctionConcurrency(f)
             | PutFunctionEventInvokeConfig(f)
             | UpdateFunctionEventInvokeConfig(f)
             | GetFunctionEventInvokeConfig(f)
@@ -214,21 +223,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "POST",
         "2021-11-15/functions/*/response-streaming-invocations",
         "InvokeWithResponseStream",
-    ),
-    (
-        "PUT",
-        "2017-10-31/functions/*/concurrency",
-        "PutFunctionConcurrency",
-    ),
-    (
-        "DELETE",
-        "2017-10-31/functions/*/concurrency",
-        "DeleteFunctionConcurrency",
-    ),
-    (
-        "GET",
-        "2019-09-30/functions/*/concurrency",
-        "GetFunctionConcurrency",
     ),
     (
         "PUT",
@@ -368,6 +362,15 @@ pub(crate) fn route(method: &Method, raw_path: &str, raw_query: &str) -> Route {
         ("GET", ["_gust", "logs", f]) => Operation::GustLogs((*f).to_owned()),
         ("POST", ["2014-11-13", "functions", f, "invoke-async"]) => {
             Operation::InvokeAsync((*f).to_owned())
+        }
+        ("PUT", ["2017-10-31", "functions", f, "concurrency"]) => {
+            Operation::PutFunctionConcurrency((*f).to_owned())
+        }
+        ("GET", ["2019-09-30", "functions", f, "concurrency"]) => {
+            Operation::GetFunctionConcurrency((*f).to_owned())
+        }
+        ("DELETE", ["2017-10-31", "functions", f, "concurrency"]) => {
+            Operation::DeleteFunctionConcurrency((*f).to_owned())
         }
         ("PUT", ["2019-09-25", "functions", f, "event-invoke-config"]) => {
             Operation::PutFunctionEventInvokeConfig((*f).to_owned())
@@ -656,6 +659,9 @@ pub(crate) fn execute(
                 // Only for the function itself, and left out when it has none (as Lambda).
                 tags: (reference.qualifier.is_none() && !details.tags.is_empty())
                     .then_some(details.tags),
+                concurrency: control
+                    .reserved_concurrency(&reference.name)?
+                    .map(|n| serde_json::json!({"ReservedConcurrentExecutions": n})),
             };
             json(StatusCode::OK, &response)
         }
@@ -779,9 +785,12 @@ pub(crate) fn execute(
             crate::event_invoke::list(context, &function, query)
         }
         // Served on the async path (crate::invoke) before blocking work is dispatched.
-        Operation::Invoke(_) | Operation::InvokeAsync(_) | Operation::GustLogs(_) => {
-            Err(ApiError::unknown_operation())
-        }
+        Operation::Invoke(_)
+        | Operation::InvokeAsync(_)
+        | Operation::GustLogs(_)
+        | Operation::PutFunctionConcurrency(_)
+        | Operation::GetFunctionConcurrency(_)
+        | Operation::DeleteFunctionConcurrency(_) => Err(ApiError::unknown_operation()),
     }
 }
 

@@ -136,6 +136,25 @@ impl Default for AsyncConfig {
     }
 }
 
+/// Events of one function claimed at once, at most.
+const PACE_MAX: usize = 10;
+
+/// A queue's running events and how many may run.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    running: usize,
+    limit: usize,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace {
+            running: 0,
+            limit: PACE_MAX,
+        }
+    }
+}
+
 /// A claimed event stays invisible this long (longer than any function's timeout).
 const ATTEMPT_VISIBILITY_MS: i64 = 16 * 60 * 1000;
 /// Longest back-off after a throttle or a platform error.
@@ -168,6 +187,9 @@ pub struct AsyncInvoker {
     config: AsyncConfig,
     /// Queue ids by (account, function).
     queues: Mutex<HashMap<(String, String), i64>>,
+    /// Per queue: events running now, and how many may (learnt from throttles: a function
+    /// with reserved concurrency must not have more claimed than it may run).
+    pace: Mutex<HashMap<i64, Pace>>,
     wake: Notify,
     permits: Arc<Semaphore>,
 }
@@ -304,6 +326,7 @@ impl AsyncInvoker {
             clock,
             config,
             queues: Mutex::new(HashMap::new()),
+            pace: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             permits,
         })
@@ -402,9 +425,18 @@ impl AsyncInvoker {
             let queues: Vec<i64> = lock(&self.queues).values().copied().collect();
             let mut next_ms: Option<i64> = None;
             for queue in queues {
-                let free = self.permits.available_permits().min(10);
-                if free == 0 {
+                if self.permits.available_permits() == 0 {
                     break;
+                }
+                let free = {
+                    let pace = lock(&self.pace);
+                    let pace = pace.get(&queue).copied().unwrap_or_default();
+                    self.permits
+                        .available_permits()
+                        .min(pace.limit.saturating_sub(pace.running))
+                };
+                if free == 0 {
+                    continue;
                 }
                 let now = self.now_ms();
                 let claim = Claim {
@@ -425,6 +457,7 @@ impl AsyncInvoker {
                 if let Some(at) = claimed.next_visible_ms {
                     next_ms = Some(next_ms.map_or(at, |n| n.min(at)));
                 }
+                lock(&self.pace).entry(queue).or_default().running += claimed.messages.len();
                 for message in claimed.messages {
                     let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
                         return;
@@ -432,6 +465,9 @@ impl AsyncInvoker {
                     let invoker = Arc::clone(&self);
                     tokio::spawn(async move {
                         invoker.handle(queue, message).await;
+                        if let Some(pace) = lock(&invoker.pace).get_mut(&queue) {
+                            pace.running = pace.running.saturating_sub(1);
+                        }
                         drop(permit);
                         invoker.wake.notify_one();
                     });
@@ -492,9 +528,10 @@ impl AsyncInvoker {
     }
 
     fn backoff_ms(&self, setbacks: i64) -> i64 {
-        // A second of back-off doubling, scaled as retries are (the base is a minute).
-        let second = (self.config.retry_base.as_millis() as i64 / 60).max(1);
-        (second << setbacks.clamp(0, 20)).min(MAX_BACKOFF_MS)
+        // A tenth of a second doubling up to about a minute, scaled as retries are (the
+        // base is a minute); the pace above keeps throttles rare, so this rarely grows.
+        let tenth = (self.config.retry_base.as_millis() as i64 / 600).max(1);
+        (tenth << setbacks.clamp(0, 10)).min(MAX_BACKOFF_MS)
     }
 
     async fn handle(&self, queue: i64, message: StoredMessage) {
@@ -553,7 +590,19 @@ impl AsyncInvoker {
             .await;
             return;
         }
-        match self.runner.run(&stored.event).await {
+        let attempt = self.runner.run(&stored.event).await;
+        {
+            // Additive increase, multiplicative decrease: a throttle means the function
+            // runs all it may, so claim no more than runs now; a success allows one more.
+            let mut pace = lock(&self.pace);
+            let pace = pace.entry(queue).or_default();
+            pace.limit = match attempt {
+                Attempt::Throttled => pace.running.saturating_sub(1).max(1),
+                Attempt::Ran { .. } => (pace.limit + 1).min(PACE_MAX),
+                _ => pace.limit,
+            };
+        }
+        match attempt {
             Attempt::Ran {
                 body,
                 executed_version,

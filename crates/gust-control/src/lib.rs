@@ -93,6 +93,8 @@ pub struct UpdateCode {
 pub struct AccountSettings {
     /// Current usage.
     pub usage: AccountUsage,
+    /// Concurrency reserved by functions, in all.
+    pub reserved_concurrency: u32,
 }
 
 /// Told about every committed change to a function, so running environments of old code
@@ -697,6 +699,7 @@ impl ControlPlane {
     pub fn account_settings(&self) -> Result<AccountSettings> {
         Ok(AccountSettings {
             usage: self.store.account_usage()?,
+            reserved_concurrency: self.reserved_total()?,
         })
     }
 }
@@ -708,11 +711,13 @@ fn check_revision(current: &FunctionConfig, expected: Option<&str>) -> Result<()
     }
 }
 
+mod concurrency;
 mod event_invoke;
 mod layers;
 mod policies;
 mod settings;
 mod versions;
+pub use concurrency::UNRESERVED_MINIMUM;
 pub use event_invoke::AsyncSettings;
 pub use layers::{LayerPermission, LayerPolicy};
 pub use policies::FunctionPolicy;

@@ -7,6 +7,7 @@
 //! idle environments of the old code are shut down at once and busy ones after their
 //! current invoke. A reaper shuts down environments idle longer than the idle timeout.
 
+mod admission;
 mod collector;
 mod environment;
 pub mod logs;
@@ -121,6 +122,9 @@ pub enum EngineError {
     /// Every environment slot is taken.
     #[error("Rate Exceeded.")]
     TooManyEnvironments,
+    /// Concurrency admission refused the invocation; the reason is Lambda's `Reason`.
+    #[error("Rate Exceeded.")]
+    Throttled(&'static str),
     /// The function's stored package could not be unpacked.
     #[error("Lambda could not unzip the deployment package: {0}")]
     InvalidZipFile(String),
@@ -146,6 +150,7 @@ struct Inner {
     /// Counts deletions (of functions and versions): a configuration read while one
     /// happened is not cached, since the pool it would go to may have been removed.
     deletions: std::sync::atomic::AtomicU64,
+    admission: Arc<Mutex<admission::Admission>>,
 }
 
 /// The execution engine of one server.
@@ -246,8 +251,14 @@ impl Engine {
                 inits: tokio::sync::Semaphore::new(concurrent_inits()),
                 closing: std::sync::atomic::AtomicBool::new(false),
                 deletions: std::sync::atomic::AtomicU64::new(0),
+                admission: Arc::default(),
             }),
         })
+    }
+
+    /// Sets (or clears) a function's reserved concurrency, which admission enforces.
+    pub fn set_reserved_concurrency(&self, function: &FunctionName, reserved: Option<u32>) {
+        lock(&self.inner.admission).set_reserved(function, reserved);
     }
 
     /// The function logs.
@@ -285,6 +296,12 @@ impl Engine {
     }
 
     async fn invoke_inner(&self, request: InvokeRequest) -> Result<InvokeOutcome, EngineError> {
+        // Held until the invocation ends: reserved and account concurrency.
+        let _admitted = admission::admit(
+            &self.inner.admission,
+            &request.function,
+            self.inner.config.max_environments,
+        )?;
         let key = (request.function.clone(), request.version);
         let (mut config, mut generation) = self.config(&key).await?;
         match config.state {

@@ -131,6 +131,7 @@ impl Engine {
 
     /// The function is gone, with all its versions: their pools go.
     pub fn function_deleted(&self, function: &FunctionName) {
+        self.set_reserved_concurrency(function, None);
         self.remove_pools(|(name, _)| name == function);
     }
 

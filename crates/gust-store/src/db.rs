@@ -406,6 +406,20 @@ pub(crate) fn settings_by_key(
     Ok(rows)
 }
 
+/// One setting of every function that has it (its `$LATEST`/unqualified value).
+pub(crate) fn settings_with_key(
+    connection: &Connection,
+    key: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT function_name, value FROM function_settings WHERE key = ?1 AND qualifier = ''",
+    )?;
+    let rows = statement
+        .query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// A function setting (`None` when unset).
 pub(crate) fn get_setting(
     connection: &Connection,

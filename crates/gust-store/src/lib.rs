@@ -408,6 +408,11 @@ impl Store {
         db::get_setting(&self.lock(), function, qualifier, key)
     }
 
+    /// One unqualified setting of every function that has it, by function name.
+    pub fn settings_with_key(&self, key: &str) -> Result<Vec<(String, String)>, StoreError> {
+        db::settings_with_key(&self.lock(), key)
+    }
+
     /// Every qualifier's value of one setting, by qualifier.
     pub fn function_settings_by_key(
         &self,

@@ -190,6 +190,13 @@ fn start_plane(parts: PlaneParts<'_>, args: &ServeArgs) -> Result<gust_api::Plan
             .with_observer(Arc::new(EngineObserver(engine.clone())))
             .with_accounts(parts.directory),
     );
+    // Reserved concurrency is enforced by the engine from the stored reservations.
+    for (name, reserved) in control
+        .reservations()
+        .context("cannot read reserved concurrency")?
+    {
+        engine.set_reserved_concurrency(&name, Some(reserved));
+    }
     let recovered = control
         .recover()
         .context("cannot recover interrupted function updates")?;
