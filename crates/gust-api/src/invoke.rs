@@ -203,11 +203,26 @@ async fn enqueue(
             .map_err(|_| ApiError::invalid_content("Could not parse request body into json"))?
     };
     // The function, version or alias must exist now; the version is chosen per attempt.
-    let control = std::sync::Arc::clone(&plane.control);
-    let r = reference.clone();
-    tokio::task::spawn_blocking(move || control.get_function(&r))
-        .await
-        .map_err(|e| ApiError::internal(&e))??;
+    // A version is checked through the engine's configuration cache, an alias in the store.
+    let version = match &reference.qualifier {
+        None | Some(Qualifier::Latest) => Some(FunctionVersion::Latest),
+        Some(Qualifier::Version(n)) => Some(FunctionVersion::Published(*n)),
+        Some(Qualifier::Alias(_)) => None,
+    };
+    match version {
+        Some(version) => plane
+            .engine
+            .exists(&reference.name, version)
+            .await
+            .map_err(|e| engine_error(plane, &reference.name, version, e))?,
+        None => {
+            let control = std::sync::Arc::clone(&plane.control);
+            let r = reference.clone();
+            tokio::task::spawn_blocking(move || control.invoke_target(&r, 0.0))
+                .await
+                .map_err(|e| ApiError::internal(&e))??;
+        }
+    }
     events
         .enqueue(gust_async::AsyncEvent {
             account: plane.account_id().to_owned(),

@@ -256,6 +256,16 @@ impl Engine {
         })
     }
 
+    /// Whether a function's version exists (read through the engine's configuration
+    /// cache, so asking again is cheap).
+    pub async fn exists(
+        &self,
+        function: &FunctionName,
+        version: FunctionVersion,
+    ) -> Result<(), EngineError> {
+        self.config(&(function.clone(), version)).await.map(|_| ())
+    }
+
     /// Sets (or clears) a function's reserved concurrency, which admission enforces.
     pub fn set_reserved_concurrency(&self, function: &FunctionName, reserved: Option<u32>) {
         lock(&self.inner.admission).set_reserved(function, reserved);
