@@ -250,3 +250,25 @@ def invoke(lam, name, event):
     response = lam.invoke(FunctionName=name, Payload=json.dumps(event).encode())
     assert "FunctionError" not in response
     return json.loads(response["Payload"].read())
+
+
+def test_events_held_back_expire_at_their_maximum_age(shared):
+    """Reserved 0 holds the events back; at MaximumEventAgeInSeconds they leave through the
+    failure path (EventAgeExceeded, no response: the function never ran)."""
+    lam, sqs = shared.client(), shared.client(service="sqs")
+    url, arn = queue(sqs, "expired-records")
+    create(lam, "held", ECHO)
+    lam.put_function_concurrency(FunctionName="held", ReservedConcurrentExecutions=0)
+    lam.put_function_event_invoke_config(FunctionName="held", MaximumEventAgeInSeconds=60,
+                                         DestinationConfig={"OnFailure": {"Destination": arn}})
+    request_id = lam.invoke(FunctionName="held", InvocationType="Event",
+                            Payload=b'{"old": true}')["ResponseMetadata"]["RequestId"]
+    started = time.time()
+    records = [json.loads(m["Body"]) for m in drain(sqs, url, 1, timeout=90)]
+    assert time.time() - started >= 55
+    record = records[0]
+    assert record["requestContext"]["condition"] == "EventAgeExceeded"
+    assert record["requestContext"]["requestId"] == request_id
+    assert record["requestPayload"] == {"old": True}
+    assert "responseContext" not in record and "responsePayload" not in record
+    assert "START" not in shared.gust("logs", "held").stdout
