@@ -4,6 +4,7 @@ server's SQS, SNS and STS with no configuration — on the host's network and wi
 
 import io
 import json
+import time
 import os
 import sys
 import zipfile
@@ -178,3 +179,50 @@ def elsewhere(event, context):
     assert received(sqs, url, 1) == [{"from": "python"}]
     create(lam, "isolated-out", zipped, Handler="app.elsewhere", Timeout=10)
     assert invoke(lam, "isolated-out", {}).startswith("no network")
+
+
+LOOP = """
+import os
+import boto3
+
+def handler(event, context):
+    boto3.client("sns").publish(TopicArn=os.environ["TOPIC"], Message="around again")
+    return "published"
+"""
+
+
+def runs_of(server, name, settle=3.0, timeout=60):
+    """START lines of a function's log, once their number stops growing."""
+    deadline, last, stable_since = time.time() + timeout, -1, time.time()
+    while time.time() < deadline:
+        count = server.gust("logs", name).stdout.count("START RequestId:")
+        if count != last:
+            last, stable_since = count, time.time()
+        elif time.time() - stable_since >= settle:
+            return count
+        time.sleep(0.3)
+    return last
+
+
+def test_a_recursive_loop_through_a_topic_is_stopped(shared, boto3_layer):
+    """function → topic → the same function: Lambda stops it after 16 invocations, unless
+    the function's RecursiveLoop is Allow."""
+    lam, sns = shared.client(), shared.client(service="sns")
+    for name, allow in [("looping", False), ("allowed-loop", True)]:
+        topic = sns.create_topic(Name=f"{name}-topic")["TopicArn"]
+        arn = create(lam, name, __import__("conftest").make_zip({"app.py": LOOP}), Layers=[boto3_layer],
+                     Timeout=30, Role=ROLE_ARN, Environment={"Variables": {"TOPIC": topic}})["FunctionArn"]
+        lam.add_permission(FunctionName=name, StatementId="sns", Action="lambda:InvokeFunction",
+                           Principal="sns.amazonaws.com", SourceArn=topic)
+        if allow:
+            lam.put_function_recursion_config(FunctionName=name, RecursiveLoop="Allow")
+        subscription = sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=arn)["SubscriptionArn"]
+        sns.publish(TopicArn=topic, Message="start")
+        if allow:
+            deadline = time.time() + 60
+            while shared.gust("logs", name).stdout.count("START RequestId:") <= 20 and time.time() < deadline:
+                time.sleep(0.3)
+            sns.unsubscribe(SubscriptionArn=subscription)
+            assert shared.gust("logs", name).stdout.count("START RequestId:") > 20
+        else:
+            assert runs_of(shared, name) == 16

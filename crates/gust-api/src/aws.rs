@@ -363,7 +363,13 @@ async fn serve(
         Service::Sns => {
             let caller = gust_sns::Caller::account(&account);
             let caller = (!unsigned).then_some(&caller);
-            sns::handle(&state.services.sns, caller, &operation, &input).await
+            // SDKs inside functions send their trace; it follows the message to the
+            // functions the topic invokes (recursive loop detection).
+            let trace = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("x-amzn-trace-id"))
+                .map(|(_, v)| v.as_str());
+            sns::handle(&state.services.sns, caller, &operation, &input, trace).await
         }
         Service::Sts => {
             let caller = sts::Caller {

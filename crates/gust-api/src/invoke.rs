@@ -109,7 +109,8 @@ pub(crate) async fn invoke(
     }
     violations.finish()?;
     if invocation_type == "Event" {
-        enqueue(plane, events, request_id, &reference, body).await?;
+        let trace = header(headers, "x-amzn-trace-id");
+        enqueue(plane, events, request_id, &reference, body, trace).await?;
         return Ok(StatusCode::ACCEPTED.into_response());
     }
     let client_context = header(headers, "x-amz-client-context")
@@ -155,6 +156,17 @@ pub(crate) async fn invoke(
             payload,
             client_context,
             request_id: None,
+            // A trace header the caller sent (one SDKs inside functions send) continues
+            // its chain, with this function counted in its lineage.
+            trace_id: Some(
+                gust_model::trace::advance(
+                    header(headers, "x-amzn-trace-id"),
+                    &format!("{}:{}", plane.account_id(), reference.name),
+                    &gust_engine::trace_root(),
+                    &gust_engine::trace_parent(),
+                )
+                .0,
+            ),
         })
         .await
         .map_err(|e| engine_error(plane, &reference.name, version, e))?;
@@ -184,6 +196,7 @@ async fn enqueue(
     request_id: &str,
     reference: &gust_model::FunctionRef,
     body: Bytes,
+    trace: Option<&str>,
 ) -> Result<(), ApiError> {
     if body.len() > gust_async::MAX_PAYLOAD {
         return Err(ApiError::request_too_large(format!(
@@ -230,6 +243,7 @@ async fn enqueue(
             qualifier: reference.qualifier.as_ref().map(ToString::to_string),
             payload,
             request_id: request_id.to_owned(),
+            trace: trace.map(str::to_owned),
         })
         .await
         .map_err(|e| ApiError::internal(&e))
@@ -245,7 +259,7 @@ pub(crate) async fn invoke_async(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let reference = plane.control.resolve(function, None, IdKind::Namespaced)?;
-    enqueue(plane, events, request_id, &reference, body).await?;
+    enqueue(plane, events, request_id, &reference, body, None).await?;
     let mut response = crate::json(StatusCode::ACCEPTED, &serde_json::json!({"Status": 202}))?;
     *response.status_mut() = StatusCode::ACCEPTED;
     Ok(response)
@@ -358,6 +372,7 @@ impl Plane {
         payload: Bytes,
         caller: &gust_model::policy::Caller,
         request_id: Option<String>,
+        trace_id: Option<String>,
     ) -> Result<gust_engine::InvokeOutcome, ServiceInvokeError> {
         let control = std::sync::Arc::clone(&self.control);
         let (text, who) = (function.to_owned(), caller.clone());
@@ -392,6 +407,7 @@ impl Plane {
                 payload,
                 client_context: None,
                 request_id,
+                trace_id,
             })
             .await
             .map_err(|error| match error {

@@ -159,6 +159,7 @@ pub async fn handle(
     caller: Option<&Caller>,
     operation: &str,
     input: &Value,
+    trace: Option<&str>,
 ) -> Result<Value, ServiceError> {
     let Some(caller) = caller else {
         return match operation {
@@ -293,6 +294,7 @@ pub async fn handle(
                         message_attributes: message_attributes(input)?,
                         group_id: string(input, "MessageGroupId").map(str::to_owned),
                         dedup_id: string(input, "MessageDeduplicationId").map(str::to_owned),
+                        trace: trace.map(str::to_owned),
                     },
                 )
                 .await?;

@@ -48,6 +48,7 @@ impl gust_sns::Deliverer for NoTargets {
         _: &str,
         _: Vec<u8>,
         _: &str,
+        _: Option<&str>,
     ) -> gust_sns::BoxFuture<'_, Result<(), gust_sns::DeliveryError>> {
         Box::pin(async { Err(gust_sns::DeliveryError::permanent("no functions here")) })
     }

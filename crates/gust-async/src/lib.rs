@@ -60,6 +60,8 @@ pub struct AsyncEvent {
     pub payload: String,
     /// Its request id, kept across attempts.
     pub request_id: String,
+    /// The trace header it came with (its chain, for recursive loop detection).
+    pub trace: Option<String>,
 }
 
 /// The settings an event runs with.
@@ -77,6 +79,8 @@ pub struct EventSettings {
     pub dead_letter: Option<String>,
     /// The function's ARN with the qualifier invoked.
     pub function_arn: String,
+    /// `RecursiveLoop: Allow`: the function may run on in a loop.
+    pub recursion_allowed: bool,
 }
 
 /// How one attempt ended.
@@ -176,6 +180,7 @@ mod key {
     pub const STAGE: &str = "Stage";
     pub const DESTINATION: &str = "Destination";
     pub const DELIVERY_ATTRIBUTES: &str = "DeliveryAttributes";
+    pub const TRACE: &str = "Trace";
 }
 
 /// The queue of asynchronous events and its dispatcher.
@@ -250,6 +255,7 @@ impl Stored {
                 qualifier: text(a, key::QUALIFIER).map(str::to_owned),
                 payload: message.body.clone(),
                 request_id: text(a, key::REQUEST_ID)?.to_owned(),
+                trace: text(a, key::TRACE).map(str::to_owned),
             },
             enqueued_ms: number(a, key::ENQUEUED),
             attempts: number(a, key::ATTEMPTS),
@@ -266,6 +272,9 @@ impl Stored {
             attributes.insert(key::QUALIFIER.into(), string(qualifier));
         }
         attributes.insert(key::REQUEST_ID.into(), string(&self.event.request_id));
+        if let Some(trace) = &self.event.trace {
+            attributes.insert(key::TRACE.into(), string(trace));
+        }
         attributes.insert(key::ENQUEUED.into(), string(self.enqueued_ms.to_string()));
         attributes.insert(key::ATTEMPTS.into(), string(self.attempts.to_string()));
         attributes.insert(key::SETBACKS.into(), string(self.setbacks.to_string()));
@@ -292,6 +301,13 @@ impl Stored {
             dedup_key: None,
         }
     }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    // Uniqueness, not secrecy, is what trace ids need.
+    let _ = getrandom::fill(&mut buffer);
+    buffer.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn timestamp(ms: i64) -> String {
@@ -590,7 +606,37 @@ impl AsyncInvoker {
             .await;
             return;
         }
-        let attempt = self.runner.run(&stored.event).await;
+        // The chain this event belongs to: a function invoked again and again through its
+        // own events (directly or through topics) is a loop, stopped as Lambda stops it.
+        let (trace, count) = gust_model::trace::advance(
+            stored.event.trace.as_deref(),
+            &format!("{}:{}", stored.event.account, stored.event.function),
+            &format!("1-{:08x}-{}", now / 1000, random_hex(12)),
+            &random_hex(8),
+        );
+        if count > gust_model::trace::RECURSION_LIMIT && !settings.recursion_allowed {
+            tracing::warn!(
+                function = %settings.function_arn, request_id = %stored.event.request_id,
+                "Lambda has detected that the function is part of a recursive loop and stopped its invocation (RecursiveLoop: Terminate)"
+            );
+            self.fail(
+                queue,
+                &message,
+                &stored,
+                &settings,
+                "RecursiveInvocationException",
+                None,
+            )
+            .await;
+            return;
+        }
+        let attempt = self
+            .runner
+            .run(&AsyncEvent {
+                trace: Some(trace),
+                ..stored.event.clone()
+            })
+            .await;
         {
             // Additive increase, multiplicative decrease: a throttle means the function
             // runs all it may, so claim no more than runs now; a success allows one more.

@@ -72,6 +72,7 @@ fn settings() -> EventSettings {
         on_failure: Some("arn:aws:sqs:us-east-1:000000000000:failed".into()),
         dead_letter: Some("arn:aws:sqs:us-east-1:000000000000:dlq".into()),
         function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f:$LATEST".into(),
+        recursion_allowed: false,
     }
 }
 
@@ -95,6 +96,7 @@ fn event(n: usize) -> AsyncEvent {
         qualifier: None,
         payload: format!("{{\"n\":{n}}}"),
         request_id: format!("request-{n}"),
+        trace: None,
     }
 }
 

@@ -18,6 +18,8 @@ pub struct AsyncSettings {
     pub dead_letter: Option<String>,
     /// The function's ARN with the qualifier invoked (`:$LATEST` when none).
     pub function_arn: String,
+    /// `RecursiveLoop: Allow` (`PutFunctionRecursionConfig`).
+    pub recursion_allowed: bool,
 }
 
 impl ControlPlane {
@@ -150,6 +152,7 @@ impl ControlPlane {
             config,
             dead_letter,
             function_arn: self.qualified_arn(&reference.name, &key),
+            recursion_allowed: self.recursion_config(reference)? == "Allow",
         })
     }
 }

@@ -93,6 +93,9 @@ pub struct InvokeRequest {
     /// The request id the runtime sees (an asynchronous event keeps its own across
     /// attempts); a new one when `None`.
     pub request_id: Option<String>,
+    /// The trace header the runtime sees (`Lambda-Runtime-Trace-Id`, which runtimes put in
+    /// `_X_AMZN_TRACE_ID`); a new root when `None`.
+    pub trace_id: Option<String>,
 }
 
 /// The result of a synchronous invocation.
@@ -177,6 +180,17 @@ fn random_hex(bytes: usize) -> String {
         buffer = uuid::Uuid::new_v4().as_bytes()[..bytes.min(16)].to_vec();
     }
     hex::encode(buffer)
+}
+
+/// A new trace root (`1-<seconds>-<24 hex>`).
+pub fn trace_root() -> String {
+    let seconds = time::OffsetDateTime::now_utc().unix_timestamp();
+    format!("1-{seconds:08x}-{}", random_hex(12))
+}
+
+/// A new trace segment id (`Parent=`).
+pub fn trace_parent() -> String {
+    random_hex(8)
 }
 
 fn trace_id() -> String {
@@ -369,7 +383,7 @@ impl Engine {
             payload: request.payload,
             deadline_ms,
             invoked_function_arn: request.invoked_arn,
-            trace_id: trace_id(),
+            trace_id: request.trace_id.unwrap_or_else(trace_id),
             client_context: request.client_context,
             cognito_identity: None,
         };

@@ -15,6 +15,7 @@ pub mod names;
 pub mod policy;
 pub mod runtime;
 pub mod tags;
+pub mod trace;
 pub mod version;
 
 pub use clock::{Clock, SystemClock};

@@ -81,12 +81,13 @@ pub trait Deliverer: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'_, Result<(), DeliveryError>>;
 
     /// Invokes the Lambda function `function_arn` asynchronously with `payload` (the SNS
-    /// event JSON).
+    /// event JSON), continuing the publisher's trace (`trace`).
     fn to_lambda(
         &self,
         function_arn: &str,
         payload: Vec<u8>,
         topic_arn: &str,
+        trace: Option<&str>,
     ) -> BoxFuture<'_, Result<(), DeliveryError>>;
 }
 

@@ -132,6 +132,8 @@ pub struct PublishRequest {
     pub group_id: Option<String>,
     /// `MessageDeduplicationId`.
     pub dedup_id: Option<String>,
+    /// The publisher's trace header.
+    pub trace: Option<String>,
 }
 
 /// `Publish`'s answer.
@@ -1096,6 +1098,7 @@ impl Sns {
             sequence_number: None,
             signature_version: signature_version(topic),
             token: Some(token.to_owned()),
+            trace: None,
         };
         Publication {
             message,
@@ -1414,7 +1417,8 @@ impl Sns {
             group_id: request.group_id,
             dedup_id: request.dedup_id,
         };
-        let publication = self.prepare(&entry, entry_request, now)?;
+        let mut publication = self.prepare(&entry, entry_request, now)?;
+        publication.message.trace = request.trace;
         let mut published = self
             .store_publications(&entry, vec![publication], now)
             .await?;
@@ -1588,6 +1592,7 @@ impl Sns {
             sequence_number: None,
             signature_version: signature_version(&entry.topic),
             token: None,
+            trace: None,
         };
         let deliveries = entry
             .subscriptions

@@ -82,6 +82,10 @@ pub struct StoredMessage {
     pub signature_version: String,
     /// Confirmations: the token.
     pub token: Option<String>,
+    /// The publisher's trace header (`X-Amzn-Trace-Id`), carried to the functions it
+    /// invokes so a loop through the topic can be noticed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// Where one delivery goes: a snapshot of its subscription taken at publish time.

@@ -130,6 +130,7 @@ impl Deliverer for Recorder {
         function_arn: &str,
         payload: Vec<u8>,
         topic_arn: &str,
+        _trace: Option<&str>,
     ) -> BoxFuture<'_, Result<(), DeliveryError>> {
         let outcome = self.outcome(function_arn);
         if outcome.is_ok() {

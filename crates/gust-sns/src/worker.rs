@@ -141,7 +141,12 @@ impl Sns {
             "lambda" => {
                 let payload = renderer.lambda_event(message, &text, &target.subscription_arn);
                 self.deliverer
-                    .to_lambda(&target.endpoint, payload, &message.topic_arn)
+                    .to_lambda(
+                        &target.endpoint,
+                        payload,
+                        &message.topic_arn,
+                        message.trace.as_deref(),
+                    )
                     .await
             }
             "http" | "https" => {

@@ -90,8 +90,10 @@ impl gust_sns::Deliverer for Targets {
         function_arn: &str,
         payload: Vec<u8>,
         topic_arn: &str,
+        trace: Option<&str>,
     ) -> BoxFuture<'_, Result<(), DeliveryError>> {
         let (function_arn, topic_arn) = (function_arn.to_owned(), topic_arn.to_owned());
+        let trace = trace.map(str::to_owned);
         Box::pin(async move {
             let account = function_arn
                 .split(':')
@@ -122,6 +124,7 @@ impl gust_sns::Deliverer for Targets {
                     qualifier: reference.qualifier.as_ref().map(ToString::to_string),
                     payload: String::from_utf8_lossy(&payload).into_owned(),
                     request_id: uuid::Uuid::new_v4().to_string(),
+                    trace,
                 })
                 .await
                 .map_err(|e| DeliveryError::retryable(e.to_string()))

@@ -48,6 +48,7 @@ impl gust_async::Runner for Functions {
                 on_failure: settings.config.on_failure,
                 dead_letter: settings.dead_letter,
                 function_arn: settings.function_arn,
+                recursion_allowed: settings.recursion_allowed,
             })
         })
     }
@@ -63,6 +64,7 @@ impl gust_async::Runner for Functions {
                     bytes::Bytes::from(event.payload.clone()),
                     &Principal::Account(event.account.clone()),
                     Some(event.request_id.clone()),
+                    event.trace.clone(),
                 )
                 .await;
             match outcome {
@@ -178,6 +180,7 @@ impl gust_async::Runner for Functions {
                             qualifier: reference.qualifier.as_ref().map(ToString::to_string),
                             payload: body,
                             request_id: uuid::Uuid::new_v4().to_string(),
+                            trace: None,
                         })
                         .await
                         .map_err(|e| e.to_string())
