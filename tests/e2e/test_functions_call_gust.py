@@ -134,7 +134,10 @@ def test_a_python_function_calls_sqs_sns_and_sts_with_plain_boto3(shared, boto3_
     assert result["account"] == "000000000000"
     assert result["endpoint"] == shared.endpoint
     assert result["key"].startswith("ASIA")
-    assert received(sqs, url, 1) == [{"from": "python"}]
+    sent = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5, MessageSystemAttributeNames=["AWSTraceHeader"])["Messages"]
+    assert json.loads(sent[0]["Body"]) == {"from": "python"}
+    # boto3 in a function sends its trace; SQS keeps it for whoever consumes the message.
+    assert sent[0]["Attributes"]["AWSTraceHeader"].startswith("Root=1-")
     # The credentials are the environment's, not the function's configuration.
     variables = lam.get_function_configuration(FunctionName="py-caller").get("Environment", {}).get("Variables", {})
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} & set(variables)

@@ -351,24 +351,25 @@ async fn serve(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1")
         .to_owned();
+    // SDKs inside functions send their trace; SQS keeps it on what is sent and SNS carries
+    // it to the functions a topic invokes (recursive loop detection).
+    let trace = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("x-amzn-trace-id"))
+        .map(|(_, v)| v.as_str());
     match service {
         Service::Sqs => {
             let request = sqs::Request {
                 caller: gust_sqs::Caller::account(&account, &sender),
                 host: &host,
                 path_queue: sqs::path_queue(raw_path),
+                trace,
             };
             sqs::handle(&state.services.sqs, &operation, &input, &request).await
         }
         Service::Sns => {
             let caller = gust_sns::Caller::account(&account);
             let caller = (!unsigned).then_some(&caller);
-            // SDKs inside functions send their trace; it follows the message to the
-            // functions the topic invokes (recursive loop detection).
-            let trace = headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case("x-amzn-trace-id"))
-                .map(|(_, v)| v.as_str());
             sns::handle(&state.services.sns, caller, &operation, &input, trace).await
         }
         Service::Sts => {

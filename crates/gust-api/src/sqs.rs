@@ -39,6 +39,9 @@ pub struct Request<'a> {
     pub host: &'a str,
     /// The queue named by the request's path (query protocol requests to a queue URL).
     pub path_queue: Option<QueueAddress>,
+    /// The sender's trace header (`X-Amzn-Trace-Id`): SQS keeps it as a sent message's
+    /// `AWSTraceHeader` system attribute when the sender gives none.
+    pub trace: Option<&'a str>,
 }
 
 fn missing(name: &str) -> SqsError {
@@ -228,7 +231,7 @@ fn sent_fields(sent: &Sent, out: &mut Map<String, Value>) {
     }
 }
 
-fn outgoing(entry: &Value) -> Result<Outgoing, SqsError> {
+fn outgoing(entry: &Value, trace: Option<&str>) -> Result<Outgoing, SqsError> {
     let delay = integer(entry, "DelaySeconds")?;
     if let Some(delay) = delay {
         if !(0..=900).contains(&delay) {
@@ -244,6 +247,7 @@ fn outgoing(entry: &Value) -> Result<Outgoing, SqsError> {
         delay_seconds: delay.map(|d| d as u32),
         attributes: message_attributes(entry, "MessageAttributes")?,
         system_attributes: message_attributes(entry, "MessageSystemAttributes")?,
+        trace: trace.map(str::to_owned),
         group_id: string(entry, "MessageGroupId")?.map(str::to_owned),
         deduplication_id: string(entry, "MessageDeduplicationId")?.map(str::to_owned),
     })
@@ -377,7 +381,7 @@ async fn run(
         }
         "SendMessage" => {
             let queue = queue_of(input, request)?;
-            let message = outgoing(input)?;
+            let message = outgoing(input, request.trace)?;
             let mut results = sqs.send(caller, &queue, vec![message]).await?;
             let sent = results
                 .pop()
@@ -389,7 +393,10 @@ async fn run(
         "SendMessageBatch" => {
             let queue = queue_of(input, request)?;
             let entries = entries(input, "SendMessageBatchRequestEntry")?;
-            let parsed: Vec<Result<Outgoing, SqsError>> = entries.iter().map(outgoing).collect();
+            let parsed: Vec<Result<Outgoing, SqsError>> = entries
+                .iter()
+                .map(|entry| outgoing(entry, request.trace))
+                .collect();
             let valid: Vec<Outgoing> = parsed
                 .iter()
                 .filter_map(|p| p.as_ref().ok().cloned())

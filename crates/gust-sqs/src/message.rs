@@ -259,6 +259,9 @@ pub struct Outgoing {
     pub group_id: Option<String>,
     /// FIFO: the deduplication id.
     pub deduplication_id: Option<String>,
+    /// The sender's trace header, kept as `AWSTraceHeader` when the system attributes
+    /// carry none (it is not part of their digest: the sender did not send it as one).
+    pub trace: Option<String>,
 }
 
 /// What `SendMessage` reports for one message.

@@ -733,13 +733,23 @@ impl Sqs {
             md5_of_system_attributes: md5_of_attributes(&entry.system_attributes),
             sequence_number: None,
         };
+        let mut system_attributes = entry.system_attributes;
+        if let Some(trace) = entry.trace {
+            system_attributes
+                .entry("AWSTraceHeader".to_owned())
+                .or_insert_with(|| crate::message::AttributeValue {
+                    data_type: "String".into(),
+                    string_value: Some(trace),
+                    binary_value: None,
+                });
+        }
         let message = NewMessage {
             message_id: sent.message_id.clone(),
             md5_of_body: sent.md5_of_body.clone(),
             md5_of_attributes: sent.md5_of_attributes.clone(),
             body: entry.body,
             attributes: entry.attributes,
-            system_attributes: entry.system_attributes,
+            system_attributes,
             sender: caller.sender_id.clone(),
             sent_ms: now,
             visible_ms: now + delay * 1000,
