@@ -521,16 +521,14 @@ impl AsyncInvoker {
         }
     }
 
-    /// Adds `stored` with a new stage to the function's queue (records, dead letters).
-    async fn deliver_later(
+    /// The step that delivers `body` (a record or a dead letter) for `event`.
+    fn delivery_step(
         &self,
-        queue: i64,
         event: &AsyncEvent,
         destination: String,
         body: String,
         attributes: DeliveryAttributes,
     ) -> Stored {
-        let _ = queue;
         Stored {
             event: AsyncEvent {
                 payload: body,
@@ -663,16 +661,12 @@ impl AsyncInvoker {
                         stored.attempts + 1,
                         Some((&body, &executed_version, None)),
                     );
-                    next = Some(
-                        self.deliver_later(
-                            queue,
-                            &stored.event,
-                            destination.clone(),
-                            record,
-                            Vec::new(),
-                        )
-                        .await,
-                    );
+                    next = Some(self.delivery_step(
+                        &stored.event,
+                        destination.clone(),
+                        record,
+                        Vec::new(),
+                    ));
                 }
                 self.replace(queue, &message, next.map(|s| (s, now))).await;
             }
@@ -789,29 +783,16 @@ impl AsyncInvoker {
                     error_message,
                 ),
             ];
-            steps.push(
-                self.deliver_later(
-                    queue,
-                    &stored.event,
-                    target.clone(),
-                    stored.event.payload.clone(),
-                    attributes,
-                )
-                .await,
-            );
+            steps.push(self.delivery_step(
+                &stored.event,
+                target.clone(),
+                stored.event.payload.clone(),
+                attributes,
+            ));
         }
         if let Some(destination) = &settings.on_failure {
             let record = self.record(stored, settings, condition, stored.attempts, response);
-            steps.push(
-                self.deliver_later(
-                    queue,
-                    &stored.event,
-                    destination.clone(),
-                    record,
-                    Vec::new(),
-                )
-                .await,
-            );
+            steps.push(self.delivery_step(&stored.event, destination.clone(), record, Vec::new()));
         }
         if steps.is_empty() {
             tracing::warn!(

@@ -360,7 +360,7 @@ impl Sqs {
     ) -> Result<QueueAddress, SqsError> {
         check_queue_name(name)?;
         let config = QueueConfig::create(name, attributes)?;
-        check_tags(tags, name, 0)?;
+        check_tags(tags, name)?;
         if let Some(policy) = &config.redrive {
             self.check_dead_letter(caller, name, &config, policy)
                 .await?;
@@ -696,7 +696,8 @@ impl Sqs {
         if let Some(group) = &entry.group_id {
             check_fifo_id(group, "MessageGroupId")?;
         }
-        let dedup_key = if config.fifo {
+        // FIFO: (the key deduplication looks up, the message's deduplication id).
+        let dedup = if config.fifo {
             let group = entry
                 .group_id
                 .as_deref()
@@ -715,11 +716,12 @@ impl Sqs {
                     ))
                 }
             };
-            Some(if config.deduplication_scope == "messageGroup" {
+            let key = if config.deduplication_scope == "messageGroup" {
                 format!("{group}\u{0}{id}")
             } else {
-                id
-            })
+                id.clone()
+            };
+            Some((key, id))
         } else {
             if let Some(id) = &entry.deduplication_id {
                 return Err(not_for_this_type(id, "MessageDeduplicationId"));
@@ -754,17 +756,9 @@ impl Sqs {
             sent_ms: now,
             visible_ms: now + delay * 1000,
             group_id: entry.group_id,
-            deduplication_id: if config.fifo {
-                dedup_key.as_ref().map(|_| {
-                    entry
-                        .deduplication_id
-                        .clone()
-                        .unwrap_or_else(|| dedup_key_id(dedup_key.as_deref()))
-                })
-            } else {
-                None
-            },
-            dedup_key,
+            // A content-deduplicated message's id is the body's hash.
+            deduplication_id: dedup.as_ref().map(|(_, id)| id.clone()),
+            dedup_key: dedup.map(|(key, _)| key),
         };
         Ok((message, sent))
     }
@@ -949,7 +943,7 @@ impl Sqs {
                 return Ok(claimed
                     .messages
                     .into_iter()
-                    .map(|m| self.present(queue, m, options))
+                    .map(|m| self.present(m, options))
                     .collect());
             }
             let now_instant = tokio::time::Instant::now();
@@ -967,13 +961,7 @@ impl Sqs {
         }
     }
 
-    fn present(
-        &self,
-        queue: &QueueAddress,
-        message: crate::store::StoredMessage,
-        options: &ReceiveOptions,
-    ) -> Received {
-        let _ = queue;
+    fn present(&self, message: crate::store::StoredMessage, options: &ReceiveOptions) -> Received {
         let names = &options.system_attribute_names;
         let mut attributes = BTreeMap::new();
         let mut add = |name: &str, value: Option<String>| {
@@ -1142,7 +1130,7 @@ impl Sqs {
         }
         let mut all = record.tags.clone();
         all.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
-        check_tags(&all, &record.name, 0)?;
+        check_tags(&all, &record.name)?;
         let config = record.config.clone();
         self.save(queue, record, config, Some(all)).await
     }
@@ -1507,18 +1495,7 @@ impl Sqs {
     }
 }
 
-/// The deduplication id of a content-deduplicated message is the body's hash (the key
-/// without a group prefix).
-fn dedup_key_id(key: Option<&str>) -> String {
-    key.map(|k| k.rsplit('\u{0}').next().unwrap_or(k).to_owned())
-        .unwrap_or_default()
-}
-
-fn check_tags(
-    tags: &BTreeMap<String, String>,
-    queue: &str,
-    _existing: usize,
-) -> Result<(), SqsError> {
+fn check_tags(tags: &BTreeMap<String, String>, queue: &str) -> Result<(), SqsError> {
     if tags.len() > TAGS_MAX {
         return Err(SqsError::InvalidParameterValue(format!(
             "Too many tags added for queue {queue}."

@@ -1,9 +1,11 @@
-//! Where SNS delivers: this server's queues and functions, each time acting as
-//! `sns.amazonaws.com` for the topic (a queue or function of another account is reached
-//! only where its policy allows that, as on AWS).
+//! Where other services deliver: this server's queues, topics and functions. SNS reaches
+//! queues and functions as `sns.amazonaws.com` for the topic (a queue or function of
+//! another account only where its policy allows that, as on AWS); Lambda's event queue
+//! runs functions and sends their outcomes to destinations (`events.rs`). One value serves
+//! both, so a queue send or an event for a function is done one way.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use gust_model::policy::Caller as Principal;
 use gust_sns::{BoxFuture, DeliveryError, SqsDelivery};
@@ -11,13 +13,23 @@ use gust_sns::{BoxFuture, DeliveryError, SqsDelivery};
 /// SNS's `SenderId` on the messages it sends to queues.
 const SNS_SENDER_ID: &str = "AIDAIT2UOQQY3AUEKVGXU";
 
-/// The server's queues and every account's functions.
+/// The server's queues, topics and every account's functions.
 #[derive(Debug)]
 pub struct Targets {
     pub planes: HashMap<String, gust_api::Plane>,
     pub sqs: Arc<gust_sqs::Sqs>,
-    /// Lambda's event queue: functions subscribed to topics are invoked through it.
-    pub events: std::sync::OnceLock<std::sync::Weak<gust_async::AsyncInvoker>>,
+    /// Set once topics start (after the listener is bound).
+    pub sns: OnceLock<Arc<gust_sns::Sns>>,
+    /// Lambda's event queue: functions are invoked asynchronously through it.
+    pub events: OnceLock<Weak<gust_async::AsyncInvoker>>,
+}
+
+/// Why a delivery to a function failed.
+pub enum EventError {
+    /// Worth trying again.
+    Retry(String),
+    /// It will not work (no such function, not allowed).
+    Refused(String),
 }
 
 fn sns_for(topic_arn: &str) -> (String, Principal) {
@@ -30,6 +42,65 @@ fn sns_for(topic_arn: &str) -> (String, Principal) {
     (account, principal)
 }
 
+impl Targets {
+    /// Sends one message to the queue `queue_arn` as `caller`.
+    pub async fn send_to_queue(
+        &self,
+        queue_arn: &str,
+        caller: &gust_sqs::Caller,
+        message: gust_sqs::message::Outgoing,
+    ) -> Result<(), gust_sqs::SqsError> {
+        let queue = self
+            .sqs
+            .parse_arn(queue_arn)
+            .ok_or(gust_sqs::SqsError::QueueDoesNotExist)?;
+        let mut results = self.sqs.send(caller, &queue, vec![message]).await?;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(gust_sqs::SqsError::Internal("no result".into())))
+            .map(|_| ())
+    }
+
+    /// Queues an event for the function `function_arn` on behalf of `principal`, whose
+    /// policy must allow it.
+    pub async fn enqueue_event(
+        &self,
+        function_arn: &str,
+        principal: &Principal,
+        payload: String,
+        trace: Option<String>,
+    ) -> Result<(), EventError> {
+        let account = function_arn.split(':').nth(4).unwrap_or_default();
+        let plane = self
+            .planes
+            .get(account)
+            .ok_or_else(|| EventError::Refused(format!("Function not found: {function_arn}")))?;
+        let reference = plane
+            .service_may_invoke(function_arn, principal)
+            .await
+            .map_err(|error| match error {
+                gust_api::ServiceInvokeError::Failed(cause) => EventError::Retry(cause),
+                other => EventError::Refused(other.to_string()),
+            })?;
+        let events = self
+            .events
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| EventError::Retry("the event queue is not running".into()))?;
+        events
+            .enqueue(gust_async::AsyncEvent {
+                account: account.to_owned(),
+                function: reference.name.to_string(),
+                qualifier: reference.qualifier.as_ref().map(ToString::to_string),
+                payload,
+                request_id: uuid::Uuid::new_v4().to_string(),
+                trace,
+            })
+            .await
+            .map_err(|e| EventError::Retry(e.to_string()))
+    }
+}
+
 impl gust_sns::Deliverer for Targets {
     fn to_sqs(
         &self,
@@ -38,9 +109,6 @@ impl gust_sns::Deliverer for Targets {
     ) -> BoxFuture<'_, Result<(), DeliveryError>> {
         let queue_arn = queue_arn.to_owned();
         Box::pin(async move {
-            let queue = self.sqs.parse_arn(&queue_arn).ok_or_else(|| {
-                DeliveryError::permanent(format!("{queue_arn} is not a queue of this server"))
-            })?;
             let (account, principal) = sns_for(&delivery.topic_arn);
             let caller = gust_sqs::Caller {
                 account,
@@ -68,20 +136,12 @@ impl gust_sns::Deliverer for Targets {
                 deduplication_id: delivery.dedup_id,
                 ..Default::default()
             };
-            let classify = |error: gust_sqs::SqsError| match error {
-                gust_sqs::SqsError::Internal(message) => DeliveryError::retryable(message),
-                other => DeliveryError::permanent(format!("{}: {other}", other.query_code())),
-            };
-            let mut results = self
-                .sqs
-                .send(&caller, &queue, vec![message])
+            self.send_to_queue(&queue_arn, &caller, message)
                 .await
-                .map_err(classify)?;
-            match results.pop() {
-                Some(Ok(_)) => Ok(()),
-                Some(Err(error)) => Err(classify(error)),
-                None => Err(DeliveryError::retryable("no result from the queue")),
-            }
+                .map_err(|error| match error {
+                    gust_sqs::SqsError::Internal(message) => DeliveryError::retryable(message),
+                    other => DeliveryError::permanent(format!("{}: {other}", other.query_code())),
+                })
         })
     }
 
@@ -95,39 +155,15 @@ impl gust_sns::Deliverer for Targets {
         let (function_arn, topic_arn) = (function_arn.to_owned(), topic_arn.to_owned());
         let trace = trace.map(str::to_owned);
         Box::pin(async move {
-            let account = function_arn
-                .split(':')
-                .nth(4)
-                .unwrap_or_default()
-                .to_owned();
-            let plane = self.planes.get(&account).ok_or_else(|| {
-                DeliveryError::permanent(format!("Function not found: {function_arn}"))
-            })?;
-            let (_, principal) = sns_for(&topic_arn);
             // As on AWS: SNS invokes asynchronously, and the function's policy must allow it.
-            let reference = plane
-                .service_may_invoke(&function_arn, &principal)
+            let (_, principal) = sns_for(&topic_arn);
+            let payload = String::from_utf8_lossy(&payload).into_owned();
+            self.enqueue_event(&function_arn, &principal, payload, trace)
                 .await
                 .map_err(|error| match error {
-                    gust_api::ServiceInvokeError::Failed(cause) => DeliveryError::retryable(cause),
-                    other => DeliveryError::permanent(other.to_string()),
-                })?;
-            let events = self
-                .events
-                .get()
-                .and_then(std::sync::Weak::upgrade)
-                .ok_or_else(|| DeliveryError::retryable("the event queue is not running"))?;
-            events
-                .enqueue(gust_async::AsyncEvent {
-                    account,
-                    function: reference.name.to_string(),
-                    qualifier: reference.qualifier.as_ref().map(ToString::to_string),
-                    payload: String::from_utf8_lossy(&payload).into_owned(),
-                    request_id: uuid::Uuid::new_v4().to_string(),
-                    trace,
+                    EventError::Retry(cause) => DeliveryError::retryable(cause),
+                    EventError::Refused(cause) => DeliveryError::permanent(cause),
                 })
-                .await
-                .map_err(|e| DeliveryError::retryable(e.to_string()))
         })
     }
 }

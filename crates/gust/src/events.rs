@@ -1,24 +1,14 @@
 //! What Lambda's asynchronous event queue runs on: every account's functions (their
 //! settings and engines) and the destinations an outcome goes to (this server's queues,
-//! topics and functions).
+//! topics and functions), through the same [`Targets`] SNS delivers with.
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 
-use gust_async::{AsyncEvent, AsyncInvoker, Attempt, BoxFuture, DeliveryAttributes, EventSettings};
+use gust_async::{AsyncEvent, Attempt, BoxFuture, DeliveryAttributes, EventSettings};
 use gust_model::event_invoke::{destination_kind, DestinationKind};
 use gust_model::policy::Caller as Principal;
 
-/// The functions and the destinations.
-#[derive(Debug)]
-pub struct Functions {
-    pub planes: HashMap<String, gust_api::Plane>,
-    pub sqs: Arc<gust_sqs::Sqs>,
-    /// Set once topics start (after the listener is bound).
-    pub sns: OnceLock<Arc<gust_sns::Sns>>,
-    /// The queue itself, for function destinations.
-    pub events: OnceLock<Weak<AsyncInvoker>>,
-}
+use crate::delivery::{EventError, Targets};
 
 fn qualified(event: &AsyncEvent) -> String {
     match &event.qualifier {
@@ -27,7 +17,7 @@ fn qualified(event: &AsyncEvent) -> String {
     }
 }
 
-impl gust_async::Runner for Functions {
+impl gust_async::Runner for Targets {
     fn settings<'a>(&'a self, event: &'a AsyncEvent) -> BoxFuture<'a, Option<EventSettings>> {
         Box::pin(async move {
             let plane = self.planes.get(&event.account)?;
@@ -90,10 +80,6 @@ impl gust_async::Runner for Functions {
         Box::pin(async move {
             match destination_kind(destination).map_err(|e| e.to_string())? {
                 DestinationKind::Queue => {
-                    let queue = self
-                        .sqs
-                        .parse_arn(destination)
-                        .ok_or_else(|| format!("{destination} is not a queue of this server"))?;
                     let caller = gust_sqs::Caller {
                         account: account.to_owned(),
                         principal: Principal::Service {
@@ -120,15 +106,8 @@ impl gust_async::Runner for Functions {
                             .collect(),
                         ..Default::default()
                     };
-                    let mut results = self
-                        .sqs
-                        .send(&caller, &queue, vec![message])
+                    self.send_to_queue(destination, &caller, message)
                         .await
-                        .map_err(|e| e.to_string())?;
-                    results
-                        .pop()
-                        .unwrap_or_else(|| Err(gust_sqs::SqsError::Internal("no result".into())))
-                        .map(|_| ())
                         .map_err(|e| e.to_string())
                 }
                 DestinationKind::Topic => {
@@ -157,33 +136,19 @@ impl gust_async::Runner for Functions {
                         .map_err(|e| e.to_string())
                 }
                 DestinationKind::Function => {
-                    let events = self
-                        .events
-                        .get()
-                        .and_then(Weak::upgrade)
-                        .ok_or("the event queue has stopped")?;
-                    let target_account = destination.split(':').nth(4).unwrap_or_default();
-                    if target_account != account {
+                    if destination.split(':').nth(4) != Some(account) {
                         return Err(format!(
                             "{destination} is in another account; function destinations must be in the function's own"
                         ));
                     }
-                    let plane = self.planes.get(account).ok_or("no such account")?;
-                    let reference = plane
-                        .service_may_invoke(destination, &Principal::Account(account.to_owned()))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    events
-                        .enqueue(AsyncEvent {
-                            account: account.to_owned(),
-                            function: reference.name.to_string(),
-                            qualifier: reference.qualifier.as_ref().map(ToString::to_string),
-                            payload: body,
-                            request_id: uuid::Uuid::new_v4().to_string(),
-                            trace: None,
-                        })
-                        .await
-                        .map_err(|e| e.to_string())
+                    self.enqueue_event(
+                        destination,
+                        &Principal::Account(account.to_owned()),
+                        body,
+                        None,
+                    )
+                    .await
+                    .map_err(|(EventError::Retry(cause) | EventError::Refused(cause))| cause)
                 }
             }
         })

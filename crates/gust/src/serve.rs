@@ -451,7 +451,8 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     // Lambda's asynchronous event queue: a store of its own, behind the queues' interface.
     let event_store = gust_sqs::sqlite::SqliteQueues::open(&args.data_dir.join("async.db"))
         .map_err(|e| anyhow::anyhow!("cannot open the event queue: {e}"))?;
-    let functions = Arc::new(crate::events::Functions {
+    // One set of targets serves SNS's deliveries and the event queue's runs.
+    let targets = Arc::new(crate::delivery::Targets {
         planes: by_account.clone(),
         sqs: Arc::clone(&sqs),
         sns: std::sync::OnceLock::new(),
@@ -459,19 +460,13 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     });
     let events = gust_async::AsyncInvoker::new(
         Arc::new(event_store),
-        Arc::clone(&functions) as Arc<dyn gust_async::Runner>,
+        Arc::clone(&targets) as Arc<dyn gust_async::Runner>,
         clock.clone(),
         gust_async::AsyncConfig {
             retry_base: args.async_retry_base,
             concurrency: args.max_environments.clamp(1, 64),
         },
     );
-    let _ = functions.events.set(Arc::downgrade(&events));
-    let targets = Arc::new(crate::delivery::Targets {
-        planes: by_account.clone(),
-        sqs: Arc::clone(&sqs),
-        events: std::sync::OnceLock::new(),
-    });
     let _ = targets.events.set(Arc::downgrade(&events));
     let accounts: Vec<String> = by_account.keys().cloned().collect();
     let max_connections = connection_budget(args.max_connections, args.max_environments);
@@ -505,12 +500,12 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             Arc::new(topic_store),
             clock.clone(),
             &scope.region,
-            targets,
+            Arc::clone(&targets) as Arc<dyn gust_sns::Deliverer>,
             sns_config,
         )
         .map_err(|e| anyhow::anyhow!("cannot start topics: {e}"))?;
         sns.start();
-        let _ = functions.sns.set(Arc::clone(&sns));
+        let _ = targets.sns.set(Arc::clone(&sns));
         events.start(accounts);
         let router = gust_api::router(
             planes,
