@@ -156,7 +156,7 @@ def test_event_invoke_configuration_operations(shared):
 
 def test_kill_9_with_a_thousand_events_waiting_runs_each_after_restart(make_server):
     slow = make_zip({"app.py": "import time\ndef handler(event, context):\n    time.sleep(0.05)\n    return event\n"})
-    server = make_server(["--max-environments", "2", "--async-retry-base", "300ms"])
+    server = make_server(["--concurrency-limit", "2", "--async-retry-base", "300ms"])
     lam, sqs = server.client(), server.client(service="sqs")
     url, arn = queue(sqs, "ran")
     create(lam, "slow", slow)
@@ -179,7 +179,7 @@ def test_kill_9_with_a_thousand_events_waiting_runs_each_after_restart(make_serv
     assert len(accepted) == 1000
     server.stop(signal.SIGKILL)
     server.process = None
-    server.extra_args = ["--max-environments", "8", "--async-retry-base", "300ms"]
+    server.extra_args = ["--concurrency-limit", "8", "--async-retry-base", "300ms"]
     server.start()
     sqs = server.client(service="sqs")
     runs = [json.loads(m["Body"])["requestPayload"]["n"] for m in drain(sqs, url, 1000, timeout=180)]

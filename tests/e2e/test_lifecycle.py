@@ -176,13 +176,12 @@ def test_revision_id_preconditions_and_dry_run(lam):
 def test_unimplemented_operations_say_so(lam):
     create(lam, "noinvoke")
     with pytest.raises(lam.exceptions.ClientError) as info:
-        lam.put_provisioned_concurrency_config(FunctionName="noinvoke", Qualifier="1",
-                                               ProvisionedConcurrentExecutions=5)
+        lam.create_function_url_config(FunctionName="noinvoke", AuthType="NONE")
     error = info.value.response["Error"]
     assert error["Code"] == "NotImplementedException"
-    assert "PutProvisionedConcurrencyConfig is not implemented" in error["Message"]
+    assert "CreateFunctionUrlConfig is not implemented" in error["Message"]
     with pytest.raises(lam.exceptions.ClientError) as info:
-        lam.get_provisioned_concurrency_config(FunctionName="noinvoke", Qualifier="1")
+        lam.get_function_url_config(FunctionName="noinvoke")
     assert info.value.response["Error"]["Code"] == "NotImplementedException"
 
 

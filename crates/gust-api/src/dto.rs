@@ -617,9 +617,8 @@ impl From<AccountSettings> for AccountSettingsResponse {
                 total_code_size: limits::TOTAL_CODE_SIZE_BYTES,
                 code_size_unzipped: limits::CODE_UNZIPPED_MAX_BYTES,
                 code_size_zipped: limits::CODE_ZIPPED_MAX_BYTES,
-                concurrent_executions: limits::ACCOUNT_CONCURRENT_EXECUTIONS,
-                unreserved_concurrent_executions: limits::ACCOUNT_CONCURRENT_EXECUTIONS
-                    .saturating_sub(settings.reserved_concurrency),
+                concurrent_executions: settings.concurrency_limit,
+                unreserved_concurrent_executions: settings.unreserved_concurrency,
             },
             account_usage: AccountUsageOut {
                 total_code_size: settings.usage.total_code_size,

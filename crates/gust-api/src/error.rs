@@ -232,6 +232,12 @@ impl From<ControlError> for ApiError {
                 MessageKey::Upper,
                 message,
             ),
+            ControlError::ProvisionedNotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "ProvisionedConcurrencyConfigNotFoundException",
+                MessageKey::Upper,
+                error.to_string(),
+            ),
             ControlError::Conflict(message) => Self::new(
                 StatusCode::CONFLICT,
                 "ResourceConflictException",

@@ -17,6 +17,7 @@ mod invoke;
 mod layers;
 mod policies;
 pub mod protocol;
+mod provisioned;
 mod routes;
 pub mod server;
 mod settings;
@@ -302,6 +303,11 @@ async fn handle(
         | Operation::GetFunctionConcurrency(function)
         | Operation::DeleteFunctionConcurrency(function) => {
             return concurrency::handle(&plane, &operation, function, &body).await;
+        }
+        Operation::PutProvisionedConcurrencyConfig(function)
+        | Operation::GetProvisionedConcurrencyConfig(function)
+        | Operation::DeleteProvisionedConcurrencyConfig(function) => {
+            return provisioned::handle(&plane, &operation, function, &query, &body).await;
         }
         Operation::GustLogs(function) => {
             return invoke::logs(&plane.engine, function, &query).await

@@ -51,6 +51,13 @@ pub enum Operation {
     GetFunctionConcurrency(String),
     /// `DELETE /2017-10-31/functions/{fn}/concurrency`
     DeleteFunctionConcurrency(String),
+    /// `PUT /2019-09-30/functions/{fn}/provisioned-concurrency?Qualifier=`
+    PutProvisionedConcurrencyConfig(String),
+    /// `GET /2019-09-30/functions/{fn}/provisioned-concurrency?Qualifier=` (and, with
+    /// `List=ALL`, ListProvisionedConcurrencyConfigs)
+    GetProvisionedConcurrencyConfig(String),
+    /// `DELETE /2019-09-30/functions/{fn}/provisioned-concurrency?Qualifier=`
+    DeleteProvisionedConcurrencyConfig(String),
     /// `PUT /2019-09-25/functions/{fn}/event-invoke-config`
     PutFunctionEventInvokeConfig(String),
     /// `POST /2019-09-25/functions/{fn}/event-invoke-config`
@@ -124,6 +131,9 @@ impl Operation {
             | PutFunctionConcurrency(f)
             | GetFunctionConcurrency(f)
             | DeleteFunctionConcurrency(f)
+            | PutProvisionedConcurrencyConfig(f)
+            | GetProvisionedConcurrencyConfig(f)
+            | DeleteProvisionedConcurrencyConfig(f)
             | PutFunctionEventInvokeConfig(f)
             | UpdateFunctionEventInvokeConfig(f)
             | GetFunctionEventInvokeConfig(f)
@@ -223,21 +233,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "POST",
         "2021-11-15/functions/*/response-streaming-invocations",
         "InvokeWithResponseStream",
-    ),
-    (
-        "PUT",
-        "2019-09-30/functions/*/provisioned-concurrency",
-        "PutProvisionedConcurrencyConfig",
-    ),
-    (
-        "GET",
-        "2019-09-30/functions/*/provisioned-concurrency",
-        "GetProvisionedConcurrencyConfig",
-    ),
-    (
-        "DELETE",
-        "2019-09-30/functions/*/provisioned-concurrency",
-        "DeleteProvisionedConcurrencyConfig",
     ),
     (
         "POST",
@@ -371,6 +366,15 @@ pub(crate) fn route(method: &Method, raw_path: &str, raw_query: &str) -> Route {
         }
         ("DELETE", ["2017-10-31", "functions", f, "concurrency"]) => {
             Operation::DeleteFunctionConcurrency((*f).to_owned())
+        }
+        ("PUT", ["2019-09-30", "functions", f, "provisioned-concurrency"]) => {
+            Operation::PutProvisionedConcurrencyConfig((*f).to_owned())
+        }
+        ("GET", ["2019-09-30", "functions", f, "provisioned-concurrency"]) => {
+            Operation::GetProvisionedConcurrencyConfig((*f).to_owned())
+        }
+        ("DELETE", ["2019-09-30", "functions", f, "provisioned-concurrency"]) => {
+            Operation::DeleteProvisionedConcurrencyConfig((*f).to_owned())
         }
         ("PUT", ["2019-09-25", "functions", f, "event-invoke-config"]) => {
             Operation::PutFunctionEventInvokeConfig((*f).to_owned())
@@ -790,7 +794,10 @@ pub(crate) fn execute(
         | Operation::GustLogs(_)
         | Operation::PutFunctionConcurrency(_)
         | Operation::GetFunctionConcurrency(_)
-        | Operation::DeleteFunctionConcurrency(_) => Err(ApiError::unknown_operation()),
+        | Operation::DeleteFunctionConcurrency(_)
+        | Operation::PutProvisionedConcurrencyConfig(_)
+        | Operation::GetProvisionedConcurrencyConfig(_)
+        | Operation::DeleteProvisionedConcurrencyConfig(_) => Err(ApiError::unknown_operation()),
     }
 }
 

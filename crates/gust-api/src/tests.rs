@@ -101,7 +101,9 @@ fn harness() -> Harness {
         gust_engine::EngineConfig {
             scope: Scope::parse("us-east-1", "000000000000").unwrap(),
             idle_timeout: std::time::Duration::from_secs(60),
-            max_environments: 10,
+            concurrency_limit: 10,
+            capacity: gust_engine::Capacity::new(4096),
+            scaling_rate: gust_engine::ScalingRate::default(),
             logs_dir: dir.path().join("logs"),
             services: None,
         },

@@ -1,13 +1,18 @@
 //! Reserved concurrency (`Put/Get/DeleteFunctionConcurrency`): a function's share of the
 //! account's concurrency, which both guarantees and caps it. The engine enforces it.
 
-use gust_model::{limits, FunctionName, FunctionRef, ModelError};
+use gust_model::{FunctionName, FunctionRef, ModelError};
 
 use crate::{ControlPlane, Result};
 
 const RESERVED: &str = "reserved_concurrency";
 /// The account's unreserved pool may not drop below this.
 pub const UNRESERVED_MINIMUM: u32 = 100;
+
+/// The unreserved minimum of an account with `limit`: 100, or all of a smaller limit.
+pub(crate) fn unreserved_minimum(limit: u32) -> u32 {
+    UNRESERVED_MINIMUM.min(limit)
+}
 
 impl ControlPlane {
     /// A function's reserved concurrency, if set.
@@ -60,12 +65,32 @@ impl ControlPlane {
             .filter_map(|(_, v)| v.parse::<u32>().ok())
             .sum();
         let reserved = u32::try_from(reserved).unwrap_or(u32::MAX);
-        let limit = limits::ACCOUNT_CONCURRENT_EXECUTIONS;
-        if u64::from(others) + u64::from(reserved) + u64::from(UNRESERVED_MINIMUM)
+        let limit = self.concurrency_limit;
+        let minimum = unreserved_minimum(limit);
+        // The function's own provisioned concurrency moves from the unreserved pool into
+        // its reservation, which must hold it.
+        let provisioned: u32 = self
+            .provisioned_configs(&reference.name)?
+            .iter()
+            .map(|c| c.requested)
+            .sum();
+        if reserved < provisioned {
+            return Err(ModelError::invalid(format!(
+                "Requested reservedConcurrentExecutions {reserved} should not be lower than the sum of provisioned concurrency {provisioned} for function"
+            ))
+            .into());
+        }
+        let had_reservation = self.reserved_concurrency(&reference.name)?.is_some();
+        let others_provisioned =
+            self.unreserved_provisioned_total()? - if had_reservation { 0 } else { provisioned };
+        if u64::from(others)
+            + u64::from(others_provisioned)
+            + u64::from(reserved)
+            + u64::from(minimum)
             > u64::from(limit)
         {
             return Err(ModelError::invalid(format!(
-                "Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [{UNRESERVED_MINIMUM}]."
+                "Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [{minimum}]."
             ))
             .into());
         }

@@ -49,6 +49,9 @@ pub enum ControlError {
     /// A lifecycle rule was broken by the server itself.
     #[error(transparent)]
     Lifecycle(#[from] InvalidTransition),
+    /// The qualifier has no provisioned concurrency configuration.
+    #[error("No Provisioned Concurrency Config found for this function")]
+    ProvisionedNotFound,
 }
 
 impl From<StoreError> for ControlError {
@@ -93,8 +96,11 @@ pub struct UpdateCode {
 pub struct AccountSettings {
     /// Current usage.
     pub usage: AccountUsage,
-    /// Concurrency reserved by functions, in all.
-    pub reserved_concurrency: u32,
+    /// The account's concurrency limit.
+    pub concurrency_limit: u32,
+    /// What is left unreserved: the limit less reservations and the provisioned
+    /// concurrency of functions without one.
+    pub unreserved_concurrency: u32,
 }
 
 /// Told about every committed change to a function, so running environments of old code
@@ -106,6 +112,9 @@ pub trait FunctionObserver: Send + Sync + std::fmt::Debug {
     fn function_deleted(&self, name: &FunctionName);
     /// Version `version` of `name` was deleted.
     fn version_deleted(&self, name: &FunctionName, version: u64);
+    /// `name`'s provisioned concurrency is now `configs`: per configuring qualifier, the
+    /// environments wanted of each version.
+    fn provisioned_changed(&self, _name: &FunctionName, _configs: &[(String, Vec<(u64, u32)>)]) {}
 }
 
 /// The control plane of one server: one region, one account.
@@ -117,6 +126,9 @@ pub struct ControlPlane {
     clock: Arc<dyn Clock>,
     observer: Option<Arc<dyn FunctionObserver>>,
     accounts: Option<Arc<dyn Accounts>>,
+    /// The account's concurrency limit (reservations and provisioned concurrency are
+    /// checked against it).
+    concurrency_limit: u32,
 }
 
 /// The other accounts of this server, as a control plane reaches them: only to use a
@@ -141,6 +153,7 @@ impl ControlPlane {
             clock,
             observer: None,
             accounts: None,
+            concurrency_limit: limits::ACCOUNT_CONCURRENT_EXECUTIONS,
         }
     }
 
@@ -148,6 +161,17 @@ impl ControlPlane {
     pub fn with_accounts(mut self, accounts: Arc<dyn Accounts>) -> Self {
         self.accounts = Some(accounts);
         self
+    }
+
+    /// Sets the account's concurrency limit (Lambda's default is 1,000).
+    pub fn with_concurrency_limit(mut self, limit: u32) -> Self {
+        self.concurrency_limit = limit;
+        self
+    }
+
+    /// The account's concurrency limit.
+    pub fn concurrency_limit(&self) -> u32 {
+        self.concurrency_limit
     }
 
     /// Reports committed changes to `observer`.
@@ -624,6 +648,7 @@ impl ControlPlane {
                     return Err(self.not_found(&reference.name, Some(q)));
                 }
                 self.notify(|o| o.version_deleted(&reference.name, *n));
+                self.sync_provisioned(&reference.name)?;
                 return Ok(());
             }
         }
@@ -697,9 +722,11 @@ impl ControlPlane {
 
     /// GetAccountSettings.
     pub fn account_settings(&self) -> Result<AccountSettings> {
+        let taken = self.reserved_total()? + self.unreserved_provisioned_total()?;
         Ok(AccountSettings {
             usage: self.store.account_usage()?,
-            reserved_concurrency: self.reserved_total()?,
+            concurrency_limit: self.concurrency_limit,
+            unreserved_concurrency: self.concurrency_limit.saturating_sub(taken),
         })
     }
 }
@@ -715,12 +742,14 @@ mod concurrency;
 mod event_invoke;
 mod layers;
 mod policies;
+mod provisioned;
 mod settings;
 mod versions;
 pub use concurrency::UNRESERVED_MINIMUM;
 pub use event_invoke::AsyncSettings;
 pub use layers::{LayerPermission, LayerPolicy};
 pub use policies::FunctionPolicy;
+pub use provisioned::ProvisionedConfig;
 pub use settings::{runtime_version_arn, RuntimeManagement};
 pub use versions::{Page, PublishVersion};
 

@@ -259,6 +259,8 @@ impl ControlPlane {
         self.store
             .replace_alias(&reference.name, &next, &current.revision_id)
             .map_err(|e| self.alias_error(&reference.name, alias_name, e))?;
+        // Its provisioned concurrency follows the alias to its new versions.
+        self.sync_provisioned(&reference.name)?;
         Ok(next)
     }
 
@@ -270,6 +272,7 @@ impl ControlPlane {
             return Err(self.not_found(&name, None));
         }
         self.store.delete_alias(&name, alias_name)?;
+        self.sync_provisioned(&name)?;
         Ok(())
     }
 

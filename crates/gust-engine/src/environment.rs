@@ -9,6 +9,7 @@ use gust_runtime::RuntimeApi;
 use gust_sandbox::{Controls, SandboxProcess};
 use tokio::sync::{mpsc, watch};
 
+use crate::capacity::Lease;
 use crate::collector::Collector;
 
 /// Lifecycle of an environment. Transitions are methods; anything else is a bug reported as
@@ -67,6 +68,11 @@ pub(crate) struct Environment {
     pub controls: Controls,
     pub api: RuntimeApi,
     pub collector: Collector,
+    /// The provisioned-concurrency configuration (its qualifier) this environment was
+    /// started for; `None` for an on-demand environment.
+    pub provisioned: Option<String>,
+    /// Its share of the host's memory budget, given back when it is shut down.
+    memory: Mutex<Option<Lease>>,
     state: Mutex<EnvState>,
     init_duration: Mutex<Option<Duration>>,
     last_used: Mutex<Instant>,
@@ -121,6 +127,8 @@ pub(crate) struct Parts {
     pub controls: Controls,
     /// Whatever must live as long as the process (the API served in its network).
     pub attached: Option<Box<dyn std::any::Any + Send + Sync>>,
+    pub provisioned: Option<String>,
+    pub memory: Lease,
 }
 
 impl Environment {
@@ -137,6 +145,8 @@ impl Environment {
             mut process,
             controls,
             attached,
+            provisioned,
+            memory,
         } = parts;
         let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
         let (exit_tx, exit_rx) = watch::channel(None);
@@ -180,6 +190,8 @@ impl Environment {
             controls,
             api,
             collector,
+            provisioned,
+            memory: Mutex::new(Some(memory)),
             state: Mutex::new(EnvState::Initializing),
             init_duration: Mutex::new(None),
             last_used: Mutex::new(Instant::now()),
@@ -288,6 +300,10 @@ impl Environment {
     pub(crate) fn stop(&self, how: Stop) -> bool {
         let first = self.transition(EnvState::Dead).is_ok();
         let _ = self.stop.send(how);
+        if first {
+            // The process is going: its memory may be planned for another.
+            drop(lock(&self.memory).take());
+        }
         first
     }
 }

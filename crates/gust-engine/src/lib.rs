@@ -8,11 +8,13 @@
 //! current invoke. A reaper shuts down environments idle longer than the idle timeout.
 
 mod admission;
+mod capacity;
 mod collector;
 mod environment;
 pub mod logs;
 mod platform;
 mod pools;
+mod provisioned;
 mod startup;
 
 use std::collections::HashMap;
@@ -27,11 +29,14 @@ use gust_runtime::{Invocation, InvocationResult, RuntimeRegistry};
 use gust_sandbox::Sandbox;
 use gust_store::Store;
 
+pub use crate::admission::ConcurrencySnapshot;
+pub use crate::capacity::{Capacity, ScalingRate};
 use crate::collector::now_ms;
 pub use crate::environment::{EnvState as EnvironmentState, InvalidTransition};
 use crate::environment::{Environment, Stop};
 pub use crate::logs::{LogEvent, LogStore};
 use crate::pools::{Pool, PoolKey, Slot};
+pub use crate::provisioned::{ProvisionedStatus, INIT_FAILURE};
 
 /// How long INIT may take at least (Lambda's on-demand INIT limit); a longer function
 /// timeout extends it.
@@ -45,6 +50,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 /// How long an invoke waits for an environment (one freeing up, or its turn to start one)
 /// before it is throttled.
 const QUEUE_WAIT_MAX: Duration = Duration::from_secs(10);
+/// How long an invoke waits for the host's memory (an environment of its function coming
+/// back, or one shutting down) before it is throttled.
+const CAPACITY_WAIT_MAX: Duration = Duration::from_secs(2);
 /// `X-Amz-Log-Result` carries at most this much of the end of the log.
 pub const LOG_TAIL_BYTES: usize = 4096;
 
@@ -55,8 +63,12 @@ pub struct EngineConfig {
     pub scope: Scope,
     /// Environments idle this long are shut down.
     pub idle_timeout: Duration,
-    /// At most this many environments at once (Lambda's account concurrency).
-    pub max_environments: usize,
+    /// The account's concurrency limit: invocations in flight at once.
+    pub concurrency_limit: usize,
+    /// The host's memory budget, shared by every account's engine.
+    pub capacity: Arc<Capacity>,
+    /// How fast one function may add environments.
+    pub scaling_rate: ScalingRate,
     /// Where logs are kept.
     pub logs_dir: PathBuf,
     /// How functions reach this server's APIs (none: they get no credentials).
@@ -154,6 +166,9 @@ struct Inner {
     /// happened is not cached, since the pool it would go to may have been removed.
     deletions: std::sync::atomic::AtomicU64,
     admission: Arc<Mutex<admission::Admission>>,
+    scaling: Mutex<capacity::Scaling>,
+    /// Wakes the provisioner (a configuration changed, a provisioned environment died).
+    provisioner: tokio::sync::Notify,
 }
 
 /// The execution engine of one server.
@@ -253,7 +268,8 @@ impl Engine {
         registry: RuntimeRegistry,
     ) -> std::io::Result<Self> {
         let logs = Arc::new(LogStore::new(&config.logs_dir)?);
-        Ok(Engine {
+        let capacity = Arc::clone(&config.capacity);
+        let engine = Engine {
             inner: Arc::new(Inner {
                 config,
                 store,
@@ -266,8 +282,18 @@ impl Engine {
                 closing: std::sync::atomic::AtomicBool::new(false),
                 deletions: std::sync::atomic::AtomicU64::new(0),
                 admission: Arc::default(),
+                scaling: Mutex::default(),
+                provisioner: tokio::sync::Notify::new(),
             }),
-        })
+        };
+        capacity.register(&engine.inner);
+        Ok(engine)
+    }
+
+    /// Invocations in flight now, per function and for the account, and throttles so far
+    /// by reason.
+    pub fn concurrency(&self) -> ConcurrencySnapshot {
+        lock(&self.inner.admission).snapshot()
     }
 
     /// Whether a function's version exists (read through the engine's configuration
@@ -320,11 +346,20 @@ impl Engine {
     }
 
     async fn invoke_inner(&self, request: InvokeRequest) -> Result<InvokeOutcome, EngineError> {
+        let function = request.function.clone();
+        let result = self.admitted_invoke(request).await;
+        if let Err(EngineError::Throttled(reason)) = &result {
+            lock(&self.inner.admission).throttled(&function, reason);
+        }
+        result
+    }
+
+    async fn admitted_invoke(&self, request: InvokeRequest) -> Result<InvokeOutcome, EngineError> {
         // Held until the invocation ends: reserved and account concurrency.
         let _admitted = admission::admit(
             &self.inner.admission,
             &request.function,
-            self.inner.config.max_environments,
+            self.inner.config.concurrency_limit,
         )?;
         let key = (request.function.clone(), request.version);
         let (mut config, mut generation) = self.config(&key).await?;
@@ -338,8 +373,8 @@ impl Engine {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let env = match self.acquire(&config, generation).await? {
             Slot::Warm(env) => env,
-            Slot::Cold(_init) => {
-                let started = match self.cold_start(&config, generation).await {
+            Slot::Cold(_init, lease) => {
+                let started = match self.cold_start(&config, generation, lease).await {
                     // The function changed under this invoke (its old code may be gone
                     // already): start again from the current configuration, once.
                     // (An unpack failure too: the package may have gone with the change.)
@@ -349,7 +384,13 @@ impl Engine {
                         tracing::debug!(function = %config.name, %cause, "function changed during a cold start; retrying");
                         self.retire(&key, |k| k == &key);
                         (config, generation) = self.config(&key).await?;
-                        self.cold_start(&config, generation).await?
+                        let lease = self
+                            .inner
+                            .config
+                            .capacity
+                            .take_or_evict(u64::from(config.memory_mb))
+                            .ok_or(EngineError::Throttled("HostCapacityExceeded"))?;
+                        self.cold_start(&config, generation, lease).await?
                     }
                     other => other?,
                 };

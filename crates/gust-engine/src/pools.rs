@@ -8,8 +8,12 @@ use std::time::Duration;
 
 use gust_model::{FunctionConfig, FunctionName, FunctionVersion};
 
+use crate::capacity::Lease;
 use crate::environment::{EnvState, Environment, Stop};
-use crate::{lock, Engine, EngineError, FREEZE_AFTER, QUEUE_WAIT_MAX, SHUTDOWN_GRACE};
+use crate::provisioned::ProvisionedPool;
+use crate::{
+    lock, Engine, EngineError, CAPACITY_WAIT_MAX, FREEZE_AFTER, QUEUE_WAIT_MAX, SHUTDOWN_GRACE,
+};
 
 /// An environment is not reused after this long: the session credentials it was started
 /// with last 12 hours, and an invocation started before this ends before they do.
@@ -24,15 +28,17 @@ pub(crate) struct Pool {
     config: Option<Arc<FunctionConfig>>,
     idle: Vec<Arc<Environment>>,
     /// Signalled when an environment enters `idle`: invokes waiting for one take it.
-    released: Arc<tokio::sync::Notify>,
+    pub(crate) released: Arc<tokio::sync::Notify>,
+    /// Provisioned concurrency of this version.
+    pub(crate) provisioned: ProvisionedPool,
 }
 
 /// What an invoke got to run on.
 pub(crate) enum Slot<'a> {
     /// An idle environment of the current revision.
     Warm(Arc<Environment>),
-    /// The right to start one (INITs at once are bounded).
-    Cold(tokio::sync::SemaphorePermit<'a>),
+    /// The right to start one (INITs at once are bounded) and the memory it may use.
+    Cold(tokio::sync::SemaphorePermit<'a>, Lease),
 }
 
 impl Engine {
@@ -40,7 +46,11 @@ impl Engine {
     pub(crate) fn take_all_idle(&self) -> Vec<Arc<Environment>> {
         lock(&self.inner.pools)
             .values_mut()
-            .flat_map(|p| std::mem::take(&mut p.idle))
+            .flat_map(|p| {
+                let mut idle = std::mem::take(&mut p.idle);
+                idle.append(&mut p.provisioned.idle);
+                idle
+            })
             .collect()
     }
 
@@ -49,8 +59,16 @@ impl Engine {
         lock(&self.inner.pools)
             .iter()
             .filter(|((name, _), _)| name == function)
-            .map(|(_, pool)| pool.idle.len())
+            .map(|(_, pool)| pool.idle.len() + pool.provisioned.idle.len())
             .sum()
+    }
+
+    /// How long the on-demand environment idle longest has been idle.
+    pub(crate) fn longest_idle(&self) -> Option<Duration> {
+        lock(&self.inner.pools)
+            .values()
+            .flat_map(|pool| pool.idle.iter().map(|env| env.idle_for()))
+            .max()
     }
 
     /// Starts the reaper that shuts down environments idle longer than the idle timeout.
@@ -68,6 +86,8 @@ impl Engine {
     }
 
     pub(crate) fn reap(&self) {
+        lock(&self.inner.scaling)
+            .forget_full(self.inner.config.scaling_rate, std::time::Instant::now());
         let timeout = self.inner.config.idle_timeout;
         let mut expired = Vec::new();
         for pool in lock(&self.inner.pools).values_mut() {
@@ -113,6 +133,7 @@ impl Engine {
     pub(crate) fn shut_down(&self, env: &Environment, how: Stop) {
         if env.stop(how) {
             self.inner.live.fetch_sub(1, Ordering::Relaxed);
+            self.provisioned_gone(env);
         }
     }
 
@@ -127,12 +148,14 @@ impl Engine {
     pub fn version_deleted(&self, function: &FunctionName, version: u64) {
         let key = (function.clone(), FunctionVersion::Published(version));
         self.remove_pools(|k| k == &key);
+        self.refresh_provisioned_floor(function);
     }
 
     /// The function is gone, with all its versions: their pools go.
     pub fn function_deleted(&self, function: &FunctionName) {
         self.set_reserved_concurrency(function, None);
         self.remove_pools(|(name, _)| name == function);
+        self.refresh_provisioned_floor(function);
     }
 
     /// Removes the pools `which` selects (a function or version that is gone), shutting
@@ -144,7 +167,7 @@ impl Engine {
             let keys: Vec<PoolKey> = pools.keys().filter(|k| which(k)).cloned().collect();
             keys.iter()
                 .filter_map(|k| pools.remove(k))
-                .flat_map(|pool| pool.idle)
+                .flat_map(|pool| pool.idle.into_iter().chain(pool.provisioned.idle))
                 .collect()
         };
         for env in idle {
@@ -233,11 +256,16 @@ impl Engine {
                 .released,
         );
         let deadline = tokio::time::Instant::now() + QUEUE_WAIT_MAX;
+        let capacity = &self.inner.config.capacity;
+        let mut capacity_deadline = None;
         loop {
             // Registered before looking, so a release in between is not missed.
             let notified = released.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let freed = capacity.freed();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
             if let Some(env) = self.take_idle(config, generation) {
                 return Ok(Slot::Warm(env));
             }
@@ -257,7 +285,32 @@ impl Engine {
             if let Some(env) = self.take_idle(config, generation) {
                 return Ok(Slot::Warm(env));
             }
-            return Ok(Slot::Cold(permit));
+            // The host's memory: idle environments make room; when none can, wait briefly
+            // for one of this function to come back or memory to be given back.
+            let Some(lease) = capacity.take_or_evict(u64::from(config.memory_mb)) else {
+                drop(permit);
+                let until = *capacity_deadline
+                    .get_or_insert_with(|| tokio::time::Instant::now() + CAPACITY_WAIT_MAX);
+                tokio::select! {
+                    () = &mut notified => continue,
+                    () = &mut freed => continue,
+                    () = tokio::time::sleep_until(until) => {
+                        return Err(EngineError::Throttled("HostCapacityExceeded"))
+                    }
+                }
+            };
+            // The function's scaling rate bounds how fast it adds environments.
+            let allowed = lock(&self.inner.scaling).allow(
+                &config.name,
+                self.inner.config.scaling_rate,
+                std::time::Instant::now(),
+            );
+            if !allowed {
+                return Err(EngineError::Throttled(
+                    "FunctionInvocationRateLimitExceeded",
+                ));
+            }
+            return Ok(Slot::Cold(permit, lease));
         }
     }
 
@@ -277,7 +330,20 @@ impl Engine {
             let mut pools = lock(&self.inner.pools);
             let pool = pools.get_mut(&(config.name.clone(), config.version))?;
             let mut found = None;
-            while let Some(env) = pool.idle.pop() {
+            // Provisioned environments serve first; on-demand ones take the spill-over.
+            while let Some(env) = pool.provisioned.idle.pop() {
+                if env.generation == generation
+                    && env.revision == config.revision_id
+                    && !env.has_exited()
+                    && env.transition(EnvState::Busy).is_ok()
+                {
+                    found = Some(env);
+                    break;
+                }
+                stale.push(env);
+            }
+            while found.is_none() {
+                let Some(env) = pool.idle.pop() else { break };
                 // A runtime that died while idle (a crash after answering) is not reused.
                 if env.generation == generation
                     && env.revision == config.revision_id
@@ -315,11 +381,20 @@ impl Engine {
                 Some(pool)
                     if pool.generation == env.generation
                         && env.age() < MAX_ENVIRONMENT_AGE
+                        // A provisioned one beyond its configuration's count retires.
+                        && env
+                            .provisioned
+                            .as_ref()
+                            .is_none_or(|q| pool.provisioned.keeps(q))
                         && env.transition(EnvState::Idle).is_ok() =>
                 {
                     env.touch();
                     let period = env.idle_begins();
-                    pool.idle.push(Arc::clone(&env));
+                    if env.provisioned.is_some() {
+                        pool.provisioned.idle.push(Arc::clone(&env));
+                    } else {
+                        pool.idle.push(Arc::clone(&env));
+                    }
                     pool.released.notify_one();
                     // Frozen once it has stayed idle a moment: idle environments use no CPU
                     // and their threads do not run, while back-to-back invokes skip the

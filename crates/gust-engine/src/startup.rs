@@ -13,6 +13,7 @@ use gust_runtime::{InitOutcome, RuntimeApi, View};
 use gust_sandbox::isolate::Bind;
 use gust_sandbox::SpawnSpec;
 
+use crate::capacity::Lease;
 use crate::collector::Collector;
 use crate::environment::{EnvState, Environment, Parts, Stop};
 use crate::{
@@ -24,6 +25,15 @@ pub(crate) struct InitFailure {
     body: Bytes,
     environment: Option<Arc<Environment>>,
     collector: Option<Collector>,
+}
+
+/// Where an environment runs and why it was started.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Placement {
+    /// In a network namespace of its own (the API is reached inside it).
+    pub private_network: bool,
+    /// Started ahead of requests for provisioned concurrency.
+    pub provisioned: bool,
 }
 
 pub(crate) fn log_stream_name(version: FunctionVersion) -> String {
@@ -45,8 +55,12 @@ impl Engine {
         view: &View,
         stream: &str,
         launch: &gust_runtime::Launch,
-        private_network: bool,
+        placement: Placement,
     ) -> Vec<(String, String)> {
+        let Placement {
+            private_network,
+            provisioned,
+        } = placement;
         let scope = &self.inner.config.scope;
         let runtime_dir = &view.runtime_dir;
         let code_dir = &view.task_root;
@@ -122,7 +136,15 @@ impl Engine {
             ),
             ("AWS_LAMBDA_LOG_GROUP_NAME".into(), config.log_group.clone()),
             ("AWS_LAMBDA_LOG_STREAM_NAME".into(), stream.to_owned()),
-            ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
+            (
+                "AWS_LAMBDA_INITIALIZATION_TYPE".into(),
+                if provisioned {
+                    "provisioned-concurrency"
+                } else {
+                    "on-demand"
+                }
+                .into(),
+            ),
             ("AWS_REGION".into(), scope.region.clone()),
             ("AWS_DEFAULT_REGION".into(), scope.region.clone()),
         ]);
@@ -138,15 +160,12 @@ impl Engine {
         &self,
         config: &FunctionConfig,
         generation: u64,
+        lease: Lease,
     ) -> Result<Result<Arc<Environment>, InitFailure>, EngineError> {
-        let live = self.inner.live.fetch_add(1, Ordering::Relaxed);
-        // At the limit, an idle environment (of any function) makes room before the invoke
-        // is refused: only running invocations count against the account's concurrency.
-        if live >= self.inner.config.max_environments && !self.evict_one_idle() {
-            self.inner.live.fetch_sub(1, Ordering::Relaxed);
-            return Err(EngineError::TooManyEnvironments);
-        }
-        let result = self.start_environment(config, generation).await;
+        self.inner.live.fetch_add(1, Ordering::Relaxed);
+        let result = self
+            .start_environment(config, generation, lease, None)
+            .await;
         match &result {
             Ok(Ok(_)) => {}
             // A failed INIT leaves no environment behind.
@@ -157,10 +176,14 @@ impl Engine {
         result
     }
 
+    /// INIT of one environment holding `lease` of the memory budget; `provisioned` names
+    /// the provisioned-concurrency configuration it is started for (ahead of requests).
     pub(crate) async fn start_environment(
         &self,
         config: &FunctionConfig,
         generation: u64,
+        lease: Lease,
+        provisioned: Option<&str>,
     ) -> Result<Result<Arc<Environment>, InitFailure>, EngineError> {
         let started = Instant::now();
         let store = Arc::clone(&self.inner.store);
@@ -226,10 +249,14 @@ impl Engine {
                 }));
             }
         };
-        // The cold start's log is part of its first invocation's log tail.
-        collector
-            .begin(crate::platform::init_start(config, &launch.description))
-            .await;
+        // The cold start's log is part of its first invocation's log tail; a provisioned
+        // environment's INIT happens before any invocation.
+        let init_start = crate::platform::init_start(config, &launch.description);
+        if provisioned.is_some() {
+            collector.platform(init_start);
+        } else {
+            collector.begin(init_start).await;
+        }
         // Without a network of its own, the environment's Runtime API listens inside the
         // environment's network namespace (made on a thread of its own).
         let sandbox = Arc::clone(&self.inner.sandbox);
@@ -290,7 +317,17 @@ impl Engine {
         let spec = SpawnSpec {
             program: launch.program.clone(),
             args: launch.args.clone(),
-            env: self.environment_variables(config, &api, &view, &stream, &launch, netns.is_some()),
+            env: self.environment_variables(
+                config,
+                &api,
+                &view,
+                &stream,
+                &launch,
+                Placement {
+                    private_network: netns.is_some(),
+                    provisioned: provisioned.is_some(),
+                },
+            ),
             cwd: view.task_root.clone(),
             output: writer.into(),
             id: random_hex(8),
@@ -333,6 +370,8 @@ impl Engine {
             process,
             controls,
             attached,
+            provisioned: provisioned.map(str::to_owned),
+            memory: lease,
         }));
         let init_timeout = INIT_TIMEOUT_MIN.max(Duration::from_secs(u64::from(config.timeout_s)));
         let outcome = tokio::select! {
@@ -350,7 +389,10 @@ impl Engine {
         let init_duration = started.elapsed();
         match outcome {
             Some(InitOutcome::Ready) => {
-                env.set_init_duration(init_duration);
+                // Only an on-demand environment's first invocation waited for its INIT.
+                if provisioned.is_none() {
+                    env.set_init_duration(init_duration);
+                }
                 // INIT ran unthrottled; invocations get the function's CPU share.
                 env.controls.limit_cpu();
                 env.transition(EnvState::Busy)

@@ -406,6 +406,21 @@ pub(crate) fn settings_by_key(
     Ok(rows)
 }
 
+/// One setting of every function and qualifier that has it: (function, qualifier, value).
+pub(crate) fn settings_everywhere(
+    connection: &Connection,
+    key: &str,
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT function_name, qualifier, value FROM function_settings WHERE key = ?1
+         ORDER BY function_name, qualifier",
+    )?;
+    let rows = statement
+        .query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// One setting of every function that has it (its `$LATEST`/unqualified value).
 pub(crate) fn settings_with_key(
     connection: &Connection,

@@ -413,6 +413,14 @@ impl Store {
         db::settings_with_key(&self.lock(), key)
     }
 
+    /// One setting wherever it is set: (function, qualifier, value).
+    pub fn settings_everywhere(
+        &self,
+        key: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        db::settings_everywhere(&self.lock(), key)
+    }
+
     /// Every qualifier's value of one setting, by qualifier.
     pub fn function_settings_by_key(
         &self,

@@ -428,5 +428,11 @@ pub(crate) fn drop_policy(
         "DELETE FROM function_policies WHERE function_name = ?1 AND qualifier = ?2",
         params![function.as_str(), qualifier],
     )?;
+    // The qualifier's settings (provisioned concurrency, event invoke configuration) go
+    // with it.
+    connection.execute(
+        "DELETE FROM function_settings WHERE function_name = ?1 AND qualifier = ?2",
+        params![function.as_str(), qualifier],
+    )?;
     Ok(())
 }

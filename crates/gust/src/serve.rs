@@ -58,9 +58,22 @@ pub struct ServeArgs {
     /// `none` (loopback only, in a network namespace per environment).
     #[arg(long, default_value = "host", value_parser = parse_network)]
     sandbox_network: gust_sandbox::isolate::NetworkMode,
-    /// Most execution environments at once (the account's concurrency).
-    #[arg(long, default_value_t = gust_model::limits::ACCOUNT_CONCURRENT_EXECUTIONS as usize)]
-    max_environments: usize,
+    /// Each account's concurrency limit: invocations in flight at once, as Lambda's
+    /// account quota (reserved and provisioned concurrency come out of it).
+    #[arg(long, default_value_t = gust_model::limits::ACCOUNT_CONCURRENT_EXECUTIONS)]
+    concurrency_limit: u32,
+    /// Memory execution environments may hold in all (the sum of their `MemorySize`),
+    /// e.g. 16G or 4096M; at the budget idle environments are evicted and then invokes
+    /// throttled. Default: the host's memory (or the server's cgroup limit) less a fifth,
+    /// at least 1 GiB of it.
+    #[arg(long, value_parser = parse_memory)]
+    memory_budget: Option<u64>,
+    /// How fast one function may add environments (Lambda: 1000 every 10 seconds).
+    #[arg(long, default_value = "1000/10s")]
+    scaling_rate: gust_engine::ScalingRate,
+    /// Replaced by --memory-budget and --concurrency-limit.
+    #[arg(long, hide = true)]
+    max_environments: Option<String>,
     /// Most client connections open at once; at the limit the one idle longest is closed
     /// to make room for a new one.
     #[arg(long, default_value_t = 4096)]
@@ -160,7 +173,11 @@ struct PlaneParts<'a> {
     access: Arc<crate::bridge::Shared>,
 }
 
-fn start_plane(parts: PlaneParts<'_>, args: &ServeArgs) -> Result<gust_api::Plane> {
+fn start_plane(
+    parts: PlaneParts<'_>,
+    args: &ServeArgs,
+    capacity: &Arc<gust_engine::Capacity>,
+) -> Result<gust_api::Plane> {
     let store = Arc::new(
         Store::open(parts.dir)
             .with_context(|| format!("cannot open the store in {}", parts.dir.display()))?,
@@ -173,7 +190,9 @@ fn start_plane(parts: PlaneParts<'_>, args: &ServeArgs) -> Result<gust_api::Plan
         gust_engine::EngineConfig {
             scope: parts.scope.clone(),
             idle_timeout: args.idle_timeout,
-            max_environments: args.max_environments,
+            concurrency_limit: args.concurrency_limit as usize,
+            capacity: Arc::clone(capacity),
+            scaling_rate: args.scaling_rate,
             logs_dir: parts.dir.join("logs"),
             services: Some(Arc::new(crate::bridge::FunctionAccess {
                 shared: Arc::clone(&parts.access),
@@ -188,7 +207,8 @@ fn start_plane(parts: PlaneParts<'_>, args: &ServeArgs) -> Result<gust_api::Plan
     let control = Arc::new(
         ControlPlane::new(store, parts.scope.clone(), catalog, parts.clock)
             .with_observer(Arc::new(EngineObserver(engine.clone())))
-            .with_accounts(parts.directory),
+            .with_accounts(parts.directory)
+            .with_concurrency_limit(args.concurrency_limit),
     );
     // Reserved concurrency is enforced by the engine from the stored reservations.
     for (name, reserved) in control
@@ -196,6 +216,18 @@ fn start_plane(parts: PlaneParts<'_>, args: &ServeArgs) -> Result<gust_api::Plan
         .context("cannot read reserved concurrency")?
     {
         engine.set_reserved_concurrency(&name, Some(reserved));
+    }
+    // Provisioned environments are started again from the stored configurations.
+    let provisioned: std::collections::BTreeSet<gust_model::FunctionName> = control
+        .all_provisioned()
+        .context("cannot read provisioned concurrency")?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    for name in provisioned {
+        control
+            .sync_provisioned(&name)
+            .context("cannot read provisioned concurrency")?;
     }
     let recovered = control
         .recover()
@@ -235,6 +267,52 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("the duration must be more than zero".into());
     }
     Ok(duration)
+}
+
+/// Parses `4096`, `4096M`, `16G` (MiB without a unit).
+fn parse_memory(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 4096M or 16G"))?;
+    let mb = match unit.to_ascii_uppercase().as_str() {
+        "" | "M" | "MB" | "MIB" => value,
+        "G" | "GB" | "GIB" => value * 1024,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use M or G)")),
+    };
+    if mb < gust_model::limits::MEMORY_MIN_MB as u64 {
+        return Err(format!(
+            "a budget of {mb} MiB cannot hold one environment ({} MiB at least)",
+            gust_model::limits::MEMORY_MIN_MB
+        ));
+    }
+    Ok(mb)
+}
+
+/// The host's memory (or the server's own cgroup limit, when lower) less a reserve of a
+/// fifth, at least 1 GiB, for the server and everything else.
+fn default_memory_budget_mb() -> Result<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").context("/proc/meminfo")?;
+    let total_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no MemTotal in /proc/meminfo")?;
+    let mut total_mb = total_kib / 1024;
+    // A server confined to a cgroup (a container) has that much at most.
+    if let Ok(limit) = std::fs::read_to_string("/sys/fs/cgroup/memory.max") {
+        if let Ok(bytes) = limit.trim().parse::<u64>() {
+            total_mb = total_mb.min(bytes / (1024 * 1024));
+        }
+    }
+    let reserve = (total_mb / 5).max(1024);
+    Ok(total_mb
+        .saturating_sub(reserve)
+        .max(gust_model::limits::MEMORY_MIN_MB as u64))
 }
 
 /// Names this server's cgroups after its data directory, so a restart finds (and clears)
@@ -299,6 +377,14 @@ impl gust_control::FunctionObserver for EngineObserver {
     fn version_deleted(&self, name: &gust_model::FunctionName, version: u64) {
         self.0.version_deleted(name, version);
     }
+
+    fn provisioned_changed(
+        &self,
+        name: &gust_model::FunctionName,
+        configs: &[(String, Vec<(u64, u32)>)],
+    ) {
+        self.0.set_provisioned(name, configs);
+    }
 }
 
 pub fn run(mut args: ServeArgs) -> Result<()> {
@@ -310,6 +396,17 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let scope = Scope::parse(&args.region, &args.account_id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.max_environments.is_some() {
+        bail!(
+            "--max-environments was replaced: --memory-budget bounds the environments the host \
+             holds (by their MemorySize), --concurrency-limit the invocations in flight per account"
+        );
+    }
+    let budget_mb = match args.memory_budget {
+        Some(mb) => mb,
+        None => default_memory_budget_mb().context("cannot read the host's memory")?,
+    };
+    let capacity = gust_engine::Capacity::new(budget_mb);
     let explicit = match (args.access_key_id.take(), args.secret_access_key.take()) {
         (Some(access_key_id), Some(secret_access_key)) => Some(Credentials {
             access_key_id,
@@ -387,6 +484,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             access: Arc::clone(&access),
         },
         &args,
+        &capacity,
     )?];
     let mut keys = vec![gust_api::AccountKey {
         credentials: credentials.clone(),
@@ -408,6 +506,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
                 access: Arc::clone(&access),
             },
             &args,
+            &capacity,
         )?);
         keys.push(gust_api::AccountKey {
             credentials: Credentials {
@@ -464,12 +563,15 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         clock.clone(),
         gust_async::AsyncConfig {
             retry_base: args.async_retry_base,
-            concurrency: args.max_environments.clamp(1, 64),
+            concurrency: (args.concurrency_limit as usize).clamp(1, 64),
         },
     );
     let _ = targets.events.set(Arc::downgrade(&events));
     let accounts: Vec<String> = by_account.keys().cloned().collect();
-    let max_connections = connection_budget(args.max_connections, args.max_environments);
+    // The most environments the budget holds (all at Lambda's smallest MemorySize).
+    let max_environments =
+        usize::try_from(budget_mb / gust_model::limits::MEMORY_MIN_MB as u64).unwrap_or(usize::MAX);
+    let max_connections = connection_budget(args.max_connections, max_environments);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -535,8 +637,12 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         }
         let reapers: Vec<_> = engines
             .iter()
-            .map(gust_engine::Engine::start_reaper)
+            .flat_map(|e| [e.start_reaper(), e.start_provisioner()])
             .collect();
+        eprintln!(
+            "Memory budget for environments: {budget_mb} MiB (--memory-budget); concurrency limit {} per account",
+            args.concurrency_limit
+        );
         if account_count > 1 {
             eprintln!("Accounts: {account_count} (--accounts)");
         }
