@@ -64,8 +64,13 @@ struct Args {
     /// accepts and queue-to-start).
     #[arg(long)]
     queues_only: bool,
+    /// Only the concurrency figures (admission on a warm invoke; a burst of first invokes
+    /// on-demand and on provisioned environments).
+    #[arg(long)]
+    concurrency_only: bool,
 }
 
+mod concurrency;
 mod events;
 mod queues;
 
@@ -634,7 +639,9 @@ async fn burst(target: &Target, function: &str, n: usize) -> (Duration, usize) {
 async fn storm_and_restart(args: &Args, python: &Runtime) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
-    let mut server = start_server_at(&args.gust, &data, &[], None)?;
+    // Room for every environment (each declares 1,769 MB of the memory budget).
+    let budget = ["--memory-budget", "600G"];
+    let mut server = start_server_at(&args.gust, &data, &budget, None)?;
     let target = Target {
         http: client(),
         address: server.address,
@@ -685,11 +692,11 @@ async fn storm_and_restart(args: &Args, python: &Runtime) -> Result<()> {
         server.child.kill()?;
         server.child.wait()?;
         let started = Instant::now();
-        let again = start_server_at(&args.gust, &data, &[], None)?;
+        let again = start_server_at(&args.gust, &data, &budget, None)?;
         let crashed = started.elapsed();
         drop(again);
         let started = Instant::now();
-        let clean = start_server_at(&args.gust, &data, &[], None)?;
+        let clean = start_server_at(&args.gust, &data, &budget, None)?;
         let floor = started.elapsed();
         drop(clean);
         row(
@@ -771,12 +778,16 @@ async fn main() -> Result<()> {
 
     println!("| figure | Gust | floor (same run) | ratio / overhead |");
     println!("|---|---|---|---|");
+    if args.concurrency_only {
+        return concurrency::run(&args, &runtimes[0]).await;
+    }
     queues::run(&target, &floor_target, &args).await?;
     events::run(&target, &floor_target, &args).await?;
     if args.queues_only {
         return Ok(());
     }
     storm_and_restart(&args, &runtimes[0]).await?;
+    concurrency::run(&args, &runtimes[0]).await?;
     let bare = floor_target.clone();
     let (floor_p50, floor_p99) = latency(args.warm, || {
         let t = bare.clone();
