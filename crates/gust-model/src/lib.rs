@@ -14,6 +14,7 @@ pub mod limits;
 pub mod names;
 pub mod policy;
 pub mod runtime;
+pub mod schedule;
 pub mod tags;
 pub mod trace;
 pub mod version;
