@@ -1,4 +1,5 @@
-//! The services other than Lambda on the same listener (SQS, SNS, STS), told apart as AWS
+//! The services other than Lambda on the same listener (SQS, SNS, STS, Application Auto
+//! Scaling), told apart as AWS
 //! tells them: `X-Amz-Target` (JSON protocols), the SigV4 credential scope's service, and
 //! the query protocol's `Action`. Each request is authenticated exactly as a Lambda request
 //! is, read into its operation's input, handled, and answered in the caller's protocol with
@@ -14,7 +15,7 @@ use serde_json::Value;
 
 use crate::protocol::{self, ServiceError};
 use crate::sigv4::{self, AuthError};
-use crate::{sns, sqs, sts, ApiState, BodyError, Received};
+use crate::{autoscaling, sns, sqs, sts, ApiState, BodyError, Received};
 
 /// An AWS service served here besides Lambda.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub(crate) enum Service {
     Sqs,
     Sns,
     Sts,
+    /// Application Auto Scaling (AWS JSON 1.1 only).
+    Autoscaling,
 }
 
 impl Service {
@@ -31,14 +34,26 @@ impl Service {
             Service::Sqs => "sqs",
             Service::Sns => "sns",
             Service::Sts => "sts",
+            Service::Autoscaling => "application-autoscaling",
         }
     }
 
-    fn model(self) -> &'static protocol::Model {
+    /// The query protocol's model (Application Auto Scaling speaks JSON only, and its
+    /// adapter checks its own operations).
+    fn model(self) -> Option<&'static protocol::Model> {
         match self {
-            Service::Sqs => protocol::model("sqs"),
-            Service::Sns => protocol::model("sns"),
-            Service::Sts => protocol::model("sts"),
+            Service::Sqs => Some(protocol::model("sqs")),
+            Service::Sns => Some(protocol::model("sns")),
+            Service::Sts => Some(protocol::model("sts")),
+            Service::Autoscaling => None,
+        }
+    }
+
+    /// The JSON protocol's content type.
+    fn json_content_type(self) -> &'static str {
+        match self {
+            Service::Autoscaling => "application/x-amz-json-1.1",
+            _ => "application/x-amz-json-1.0",
         }
     }
 
@@ -47,6 +62,7 @@ impl Service {
             "sqs" => Some(Service::Sqs),
             "sns" => Some(Service::Sns),
             "sts" => Some(Service::Sts),
+            "application-autoscaling" => Some(Service::Autoscaling),
             _ => None,
         }
     }
@@ -78,6 +94,7 @@ pub(crate) fn detect(
         let (prefix, operation) = target.split_once('.')?;
         let service = match prefix {
             "AmazonSQS" => Some(Service::Sqs),
+            "AnyScaleFrontendService" => Some(Service::Autoscaling),
             _ => None,
         };
         return Some((
@@ -88,7 +105,9 @@ pub(crate) fn detect(
         ));
     }
     if let Some(name) = sigv4::scope_service(headers) {
-        return Service::by_signing_name(&name).map(|s| (Some(s), Protocol::Query));
+        return Service::by_signing_name(&name)
+            .filter(|s| s.model().is_some())
+            .map(|s| (Some(s), Protocol::Query));
     }
     let form = header("content-type").is_some_and(|t| {
         t.to_ascii_lowercase()
@@ -103,7 +122,7 @@ pub(crate) fn detect(
 fn service_of_action(action: &str) -> Option<Service> {
     [Service::Sqs, Service::Sns, Service::Sts]
         .into_iter()
-        .find(|s| s.model().has_operation(action))
+        .find(|s| s.model().is_some_and(|m| m.has_operation(action)))
 }
 
 fn auth_error(error: &AuthError) -> ServiceError {
@@ -144,6 +163,7 @@ impl Writer {
                         Service::Sqs => sqs::NAMESPACE.to_owned(),
                         Service::Sns => "com.amazonaws.sns".to_owned(),
                         Service::Sts => "com.amazonaws.sts".to_owned(),
+                        Service::Autoscaling => "com.amazonaws.applicationautoscaling".to_owned(),
                     },
                     error.shape.clone(),
                 ),
@@ -152,18 +172,27 @@ impl Writer {
                 shape,
                 ..error.clone()
             };
-            protocol::json_error(&error, &namespace, "application/x-amz-json-1.0", true)
+            // SQS's JSON protocol is query-compatible (clients read the query code).
+            let query_compatible = service == Service::Sqs;
+            protocol::json_error(
+                &error,
+                &namespace,
+                service.json_content_type(),
+                query_compatible,
+            )
         } else {
-            protocol::query_error(service.model(), error, &self.request_id)
+            let model = service.model().unwrap_or_else(|| protocol::model("sqs"));
+            protocol::query_error(model, error, &self.request_id)
         }
     }
 
     fn result(&self, value: &Value) -> Response {
         let service = self.service.unwrap_or(Service::Sqs);
         if self.json {
-            protocol::json_response(value, "application/x-amz-json-1.0")
+            protocol::json_response(value, service.json_content_type())
         } else {
-            protocol::query_response(service.model(), &self.operation, value, &self.request_id)
+            let model = service.model().unwrap_or_else(|| protocol::model("sqs"));
+            protocol::query_response(model, &self.operation, value, &self.request_id)
         }
     }
 }
@@ -307,7 +336,10 @@ async fn serve(
     if unsigned && !link {
         return Err(auth_error(&AuthError::Missing));
     }
-    if !service.model().has_operation(&operation) {
+    if service
+        .model()
+        .is_some_and(|model| !model.has_operation(&operation))
+    {
         return Err(ServiceError {
             status: 400,
             code: "InvalidAction".into(),
@@ -385,6 +417,14 @@ async fn serve(
                 &input,
             )
         }
+        Service::Autoscaling => {
+            let service = Arc::clone(&state.services.autoscaling);
+            tokio::task::spawn_blocking(move || {
+                autoscaling::handle(&service, &account, &operation, &input)
+            })
+            .await
+            .map_err(|e| ServiceError::internal(&e))?
+        }
     }
 }
 
@@ -409,11 +449,17 @@ fn query_params_input(
             "The request must contain the parameter Action.",
         ));
     }
-    Ok(protocol::query_input(
-        service.model(),
-        &writer.operation,
-        params,
-    ))
+    let model = service.model().ok_or_else(|| {
+        ServiceError::client(
+            400,
+            "InvalidAction",
+            format!(
+                "The action {} is not valid for this endpoint.",
+                writer.operation
+            ),
+        )
+    })?;
+    Ok(protocol::query_input(model, &writer.operation, params))
 }
 
 /// The services this edge serves besides Lambda.
@@ -425,4 +471,6 @@ pub struct Services {
     pub sns: Arc<gust_sns::Sns>,
     /// Lambda's asynchronous event queue.
     pub events: Arc<gust_async::AsyncInvoker>,
+    /// Application Auto Scaling of provisioned concurrency.
+    pub autoscaling: Arc<gust_autoscaling::Autoscaling>,
 }

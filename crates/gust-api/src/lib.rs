@@ -7,6 +7,7 @@
 //! signature is checked against exactly the bytes the client signed.
 
 mod accounts;
+mod autoscaling;
 mod aws;
 pub mod code_url;
 mod concurrency;

@@ -54,6 +54,28 @@ impl gust_sns::Deliverer for NoTargets {
     }
 }
 
+/// Application Auto Scaling in these tests finds no function.
+#[derive(Debug)]
+struct NoProvisioned;
+
+impl gust_autoscaling::Provisioned for NoProvisioned {
+    fn exists(&self, _: &str, _: &str, _: &str) -> Result<bool, String> {
+        Ok(false)
+    }
+
+    fn requested(&self, _: &str, _: &str, _: &str) -> Result<Option<u32>, String> {
+        Ok(None)
+    }
+
+    fn set_requested(&self, _: &str, _: &str, _: &str, _: u32) -> Result<(), String> {
+        Err("no functions here".to_owned())
+    }
+
+    fn utilization(&self, _: &str, _: &str, _: &str) -> Option<f64> {
+        None
+    }
+}
+
 /// Asynchronous events in these tests are accepted and never run.
 #[derive(Debug)]
 struct NoFunctions;
@@ -157,6 +179,13 @@ fn harness() -> Harness {
                 clock.clone(),
                 gust_async::AsyncConfig::default(),
             ),
+            autoscaling: gust_autoscaling::Autoscaling::open(
+                &dir.path().join("autoscaling.db"),
+                clock.clone(),
+                "us-east-1",
+                Arc::new(NoProvisioned),
+            )
+            .unwrap(),
         },
     );
     Harness {

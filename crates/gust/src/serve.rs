@@ -101,6 +101,10 @@ pub struct ServeArgs {
     /// long), as Lambda's minute; shorten it for development and tests.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     async_retry_base: Duration,
+    /// Application Auto Scaling's metric period: target tracking samples utilisation this
+    /// often (AWS: one minute); shorten it for development and tests.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    autoscaling_period: Duration,
 }
 
 /// One more account, as `--accounts` lists it.
@@ -567,6 +571,17 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         },
     );
     let _ = targets.events.set(Arc::downgrade(&events));
+    // Application Auto Scaling: scalable targets, scheduled actions and policies of every
+    // account, scaling provisioned concurrency through the planes.
+    let autoscaling = gust_autoscaling::Autoscaling::open(
+        &args.data_dir.join("autoscaling.db"),
+        clock.clone(),
+        &scope.region,
+        Arc::new(crate::scaling::LambdaProvisioned {
+            planes: by_account.clone(),
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the autoscaling store: {e}"))?;
     let accounts: Vec<String> = by_account.keys().cloned().collect();
     // The most environments the budget holds (all at Lambda's smallest MemorySize).
     let max_environments =
@@ -616,8 +631,10 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
                 sqs: Arc::clone(&sqs),
                 sns,
                 events: Arc::clone(&events),
+                autoscaling: Arc::clone(&autoscaling),
             },
         );
+        let scaler = Arc::clone(&autoscaling).run(args.autoscaling_period);
         let _ = access.router.set(router.clone());
         datadir::write_server_info(
             &args.data_dir,
@@ -665,6 +682,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             shutdown_signal(),
         )
         .await;
+        scaler.abort();
         for reaper in reapers {
             reaper.abort();
         }
@@ -697,7 +715,18 @@ fn connection_budget(wanted: usize, max_environments: usize) -> usize {
         }
         Err(_) => return wanted,
     };
-    let others = FDS_RESERVED + FDS_PER_ENVIRONMENT * max_environments as u64;
+    // Environments get at most half of what is left after the reserve, so a large memory
+    // budget cannot leave clients without connections.
+    let spare = limit.saturating_sub(FDS_RESERVED);
+    let environments = FDS_PER_ENVIRONMENT * max_environments as u64;
+    if environments > spare / 2 {
+        tracing::warn!(
+            open_files = limit,
+            environments = spare / 2 / FDS_PER_ENVIRONMENT,
+            "the open-file limit holds fewer environments than the memory budget could"
+        );
+    }
+    let others = FDS_RESERVED + environments.min(spare / 2);
     let room = usize::try_from(limit.saturating_sub(others)).unwrap_or(usize::MAX);
     if room < wanted {
         let cap = room.max(64);
