@@ -121,7 +121,7 @@ def test_provisioned_concurrency_api_follows_lambdas_rules(shared):
     assert listed[0]["Status"] == "READY"
     lam.delete_provisioned_concurrency_config(FunctionName="pc-rules", Qualifier=version)
     assert error_of(lambda: lam.delete_provisioned_concurrency_config(
-        FunctionName="pc-rules", Qualifier=version))[:2] == (404, "ProvisionedConcurrencyConfigNotFoundException")
+        FunctionName="pc-rules", Qualifier=version))[:2] == (404, "ResourceNotFoundException")
     # The aws CLI reads the same shapes.
     shared.aws("lambda", "put-provisioned-concurrency-config", "--function-name", "pc-rules",
                "--qualifier", "live", "--provisioned-concurrent-executions", "1")

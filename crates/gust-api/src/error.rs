@@ -235,7 +235,7 @@ impl From<ControlError> for ApiError {
             ControlError::ProvisionedNotFound => Self::new(
                 StatusCode::NOT_FOUND,
                 "ProvisionedConcurrencyConfigNotFoundException",
-                MessageKey::Upper,
+                MessageKey::Lower,
                 error.to_string(),
             ),
             ControlError::Conflict(message) => Self::new(

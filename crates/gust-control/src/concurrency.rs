@@ -81,8 +81,9 @@ impl ControlPlane {
             .into());
         }
         let had_reservation = self.reserved_concurrency(&reference.name)?.is_some();
-        let others_provisioned =
-            self.unreserved_provisioned_total()? - if had_reservation { 0 } else { provisioned };
+        let others_provisioned = self
+            .unreserved_provisioned_total()?
+            .saturating_sub(if had_reservation { 0 } else { provisioned });
         if u64::from(others)
             + u64::from(others_provisioned)
             + u64::from(reserved)

@@ -129,6 +129,9 @@ pub struct ControlPlane {
     /// The account's concurrency limit (reservations and provisioned concurrency are
     /// checked against it).
     concurrency_limit: u32,
+    /// Serialises telling the engine about provisioned concurrency with the deletions that
+    /// change it, so the engine never ends on an older picture.
+    provisioned_sync: std::sync::Mutex<()>,
 }
 
 /// The other accounts of this server, as a control plane reaches them: only to use a
@@ -154,6 +157,7 @@ impl ControlPlane {
             observer: None,
             accounts: None,
             concurrency_limit: limits::ACCOUNT_CONCURRENT_EXECUTIONS,
+            provisioned_sync: std::sync::Mutex::new(()),
         }
     }
 
@@ -652,6 +656,7 @@ impl ControlPlane {
                 return Ok(());
             }
         }
+        let _sync = self.provisioned_sync();
         if self.store.delete_function(&reference.name)? {
             self.notify(|o| o.function_deleted(&reference.name));
             Ok(())

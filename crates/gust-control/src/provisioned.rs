@@ -206,6 +206,13 @@ impl ControlPlane {
             serde_json::json!({"requested": requested, "last_modified": millis as i64}).to_string();
         self.store
             .put_function_setting(name, &qualifier, PROVISIONED, &value)?;
+        // A version or alias deleted since it was checked took its settings with it, but
+        // not this one: remove it again and answer as if it had been gone already.
+        if let Err(gone) = self.provisioned_qualifier(reference) {
+            self.store
+                .put_function_settings(name, &qualifier, &[(PROVISIONED, None)])?;
+            return Err(gone);
+        }
         self.sync_provisioned(name)?;
         Ok(ProvisionedConfig {
             qualifier,
@@ -232,7 +239,11 @@ impl ControlPlane {
             .function_setting(&reference.name, &qualifier, PROVISIONED)?
             .is_none()
         {
-            return Err(ControlError::ProvisionedNotFound);
+            // DeleteProvisionedConcurrencyConfig's errors do not include the
+            // configuration's own not-found exception.
+            return Err(ControlError::NotFound(
+                "No Provisioned Concurrency Config found for this function".into(),
+            ));
         }
         self.store
             .put_function_settings(&reference.name, &qualifier, &[(PROVISIONED, None)])?;
@@ -259,8 +270,16 @@ impl ControlPlane {
         )
     }
 
-    /// Tells the observer (the engine) what `name`'s provisioned concurrency is now.
+    pub(crate) fn provisioned_sync(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.provisioned_sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Tells the observer (the engine) what `name`'s provisioned concurrency is now (read
+    /// and told under one lock, so concurrent changes reach the engine in order).
     pub fn sync_provisioned(&self, name: &FunctionName) -> Result<()> {
+        let _sync = self.provisioned_sync();
         let mut configs = Vec::new();
         for config in self.provisioned_configs(name)? {
             let versions =

@@ -31,6 +31,13 @@ pub(crate) struct Lease {
     mb: u64,
 }
 
+impl Lease {
+    /// The memory it holds, MiB.
+    pub(crate) fn mb(&self) -> u64 {
+        self.mb
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         {
@@ -82,8 +89,16 @@ impl Capacity {
     }
 
     /// Takes `mb`, evicting idle environments (least recently used first, any engine's)
-    /// until it fits; `None` when nothing idle is left to evict.
+    /// until it fits; `None`, evicting nothing, when even evicting every idle one would
+    /// not make room.
     pub(crate) fn take_or_evict(self: &Arc<Self>, mb: u64) -> Option<Lease> {
+        if let Some(lease) = self.try_take(mb) {
+            return Some(lease);
+        }
+        let evictable: u64 = self.engines().iter().map(Engine::idle_memory_mb).sum();
+        if self.used_mb().saturating_sub(evictable) + mb > self.budget_mb {
+            return None;
+        }
         loop {
             if let Some(lease) = self.try_take(mb) {
                 return Some(lease);
@@ -94,6 +109,14 @@ impl Capacity {
         }
     }
 
+    fn engines(&self) -> Vec<Engine> {
+        lock(&self.engines)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|inner| Engine { inner })
+            .collect()
+    }
+
     /// A future that completes when memory is given back (register before looking).
     pub(crate) fn freed(&self) -> tokio::sync::futures::Notified<'_> {
         self.freed.notified()
@@ -101,11 +124,7 @@ impl Capacity {
 
     /// Shuts down the on-demand environment idle longest on any engine.
     fn evict_one(&self) -> bool {
-        let engines: Vec<Engine> = lock(&self.engines)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .map(|inner| Engine { inner })
-            .collect();
+        let engines = self.engines();
         let mut candidates: Vec<(Duration, &Engine)> = engines
             .iter()
             .filter_map(|e| e.longest_idle().map(|idle| (idle, e)))
@@ -157,7 +176,7 @@ impl std::str::FromStr for ScalingRate {
         let period = match unit {
             "ms" => Duration::from_millis(number),
             "s" | "" => Duration::from_secs(number),
-            "m" => Duration::from_secs(number * 60),
+            "m" => Duration::from_secs(number.checked_mul(60).ok_or_else(bad)?),
             _ => return Err(bad()),
         };
         if burst == 0 || period.is_zero() {

@@ -295,6 +295,11 @@ impl Environment {
         description
     }
 
+    /// The memory budget it holds, MiB (none once it is dead).
+    pub(crate) fn memory_mb(&self) -> u64 {
+        lock(&self.memory).as_ref().map_or(0, Lease::mb)
+    }
+
     /// Stops the process and marks the environment dead; `true` only for the call that
     /// made it dead (so it is counted once).
     pub(crate) fn stop(&self, how: Stop) -> bool {

@@ -63,6 +63,14 @@ impl Engine {
             .sum()
     }
 
+    /// Memory held by on-demand idle environments (what eviction could give back), MiB.
+    pub(crate) fn idle_memory_mb(&self) -> u64 {
+        lock(&self.inner.pools)
+            .values()
+            .flat_map(|pool| pool.idle.iter().map(|env| env.memory_mb()))
+            .sum()
+    }
+
     /// How long the on-demand environment idle longest has been idle.
     pub(crate) fn longest_idle(&self) -> Option<Duration> {
         lock(&self.inner.pools)
@@ -258,6 +266,7 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + QUEUE_WAIT_MAX;
         let capacity = &self.inner.config.capacity;
         let mut capacity_deadline = None;
+        let mut rate_checked = false;
         loop {
             // Registered before looking, so a release in between is not missed.
             let notified = released.notified();
@@ -285,6 +294,21 @@ impl Engine {
             if let Some(env) = self.take_idle(config, generation) {
                 return Ok(Slot::Warm(env));
             }
+            // The function's scaling rate bounds how fast it adds environments (checked
+            // before anything is evicted for it).
+            if !rate_checked {
+                rate_checked = true;
+                let allowed = lock(&self.inner.scaling).allow(
+                    &config.name,
+                    self.inner.config.scaling_rate,
+                    std::time::Instant::now(),
+                );
+                if !allowed {
+                    return Err(EngineError::Throttled(
+                        "FunctionInvocationRateLimitExceeded",
+                    ));
+                }
+            }
             // The host's memory: idle environments make room; when none can, wait briefly
             // for one of this function to come back or memory to be given back.
             let Some(lease) = capacity.take_or_evict(u64::from(config.memory_mb)) else {
@@ -299,17 +323,6 @@ impl Engine {
                     }
                 }
             };
-            // The function's scaling rate bounds how fast it adds environments.
-            let allowed = lock(&self.inner.scaling).allow(
-                &config.name,
-                self.inner.config.scaling_rate,
-                std::time::Instant::now(),
-            );
-            if !allowed {
-                return Err(EngineError::Throttled(
-                    "FunctionInvocationRateLimitExceeded",
-                ));
-            }
             return Ok(Slot::Cold(permit, lease));
         }
     }
@@ -335,6 +348,7 @@ impl Engine {
                 if env.generation == generation
                     && env.revision == config.revision_id
                     && !env.has_exited()
+                    && env.age() < MAX_ENVIRONMENT_AGE
                     && env.transition(EnvState::Busy).is_ok()
                 {
                     found = Some(env);

@@ -8,19 +8,23 @@
 //! budget as cold starts) and retires what is in excess, idle ones at once and busy ones
 //! when their invocation ends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use gust_model::{FunctionName, FunctionVersion};
 
 use crate::environment::{EnvState, Environment, Stop};
-use crate::pools::PoolKey;
-use crate::{lock, Engine, FREEZE_AFTER, SHUTDOWN_GRACE};
+use crate::pools::{PoolKey, MAX_ENVIRONMENT_AGE};
+use crate::{lock, Engine, EngineError, FREEZE_AFTER, SHUTDOWN_GRACE};
 
 /// How often the provisioner looks even when nothing woke it (dead idle environments,
 /// memory freed up for a start that found none).
 const RECONCILE_PERIOD: Duration = Duration::from_millis(500);
+
+/// Provisioned INITs under way at once per engine (as many as INITs may run): on-demand
+/// cold starts queue behind no more than these.
+const MAX_STARTING: u32 = 4;
 
 /// `StatusReason` of a configuration whose environments failed INIT.
 pub const INIT_FAILURE: &str = "FUNCTION_ERROR_INIT_FAILURE";
@@ -165,7 +169,8 @@ impl Engine {
         })
     }
 
-    /// One pass: retire dead and excess environments, start missing ones.
+    /// One pass: retire dead, old and excess environments, start missing ones (at most
+    /// [`MAX_STARTING`] at once per engine, so on-demand cold starts still get INIT slots).
     pub(crate) fn reconcile(&self) {
         if self
             .inner
@@ -178,18 +183,23 @@ impl Engine {
         let mut start: Vec<(PoolKey, String)> = Vec::new();
         {
             let mut pools = lock(&self.inner.pools);
+            let starting: u32 = pools
+                .values()
+                .flat_map(|p| p.provisioned.starting.values())
+                .sum();
+            let mut budget = MAX_STARTING.saturating_sub(starting);
             for (key, pool) in pools.iter_mut() {
                 let provisioned = &mut pool.provisioned;
                 if provisioned.is_empty() {
                     continue;
                 }
-                // Idle ones whose runtime died are replaced.
-                let (dead, alive): (Vec<_>, Vec<_>) = std::mem::take(&mut provisioned.idle)
+                // Idle ones whose runtime died, or too old to keep their credentials, are
+                // replaced.
+                let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut provisioned.idle)
                     .into_iter()
-                    .partition(|e| e.has_exited());
-                provisioned.idle = alive;
-                retire.extend(dead);
-                let qualifiers: Vec<String> = provisioned
+                    .partition(|e| e.has_exited() || e.age() >= MAX_ENVIRONMENT_AGE);
+                provisioned.idle = kept;
+                let qualifiers: BTreeSet<String> = provisioned
                     .targets
                     .keys()
                     .chain(provisioned.live.keys())
@@ -197,21 +207,23 @@ impl Engine {
                     .collect();
                 for qualifier in qualifiers {
                     let wanted = provisioned.wanted(&qualifier);
-                    let live = provisioned.live(&qualifier);
-                    let starting = provisioned.starting.get(&qualifier).copied().unwrap_or(0);
-                    // Environments already retiring (dead, about to be counted out) are
-                    // counted until they are gone; the next pass sees the rest.
-                    let retiring = retire
+                    // Those retiring now still count as live until they are gone.
+                    let retiring = gone
                         .iter()
                         .filter(|e| e.provisioned.as_deref() == Some(qualifier.as_str()))
                         .count() as u32;
-                    let have = (live + starting).saturating_sub(retiring);
+                    let live = provisioned.live(&qualifier).saturating_sub(retiring);
+                    let starting = provisioned.starting.get(&qualifier).copied().unwrap_or(0);
+                    let have = live + starting;
                     if have < wanted && !provisioned.failed.contains_key(&qualifier) {
-                        for _ in have..wanted {
+                        let n = (wanted - have).min(budget);
+                        budget -= n;
+                        for _ in 0..n {
                             start.push((key.clone(), qualifier.clone()));
                         }
-                        *provisioned.starting.entry(qualifier.clone()).or_default() +=
-                            wanted - have;
+                        if n > 0 {
+                            *provisioned.starting.entry(qualifier.clone()).or_default() += n;
+                        }
                     } else if live > wanted {
                         // Idle ones go now; busy ones when they come back.
                         let mut excess = live - wanted;
@@ -226,6 +238,7 @@ impl Engine {
                         });
                     }
                 }
+                retire.extend(gone);
             }
         }
         for env in retire {
@@ -235,6 +248,31 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.provision_one(key, qualifier).await });
         }
+    }
+
+    /// Whether `key`'s pool still wants another environment for `qualifier` (the one
+    /// about to start counts among `starting`).
+    fn still_wanted(&self, key: &PoolKey, qualifier: &str) -> bool {
+        if self
+            .inner
+            .closing
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return false;
+        }
+        lock(&self.inner.pools).get(key).is_some_and(|pool| {
+            let provisioned = &pool.provisioned;
+            let starting = provisioned.starting.get(qualifier).copied().unwrap_or(0);
+            provisioned.live(qualifier) + starting <= provisioned.wanted(qualifier)
+        })
+    }
+
+    /// The version is gone: its pool wants nothing any more.
+    fn forget_targets(&self, key: &PoolKey) {
+        if let Some(pool) = lock(&self.inner.pools).get_mut(key) {
+            pool.provisioned.targets.clear();
+        }
+        self.refresh_provisioned_floor(&key.0);
     }
 
     /// Starts one provisioned environment of `key` for `qualifier`.
@@ -292,6 +330,8 @@ impl Engine {
         if let Some(env) = surplus {
             self.discard(&env);
         }
+        // The next batch of starts, if any are missing.
+        self.inner.provisioner.notify_one();
     }
 
     /// Shuts down an environment started for a configuration that shrank or went while it
@@ -313,12 +353,20 @@ impl Engine {
     ) -> Result<Option<Arc<Environment>>, String> {
         let (config, generation) = match self.config(key).await {
             Ok(found) => found,
-            // The version is gone; its pool goes with it.
+            // The version is gone (a sync raced its deletion): nothing to provision.
+            Err(EngineError::NotFound(_)) => {
+                self.forget_targets(key);
+                return Ok(None);
+            }
             Err(_) => return Ok(None),
         };
         let Ok(_permit) = self.inner.inits.acquire().await else {
             return Ok(None);
         };
+        // The configuration may have shrunk, or the server begun closing, meanwhile.
+        if !self.still_wanted(key, qualifier) {
+            return Ok(None);
+        }
         let Some(lease) = self
             .inner
             .config
@@ -344,12 +392,21 @@ impl Engine {
                 drop(failure);
                 Err(INIT_FAILURE.to_owned())
             }
+            // The function's code cannot be used: as a failed INIT.
+            Err(EngineError::InvalidZipFile(cause)) => {
+                self.inner
+                    .live
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(function = %config.name, qualifier, %cause, "provisioned environment cannot unpack its code");
+                Err(INIT_FAILURE.to_owned())
+            }
+            // The server's own trouble (sockets, pipes): the next pass tries again.
             Err(error) => {
                 self.inner
                     .live
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(function = %config.name, qualifier, %error, "cannot start a provisioned environment");
-                Err(INIT_FAILURE.to_owned())
+                tracing::warn!(function = %config.name, qualifier, %error, "cannot start a provisioned environment; retrying");
+                Ok(None)
             }
         }
     }

@@ -68,7 +68,7 @@ impl gust_autoscaling::Provisioned for LambdaProvisioned {
             .ok_or_else(|| format!("function {function}:{qualifier} not found"))?;
         let result = if requested == 0 {
             match plane.control.delete_provisioned_concurrency(&reference) {
-                Err(ControlError::ProvisionedNotFound) => Ok(()),
+                Err(ControlError::NotFound(_)) => Ok(()),
                 other => other.map(|_| ()),
             }
         } else {

@@ -285,7 +285,9 @@ fn parse_memory(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("{text:?} is not a size like 4096M or 16G"))?;
     let mb = match unit.to_ascii_uppercase().as_str() {
         "" | "M" | "MB" | "MIB" => value,
-        "G" | "GB" | "GIB" => value * 1024,
+        "G" | "GB" | "GIB" => value
+            .checked_mul(1024)
+            .ok_or_else(|| format!("{text:?} is too large"))?,
         _ => return Err(format!("{text:?}: unknown unit {unit:?} (use M or G)")),
     };
     if mb < gust_model::limits::MEMORY_MIN_MB as u64 {
