@@ -16,6 +16,7 @@ pub mod error;
 mod event_invoke;
 mod invoke;
 mod layers;
+mod mappings;
 mod policies;
 pub mod protocol;
 mod provisioned;
@@ -304,6 +305,13 @@ async fn handle(
         | Operation::GetFunctionConcurrency(function)
         | Operation::DeleteFunctionConcurrency(function) => {
             return concurrency::handle(&plane, &operation, function, &body).await;
+        }
+        Operation::CreateEventSourceMapping
+        | Operation::ListEventSourceMappings
+        | Operation::GetEventSourceMapping(_)
+        | Operation::UpdateEventSourceMapping(_)
+        | Operation::DeleteEventSourceMapping(_) => {
+            return mappings::handle(&plane, &state.services.sqs, &operation, &query, &body).await;
         }
         Operation::PutProvisionedConcurrencyConfig(function)
         | Operation::GetProvisionedConcurrencyConfig(function)

@@ -51,6 +51,16 @@ pub enum Operation {
     GetFunctionConcurrency(String),
     /// `DELETE /2017-10-31/functions/{fn}/concurrency`
     DeleteFunctionConcurrency(String),
+    /// `POST /2015-03-31/event-source-mappings`
+    CreateEventSourceMapping,
+    /// `GET /2015-03-31/event-source-mappings`
+    ListEventSourceMappings,
+    /// `GET /2015-03-31/event-source-mappings/{UUID}`
+    GetEventSourceMapping(String),
+    /// `PUT /2015-03-31/event-source-mappings/{UUID}`
+    UpdateEventSourceMapping(String),
+    /// `DELETE /2015-03-31/event-source-mappings/{UUID}`
+    DeleteEventSourceMapping(String),
     /// `PUT /2019-09-30/functions/{fn}/provisioned-concurrency?Qualifier=`
     PutProvisionedConcurrencyConfig(String),
     /// `GET /2019-09-30/functions/{fn}/provisioned-concurrency?Qualifier=` (and, with
@@ -256,31 +266,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "ListFunctionUrlConfigs",
     ),
     (
-        "POST",
-        "2015-03-31/event-source-mappings",
-        "CreateEventSourceMapping",
-    ),
-    (
-        "GET",
-        "2015-03-31/event-source-mappings",
-        "ListEventSourceMappings",
-    ),
-    (
-        "GET",
-        "2015-03-31/event-source-mappings/*",
-        "GetEventSourceMapping",
-    ),
-    (
-        "PUT",
-        "2015-03-31/event-source-mappings/*",
-        "UpdateEventSourceMapping",
-    ),
-    (
-        "DELETE",
-        "2015-03-31/event-source-mappings/*",
-        "DeleteEventSourceMapping",
-    ),
-    (
         "GET",
         "2020-06-30/functions/*/code-signing-config",
         "GetFunctionCodeSigningConfig",
@@ -366,6 +351,17 @@ pub(crate) fn route(method: &Method, raw_path: &str, raw_query: &str) -> Route {
         }
         ("DELETE", ["2017-10-31", "functions", f, "concurrency"]) => {
             Operation::DeleteFunctionConcurrency((*f).to_owned())
+        }
+        ("POST", ["2015-03-31", "event-source-mappings"]) => Operation::CreateEventSourceMapping,
+        ("GET", ["2015-03-31", "event-source-mappings"]) => Operation::ListEventSourceMappings,
+        ("GET", ["2015-03-31", "event-source-mappings", id]) => {
+            Operation::GetEventSourceMapping((*id).to_owned())
+        }
+        ("PUT", ["2015-03-31", "event-source-mappings", id]) => {
+            Operation::UpdateEventSourceMapping((*id).to_owned())
+        }
+        ("DELETE", ["2015-03-31", "event-source-mappings", id]) => {
+            Operation::DeleteEventSourceMapping((*id).to_owned())
         }
         ("PUT", ["2019-09-30", "functions", f, "provisioned-concurrency"]) => {
             Operation::PutProvisionedConcurrencyConfig((*f).to_owned())
@@ -797,7 +793,12 @@ pub(crate) fn execute(
         | Operation::DeleteFunctionConcurrency(_)
         | Operation::PutProvisionedConcurrencyConfig(_)
         | Operation::GetProvisionedConcurrencyConfig(_)
-        | Operation::DeleteProvisionedConcurrencyConfig(_) => Err(ApiError::unknown_operation()),
+        | Operation::DeleteProvisionedConcurrencyConfig(_)
+        | Operation::CreateEventSourceMapping
+        | Operation::ListEventSourceMappings
+        | Operation::GetEventSourceMapping(_)
+        | Operation::UpdateEventSourceMapping(_)
+        | Operation::DeleteEventSourceMapping(_) => Err(ApiError::unknown_operation()),
     }
 }
 

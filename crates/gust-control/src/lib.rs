@@ -746,6 +746,7 @@ fn check_revision(current: &FunctionConfig, expected: Option<&str>) -> Result<()
 mod concurrency;
 mod event_invoke;
 mod layers;
+mod mappings;
 mod policies;
 mod provisioned;
 mod settings;
@@ -753,6 +754,7 @@ mod versions;
 pub use concurrency::UNRESERVED_MINIMUM;
 pub use event_invoke::AsyncSettings;
 pub use layers::{LayerPermission, LayerPolicy};
+pub use mappings::{EventSourceMapping, QueueFacts, NO_RECORDS, USER_INITIATED};
 pub use policies::FunctionPolicy;
 pub use provisioned::ProvisionedConfig;
 pub use settings::{runtime_version_arn, RuntimeManagement};

@@ -86,6 +86,14 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL,
         PRIMARY KEY (function_name, qualifier, key)
     ) STRICT;",
+    // 6: event source mappings; the record is the mapping's JSON (settings and state).
+    "CREATE TABLE event_source_mappings (
+        uuid TEXT PRIMARY KEY,
+        function_name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        source_arn TEXT NOT NULL,
+        record TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX event_source_mappings_by_function ON event_source_mappings(function_name);",
 ];
 
 /// The schema version this build writes.
@@ -404,6 +412,47 @@ pub(crate) fn settings_by_key(
         .query_map(params![name.as_str(), key], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// Stores a mapping (insert or replace); `NotFound` without the function.
+pub(crate) fn put_mapping(
+    connection: &mut Connection,
+    uuid: &str,
+    name: &FunctionName,
+    source_arn: &str,
+    record: &str,
+) -> Result<(), StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    require_function(&tx, name)?;
+    tx.execute(
+        "INSERT INTO event_source_mappings (uuid, function_name, source_arn, record) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(uuid) DO UPDATE SET function_name = excluded.function_name,
+             source_arn = excluded.source_arn, record = excluded.record",
+        params![uuid, name.as_str(), source_arn, record],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Every mapping: (uuid, function, source ARN, record), oldest first.
+pub(crate) fn mappings(
+    connection: &Connection,
+) -> Result<Vec<(String, String, String, String)>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT uuid, function_name, source_arn, record FROM event_source_mappings ORDER BY rowid",
+    )?;
+    let rows = statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Removes a mapping; whether it existed.
+pub(crate) fn delete_mapping(connection: &Connection, uuid: &str) -> Result<bool, StoreError> {
+    Ok(connection.execute(
+        "DELETE FROM event_source_mappings WHERE uuid = ?1",
+        params![uuid],
+    )? > 0)
 }
 
 /// One setting of every function and qualifier that has it: (function, qualifier, value).

@@ -413,6 +413,27 @@ impl Store {
         db::settings_with_key(&self.lock(), key)
     }
 
+    /// Stores an event source mapping's record (insert or replace).
+    pub fn put_mapping(
+        &self,
+        uuid: &str,
+        function: &FunctionName,
+        source_arn: &str,
+        record: &str,
+    ) -> Result<(), StoreError> {
+        db::put_mapping(&mut self.lock(), uuid, function, source_arn, record)
+    }
+
+    /// Every event source mapping: (uuid, function, source ARN, record), oldest first.
+    pub fn mappings(&self) -> Result<Vec<(String, String, String, String)>, StoreError> {
+        db::mappings(&self.lock())
+    }
+
+    /// Removes an event source mapping; whether it existed.
+    pub fn delete_mapping(&self, uuid: &str) -> Result<bool, StoreError> {
+        db::delete_mapping(&self.lock(), uuid)
+    }
+
     /// One setting wherever it is set: (function, qualifier, value).
     pub fn settings_everywhere(
         &self,

@@ -8,6 +8,7 @@ mod datadir;
 mod delivery;
 mod doctor;
 mod events;
+mod mappings;
 mod scaling;
 mod serve;
 

@@ -637,6 +637,14 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             },
         );
         let scaler = Arc::clone(&autoscaling).run(args.autoscaling_period);
+        // Event source mappings: pollers read every account's mappings and their queues.
+        let pollers = gust_mappings::Pollers::new(
+            Arc::clone(&sqs),
+            Arc::new(crate::mappings::MappingHost {
+                planes: by_account.clone(),
+            }),
+        );
+        let polling = pollers.start();
         let _ = access.router.set(router.clone());
         datadir::write_server_info(
             &args.data_dir,
@@ -685,6 +693,8 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         )
         .await;
         scaler.abort();
+        polling.abort();
+        pollers.stop_all();
         for reaper in reapers {
             reaper.abort();
         }
