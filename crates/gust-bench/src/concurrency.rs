@@ -25,7 +25,7 @@ impl Target {
 
 /// A fresh server with room for a burst's environments (each declares 1,769 MB of the
 /// memory budget; they use far less).
-fn fresh(args: &Args) -> Result<(crate::Server, Target)> {
+pub(crate) fn fresh(args: &Args) -> Result<(crate::Server, Target)> {
     let server = start_server(&args.gust, &["--memory-budget", "600G"])?;
     let target = Target {
         http: client(),

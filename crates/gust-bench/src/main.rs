@@ -68,10 +68,14 @@ struct Args {
     /// on-demand and on provisioned environments).
     #[arg(long)]
     concurrency_only: bool,
+    /// Only the event source mapping figures (queue to function to deletion; send to start).
+    #[arg(long)]
+    mappings_only: bool,
 }
 
 mod concurrency;
 mod events;
+mod mappings;
 mod queues;
 
 type HttpClient = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
@@ -105,10 +109,11 @@ impl Target {
                 .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
         );
         if let Some(credentials) = &self.credentials {
+            let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
             let parts = sigv4::RequestParts {
                 method,
-                raw_path: path,
-                raw_query: "",
+                raw_path,
+                raw_query,
                 headers: &headers,
             };
             let (authorization, date) = sigv4::sign(
@@ -781,6 +786,9 @@ async fn main() -> Result<()> {
     if args.concurrency_only {
         return concurrency::run(&args, &runtimes[0]).await;
     }
+    if args.mappings_only {
+        return mappings::run(&args, &runtimes[0]).await;
+    }
     queues::run(&target, &floor_target, &args).await?;
     events::run(&target, &floor_target, &args).await?;
     if args.queues_only {
@@ -788,6 +796,7 @@ async fn main() -> Result<()> {
     }
     storm_and_restart(&args, &runtimes[0]).await?;
     concurrency::run(&args, &runtimes[0]).await?;
+    mappings::run(&args, &runtimes[0]).await?;
     let bare = floor_target.clone();
     let (floor_p50, floor_p99) = latency(args.warm, || {
         let t = bare.clone();
