@@ -17,8 +17,8 @@ pub mod pattern;
 pub mod policy;
 pub mod runtime;
 pub mod schedule;
-pub mod targets;
 pub mod tags;
+pub mod targets;
 pub mod trace;
 pub mod version;
 
