@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::protocol::{self, ServiceError};
 use crate::sigv4::{self, AuthError};
-use crate::{autoscaling, sns, sqs, sts, ApiState, BodyError, Received};
+use crate::{autoscaling, events, scheduler, sns, sqs, sts, ApiState, BodyError, Received};
 
 /// An AWS service served here besides Lambda.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,10 @@ pub(crate) enum Service {
     Sts,
     /// Application Auto Scaling (AWS JSON 1.1 only).
     Autoscaling,
+    /// EventBridge (AWS JSON 1.1).
+    Events,
+    /// EventBridge Scheduler (REST-JSON).
+    Scheduler,
 }
 
 impl Service {
@@ -35,6 +39,8 @@ impl Service {
             Service::Sns => "sns",
             Service::Sts => "sts",
             Service::Autoscaling => "application-autoscaling",
+            Service::Events => "events",
+            Service::Scheduler => "scheduler",
         }
     }
 
@@ -45,14 +51,15 @@ impl Service {
             Service::Sqs => Some(protocol::model("sqs")),
             Service::Sns => Some(protocol::model("sns")),
             Service::Sts => Some(protocol::model("sts")),
-            Service::Autoscaling => None,
+            Service::Autoscaling | Service::Events | Service::Scheduler => None,
         }
     }
 
     /// The JSON protocol's content type.
     fn json_content_type(self) -> &'static str {
         match self {
-            Service::Autoscaling => "application/x-amz-json-1.1",
+            Service::Autoscaling | Service::Events => "application/x-amz-json-1.1",
+            Service::Scheduler => "application/json",
             _ => "application/x-amz-json-1.0",
         }
     }
@@ -63,6 +70,8 @@ impl Service {
             "sns" => Some(Service::Sns),
             "sts" => Some(Service::Sts),
             "application-autoscaling" => Some(Service::Autoscaling),
+            "events" => Some(Service::Events),
+            "scheduler" => Some(Service::Scheduler),
             _ => None,
         }
     }
@@ -75,6 +84,8 @@ pub(crate) enum Protocol {
     Json { operation: String },
     /// Form-encoded `Action=…`, XML responses.
     Query,
+    /// REST-JSON: the method and path name the operation (EventBridge Scheduler).
+    Rest,
 }
 
 /// Which service a request is for, if not Lambda's REST API. `None` when nothing marks it
@@ -95,6 +106,7 @@ pub(crate) fn detect(
         let service = match prefix {
             "AmazonSQS" => Some(Service::Sqs),
             "AnyScaleFrontendService" => Some(Service::Autoscaling),
+            "AWSEvents" => Some(Service::Events),
             _ => None,
         };
         return Some((
@@ -105,9 +117,13 @@ pub(crate) fn detect(
         ));
     }
     if let Some(name) = sigv4::scope_service(headers) {
-        return Service::by_signing_name(&name)
-            .filter(|s| s.model().is_some())
-            .map(|s| (Some(s), Protocol::Query));
+        return match Service::by_signing_name(&name) {
+            // Scheduler's REST API: the method and path name the operation.
+            Some(Service::Scheduler) => Some((Some(Service::Scheduler), Protocol::Rest)),
+            other => other
+                .filter(|s| s.model().is_some())
+                .map(|s| (Some(s), Protocol::Query)),
+        };
     }
     let form = header("content-type").is_some_and(|t| {
         t.to_ascii_lowercase()
@@ -148,6 +164,9 @@ fn auth_error(error: &AuthError) -> ServiceError {
 struct Writer {
     service: Option<Service>,
     json: bool,
+    /// REST-JSON (the success status is the operation's).
+    rest: bool,
+    status: u16,
     operation: String,
     request_id: String,
 }
@@ -155,6 +174,16 @@ struct Writer {
 impl Writer {
     fn error(&self, error: &ServiceError) -> Response {
         let service = self.service.unwrap_or(Service::Sqs);
+        if self.rest {
+            let (status, error_type, body) = scheduler::error_response(error);
+            let mut response = protocol::json_response(&body, "application/json");
+            *response.status_mut() = axum::http::StatusCode::from_u16(status)
+                .unwrap_or(axum::http::StatusCode::BAD_REQUEST);
+            if let Ok(value) = axum::http::HeaderValue::from_str(&error_type) {
+                response.headers_mut().insert("x-amzn-errortype", value);
+            }
+            return response;
+        }
         if self.json {
             let (namespace, shape) = match error.shape.split_once('#') {
                 Some((ns, shape)) => (ns.to_owned(), shape.to_owned()),
@@ -164,6 +193,8 @@ impl Writer {
                         Service::Sns => "com.amazonaws.sns".to_owned(),
                         Service::Sts => "com.amazonaws.sts".to_owned(),
                         Service::Autoscaling => "com.amazonaws.applicationautoscaling".to_owned(),
+                        Service::Events => "com.amazonaws.events".to_owned(),
+                        Service::Scheduler => "com.amazonaws.scheduler".to_owned(),
                     },
                     error.shape.clone(),
                 ),
@@ -188,6 +219,12 @@ impl Writer {
 
     fn result(&self, value: &Value) -> Response {
         let service = self.service.unwrap_or(Service::Sqs);
+        if self.rest {
+            let mut response = protocol::json_response(value, "application/json");
+            *response.status_mut() =
+                axum::http::StatusCode::from_u16(self.status).unwrap_or(axum::http::StatusCode::OK);
+            return response;
+        }
         if self.json {
             protocol::json_response(value, service.json_content_type())
         } else {
@@ -210,9 +247,11 @@ pub(crate) async fn handle(
     let mut writer = Writer {
         service,
         json: matches!(protocol, Protocol::Json { .. }),
+        rest: protocol == Protocol::Rest,
+        status: 200,
         operation: match &protocol {
             Protocol::Json { operation } => operation.clone(),
-            Protocol::Query => String::new(),
+            Protocol::Query | Protocol::Rest => String::new(),
         },
         request_id: request_id.to_owned(),
     };
@@ -307,6 +346,7 @@ async fn serve(
             }
             (operation.clone(), input)
         }
+        Protocol::Rest => (String::new(), Value::Null),
         Protocol::Query => {
             let mut params = protocol::parse_form(raw_query);
             if !body.is_empty() {
@@ -417,6 +457,33 @@ async fn serve(
                 &input,
             )
         }
+        Service::Events => {
+            let service = Arc::clone(&state.services.eventbridge);
+            tokio::task::spawn_blocking(move || {
+                events::handle(&service, &account, &operation, &input)
+            })
+            .await
+            .map_err(|e| ServiceError::internal(&e))?
+        }
+        Service::Scheduler => {
+            let service = Arc::clone(&state.services.scheduler);
+            let method = parts.method.as_str().to_owned();
+            let (path, query) = (raw_path.to_owned(), raw_query.to_owned());
+            let answer = tokio::task::spawn_blocking(move || {
+                scheduler::handle(&service, &account, &method, &path, &query, &body)
+            })
+            .await
+            .map_err(|e| ServiceError::internal(&e))?;
+            let (status, value) = answer.unwrap_or_else(|| {
+                Err(ServiceError::client(
+                    404,
+                    "UnknownOperationException",
+                    "The requested operation is not supported by EventBridge Scheduler.",
+                ))
+            })?;
+            writer.status = status;
+            Ok(value)
+        }
         Service::Autoscaling => {
             let service = Arc::clone(&state.services.autoscaling);
             tokio::task::spawn_blocking(move || {
@@ -473,4 +540,8 @@ pub struct Services {
     pub events: Arc<gust_async::AsyncInvoker>,
     /// Application Auto Scaling of provisioned concurrency.
     pub autoscaling: Arc<gust_autoscaling::Autoscaling>,
+    /// EventBridge buses, rules and targets.
+    pub eventbridge: Arc<gust_events::Events>,
+    /// EventBridge Scheduler.
+    pub scheduler: Arc<gust_scheduler::Scheduler>,
 }

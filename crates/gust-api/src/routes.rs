@@ -859,7 +859,11 @@ mod tests {
         );
         assert_eq!(
             r(Method::GET, "/2015-03-31/event-source-mappings/"),
-            Route::NotImplemented("ListEventSourceMappings")
+            Route::Lambda(Operation::ListEventSourceMappings)
+        );
+        assert_eq!(
+            r(Method::GET, "/2021-10-31/functions/f/url"),
+            Route::NotImplemented("GetFunctionUrlConfig")
         );
         assert_eq!(
             route(

@@ -76,6 +76,23 @@ impl gust_autoscaling::Provisioned for NoProvisioned {
     }
 }
 
+/// Rules and schedules in these tests reach no target.
+#[derive(Debug)]
+struct NoTargetsAnywhere;
+
+impl gust_model::targets::Deliver for NoTargetsAnywhere {
+    fn deliver<'a>(
+        &'a self,
+        _: gust_model::targets::Delivery<'a>,
+    ) -> gust_model::targets::BoxFuture<'a, Result<(), gust_model::targets::DeliveryError>> {
+        Box::pin(async {
+            Err(gust_model::targets::DeliveryError::Fail(
+                "no targets here".into(),
+            ))
+        })
+    }
+}
+
 /// Asynchronous events in these tests are accepted and never run.
 #[derive(Debug)]
 struct NoFunctions;
@@ -184,6 +201,22 @@ fn harness() -> Harness {
                 clock.clone(),
                 "us-east-1",
                 Arc::new(NoProvisioned),
+            )
+            .unwrap(),
+            eventbridge: gust_events::Events::open(
+                &dir.path().join("events.db"),
+                clock.clone(),
+                "us-east-1",
+                Arc::new(NoTargetsAnywhere),
+                gust_events::EventsConfig::default(),
+            )
+            .unwrap(),
+            scheduler: gust_scheduler::Scheduler::open(
+                &dir.path().join("scheduler.db"),
+                clock.clone(),
+                "us-east-1",
+                Arc::new(NoTargetsAnywhere),
+                gust_scheduler::SchedulerConfig::default(),
             )
             .unwrap(),
         },
@@ -378,15 +411,15 @@ async fn errors_have_aws_shapes() {
     let (status, body) = h
         .json(
             "POST",
-            "/2015-03-31/event-source-mappings",
-            serde_json::json!({}),
+            "/2021-10-31/functions/f/url",
+            serde_json::json!({"AuthType": "NONE"}),
         )
         .await;
     assert_eq!(status, 501);
     assert!(body["message"]
         .as_str()
         .unwrap()
-        .contains("CreateEventSourceMapping is not implemented"));
+        .contains("CreateFunctionUrlConfig is not implemented"));
 
     let (status, _, body) = h
         .send("POST", "/2015-03-31/functions", b"{not json".to_vec(), true)

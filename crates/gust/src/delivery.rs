@@ -167,3 +167,108 @@ impl gust_sns::Deliverer for Targets {
         })
     }
 }
+
+/// EventBridge's rules and Scheduler's schedules deliver through the same targets.
+impl gust_model::targets::Deliver for Targets {
+    fn deliver<'a>(
+        &'a self,
+        delivery: gust_model::targets::Delivery<'a>,
+    ) -> gust_model::targets::BoxFuture<'a, Result<(), gust_model::targets::DeliveryError>> {
+        use gust_model::targets::{DeliveryError as Failure, Principal as Router};
+        Box::pin(async move {
+            let target = delivery.target_arn;
+            let target_account = target.split(':').nth(4).unwrap_or_default();
+            // A rule reaches a target as `events.amazonaws.com` for the rule, so the target's
+            // policy decides; a schedule acts through its role, which in Gust (no IAM) is its
+            // own account's.
+            let principal = match delivery.principal {
+                Router::Events => Principal::Service {
+                    service: Router::Events.service().into(),
+                    source_arn: Some(delivery.source_arn.to_owned()),
+                    source_account: Some(delivery.account.to_owned()),
+                },
+                Router::Scheduler => {
+                    if target_account != delivery.account {
+                        return Err(Failure::Fail(format!(
+                            "{target} is in another account; a schedule's role reaches its own account only"
+                        )));
+                    }
+                    Principal::Account(delivery.account.to_owned())
+                }
+            };
+            match target.split(':').nth(2).unwrap_or_default() {
+                "lambda" => self
+                    .enqueue_event(target, &principal, delivery.payload, None)
+                    .await
+                    .map_err(|error| match error {
+                        EventError::Retry(cause) => Failure::Retry(cause),
+                        EventError::Refused(cause) => Failure::Fail(cause),
+                    }),
+                "sqs" => {
+                    let fifo = target.ends_with(".fifo");
+                    let caller = gust_sqs::Caller {
+                        account: delivery.account.to_owned(),
+                        principal,
+                        sender_id: format!("AROAEVENTS:{}", delivery.account),
+                    };
+                    // A FIFO target deduplicates on the payload (EventBridge uses the event
+                    // id, which the payload carries).
+                    let deduplication_id = fifo.then(|| {
+                        use sha2::Digest;
+                        hex::encode(sha2::Sha256::digest(delivery.payload.as_bytes()))
+                    });
+                    let attributes = delivery
+                        .attributes
+                        .into_iter()
+                        .map(|(name, value)| {
+                            (
+                                name,
+                                gust_sqs::message::AttributeValue {
+                                    data_type: "String".into(),
+                                    string_value: Some(value),
+                                    binary_value: None,
+                                },
+                            )
+                        })
+                        .collect();
+                    let message = gust_sqs::message::Outgoing {
+                        body: delivery.payload,
+                        attributes,
+                        group_id: delivery.message_group_id.map(str::to_owned),
+                        deduplication_id,
+                        ..Default::default()
+                    };
+                    self.send_to_queue(target, &caller, message)
+                        .await
+                        .map_err(|error| match error {
+                            gust_sqs::SqsError::Internal(cause) => Failure::Retry(cause),
+                            other => Failure::Fail(format!("{}: {other}", other.query_code())),
+                        })
+                }
+                "sns" => {
+                    let sns = self
+                        .sns
+                        .get()
+                        .ok_or_else(|| Failure::Retry("topics have not started".into()))?;
+                    let caller = gust_sns::Caller {
+                        account: delivery.account.to_owned(),
+                        principal,
+                    };
+                    let request = gust_sns::PublishRequest {
+                        topic_arn: Some(target.to_owned()),
+                        message: delivery.payload,
+                        group_id: delivery.message_group_id.map(str::to_owned),
+                        ..Default::default()
+                    };
+                    sns.publish(&caller, request)
+                        .await
+                        .map(|_| ())
+                        .map_err(|error| Failure::Fail(error.to_string()))
+                }
+                _ => Err(Failure::Fail(format!(
+                    "Gust cannot deliver to {target}: functions, queues and topics are the targets it has"
+                ))),
+            }
+        })
+    }
+}

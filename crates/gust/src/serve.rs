@@ -105,6 +105,10 @@ pub struct ServeArgs {
     /// often (AWS: one minute); shorten it for development and tests.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     autoscaling_period: Duration,
+    /// The first retry delay of EventBridge's and Scheduler's deliveries (later ones
+    /// double); shorten it for development and tests.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    events_retry_base: Duration,
 }
 
 /// One more account, as `--accounts` lists it.
@@ -584,6 +588,29 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the autoscaling store: {e}"))?;
+    // EventBridge and its Scheduler hand their targets to the same deliveries.
+    let eventbridge = gust_events::Events::open(
+        &args.data_dir.join("events.db"),
+        clock.clone(),
+        &scope.region,
+        Arc::clone(&targets) as Arc<dyn gust_model::targets::Deliver>,
+        gust_events::EventsConfig {
+            retry_base: args.events_retry_base,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the EventBridge store: {e}"))?;
+    let scheduler = gust_scheduler::Scheduler::open(
+        &args.data_dir.join("scheduler.db"),
+        clock.clone(),
+        &scope.region,
+        Arc::clone(&targets) as Arc<dyn gust_model::targets::Deliver>,
+        gust_scheduler::SchedulerConfig {
+            retry_base_delay: args.events_retry_base,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the Scheduler store: {e}"))?;
     let accounts: Vec<String> = by_account.keys().cloned().collect();
     // The most environments the budget holds (all at Lambda's smallest MemorySize).
     let max_environments =
@@ -634,8 +661,12 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
                 sns,
                 events: Arc::clone(&events),
                 autoscaling: Arc::clone(&autoscaling),
+                eventbridge: Arc::clone(&eventbridge),
+                scheduler: Arc::clone(&scheduler),
             },
         );
+        eventbridge.start();
+        let scheduling = scheduler.start();
         let scaler = Arc::clone(&autoscaling).run(args.autoscaling_period);
         // Event source mappings: pollers read every account's mappings and their queues.
         let pollers = gust_mappings::Pollers::new(
@@ -693,6 +724,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         )
         .await;
         scaler.abort();
+        scheduling.abort();
         polling.abort();
         pollers.stop_all();
         for reaper in reapers {
