@@ -166,3 +166,20 @@ def test_rules_and_schedules_survive_a_restart(make_server):
     assert scheduler.get_schedule(Name="daily")["ScheduleExpression"] == "rate(1 day)"
     events.put_events(Entries=[{"Source": "app", "DetailType": "ping", "Detail": "{}"}])
     assert json.loads(drain(sqs, url, 1)[0]["Body"])["detail-type"] == "ping"
+
+
+def test_a_bus_as_an_asynchronous_destination(shared):
+    lam, sqs, events = shared.client(), shared.client(service="sqs"), shared.client(service="events")
+    url, queue_arn = queue(sqs, "results")
+    events.put_rule(Name="lambda-results", EventPattern=json.dumps({
+        "source": ["lambda"], "detail-type": ["Lambda Function Invocation Result - Success"]}))
+    events.put_targets(Rule="lambda-results", Targets=[{"Id": "q", "Arn": queue_arn}])
+    create(lam, "to-bus", make_zip({"app.py": "def handler(event, context):\n    return {'doubled': event['n'] * 2}\n"}))
+    lam.put_function_event_invoke_config(FunctionName="to-bus", DestinationConfig={
+        "OnSuccess": {"Destination": "arn:aws:events:us-east-1:000000000000:event-bus/default"}})
+    lam.invoke(FunctionName="to-bus", InvocationType="Event", Payload=json.dumps({"n": 21}))
+    event = json.loads(drain(sqs, url, 1)[0]["Body"])
+    assert event["source"] == "lambda"
+    assert event["detail-type"] == "Lambda Function Invocation Result - Success"
+    assert event["detail"]["responsePayload"] == {"doubled": 42}
+    assert event["detail"]["requestContext"]["condition"] == "Success"

@@ -38,6 +38,8 @@ pub const RECONCILE_PERIOD: Duration = Duration::from_secs(1);
 /// Workers per mapping when `MaximumConcurrency` is not set (Lambda scales further; one
 /// host gains nothing past its cores and the function's concurrency).
 const DEFAULT_MAX_WORKERS: usize = 16;
+/// Workers a mapping starts with.
+const INITIAL_WORKERS: usize = 5;
 /// The longest a receive waits for a message.
 const LONG_POLL_S: i64 = 20;
 
@@ -231,7 +233,11 @@ impl Pollers {
             workers: AtomicUsize::new(0),
             throttled_at: Mutex::new(None),
         });
-        shared.spawn_worker(stopped);
+        // Lambda starts a mapping with five pollers; the spare ones leave after a long
+        // poll that finds nothing.
+        for _ in 0..INITIAL_WORKERS.min(shared.max_workers()) {
+            shared.spawn_worker(stopped.clone());
+        }
     }
 }
 

@@ -48,6 +48,8 @@ pub enum DestinationKind {
     Topic,
     /// A Lambda function (invoked asynchronously with the record).
     Function,
+    /// An EventBridge bus (the record as an event's detail).
+    Bus,
 }
 
 /// The kind of destination an ARN names, if Gust can deliver to it.
@@ -59,9 +61,11 @@ pub fn destination_kind(arn: &str) -> Result<DestinationKind, ModelError> {
         ["arn", _, "lambda", _, _, rest] if rest.starts_with("function:") => {
             Ok(DestinationKind::Function)
         }
-        ["arn", _, "events", ..] => Err(ModelError::invalid(
-            "EventBridge destinations are not supported yet: Gust has no event buses.",
-        )),
+        ["arn", _, "events", _, _, rest]
+            if rest.len() > "event-bus/".len() && rest.starts_with("event-bus/") =>
+        {
+            Ok(DestinationKind::Bus)
+        }
         ["arn", _, "s3", ..] => Err(ModelError::invalid(
             "S3 destinations are not supported yet: Gust has no object storage.",
         )),
@@ -150,9 +154,14 @@ mod tests {
         assert!(validate(&itself, ARN).is_err());
         let bus = EventInvokeConfig {
             on_failure: Some("arn:aws:events:us-east-1:000000000000:event-bus/default".into()),
+            ..ok.clone()
+        };
+        assert!(validate(&bus, ARN).is_ok());
+        let bucket = EventInvokeConfig {
+            on_failure: Some("arn:aws:s3:::bucket".into()),
             ..ok
         };
-        assert!(validate(&bus, ARN).is_err());
+        assert!(validate(&bucket, ARN).is_err());
         assert_eq!(EventInvokeConfig::default().retries(), 2);
         assert_eq!(EventInvokeConfig::default().max_age(), 21_600);
     }

@@ -22,6 +22,9 @@ pub struct Targets {
     pub sns: OnceLock<Arc<gust_sns::Sns>>,
     /// Lambda's event queue: functions are invoked asynchronously through it.
     pub events: OnceLock<Weak<gust_async::AsyncInvoker>>,
+    /// EventBridge, for destinations that are buses (set once it is open; weak, as it
+    /// delivers through these targets).
+    pub eventbridge: OnceLock<Weak<gust_events::Events>>,
 }
 
 /// Why a delivery to a function failed.

@@ -135,6 +135,48 @@ impl gust_async::Runner for Targets {
                         .map(|_| ())
                         .map_err(|e| e.to_string())
                 }
+                // As on Lambda: an event from `lambda` whose detail is the record.
+                DestinationKind::Bus => {
+                    if destination.split(':').nth(4) != Some(account) {
+                        return Err(format!(
+                            "{destination} is in another account; bus destinations must be in the function's own"
+                        ));
+                    }
+                    let bus = self
+                        .eventbridge
+                        .get()
+                        .and_then(std::sync::Weak::upgrade)
+                        .ok_or("EventBridge has not started")?;
+                    let record: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                    let outcome = if record["requestContext"]["condition"] == "Success" {
+                        "Success"
+                    } else {
+                        "Failure"
+                    };
+                    let function = record["requestContext"]["functionArn"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let entry = gust_events::PutEventsEntry {
+                        source: Some("lambda".into()),
+                        detail_type: Some(format!("Lambda Function Invocation Result - {outcome}")),
+                        detail: Some(body),
+                        resources: vec![destination.to_owned(), function],
+                        event_bus_name: Some(destination.to_owned()),
+                        ..Default::default()
+                    };
+                    let account = account.to_owned();
+                    let output =
+                        tokio::task::spawn_blocking(move || bus.put_events(&account, &[entry]))
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .map_err(|e| e.to_string())?;
+                    match output.entries.first() {
+                        Some(entry) if entry.event_id.is_some() => Ok(()),
+                        Some(entry) => Err(entry.error_message.clone().unwrap_or_default()),
+                        None => Err("EventBridge returned no result".into()),
+                    }
+                }
                 DestinationKind::Function => {
                     if destination.split(':').nth(4) != Some(account) {
                         return Err(format!(

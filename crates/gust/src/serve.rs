@@ -566,6 +566,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         sqs: Arc::clone(&sqs),
         sns: std::sync::OnceLock::new(),
         events: std::sync::OnceLock::new(),
+        eventbridge: std::sync::OnceLock::new(),
     });
     let events = gust_async::AsyncInvoker::new(
         Arc::new(event_store),
@@ -600,6 +601,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         },
     )
     .map_err(|e| anyhow::anyhow!("cannot open the EventBridge store: {e}"))?;
+    let _ = targets.eventbridge.set(Arc::downgrade(&eventbridge));
     let scheduler = gust_scheduler::Scheduler::open(
         &args.data_dir.join("scheduler.db"),
         clock.clone(),
