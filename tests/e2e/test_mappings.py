@@ -95,7 +95,8 @@ def test_the_api_follows_lambdas_rules(shared):
     assert (status, code) == (400, "InvalidParameterValueException")
     # Created: Creating, then Enabled; listed by function and by source.
     created = lam.create_event_source_mapping(FunctionName="esm-rules", EventSourceArn=arn, BatchSize=5,
-                                              FunctionResponseTypes=["ReportBatchItemFailures"])
+                                              FunctionResponseTypes=["ReportBatchItemFailures"],
+                                              Tags={"stage": "test"})
     assert created["ResponseMetadata"]["HTTPStatusCode"] == 202
     assert created["State"] == "Creating"
     assert created["FunctionArn"] == "arn:aws:lambda:us-east-1:000000000000:function:esm-rules"
@@ -115,6 +116,14 @@ def test_the_api_follows_lambdas_rules(shared):
     # The aws CLI reads the same.
     listed = json.loads(shared.aws("lambda", "list-event-source-mappings", "--function-name", "esm-rules").stdout)
     assert listed["EventSourceMappings"][0]["State"] == "Disabled"
+    # Tags, on the mapping's ARN.
+    mapping_arn = lam.get_event_source_mapping(UUID=uuid)["EventSourceMappingArn"]
+    assert mapping_arn == f"arn:aws:lambda:us-east-1:000000000000:event-source-mapping:{uuid}"
+    assert lam.list_tags(Resource=mapping_arn)["Tags"] == {"stage": "test"}
+    lam.tag_resource(Resource=mapping_arn, Tags={"team": "orders"})
+    assert lam.list_tags(Resource=mapping_arn)["Tags"] == {"stage": "test", "team": "orders"}
+    lam.untag_resource(Resource=mapping_arn, TagKeys=["stage", "team"])
+    assert lam.list_tags(Resource=mapping_arn)["Tags"] == {}
     deleted = lam.delete_event_source_mapping(UUID=uuid)
     assert deleted["State"] == "Deleting"
     assert error_of(lambda: lam.get_event_source_mapping(UUID=uuid))[:2] == (404, "ResourceNotFoundException")

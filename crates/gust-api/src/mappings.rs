@@ -115,7 +115,6 @@ impl Request {
                 self.provisioned_poller_config.is_some(),
                 "ProvisionedPollerConfig",
             ),
-            (self.tags.as_ref().is_some_and(|t| !t.is_empty()), "Tags"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))
@@ -233,11 +232,13 @@ pub(crate) async fn handle(
                 None => None,
             };
             let change = request.change();
+            let tags = request.tags.clone().unwrap_or_default();
             let created = tokio::task::spawn_blocking(move || {
                 control.create_mapping(
                     &function,
                     request.event_source_arn.as_deref(),
                     &change,
+                    &tags,
                     facts,
                     check_pattern,
                 )

@@ -687,6 +687,12 @@ impl ControlPlane {
 
     /// TagResource.
     pub fn tag_resource(&self, resource: &str, tags: &Tags) -> Result<()> {
+        if let Some(uuid) = self.mapping_of_arn(resource) {
+            if tags.is_empty() {
+                return Err(ModelError::invalid("Tags must not be empty.").into());
+            }
+            return self.tag_mapping(&uuid, tags);
+        }
         let name = self.resolve_tag_resource(resource)?;
         if tags.is_empty() {
             return Err(ModelError::invalid("Tags must not be empty.").into());
@@ -704,16 +710,22 @@ impl ControlPlane {
 
     /// UntagResource.
     pub fn untag_resource(&self, resource: &str, keys: &[String]) -> Result<()> {
-        let name = self.resolve_tag_resource(resource)?;
         if keys.is_empty() {
             return Err(ModelError::missing("tagKeys").into());
         }
+        if let Some(uuid) = self.mapping_of_arn(resource) {
+            return self.untag_mapping(&uuid, keys);
+        }
+        let name = self.resolve_tag_resource(resource)?;
         self.tags_of(&name)?;
         Ok(self.store.remove_tags(&name, keys, &Self::new_revision())?)
     }
 
     /// ListTags.
     pub fn list_tags(&self, resource: &str) -> Result<Tags> {
+        if let Some(uuid) = self.mapping_of_arn(resource) {
+            return Ok(self.mapping(&uuid)?.tags);
+        }
         let name = self.resolve_tag_resource(resource)?;
         self.tags_of(&name)
     }

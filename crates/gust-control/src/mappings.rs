@@ -45,6 +45,9 @@ pub struct EventSourceMapping {
     pub last_modified_ms: i64,
     /// `LastProcessingResult`.
     pub last_processing_result: String,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: gust_model::Tags,
 }
 
 impl EventSourceMapping {
@@ -124,9 +127,11 @@ impl ControlPlane {
         function: &str,
         source_arn: Option<&str>,
         change: &MappingChange,
+        tags: &gust_model::Tags,
         queue: Option<QueueFacts>,
         check_pattern: impl Fn(&str) -> std::result::Result<(), String>,
     ) -> Result<EventSourceMapping> {
+        gust_model::tags::validate_new_tags(tags, &gust_model::Tags::new())?;
         let source_arn = source_arn.ok_or_else(|| {
             ModelError::invalid(
                 "Unrecognized event source, must be kinesis, dynamodb stream, sqs, MSK or Kafka.",
@@ -167,9 +172,34 @@ impl ControlPlane {
             state_reason: USER_INITIATED.into(),
             last_modified_ms: self.now_ms(),
             last_processing_result: NO_RECORDS.into(),
+            tags: tags.clone(),
         };
         self.store_mapping(&mapping)?;
         Ok(mapping)
+    }
+
+    /// The mapping an ARN of this account names (`…:event-source-mapping:<UUID>`).
+    pub(crate) fn mapping_of_arn(&self, arn: &str) -> Option<String> {
+        let prefix = format!(
+            "arn:aws:lambda:{}:{}:event-source-mapping:",
+            self.scope.region, self.scope.account_id
+        );
+        arn.strip_prefix(&prefix).map(str::to_owned)
+    }
+
+    pub(crate) fn tag_mapping(&self, uuid: &str, tags: &gust_model::Tags) -> Result<()> {
+        let mut mapping = self.mapping(uuid)?;
+        gust_model::tags::validate_new_tags(tags, &mapping.tags)?;
+        mapping
+            .tags
+            .extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.store_mapping(&mapping)
+    }
+
+    pub(crate) fn untag_mapping(&self, uuid: &str, keys: &[String]) -> Result<()> {
+        let mut mapping = self.mapping(uuid)?;
+        mapping.tags.retain(|k, _| !keys.contains(k));
+        self.store_mapping(&mapping)
     }
 
     /// Lambda refuses a queue whose visibility timeout is shorter than the function's
