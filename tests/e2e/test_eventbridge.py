@@ -183,3 +183,22 @@ def test_a_bus_as_an_asynchronous_destination(shared):
     assert event["detail-type"] == "Lambda Function Invocation Result - Success"
     assert event["detail"]["responsePayload"] == {"doubled": 42}
     assert event["detail"]["requestContext"]["condition"] == "Success"
+
+
+def test_a_scheduled_rule_fires_a_scheduled_event(shared):
+    """The seed's warm-up pattern at the shortest schedule a test can wait for: a rule that
+    fires every minute invokes its function with AWS's "Scheduled Event"."""
+    lam, events = shared.client(), shared.client(service="events")
+    function_arn = create(lam, "warm-up", RECORDER)["FunctionArn"]
+    rule_arn = events.put_rule(Name="every-minute", ScheduleExpression="cron(* * * * ? *)")["RuleArn"]
+    lam.add_permission(FunctionName="warm-up", StatementId="events", Action="lambda:InvokeFunction",
+                       Principal="events.amazonaws.com", SourceArn=rule_arn)
+    events.put_targets(Rule="every-minute", Targets=[{"Id": "fn", "Arn": function_arn}])
+    assert error_of(lambda: events.put_rule(Name="too-often", ScheduleExpression="rate(30 seconds)"))[:2] == (
+        400, "ValidationException")
+    fired = wait_for(lambda: logged_events(shared, "warm-up"), 75)
+    assert fired, "the rule did not fire within a minute"
+    event = fired[0]
+    assert (event["detail-type"], event["source"], event["detail"]) == ("Scheduled Event", "aws.events", {})
+    assert event["resources"] == [rule_arn] and event["time"].endswith(":00Z")
+    events.remove_targets(Rule="every-minute", Ids=["fn"])

