@@ -22,6 +22,10 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use crate::protocol::ServiceError;
+use crate::validate::{
+    self, integer_of, member, patterned, required, text, timestamp_of, Dialect, Kind, Member,
+    Pattern,
+};
 
 impl From<AutoscalingError> for ServiceError {
     fn from(error: AutoscalingError) -> Self {
@@ -41,58 +45,49 @@ impl From<AutoscalingError> for ServiceError {
 // ---------------------------------------------------------------------------------------
 // The input shapes, as the service model (2016-02-06) declares them.
 
-/// A string pattern of the model, checked without a regex engine.
-#[derive(Debug, Clone, Copy)]
-enum Pattern {
-    /// Characters XML can carry.
-    Xml,
-    /// `ScheduledActionName`: no leading or trailing space, no control characters, `:`,
-    /// `/` or `|`.
-    ScheduledActionName,
-    /// `PolicyName`: printable ASCII (Java's `\p{Print}`).
-    PolicyName,
-    /// A scalable target's ARN.
-    ScalableTargetArn,
+/// Characters XML can carry.
+const XML_PATTERN: Pattern = Pattern {
+    text: r"[\u0020-\uD7FF\uE000-\uFFFD\uD800\uDC00-\uDBFF\uDFFF\r\n\t]*",
+    matches: xml_chars,
+};
+/// `ScheduledActionName`: no leading or trailing space, no control characters, `:`, `/` or
+/// `|`.
+const ACTION_NAME_PATTERN: Pattern = Pattern {
+    text: r"(?!((^[ ]+.*)|(.*([\u0000-\u001f]|[\u007f-\u009f]|[:/|])+.*)|(.*[ ]+$))).+",
+    matches: scheduled_action_name,
+};
+/// `PolicyName`: printable ASCII (Java's `\p{Print}`).
+const POLICY_NAME_PATTERN: Pattern = Pattern {
+    text: r"\p{Print}+",
+    matches: policy_name,
+};
+/// A scalable target's ARN.
+const TARGET_ARN_PATTERN: Pattern = Pattern {
+    text: r"^arn:.+:application-autoscaling:.+:[0-9]+:scalable-target\/[a-zA-Z0-9-]+$",
+    matches: scalable_target_arn,
+};
+
+fn xml_chars(text: &str) -> bool {
+    text.chars().all(|c| {
+        matches!(c, '\t' | '\n' | '\r')
+            || ('\u{20}'..='\u{D7FF}').contains(&c)
+            || ('\u{E000}'..='\u{FFFD}').contains(&c)
+            || c >= '\u{10000}'
+    })
 }
 
-impl Pattern {
-    fn text(self) -> &'static str {
-        match self {
-            Pattern::Xml => r"[\u0020-\uD7FF\uE000-\uFFFD\uD800\uDC00-\uDBFF\uDFFF\r\n\t]*",
-            Pattern::ScheduledActionName => {
-                r"(?!((^[ ]+.*)|(.*([\u0000-\u001f]|[\u007f-\u009f]|[:/|])+.*)|(.*[ ]+$))).+"
-            }
-            Pattern::PolicyName => r"\p{Print}+",
-            Pattern::ScalableTargetArn => {
-                r"^arn:.+:application-autoscaling:.+:[0-9]+:scalable-target\/[a-zA-Z0-9-]+$"
-            }
-        }
-    }
+fn scheduled_action_name(text: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with(' ')
+        && !text.ends_with(' ')
+        && !text.chars().any(|c| {
+            matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | ':' | '/' | '|')
+                || matches!(c, '\u{2028}' | '\u{2029}')
+        })
+}
 
-    fn matches(self, text: &str) -> bool {
-        let xml = |c: char| {
-            matches!(c, '\t' | '\n' | '\r')
-                || ('\u{20}'..='\u{D7FF}').contains(&c)
-                || ('\u{E000}'..='\u{FFFD}').contains(&c)
-                || c >= '\u{10000}'
-        };
-        match self {
-            Pattern::Xml => text.chars().all(xml),
-            Pattern::ScheduledActionName => {
-                !text.is_empty()
-                    && !text.starts_with(' ')
-                    && !text.ends_with(' ')
-                    && !text.chars().any(|c| {
-                        matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | ':' | '/' | '|')
-                            || matches!(c, '\u{2028}' | '\u{2029}')
-                    })
-            }
-            Pattern::PolicyName => {
-                !text.is_empty() && text.chars().all(|c| (' '..='~').contains(&c))
-            }
-            Pattern::ScalableTargetArn => scalable_target_arn(text),
-        }
-    }
+fn policy_name(text: &str) -> bool {
+    !text.is_empty() && text.chars().all(|c| (' '..='~').contains(&c))
 }
 
 /// `^arn:.+:application-autoscaling:.+:[0-9]+:scalable-target\/[a-zA-Z0-9-]+$`.
@@ -115,71 +110,8 @@ fn scalable_target_arn(text: &str) -> bool {
     id_ok && account_ok && service_ok
 }
 
-/// A shape of the model.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Str {
-        min: usize,
-        max: Option<usize>,
-        pattern: Option<Pattern>,
-    },
-    Enum(&'static [&'static str]),
-    Int {
-        min: Option<i64>,
-        max: Option<i64>,
-    },
-    Double,
-    Bool,
-    Timestamp,
-    List {
-        member: &'static Kind,
-        max: Option<usize>,
-    },
-    Map {
-        key: &'static Kind,
-        value: &'static Kind,
-    },
-    Struct(&'static [Member]),
-}
-
-/// A structure's member.
-#[derive(Debug, Clone, Copy)]
-struct Member {
-    name: &'static str,
-    kind: &'static Kind,
-    required: bool,
-}
-
-const fn member(name: &'static str, kind: &'static Kind) -> Member {
-    Member {
-        name,
-        kind,
-        required: false,
-    }
-}
-
-const fn required(name: &'static str, kind: &'static Kind) -> Member {
-    Member {
-        name,
-        kind,
-        required: true,
-    }
-}
-
-const fn text(min: usize, max: usize) -> Kind {
-    Kind::Str {
-        min,
-        max: Some(max),
-        pattern: None,
-    }
-}
-
 const fn xml(min: usize, max: usize) -> Kind {
-    Kind::Str {
-        min,
-        max: Some(max),
-        pattern: Some(Pattern::Xml),
-    }
+    patterned(min, max, XML_PATTERN)
 }
 
 const NAMESPACES: &[&str] = &[
@@ -262,18 +194,19 @@ const METRIC_TYPES: &[&str] = &[
 ];
 
 const STRING: Kind = Kind::Str {
-    min: 0,
+    min: Some(0),
     max: None,
     pattern: None,
 };
 const XML_STRING: Kind = Kind::Str {
-    min: 0,
+    min: Some(0),
     max: None,
-    pattern: Some(Pattern::Xml),
+    pattern: Some(XML_PATTERN),
 };
 const RESOURCE_ID: Kind = xml(1, 1600);
 const RESOURCE_IDS: Kind = Kind::List {
     member: &RESOURCE_ID,
+    min: None,
     max: Some(50),
 };
 const SERVICE_NAMESPACE: Kind = Kind::Enum(NAMESPACES);
@@ -290,26 +223,16 @@ const TAG_VALUE: Kind = text(0, 256);
 const TAG_MAP: Kind = Kind::Map {
     key: &TAG_KEY,
     value: &TAG_VALUE,
+    max: None,
 };
 const TAG_KEYS: Kind = Kind::List {
     member: &TAG_KEY,
+    min: None,
     max: Some(200),
 };
-const RESOURCE_ARN: Kind = Kind::Str {
-    min: 1,
-    max: Some(1011),
-    pattern: Some(Pattern::ScalableTargetArn),
-};
-const SCHEDULED_ACTION_NAME: Kind = Kind::Str {
-    min: 1,
-    max: Some(256),
-    pattern: Some(Pattern::ScheduledActionName),
-};
-const POLICY_NAME: Kind = Kind::Str {
-    min: 1,
-    max: Some(256),
-    pattern: Some(Pattern::PolicyName),
-};
+const RESOURCE_ARN: Kind = patterned(1, 1011, TARGET_ARN_PATTERN);
+const SCHEDULED_ACTION_NAME: Kind = patterned(1, 256, ACTION_NAME_PATTERN);
+const POLICY_NAME: Kind = patterned(1, 256, POLICY_NAME_PATTERN);
 const SUSPENDED_STATE: Kind = Kind::Struct(&[
     member("DynamicScalingInSuspended", &BOOL),
     member("DynamicScalingOutSuspended", &BOOL),
@@ -338,6 +261,7 @@ const STEP_SCALING: Kind = Kind::Struct(&[
         "StepAdjustments",
         &Kind::List {
             member: &STEP_ADJUSTMENT,
+            min: None,
             max: None,
         },
     ),
@@ -360,6 +284,7 @@ const QUERY_METRIC: Kind = Kind::Struct(&[
                 required("Name", &xml(1, 255)),
                 required("Value", &xml(1, 1024)),
             ]),
+            min: None,
             max: None,
         },
     ),
@@ -385,6 +310,7 @@ const CUSTOMIZED_METRIC: Kind = Kind::Struct(&[
         "Dimensions",
         &Kind::List {
             member: &METRIC_DIMENSION,
+            min: None,
             max: None,
         },
     ),
@@ -397,6 +323,7 @@ const CUSTOMIZED_METRIC: Kind = Kind::Struct(&[
         "Metrics",
         &Kind::List {
             member: &TRACKING_QUERY,
+            min: None,
             max: None,
         },
     ),
@@ -430,6 +357,7 @@ const PREDICTIVE_CUSTOMIZED: Kind = Kind::Struct(&[required(
             member("Label", &XML_STRING),
             member("ReturnData", &BOOL),
         ]),
+        min: None,
         max: None,
     },
 )]);
@@ -456,6 +384,7 @@ const PREDICTIVE_SCALING: Kind = Kind::Struct(&[
         "MetricSpecifications",
         &Kind::List {
             member: &PREDICTIVE_SPECIFICATION,
+            min: None,
             max: None,
         },
     ),
@@ -590,304 +519,6 @@ fn input_shape(operation: &str) -> Option<&'static [Member]> {
         "ListTagsForResource" => LIST_TAGS_FOR_RESOURCE,
         _ => return None,
     })
-}
-
-// ---------------------------------------------------------------------------------------
-// Checking an input against its shape.
-
-fn serialization(value: &Value, target: &str) -> ServiceError {
-    let found = match value {
-        Value::String(_) => "STRING_VALUE",
-        Value::Number(_) => "NUMBER_VALUE",
-        Value::Bool(_) => "BOOLEAN_VALUE",
-        Value::Array(_) => "START_ARRAY",
-        Value::Object(_) => "START_OBJECT",
-        Value::Null => "NULL_VALUE",
-    };
-    ServiceError::client(
-        400,
-        "SerializationException",
-        format!("{found} can not be converted to {target}"),
-    )
-}
-
-/// A value as the service quotes it in a message (Java's rendering).
-fn shown(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(shown).collect::<Vec<_>>().join(", ")
-        ),
-        Value::Object(map) => format!(
-            "{{{}}}",
-            map.iter()
-                .map(|(k, v)| format!("{k}={}", shown(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Value::Null => "null".into(),
-        other => other.to_string(),
-    }
-}
-
-/// A member's name in a message path: `ServiceNamespace` is `serviceNamespace`.
-fn camel(name: &str) -> String {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
-        None => String::new(),
-    }
-}
-
-/// What a string breaks of a string or enum shape, as the service words it.
-fn string_violations(kind: &Kind, text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    match kind {
-        Kind::Str { min, max, pattern } => {
-            let length = text.chars().count();
-            if let Some(max) = max {
-                if length > *max {
-                    out.push(format!(
-                        "Member must have length less than or equal to {max}"
-                    ));
-                }
-            }
-            if length < *min {
-                out.push(format!(
-                    "Member must have length greater than or equal to {min}"
-                ));
-            }
-            if let Some(pattern) = pattern {
-                if !pattern.matches(text) {
-                    out.push(format!(
-                        "Member must satisfy regular expression pattern: {}",
-                        pattern.text()
-                    ));
-                }
-            }
-        }
-        Kind::Enum(values) if !values.contains(&text) => {
-            out.push(format!(
-                "Member must satisfy enum value set: [{}]",
-                values.join(", ")
-            ));
-        }
-        _ => {}
-    }
-    out
-}
-
-/// Every constraint of a string shape (for the service's map key and value messages).
-fn string_constraints(kind: &Kind) -> Vec<String> {
-    match kind {
-        Kind::Str { min, max, pattern } => {
-            let mut out = Vec::new();
-            if let Some(max) = max {
-                out.push(format!(
-                    "Member must have length less than or equal to {max}"
-                ));
-            }
-            out.push(format!(
-                "Member must have length greater than or equal to {min}"
-            ));
-            if let Some(pattern) = pattern {
-                out.push(format!(
-                    "Member must satisfy regular expression pattern: {}",
-                    pattern.text()
-                ));
-            }
-            out
-        }
-        _ => Vec::new(),
-    }
-}
-
-struct Checker {
-    errors: Vec<String>,
-}
-
-impl Checker {
-    fn violation(&mut self, value: &Value, path: &str, constraint: &str) {
-        let value = match value {
-            Value::Null => "null".to_owned(),
-            other => format!("'{}'", shown(other)),
-        };
-        self.errors.push(format!(
-            "Value {value} at '{path}' failed to satisfy constraint: {constraint}"
-        ));
-    }
-
-    fn structure(
-        &mut self,
-        members: &[Member],
-        object: &Map<String, Value>,
-        path: &str,
-    ) -> Result<(), ServiceError> {
-        for m in members {
-            let here = if path.is_empty() {
-                camel(m.name)
-            } else {
-                format!("{path}.{}", camel(m.name))
-            };
-            match object.get(m.name) {
-                None | Some(Value::Null) => {
-                    if m.required {
-                        self.violation(&Value::Null, &here, "Member must not be null");
-                    }
-                }
-                Some(value) => self.value(m.kind, value, &here)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn value(&mut self, kind: &Kind, value: &Value, path: &str) -> Result<(), ServiceError> {
-        match kind {
-            Kind::Str { .. } | Kind::Enum(_) => {
-                let text = value
-                    .as_str()
-                    .ok_or_else(|| serialization(value, "a String"))?;
-                for constraint in string_violations(kind, text) {
-                    self.violation(value, path, &constraint);
-                }
-            }
-            Kind::Int { min, max } => {
-                let number = integer_of(value).ok_or_else(|| serialization(value, "an Integer"))?;
-                if let Some(max) = max {
-                    if number > *max {
-                        self.violation(
-                            value,
-                            path,
-                            &format!("Member must have value less than or equal to {max}"),
-                        );
-                    }
-                }
-                if let Some(min) = min {
-                    if number < *min {
-                        self.violation(
-                            value,
-                            path,
-                            &format!("Member must have value greater than or equal to {min}"),
-                        );
-                    }
-                }
-            }
-            Kind::Double => {
-                value
-                    .as_f64()
-                    .ok_or_else(|| serialization(value, "a Double"))?;
-            }
-            Kind::Bool => {
-                value
-                    .as_bool()
-                    .ok_or_else(|| serialization(value, "a Boolean"))?;
-            }
-            Kind::Timestamp => {
-                timestamp_of(value).ok_or_else(|| serialization(value, "a Timestamp"))?;
-            }
-            Kind::List { member, max } => {
-                let items = value
-                    .as_array()
-                    .ok_or_else(|| serialization(value, "a List"))?;
-                if let Some(max) = max {
-                    if items.len() > *max {
-                        self.violation(
-                            value,
-                            path,
-                            &format!("Member must have length less than or equal to {max}"),
-                        );
-                    }
-                }
-                for (index, item) in items.iter().enumerate() {
-                    let here = format!("{path}.{}.member", index + 1);
-                    if item.is_null() {
-                        self.violation(item, &here, "Member must not be null");
-                    } else {
-                        self.value(member, item, &here)?;
-                    }
-                }
-            }
-            Kind::Map { key, value: item } => {
-                let map = value
-                    .as_object()
-                    .ok_or_else(|| serialization(value, "a Map"))?;
-                let mut keys_bad = false;
-                let mut values_bad = false;
-                for (k, v) in map {
-                    keys_bad |= !string_violations(key, k).is_empty();
-                    let text = v.as_str().ok_or_else(|| serialization(v, "a String"))?;
-                    values_bad |= !string_violations(item, text).is_empty();
-                }
-                if keys_bad {
-                    let constraint = format!(
-                        "Map keys must satisfy constraint: [{}]",
-                        string_constraints(key).join(", ")
-                    );
-                    self.violation(value, path, &constraint);
-                }
-                if values_bad {
-                    let constraint = format!(
-                        "Map value must satisfy constraint: [{}]",
-                        string_constraints(item).join(", ")
-                    );
-                    self.violation(value, path, &constraint);
-                }
-            }
-            Kind::Struct(members) => {
-                let object = value
-                    .as_object()
-                    .ok_or_else(|| serialization(value, "a Structure"))?;
-                self.structure(members, object, path)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// An integer member (the service truncates a fractional number), within Java's `int`.
-fn integer_of(value: &Value) -> Option<i64> {
-    let number = match value {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(f64::trunc).map(|f| f as i64))?,
-        _ => return None,
-    };
-    i32::try_from(number).ok().map(i64::from)
-}
-
-/// A timestamp member: epoch seconds.
-fn timestamp_of(value: &Value) -> Option<OffsetDateTime> {
-    let seconds = value.as_f64().filter(|s| s.is_finite())?;
-    OffsetDateTime::from_unix_timestamp_nanos((seconds * 1e9).round() as i128).ok()
-}
-
-/// Checks `input` against the operation's shape.
-fn check(members: &[Member], input: &Value) -> Result<(), ServiceError> {
-    let empty = Map::new();
-    let object = match input {
-        Value::Null => &empty,
-        Value::Object(object) => object,
-        other => return Err(serialization(other, "a Structure")),
-    };
-    let mut checker = Checker { errors: Vec::new() };
-    checker.structure(members, object, "")?;
-    match checker.errors.len() {
-        0 => Ok(()),
-        1 => Err(ServiceError::client(
-            400,
-            "ValidationException",
-            format!("1 validation error detected: {}", checker.errors[0]),
-        )),
-        n => Err(ServiceError::client(
-            400,
-            "ValidationException",
-            format!(
-                "{n} validation errors detected: {}",
-                checker.errors.join("; ")
-            ),
-        )),
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1133,7 +764,7 @@ pub(crate) fn handle(
             format!("Gust's Application Auto Scaling does not implement the operation {operation}"),
         ));
     };
-    check(shape, input)?;
+    validate::check(shape, input, &Dialect::PLAIN)?;
     Ok(run(service, account, operation, input)?)
 }
 

@@ -21,6 +21,9 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use crate::protocol::ServiceError;
+use crate::validate::{
+    self, integer_of, member, required, shown, timestamp_of, Dialect, Kind, Member, Pattern,
+};
 
 impl From<EventsError> for ServiceError {
     fn from(error: EventsError) -> Self {
@@ -40,26 +43,65 @@ impl From<EventsError> for ServiceError {
 // ---------------------------------------------------------------------------------------
 // The input shapes, as the service model declares them.
 
-/// A string pattern of the model, checked without a regex engine.
-#[derive(Debug, Clone, Copy)]
-enum Pattern {
-    /// `EventBusName`.
-    BusName,
-    /// `EventBusNameOrArn`.
-    BusNameOrArn,
-    /// `NonPartnerEventBusNameOrArn`.
-    NonPartnerBusNameOrArn,
-    /// `RuleName`, `TargetId`.
-    Name,
-    /// `EventSourceName`.
-    EventSourceName,
-    /// `KmsKeyIdentifier`.
-    KmsKey,
-    /// `InputTransformerPathKey`.
-    PathKey,
-    /// `EndpointId`.
-    EndpointId,
-}
+/// `EventBusName`.
+const BUS_NAME_PATTERN: Pattern = Pattern {
+    text: r"[/\.\-_A-Za-z0-9]+",
+    matches: bus_name,
+};
+/// `EventBusNameOrArn`.
+const BUS_NAME_OR_ARN_PATTERN: Pattern = Pattern {
+    text: r"(arn:aws[\w-]*:events:[a-z]+-[a-z]+-[\w-]+:[0-9]{12}:event-bus\/)?[/\.\-_A-Za-z0-9]+",
+    matches: |text| bus_name_or_arn(text, bus_name),
+};
+/// `NonPartnerEventBusNameOrArn`.
+const NON_PARTNER_BUS_PATTERN: Pattern = Pattern {
+    text: r"(arn:aws[\w-]*:events:[a-z]+-[a-z]+-[\w-]+:[0-9]{12}:event-bus\/)?[\.\-_A-Za-z0-9]+",
+    matches: |text| bus_name_or_arn(text, plain_name),
+};
+/// `RuleName`, `TargetId`.
+const NAME_PATTERN: Pattern = Pattern {
+    text: r"[\.\-_A-Za-z0-9]+",
+    matches: plain_name,
+};
+/// `EventSourceName`.
+const EVENT_SOURCE_PATTERN: Pattern = Pattern {
+    text: r"aws\.partner(/[\.\-_A-Za-z0-9]+){2,}",
+    matches: |text| {
+        text.strip_prefix("aws.partner/").is_some_and(|rest| {
+            let parts: Vec<&str> = rest.split('/').collect();
+            parts.len() >= 2 && parts.iter().all(|p| plain_name(p))
+        })
+    },
+};
+/// `KmsKeyIdentifier`.
+const KMS_KEY_PATTERN: Pattern = Pattern {
+    text: r"^[a-zA-Z0-9_\-/:]*$",
+    matches: |text| {
+        text.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | ':'))
+    },
+};
+/// `InputTransformerPathKey`.
+const PATH_KEY_PATTERN: Pattern = Pattern {
+    text: r"[A-Za-z0-9\_\-]+",
+    matches: |text| {
+        !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+    },
+};
+/// `EndpointId`.
+const ENDPOINT_ID_PATTERN: Pattern = Pattern {
+    text: r"^[A-Za-z0-9\-]+[\.][A-Za-z0-9\-]+$",
+    matches: |text| {
+        text.split_once('.').is_some_and(|(a, b)| {
+            let part =
+                |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            part(a) && part(b)
+        })
+    },
+};
 
 fn name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')
@@ -116,119 +158,18 @@ fn plain_name(text: &str) -> bool {
     !text.is_empty() && text.chars().all(name_char)
 }
 
-impl Pattern {
-    fn text(self) -> &'static str {
-        match self {
-            Pattern::BusName => r"[/\.\-_A-Za-z0-9]+",
-            Pattern::BusNameOrArn => {
-                r"(arn:aws[\w-]*:events:[a-z]+-[a-z]+-[\w-]+:[0-9]{12}:event-bus\/)?[/\.\-_A-Za-z0-9]+"
-            }
-            Pattern::NonPartnerBusNameOrArn => {
-                r"(arn:aws[\w-]*:events:[a-z]+-[a-z]+-[\w-]+:[0-9]{12}:event-bus\/)?[\.\-_A-Za-z0-9]+"
-            }
-            Pattern::Name => r"[\.\-_A-Za-z0-9]+",
-            Pattern::EventSourceName => r"aws\.partner(/[\.\-_A-Za-z0-9]+){2,}",
-            Pattern::KmsKey => r"^[a-zA-Z0-9_\-/:]*$",
-            Pattern::PathKey => r"[A-Za-z0-9\_\-]+",
-            Pattern::EndpointId => r"^[A-Za-z0-9\-]+[\.][A-Za-z0-9\-]+$",
-        }
-    }
-
-    fn matches(self, text: &str) -> bool {
-        match self {
-            Pattern::BusName => bus_name(text),
-            Pattern::BusNameOrArn => bus_name_or_arn(text, bus_name),
-            Pattern::NonPartnerBusNameOrArn => bus_name_or_arn(text, plain_name),
-            Pattern::Name => plain_name(text),
-            Pattern::EventSourceName => text.strip_prefix("aws.partner/").is_some_and(|rest| {
-                let parts: Vec<&str> = rest.split('/').collect();
-                parts.len() >= 2 && parts.iter().all(|p| plain_name(p))
-            }),
-            Pattern::KmsKey => text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | ':')),
-            Pattern::PathKey => {
-                !text.is_empty()
-                    && text
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
-            }
-            Pattern::EndpointId => text.split_once('.').is_some_and(|(a, b)| {
-                let part = |p: &str| {
-                    !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                };
-                part(a) && part(b)
-            }),
-        }
-    }
-}
-
-/// A shape of the model.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Str {
-        min: Option<usize>,
-        max: Option<usize>,
-        pattern: Option<Pattern>,
-    },
-    Enum(&'static [&'static str]),
-    Int {
-        min: Option<i64>,
-        max: Option<i64>,
-    },
-    Bool,
-    Timestamp,
-    List {
-        member: &'static Kind,
-        min: Option<usize>,
-        max: Option<usize>,
-    },
-    Map {
-        key: &'static Kind,
-        value: &'static Kind,
-        max: Option<usize>,
-    },
-    Struct(&'static [Member]),
-    /// A structure Gust keeps as given without looking inside.
-    Opaque,
-}
-
-/// A structure's member.
-#[derive(Debug, Clone, Copy)]
-struct Member {
-    name: &'static str,
-    kind: &'static Kind,
-    required: bool,
-}
-
-const fn member(name: &'static str, kind: &'static Kind) -> Member {
-    Member {
-        name,
-        kind,
-        required: false,
-    }
-}
-
-const fn required(name: &'static str, kind: &'static Kind) -> Member {
-    Member {
-        name,
-        kind,
-        required: true,
-    }
-}
-
 const fn text(min: Option<usize>, max: Option<usize>, pattern: Option<Pattern>) -> Kind {
     Kind::Str { min, max, pattern }
 }
 
 const STRING: Kind = text(None, None, None);
 const BOOL: Kind = Kind::Bool;
-const EVENT_BUS_NAME: Kind = text(Some(1), Some(256), Some(Pattern::BusName));
-const EVENT_BUS_NAME_OR_ARN: Kind = text(Some(1), Some(1600), Some(Pattern::BusNameOrArn));
-const NON_PARTNER_BUS: Kind = text(Some(1), Some(1600), Some(Pattern::NonPartnerBusNameOrArn));
-const EVENT_SOURCE_NAME: Kind = text(Some(1), Some(256), Some(Pattern::EventSourceName));
+const EVENT_BUS_NAME: Kind = text(Some(1), Some(256), Some(BUS_NAME_PATTERN));
+const EVENT_BUS_NAME_OR_ARN: Kind = text(Some(1), Some(1600), Some(BUS_NAME_OR_ARN_PATTERN));
+const NON_PARTNER_BUS: Kind = text(Some(1), Some(1600), Some(NON_PARTNER_BUS_PATTERN));
+const EVENT_SOURCE_NAME: Kind = text(Some(1), Some(256), Some(EVENT_SOURCE_PATTERN));
 const BUS_DESCRIPTION: Kind = text(None, Some(512), None);
-const KMS_KEY: Kind = text(None, Some(2048), Some(Pattern::KmsKey));
+const KMS_KEY: Kind = text(None, Some(2048), Some(KMS_KEY_PATTERN));
 const ARN: Kind = text(Some(1), Some(1600), None);
 const DEAD_LETTER_CONFIG: Kind = Kind::Struct(&[member("Arn", &ARN)]);
 const LOG_CONFIG: Kind = Kind::Struct(&[
@@ -250,18 +191,18 @@ const LIMIT: Kind = Kind::Int {
     min: Some(1),
     max: Some(100),
 };
-const RULE_NAME: Kind = text(Some(1), Some(64), Some(Pattern::Name));
+const RULE_NAME: Kind = text(Some(1), Some(64), Some(NAME_PATTERN));
 const RULE_STATE: Kind = Kind::Enum(&[
     "ENABLED",
     "DISABLED",
     "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS",
 ]);
-const TARGET_ID: Kind = text(Some(1), Some(64), Some(Pattern::Name));
+const TARGET_ID: Kind = text(Some(1), Some(64), Some(NAME_PATTERN));
 const TRANSFORMER: Kind = Kind::Struct(&[
     member(
         "InputPathsMap",
         &Kind::Map {
-            key: &text(Some(1), Some(256), Some(Pattern::PathKey)),
+            key: &text(Some(1), Some(256), Some(PATH_KEY_PATTERN)),
             value: &text(None, Some(256), None),
             max: Some(100),
         },
@@ -421,7 +362,7 @@ const PUT_EVENTS: &[Member] = &[
     required("Entries", &ENTRIES),
     member(
         "EndpointId",
-        &text(Some(1), Some(50), Some(Pattern::EndpointId)),
+        &text(Some(1), Some(50), Some(ENDPOINT_ID_PATTERN)),
     ),
 ];
 const TEST_EVENT_PATTERN: &[Member] = &[
@@ -466,44 +407,17 @@ fn input_shape(operation: &str) -> Option<&'static [Member]> {
     })
 }
 
-// ---------------------------------------------------------------------------------------
-// Checking an input against its shape.
-
-fn serialization(value: &Value, target: &str) -> ServiceError {
-    let found = match value {
-        Value::String(_) => "STRING_VALUE",
-        Value::Number(_) => "NUMBER_VALUE",
-        Value::Bool(_) => "BOOLEAN_VALUE",
-        Value::Array(_) => "START_ARRAY",
-        Value::Object(_) => "START_OBJECT",
-        Value::Null => "NULL_VALUE",
-    };
-    ServiceError::client(
-        400,
-        "SerializationException",
-        format!("{found} can not be converted to {target}"),
-    )
-}
-
-/// A value as the service quotes it in a message (Java's rendering).
-fn shown(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => format!(
+/// EventBridge quotes a `PutEvents` entry as its Java object's `toString`.
+const DIALECT: Dialect = Dialect {
+    shown: |value, path| match value {
+        Value::Array(items) if path == "entries" => format!(
             "[{}]",
-            items.iter().map(shown).collect::<Vec<_>>().join(", ")
+            items.iter().map(shown_entry).collect::<Vec<_>>().join(", ")
         ),
-        Value::Object(map) => format!(
-            "{{{}}}",
-            map.iter()
-                .map(|(k, v)| format!("{k}={}", shown(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Value::Null => "null".into(),
-        other => other.to_string(),
-    }
-}
+        other => shown(other),
+    },
+    ..Dialect::PLAIN
+};
 
 /// A `PutEvents` entry as EventBridge quotes it (its Java object's `toString`).
 fn shown_entry(entry: &Value) -> String {
@@ -523,292 +437,6 @@ fn shown_entry(entry: &Value) -> String {
         field("EventBusName"),
         field("TraceHeader"),
     )
-}
-
-/// A member's name in a message path: `EventBusName` is `eventBusName`.
-fn camel(name: &str) -> String {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
-        None => String::new(),
-    }
-}
-
-/// What a string breaks of a string or enum shape, as the service words it.
-fn string_violations(kind: &Kind, text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    match kind {
-        Kind::Str { min, max, pattern } => {
-            let length = text.chars().count();
-            if let Some(max) = max {
-                if length > *max {
-                    out.push(format!(
-                        "Member must have length less than or equal to {max}"
-                    ));
-                }
-            }
-            if let Some(min) = min {
-                if length < *min {
-                    out.push(format!(
-                        "Member must have length greater than or equal to {min}"
-                    ));
-                }
-            }
-            if let Some(pattern) = pattern {
-                if !pattern.matches(text) {
-                    out.push(format!(
-                        "Member must satisfy regular expression pattern: {}",
-                        pattern.text()
-                    ));
-                }
-            }
-        }
-        Kind::Enum(values) if !values.contains(&text) => {
-            out.push(format!(
-                "Member must satisfy enum value set: [{}]",
-                values.join(", ")
-            ));
-        }
-        _ => {}
-    }
-    out
-}
-
-/// Every constraint of a string shape (for the service's map key and value messages).
-fn string_constraints(kind: &Kind) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Kind::Str { min, max, pattern } = kind {
-        if let Some(max) = max {
-            out.push(format!(
-                "Member must have length less than or equal to {max}"
-            ));
-        }
-        if let Some(min) = min {
-            out.push(format!(
-                "Member must have length greater than or equal to {min}"
-            ));
-        }
-        if let Some(pattern) = pattern {
-            out.push(format!(
-                "Member must satisfy regular expression pattern: {}",
-                pattern.text()
-            ));
-        }
-    }
-    out
-}
-
-struct Checker {
-    errors: Vec<String>,
-}
-
-impl Checker {
-    fn violation(&mut self, value: &Value, path: &str, constraint: &str) {
-        let value = match value {
-            Value::Null => "null".to_owned(),
-            Value::Array(items) if path == "entries" => format!(
-                "'[{}]'",
-                items.iter().map(shown_entry).collect::<Vec<_>>().join(", ")
-            ),
-            other => format!("'{}'", shown(other)),
-        };
-        self.errors.push(format!(
-            "Value {value} at '{path}' failed to satisfy constraint: {constraint}"
-        ));
-    }
-
-    fn structure(
-        &mut self,
-        members: &[Member],
-        object: &Map<String, Value>,
-        path: &str,
-    ) -> Result<(), ServiceError> {
-        for m in members {
-            let here = if path.is_empty() {
-                camel(m.name)
-            } else {
-                format!("{path}.{}", camel(m.name))
-            };
-            match object.get(m.name) {
-                None | Some(Value::Null) => {
-                    if m.required {
-                        self.violation(&Value::Null, &here, "Member must not be null");
-                    }
-                }
-                Some(value) => self.value(m.kind, value, &here)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn value(&mut self, kind: &Kind, value: &Value, path: &str) -> Result<(), ServiceError> {
-        match kind {
-            Kind::Str { .. } | Kind::Enum(_) => {
-                let text = value
-                    .as_str()
-                    .ok_or_else(|| serialization(value, "a String"))?;
-                for constraint in string_violations(kind, text) {
-                    self.violation(value, path, &constraint);
-                }
-            }
-            Kind::Int { min, max } => {
-                let number = integer_of(value).ok_or_else(|| serialization(value, "an Integer"))?;
-                if let Some(max) = max {
-                    if number > *max {
-                        self.violation(
-                            value,
-                            path,
-                            &format!("Member must have value less than or equal to {max}"),
-                        );
-                    }
-                }
-                if let Some(min) = min {
-                    if number < *min {
-                        self.violation(
-                            value,
-                            path,
-                            &format!("Member must have value greater than or equal to {min}"),
-                        );
-                    }
-                }
-            }
-            Kind::Bool => {
-                value
-                    .as_bool()
-                    .ok_or_else(|| serialization(value, "a Boolean"))?;
-            }
-            Kind::Timestamp => {
-                timestamp_of(value).ok_or_else(|| serialization(value, "a Timestamp"))?;
-            }
-            Kind::List { member, min, max } => {
-                let items = value
-                    .as_array()
-                    .ok_or_else(|| serialization(value, "a List"))?;
-                if let Some(max) = max {
-                    if items.len() > *max {
-                        self.violation(
-                            value,
-                            path,
-                            &format!("Member must have length less than or equal to {max}"),
-                        );
-                    }
-                }
-                if let Some(min) = min {
-                    if items.len() < *min {
-                        self.violation(
-                            value,
-                            path,
-                            &format!("Member must have length greater than or equal to {min}"),
-                        );
-                    }
-                }
-                for (index, item) in items.iter().enumerate() {
-                    let here = format!("{path}.{}.member", index + 1);
-                    if item.is_null() {
-                        self.violation(item, &here, "Member must not be null");
-                    } else {
-                        self.value(member, item, &here)?;
-                    }
-                }
-            }
-            Kind::Map {
-                key,
-                value: item,
-                max,
-            } => {
-                let map = value
-                    .as_object()
-                    .ok_or_else(|| serialization(value, "a Map"))?;
-                if let Some(max) = max {
-                    if map.len() > *max {
-                        self.violation(
-                            value,
-                            path,
-                            &format!("Member must have length less than or equal to {max}"),
-                        );
-                    }
-                }
-                let mut keys_bad = false;
-                let mut values_bad = false;
-                for (k, v) in map {
-                    keys_bad |= !string_violations(key, k).is_empty();
-                    let text = v.as_str().ok_or_else(|| serialization(v, "a String"))?;
-                    values_bad |= !string_violations(item, text).is_empty();
-                }
-                if keys_bad {
-                    let constraint = format!(
-                        "Map keys must satisfy constraint: [{}]",
-                        string_constraints(key).join(", ")
-                    );
-                    self.violation(value, path, &constraint);
-                }
-                if values_bad {
-                    let constraint = format!(
-                        "Map value must satisfy constraint: [{}]",
-                        string_constraints(item).join(", ")
-                    );
-                    self.violation(value, path, &constraint);
-                }
-            }
-            Kind::Struct(members) => {
-                let object = value
-                    .as_object()
-                    .ok_or_else(|| serialization(value, "a Structure"))?;
-                self.structure(members, object, path)?;
-            }
-            Kind::Opaque => {
-                value
-                    .as_object()
-                    .ok_or_else(|| serialization(value, "a Structure"))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// An integer member (the service truncates a fractional number), within Java's `int`.
-fn integer_of(value: &Value) -> Option<i64> {
-    let number = match value {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(f64::trunc).map(|f| f as i64))?,
-        _ => return None,
-    };
-    i32::try_from(number).ok().map(i64::from)
-}
-
-/// A timestamp member: epoch seconds.
-fn timestamp_of(value: &Value) -> Option<OffsetDateTime> {
-    let seconds = value.as_f64().filter(|s| s.is_finite())?;
-    OffsetDateTime::from_unix_timestamp_nanos((seconds * 1e9).round() as i128).ok()
-}
-
-/// Checks `input` against the operation's shape.
-fn check(members: &[Member], input: &Value) -> Result<(), ServiceError> {
-    let empty = Map::new();
-    let object = match input {
-        Value::Null => &empty,
-        Value::Object(object) => object,
-        other => return Err(serialization(other, "a Structure")),
-    };
-    let mut checker = Checker { errors: Vec::new() };
-    checker.structure(members, object, "")?;
-    match checker.errors.len() {
-        0 => Ok(()),
-        1 => Err(ServiceError::client(
-            400,
-            "ValidationException",
-            format!("1 validation error detected: {}", checker.errors[0]),
-        )),
-        n => Err(ServiceError::client(
-            400,
-            "ValidationException",
-            format!(
-                "{n} validation errors detected: {}",
-                checker.errors.join("; ")
-            ),
-        )),
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1061,7 +689,7 @@ pub(crate) fn handle(
             format!("Gust's EventBridge does not implement the operation {operation}"),
         ));
     };
-    check(shape, input)?;
+    validate::check(shape, input, &DIALECT)?;
     Ok(run(service, account, operation, input)?)
 }
 

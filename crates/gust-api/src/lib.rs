@@ -29,6 +29,7 @@ pub mod sigv4;
 mod sns;
 mod sqs;
 mod sts;
+mod validate;
 mod versions;
 
 use std::sync::Arc;

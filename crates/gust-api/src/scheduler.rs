@@ -31,6 +31,10 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use crate::protocol::ServiceError;
+use crate::validate::{
+    self, integer_of, member, patterned, required, serialization, shown_with, text, timestamp_of,
+    Dialect, Kind, Member, Pattern,
+};
 
 impl From<SchedulerError> for ServiceError {
     fn from(error: SchedulerError) -> Self {
@@ -57,78 +61,72 @@ pub(crate) fn error_response(error: &ServiceError) -> (u16, String, Value) {
 // ---------------------------------------------------------------------------------------
 // The input shapes, as the service model (2021-06-30) declares them.
 
-/// A string pattern of the model, checked without a regex engine (as a whole-value match).
-#[derive(Debug, Clone, Copy)]
-enum Pattern {
-    /// `Name`, `ScheduleGroupName` and the name prefixes.
-    Name,
-    /// `ClientToken`.
-    ClientToken,
-    /// `KmsKeyArn`.
-    KmsKeyArn,
-    /// `RoleArn`.
-    RoleArn,
-    /// `DeadLetterConfigArnString`.
-    DeadLetterArn,
-    /// `TagResourceArn`: a schedule group's ARN.
-    GroupArn,
-    /// `EventBridgeParameters.Source`.
-    Source,
-}
+/// `Name`, `ScheduleGroupName` and the name prefixes.
+const NAME_PATTERN: Pattern = Pattern {
+    text: "[0-9a-zA-Z-_.]+",
+    matches: |text| made_of(text, b"-_."),
+};
+/// `ClientToken`.
+const CLIENT_TOKEN_PATTERN: Pattern = Pattern {
+    text: "[a-zA-Z0-9-_]+",
+    matches: |text| made_of(text, b"-_"),
+};
+/// `KmsKeyArn`.
+const KMS_KEY_ARN_PATTERN: Pattern = Pattern {
+    text: r"arn:aws[a-z-]*:kms:[a-z0-9\-]+:\d{12}:(key|alias)\/[0-9a-zA-Z-_]*",
+    matches: |text| {
+        arn_matches(text, "kms", true, |resource| {
+            let (kind, id) = resource.split_once('/').unwrap_or((resource, "\u{0}"));
+            matches!(kind, "key" | "alias") && (id.is_empty() || made_of(id, b"-_"))
+        })
+    },
+};
+/// `RoleArn`.
+const ROLE_ARN_PATTERN: Pattern = Pattern {
+    text: r"arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]+",
+    matches: |text| {
+        arn_matches(text, "iam", false, |resource| {
+            resource
+                .strip_prefix("role/")
+                .is_some_and(|path| made_of(path, b"_+=,.@/-"))
+        })
+    },
+};
+/// `DeadLetterConfigArnString`.
+const DEAD_LETTER_ARN_PATTERN: Pattern = Pattern {
+    text: r"arn:aws[a-z-]*:sqs:[a-z0-9\-]+:\d{12}:[a-zA-Z0-9\-_]+",
+    matches: |text| arn_matches(text, "sqs", true, |resource| made_of(resource, b"-_")),
+};
+/// `TagResourceArn`: a schedule group's ARN.
+const GROUP_ARN_PATTERN: Pattern = Pattern {
+    text: r"arn:aws[a-z-]*:scheduler:[a-z0-9\-]+:\d{12}:schedule-group\/[0-9a-zA-Z-_.]+",
+    matches: |text| {
+        arn_matches(text, "scheduler", true, |resource| {
+            resource
+                .strip_prefix("schedule-group/")
+                .is_some_and(|name| made_of(name, b"-_."))
+        })
+    },
+};
+/// `EventBridgeParameters.Source`.
+const SOURCE_PATTERN: Pattern = Pattern {
+    text: r"(?=[/\.\-_A-Za-z0-9]+)((?!aws\.).*)|(\$(\.[\w_-]+(\[(\d+|\*)\])*)*)",
+    matches: |text| {
+        let plain = text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '-' | '_'))
+            && !text.starts_with("aws.");
+        plain || json_path(text)
+    },
+};
 
-impl Pattern {
-    fn text(self) -> &'static str {
-        match self {
-            Pattern::Name => "[0-9a-zA-Z-_.]+",
-            Pattern::ClientToken => "[a-zA-Z0-9-_]+",
-            Pattern::KmsKeyArn => {
-                r"arn:aws[a-z-]*:kms:[a-z0-9\-]+:\d{12}:(key|alias)\/[0-9a-zA-Z-_]*"
-            }
-            Pattern::RoleArn => r"arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]+",
-            Pattern::DeadLetterArn => r"arn:aws[a-z-]*:sqs:[a-z0-9\-]+:\d{12}:[a-zA-Z0-9\-_]+",
-            Pattern::GroupArn => {
-                r"arn:aws[a-z-]*:scheduler:[a-z0-9\-]+:\d{12}:schedule-group\/[0-9a-zA-Z-_.]+"
-            }
-            Pattern::Source => {
-                r"(?=[/\.\-_A-Za-z0-9]+)((?!aws\.).*)|(\$(\.[\w_-]+(\[(\d+|\*)\])*)*)"
-            }
-        }
-    }
-
-    fn matches(self, text: &str) -> bool {
-        let chars = |s: &str, extra: &[u8]| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
-        };
-        match self {
-            Pattern::Name => chars(text, b"-_."),
-            Pattern::ClientToken => chars(text, b"-_"),
-            Pattern::KmsKeyArn => arn_matches(text, "kms", true, |resource| {
-                let (kind, id) = resource.split_once('/').unwrap_or((resource, "\u{0}"));
-                matches!(kind, "key" | "alias") && (id.is_empty() || chars(id, b"-_"))
-            }),
-            Pattern::RoleArn => arn_matches(text, "iam", false, |resource| {
-                resource
-                    .strip_prefix("role/")
-                    .is_some_and(|path| chars(path, b"_+=,.@/-"))
-            }),
-            Pattern::DeadLetterArn => {
-                arn_matches(text, "sqs", true, |resource| chars(resource, b"-_"))
-            }
-            Pattern::GroupArn => arn_matches(text, "scheduler", true, |resource| {
-                resource
-                    .strip_prefix("schedule-group/")
-                    .is_some_and(|name| chars(name, b"-_."))
-            }),
-            Pattern::Source => {
-                let plain = text.chars().next().is_some_and(|c| {
-                    c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '-' | '_')
-                }) && !text.starts_with("aws.");
-                plain || json_path(text)
-            }
-        }
-    }
+/// Whether `text` is not empty and all ASCII letters, digits and `extra`.
+fn made_of(text: &str, extra: &[u8]) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
 }
 
 /// `arn:aws[a-z-]*:<service>:<region>:<12 digits>:<resource>`, the region `[a-z0-9\-]+`
@@ -187,101 +185,44 @@ fn json_path(text: &str) -> bool {
     true
 }
 
-/// A shape of the model.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Str {
-        min: usize,
-        max: Option<usize>,
-        pattern: Option<Pattern>,
-    },
-    Enum(&'static [&'static str]),
-    Int {
-        min: i64,
-        max: i64,
-    },
-    Timestamp,
-    List {
-        member: &'static Kind,
-        max: usize,
-    },
-    Struct(&'static [Member]),
-    /// A structure Gust does not look into (the target parameters it refuses).
-    Opaque,
-}
-
-/// A structure's member.
-#[derive(Debug, Clone, Copy)]
-struct Member {
-    name: &'static str,
-    kind: &'static Kind,
-    required: bool,
-}
-
-const fn member(name: &'static str, kind: &'static Kind) -> Member {
-    Member {
-        name,
-        kind,
-        required: false,
-    }
-}
-
-const fn required(name: &'static str, kind: &'static Kind) -> Member {
-    Member {
-        name,
-        kind,
-        required: true,
-    }
-}
-
-const fn text(min: usize, max: usize) -> Kind {
-    Kind::Str {
-        min,
-        max: Some(max),
-        pattern: None,
-    }
-}
-
-const fn patterned(min: usize, max: usize, pattern: Pattern) -> Kind {
-    Kind::Str {
-        min,
-        max: Some(max),
-        pattern: Some(pattern),
-    }
-}
-
-const NAME: Kind = patterned(1, 64, Pattern::Name);
-const CLIENT_TOKEN: Kind = patterned(1, 64, Pattern::ClientToken);
+const NAME: Kind = patterned(1, 64, NAME_PATTERN);
+const CLIENT_TOKEN: Kind = patterned(1, 64, CLIENT_TOKEN_PATTERN);
 const SCHEDULE_EXPRESSION: Kind = text(1, 256);
 const TIMEZONE: Kind = text(1, 50);
 const DESCRIPTION: Kind = text(0, 512);
 const TIMESTAMP: Kind = Kind::Timestamp;
 const STATE: Kind = Kind::Enum(&["ENABLED", "DISABLED"]);
 const ACTION_AFTER_COMPLETION: Kind = Kind::Enum(&["NONE", "DELETE"]);
-const KMS_KEY_ARN: Kind = patterned(1, 2048, Pattern::KmsKeyArn);
+const KMS_KEY_ARN: Kind = patterned(1, 2048, KMS_KEY_ARN_PATTERN);
 const TARGET_ARN: Kind = text(1, 1600);
-const ROLE_ARN: Kind = patterned(1, 1600, Pattern::RoleArn);
+const ROLE_ARN: Kind = patterned(1, 1600, ROLE_ARN_PATTERN);
 const TARGET_INPUT: Kind = Kind::Str {
-    min: 1,
+    min: Some(1),
     max: None,
     pattern: None,
 };
 const DEAD_LETTER_CONFIG: Kind =
-    Kind::Struct(&[member("Arn", &patterned(1, 1600, Pattern::DeadLetterArn))]);
+    Kind::Struct(&[member("Arn", &patterned(1, 1600, DEAD_LETTER_ARN_PATTERN))]);
 const RETRY_POLICY: Kind = Kind::Struct(&[
     member(
         "MaximumEventAgeInSeconds",
         &Kind::Int {
-            min: 60,
-            max: 86_400,
+            min: Some(60),
+            max: Some(86_400),
         },
     ),
-    member("MaximumRetryAttempts", &Kind::Int { min: 0, max: 185 }),
+    member(
+        "MaximumRetryAttempts",
+        &Kind::Int {
+            min: Some(0),
+            max: Some(185),
+        },
+    ),
 ]);
 const SQS_PARAMETERS: Kind = Kind::Struct(&[member("MessageGroupId", &text(1, 128))]);
 const EVENTBRIDGE_PARAMETERS: Kind = Kind::Struct(&[
     required("DetailType", &text(1, 128)),
-    required("Source", &patterned(1, 256, Pattern::Source)),
+    required("Source", &patterned(1, 256, SOURCE_PATTERN)),
 ]);
 /// The target parameters Gust refuses (it has no ECS, Kinesis, SageMaker…).
 const UNSUPPORTED_PARAMETERS: &[&str] = &[
@@ -307,21 +248,32 @@ const TARGET: Kind = Kind::Struct(&[
 ]);
 const FLEXIBLE_TIME_WINDOW: Kind = Kind::Struct(&[
     required("Mode", &Kind::Enum(&["OFF", "FLEXIBLE"])),
-    member("MaximumWindowInMinutes", &Kind::Int { min: 1, max: 1440 }),
+    member(
+        "MaximumWindowInMinutes",
+        &Kind::Int {
+            min: Some(1),
+            max: Some(1440),
+        },
+    ),
 ]);
 const TAG_KEY: Kind = text(1, 128);
 const TAG: Kind = Kind::Struct(&[required("Key", &TAG_KEY), required("Value", &text(1, 256))]);
 const TAG_LIST: Kind = Kind::List {
     member: &TAG,
-    max: 200,
+    min: None,
+    max: Some(200),
 };
 const TAG_KEYS: Kind = Kind::List {
     member: &TAG_KEY,
-    max: 200,
+    min: None,
+    max: Some(200),
 };
-const TAG_RESOURCE_ARN: Kind = patterned(1, 1011, Pattern::GroupArn);
+const TAG_RESOURCE_ARN: Kind = patterned(1, 1011, GROUP_ARN_PATTERN);
 const NEXT_TOKEN: Kind = text(1, 2048);
-const MAX_RESULTS: Kind = Kind::Int { min: 1, max: 100 };
+const MAX_RESULTS: Kind = Kind::Int {
+    min: Some(1),
+    max: Some(100),
+};
 
 const SCHEDULE_SETTINGS: &[Member] = &[
     required("Name", &NAME),
@@ -375,6 +327,13 @@ const UNTAG_RESOURCE: &[Member] = &[
     required("TagKeys", &TAG_KEYS),
 ];
 const LIST_TAGS_FOR_RESOURCE: &[Member] = &[required("ResourceArn", &TAG_RESOURCE_ARN)];
+
+/// Scheduler cuts long values in its messages, and checks a pattern only on a value long
+/// enough.
+const DIALECT: Dialect = Dialect {
+    shown: |value, _| shown_with(value, gust_model::error::quoted),
+    pattern_when_short: false,
+};
 
 // ---------------------------------------------------------------------------------------
 // Operations and their routes.
@@ -549,7 +508,7 @@ pub(crate) fn handle(
     Some(
         input(operation, label, raw_query, body)
             .and_then(|input| {
-                check(operation.shape(), &input)?;
+                validate::check(operation.shape(), &input, &DIALECT)?;
                 Ok(run(service, account, operation, &input)?)
             })
             .map(|output| (200, output)),
@@ -610,242 +569,6 @@ fn input(
         object.insert(name.to_owned(), Value::String(value));
     }
     Ok(Value::Object(object))
-}
-
-// ---------------------------------------------------------------------------------------
-// Checking an input against its shape.
-
-fn serialization(value: &Value, target: &str) -> ServiceError {
-    let found = match value {
-        Value::String(_) => "STRING_VALUE",
-        Value::Number(_) => "NUMBER_VALUE",
-        Value::Bool(_) => "BOOLEAN_VALUE",
-        Value::Array(_) => "START_ARRAY",
-        Value::Object(_) => "START_OBJECT",
-        Value::Null => "NULL_VALUE",
-    };
-    ServiceError::client(
-        400,
-        "SerializationException",
-        format!("{found} can not be converted to {target}"),
-    )
-}
-
-/// A value as a message quotes it (cut when long).
-fn shown(value: &Value) -> String {
-    let text = match value {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(shown).collect::<Vec<_>>().join(", ")
-        ),
-        Value::Object(map) => format!(
-            "{{{}}}",
-            map.iter()
-                .map(|(k, v)| format!("{k}={}", shown(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Value::Null => "null".into(),
-        other => other.to_string(),
-    };
-    gust_model::error::quoted(text)
-}
-
-/// A member's name in a message path: `GroupName` is `groupName`.
-fn camel(name: &str) -> String {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
-        None => String::new(),
-    }
-}
-
-struct Checker {
-    errors: Vec<String>,
-}
-
-impl Checker {
-    fn violation(&mut self, value: &Value, path: &str, constraint: &str) {
-        let value = match value {
-            Value::Null => "null".to_owned(),
-            other => format!("'{}'", shown(other)),
-        };
-        self.errors.push(format!(
-            "Value {value} at '{path}' failed to satisfy constraint: {constraint}"
-        ));
-    }
-
-    fn structure(
-        &mut self,
-        members: &[Member],
-        object: &Map<String, Value>,
-        path: &str,
-    ) -> Result<(), ServiceError> {
-        for m in members {
-            let here = if path.is_empty() {
-                camel(m.name)
-            } else {
-                format!("{path}.{}", camel(m.name))
-            };
-            match object.get(m.name) {
-                None | Some(Value::Null) => {
-                    if m.required {
-                        self.violation(&Value::Null, &here, "Member must not be null");
-                    }
-                }
-                Some(value) => self.value(m.kind, value, &here)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn value(&mut self, kind: &Kind, value: &Value, path: &str) -> Result<(), ServiceError> {
-        match kind {
-            Kind::Str { min, max, pattern } => {
-                let text = value
-                    .as_str()
-                    .ok_or_else(|| serialization(value, "a String"))?;
-                let length = text.chars().count();
-                if let Some(max) = max {
-                    if length > *max {
-                        self.violation(
-                            value,
-                            path,
-                            &format!("Member must have length less than or equal to {max}"),
-                        );
-                    }
-                }
-                if length < *min {
-                    self.violation(
-                        value,
-                        path,
-                        &format!("Member must have length greater than or equal to {min}"),
-                    );
-                }
-                if let Some(pattern) = pattern {
-                    if length >= *min && !pattern.matches(text) {
-                        self.violation(
-                            value,
-                            path,
-                            &format!(
-                                "Member must satisfy regular expression pattern: {}",
-                                pattern.text()
-                            ),
-                        );
-                    }
-                }
-            }
-            Kind::Enum(values) => {
-                let text = value
-                    .as_str()
-                    .ok_or_else(|| serialization(value, "a String"))?;
-                if !values.contains(&text) {
-                    self.violation(
-                        value,
-                        path,
-                        &format!(
-                            "Member must satisfy enum value set: [{}]",
-                            values.join(", ")
-                        ),
-                    );
-                }
-            }
-            Kind::Int { min, max } => {
-                let number = integer_of(value).ok_or_else(|| serialization(value, "an Integer"))?;
-                if number > *max {
-                    self.violation(
-                        value,
-                        path,
-                        &format!("Member must have value less than or equal to {max}"),
-                    );
-                }
-                if number < *min {
-                    self.violation(
-                        value,
-                        path,
-                        &format!("Member must have value greater than or equal to {min}"),
-                    );
-                }
-            }
-            Kind::Timestamp => {
-                timestamp_of(value).ok_or_else(|| serialization(value, "a Timestamp"))?;
-            }
-            Kind::List { member, max } => {
-                let items = value
-                    .as_array()
-                    .ok_or_else(|| serialization(value, "a List"))?;
-                if items.len() > *max {
-                    self.violation(
-                        value,
-                        path,
-                        &format!("Member must have length less than or equal to {max}"),
-                    );
-                }
-                for (index, item) in items.iter().enumerate() {
-                    let here = format!("{path}.{}.member", index + 1);
-                    if item.is_null() {
-                        self.violation(item, &here, "Member must not be null");
-                    } else {
-                        self.value(member, item, &here)?;
-                    }
-                }
-            }
-            Kind::Struct(members) => {
-                let object = value
-                    .as_object()
-                    .ok_or_else(|| serialization(value, "a Structure"))?;
-                self.structure(members, object, path)?;
-            }
-            Kind::Opaque => {
-                value
-                    .as_object()
-                    .ok_or_else(|| serialization(value, "a Structure"))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// An integer member (a fractional number is truncated), within Java's `int`.
-fn integer_of(value: &Value) -> Option<i64> {
-    let number = match value {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(f64::trunc).map(|f| f as i64))?,
-        _ => return None,
-    };
-    i32::try_from(number).ok().map(i64::from)
-}
-
-/// A timestamp member: epoch seconds.
-fn timestamp_of(value: &Value) -> Option<OffsetDateTime> {
-    let seconds = value.as_f64().filter(|s| s.is_finite())?;
-    OffsetDateTime::from_unix_timestamp_nanos((seconds * 1e9).round() as i128).ok()
-}
-
-/// Checks `input` against the operation's shape.
-fn check(members: &[Member], input: &Value) -> Result<(), ServiceError> {
-    let empty = Map::new();
-    let object = input.as_object().unwrap_or(&empty);
-    let mut checker = Checker { errors: Vec::new() };
-    checker.structure(members, object, "")?;
-    match checker.errors.len() {
-        0 => Ok(()),
-        1 => Err(ServiceError::client(
-            400,
-            "ValidationException",
-            format!("1 validation error detected: {}", checker.errors[0]),
-        )),
-        n => Err(ServiceError::client(
-            400,
-            "ValidationException",
-            format!(
-                "{n} validation errors detected: {}",
-                checker.errors.join("; ")
-            ),
-        )),
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use gust_store::sqlite::open_versioned;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use time::OffsetDateTime;
 
@@ -84,18 +85,8 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, AutoscalingError> {
-        let connection = Connection::open(path)?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "FULL")?;
-        connection.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = connection.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(AutoscalingError::InternalService(format!(
-                "the autoscaling database has schema version {version}, newer than this build's {SCHEMA_VERSION}"
-            )));
-        }
-        connection.execute_batch(SCHEMA)?;
-        connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        let connection = open_versioned(path, "autoscaling", SCHEMA, SCHEMA_VERSION)
+            .map_err(|error| error.into_error(AutoscalingError::InternalService))?;
         Ok(SqliteStore {
             connection: Mutex::new(connection),
         })

@@ -10,6 +10,7 @@ pub mod group_commit;
 mod layers;
 pub mod package;
 mod record;
+pub mod sqlite;
 mod versions;
 
 use std::path::{Path, PathBuf};
