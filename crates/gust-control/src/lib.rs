@@ -132,6 +132,8 @@ pub struct ControlPlane {
     /// Serialises telling the engine about provisioned concurrency with the deletions that
     /// change it, so the engine never ends on an older picture.
     provisioned_sync: std::sync::Mutex<()>,
+    /// Serialises changes to event source mappings (read, change, write).
+    mapping_writes: std::sync::Mutex<()>,
 }
 
 /// The other accounts of this server, as a control plane reaches them: only to use a
@@ -158,6 +160,7 @@ impl ControlPlane {
             accounts: None,
             concurrency_limit: limits::ACCOUNT_CONCURRENT_EXECUTIONS,
             provisioned_sync: std::sync::Mutex::new(()),
+            mapping_writes: std::sync::Mutex::new(()),
         }
     }
 

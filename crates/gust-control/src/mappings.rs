@@ -89,7 +89,7 @@ impl ControlPlane {
         }
     }
 
-    fn store_mapping(&self, mapping: &EventSourceMapping) -> Result<()> {
+    fn mapping_record(mapping: &EventSourceMapping) -> Result<(FunctionName, String)> {
         let name = FunctionName::parse(&mapping.function).map_err(ControlError::from)?;
         let record = serde_json::to_string(mapping).map_err(|e| {
             ControlError::Store(gust_store::StoreError::Io {
@@ -97,9 +97,24 @@ impl ControlPlane {
                 source: std::io::Error::other(e),
             })
         })?;
-        self.store
-            .put_mapping(&mapping.uuid, &name, &mapping.source_arn, &record)?;
+        Ok((name, record))
+    }
+
+    /// Stores a change to an existing mapping (never bringing a deleted one back).
+    fn store_mapping(&self, mapping: &EventSourceMapping) -> Result<()> {
+        let (name, record) = Self::mapping_record(mapping)?;
+        if !self.store.update_mapping(&mapping.uuid, &name, &record)? {
+            return Err(not_found());
+        }
         Ok(())
+    }
+
+    /// Serialises a mapping's read-change-write against other changes of this process
+    /// (the pollers' reports, the API's updates, tags, deletes).
+    fn mapping_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.mapping_writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every mapping of this account (oldest first).
@@ -174,7 +189,9 @@ impl ControlPlane {
             last_processing_result: NO_RECORDS.into(),
             tags: tags.clone(),
         };
-        self.store_mapping(&mapping)?;
+        let (name, record) = Self::mapping_record(&mapping)?;
+        self.store
+            .put_mapping(&mapping.uuid, &name, &mapping.source_arn, &record)?;
         Ok(mapping)
     }
 
@@ -188,6 +205,7 @@ impl ControlPlane {
     }
 
     pub(crate) fn tag_mapping(&self, uuid: &str, tags: &gust_model::Tags) -> Result<()> {
+        let _writes = self.mapping_writes();
         let mut mapping = self.mapping(uuid)?;
         gust_model::tags::validate_new_tags(tags, &mapping.tags)?;
         mapping
@@ -197,6 +215,7 @@ impl ControlPlane {
     }
 
     pub(crate) fn untag_mapping(&self, uuid: &str, keys: &[String]) -> Result<()> {
+        let _writes = self.mapping_writes();
         let mut mapping = self.mapping(uuid)?;
         mapping.tags.retain(|k, _| !keys.contains(k));
         self.store_mapping(&mapping)
@@ -225,6 +244,7 @@ impl ControlPlane {
         queue: Option<QueueFacts>,
         check_pattern: impl Fn(&str) -> std::result::Result<(), String>,
     ) -> Result<EventSourceMapping> {
+        let _writes = self.mapping_writes();
         let mut mapping = self.mapping(uuid)?;
         if mapping.state == MappingState::Deleting {
             return Err(ControlError::Conflict(format!(
@@ -255,6 +275,7 @@ impl ControlPlane {
 
     /// `DeleteEventSourceMapping`: the mapping as it was, in state `Deleting`.
     pub fn delete_mapping(&self, uuid: &str) -> Result<EventSourceMapping> {
+        let _writes = self.mapping_writes();
         let mut mapping = self.mapping(uuid)?;
         mapping.state = MappingState::Deleting;
         if !self.store.delete_mapping(uuid)? {
@@ -302,6 +323,7 @@ impl ControlPlane {
     /// The pollers settled a mapping (`Enabled` or `Disabled` after a create or update).
     /// Nothing happens if it changed again meanwhile (`seen_ms` is the version they saw).
     pub fn settle_mapping(&self, uuid: &str, seen_ms: i64) -> Result<()> {
+        let _writes = self.mapping_writes();
         let Ok(mut mapping) = self.mapping(uuid) else {
             return Ok(());
         };
@@ -333,6 +355,7 @@ impl ControlPlane {
 
     /// Records a batch's outcome (`OK`, `PROBLEM: …`) when it differs from the last one.
     pub fn record_mapping_result(&self, uuid: &str, result: &str) -> Result<()> {
+        let _writes = self.mapping_writes();
         let Ok(mut mapping) = self.mapping(uuid) else {
             return Ok(());
         };

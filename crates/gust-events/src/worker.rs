@@ -83,6 +83,10 @@ impl Events {
                 principal: Principal::Events,
                 source_arn: &d.rule_arn,
                 message_group_id: d.message_group_id.as_deref(),
+                // A FIFO queue deduplicates on the event's id, as EventBridge does.
+                deduplication_id: serde_json::from_str::<serde_json::Value>(&d.event)
+                    .ok()
+                    .and_then(|e| e["id"].as_str().map(str::to_owned)),
                 attributes: Vec::new(),
             })
             .await;
@@ -182,6 +186,7 @@ impl Events {
                 principal: Principal::Events,
                 source_arn: &d.rule_arn,
                 message_group_id: None,
+                deduplication_id: None,
                 attributes,
             })
             .await;

@@ -78,10 +78,11 @@ pub fn failed_items(body: &[u8], batch: &[&str]) -> Option<Vec<String>> {
         },
         _ => return None,
     };
+    let known: std::collections::HashSet<&str> = batch.iter().copied().collect();
     let mut failed = Vec::new();
     for item in failures {
         let id = item.get("itemIdentifier")?.as_str()?;
-        if id.is_empty() || !batch.contains(&id) {
+        if id.is_empty() || !known.contains(id) {
             return None;
         }
         failed.push(id.to_owned());

@@ -80,8 +80,9 @@ pub enum Outcome {
 
 /// What the pollers need from the server.
 pub trait Host: Send + Sync + std::fmt::Debug {
-    /// Every mapping of every account.
-    fn mappings(&self) -> BoxFuture<'_, Vec<ActiveMapping>>;
+    /// Every mapping of every account; `None` when they could not all be read (the
+    /// pollers then keep what they run).
+    fn mappings(&self) -> BoxFuture<'_, Option<Vec<ActiveMapping>>>;
     /// The pollers applied the mapping as of `version_ms`: it may settle.
     fn settle<'a>(&'a self, account: &'a str, uuid: &'a str, version_ms: i64) -> BoxFuture<'a, ()>;
     /// Records `LastProcessingResult`.
@@ -152,7 +153,9 @@ impl Pollers {
 
     /// One pass: start what is enabled and new or changed, stop what is not, settle.
     pub async fn reconcile(self: &Arc<Self>) {
-        let mappings = self.host.mappings().await;
+        let Some(mappings) = self.host.mappings().await else {
+            return;
+        };
         let mut settle = Vec::new();
         {
             let mut running = lock(&self.running);
@@ -258,6 +261,17 @@ struct Gathered {
     messages: Vec<gust_sqs::Received>,
     /// When the first message was received (its visibility runs from then).
     received_at: Instant,
+    /// The queue's visibility timeout.
+    visibility: Duration,
+}
+
+/// The next wait after a failed batch: from half a second, doubling to ten.
+fn next_backoff(current: Duration) -> Duration {
+    if current.is_zero() {
+        Duration::from_millis(500)
+    } else {
+        (current * 2).min(Duration::from_secs(10))
+    }
 }
 
 impl Worker {
@@ -268,67 +282,110 @@ impl Worker {
             .map_or(DEFAULT_MAX_WORKERS, |n| n as usize)
     }
 
-    fn spawn_worker(self: &Arc<Self>, stopped: watch::Receiver<bool>) {
-        self.workers.fetch_add(1, Ordering::SeqCst);
+    /// Starts a worker whose place in `workers` is already counted.
+    fn spawn_counted(self: &Arc<Self>, stopped: watch::Receiver<bool>) {
         let worker = Arc::clone(self);
         tokio::spawn(async move {
-            worker.work(stopped).await;
-            worker.workers.fetch_sub(1, Ordering::SeqCst);
+            if !worker.work(stopped).await {
+                worker.workers.fetch_sub(1, Ordering::SeqCst);
+            }
         });
     }
 
-    /// Another worker, when batches come full and nothing was throttled lately.
+    fn spawn_worker(self: &Arc<Self>, stopped: watch::Receiver<bool>) {
+        self.workers.fetch_add(1, Ordering::SeqCst);
+        self.spawn_counted(stopped);
+    }
+
+    /// Another worker, when batches come full and nothing was throttled lately (counted
+    /// in one step, so the maximum holds).
     fn maybe_scale_up(self: &Arc<Self>, stopped: &watch::Receiver<bool>) {
         let recently_throttled =
             lock(&self.throttled_at).is_some_and(|at| at.elapsed() < Duration::from_secs(5));
-        if !recently_throttled && self.workers.load(Ordering::SeqCst) < self.max_workers() {
-            self.spawn_worker(stopped.clone());
+        let max = self.max_workers();
+        if !recently_throttled
+            && self
+                .workers
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n < max).then_some(n + 1)
+                })
+                .is_ok()
+        {
+            self.spawn_counted(stopped.clone());
         }
     }
 
-    async fn work(self: &Arc<Self>, mut stopped: watch::Receiver<bool>) {
+    /// Leaves if it is not the last worker (checked and counted out in one step, so the
+    /// last one always stays).
+    fn leave_if_spare(&self) -> bool {
+        self.workers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n > 1).then(|| n - 1)
+            })
+            .is_ok()
+    }
+
+    /// Polls until stopped; `true` when it counted itself out already.
+    async fn work(self: &Arc<Self>, mut stopped: watch::Receiver<bool>) -> bool {
+        // After a failed batch the worker waits before the next (the queue would otherwise
+        // be run through, every message's receive count going up).
+        let mut backoff = Duration::ZERO;
         loop {
             if *stopped.borrow() {
-                return;
+                return false;
             }
-            let gathered = tokio::select! {
-                gathered = self.gather() => gathered,
-                _ = stopped.changed() => return,
-            };
-            let gathered = match gathered {
-                Ok(Some(gathered)) => gathered,
+            if !backoff.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stopped.changed() => return false,
+                }
+            }
+            let (gathered, problem) = self.gather(&mut stopped).await;
+            if let Some(problem) = &problem {
+                self.record(&format!("PROBLEM: {problem}")).await;
+            }
+            let Some(gathered) = gathered else {
+                if problem.is_some() {
+                    backoff = next_backoff(backoff);
+                    continue;
+                }
                 // Nothing came in a whole long poll: spare workers leave.
-                Ok(None) => {
-                    if self.workers.load(Ordering::SeqCst) > 1 {
-                        return;
-                    }
-                    continue;
+                if self.leave_if_spare() {
+                    return true;
                 }
-                Err(problem) => {
-                    self.record(&format!("PROBLEM: {problem}")).await;
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(5)) => {}
-                        _ = stopped.changed() => return,
-                    }
-                    continue;
-                }
+                continue;
             };
-            if gathered.messages.len() >= self.mapping.settings.batch_size as usize {
+            let full = gathered.messages.len() >= self.mapping.settings.batch_size as usize;
+            // What is in hand is processed even when the mapping is being stopped.
+            let succeeded = self.process(gathered, &stopped).await;
+            backoff = if succeeded {
+                Duration::ZERO
+            } else {
+                next_backoff(backoff)
+            };
+            if full && succeeded {
                 self.maybe_scale_up(&stopped);
             }
-            self.process(gathered, &stopped).await;
         }
     }
 
     /// Receives one batch: up to `BatchSize` messages, or what arrives within the batching
-    /// window after the first, or 6 MB. `None` when a long poll found nothing.
-    async fn gather(&self) -> Result<Option<Gathered>, String> {
+    /// window after the first (kept well inside the queue's visibility timeout), or 6 MB.
+    /// Returns what it gathered (`None` when a long poll found nothing) and, if a receive
+    /// failed, why; a stop ends the gathering with what is in hand.
+    async fn gather(
+        &self,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> (Option<Gathered>, Option<String>) {
         let settings = &self.mapping.settings;
         let want = settings.batch_size as usize;
         let mut messages: Vec<gust_sqs::Received> = Vec::new();
+        let mut excess: Vec<String> = Vec::new();
         let mut bytes = 0usize;
         let mut first_at = None;
-        let window = Duration::from_secs(u64::from(settings.window_s));
+        let mut problem = None;
+        let (visibility, _) = self.queue_settings().await;
+        let window = Duration::from_secs(u64::from(settings.window_s)).min(visibility / 2);
         loop {
             let wait = match first_at {
                 None => LONG_POLL_S,
@@ -348,34 +405,56 @@ impl Worker {
                 message_attribute_names: vec!["All".into()],
                 attempt_id: None,
             };
-            let received = self
-                .pollers
-                .sqs
-                .receive(&self.caller, &self.queue, &options)
-                .await
-                .map_err(|e| e.to_string())?;
+            let received = tokio::select! {
+                received = self.pollers.sqs.receive(&self.caller, &self.queue, &options) => received,
+                _ = stopped.changed() => break,
+            };
+            let received = match received {
+                Ok(received) => received,
+                Err(error) => {
+                    problem = Some(error.to_string());
+                    break;
+                }
+            };
             if received.is_empty() {
                 if first_at.is_none() {
-                    return Ok(None);
+                    return (None, None);
                 }
                 continue;
             }
             first_at.get_or_insert_with(Instant::now);
             for message in received {
-                bytes += message.body.len();
+                // The record's own fields count too (an estimate per message).
+                let size = message.body.len() + 1024;
+                if bytes + size > gust_model::mapping::BATCH_BYTES_MAX && !messages.is_empty() {
+                    excess.push(message.receipt_handle);
+                    continue;
+                }
+                bytes += size;
                 messages.push(message);
             }
-            if messages.len() >= want
-                || bytes >= gust_model::mapping::BATCH_BYTES_MAX / 2
-                || window.is_zero()
+            if !excess.is_empty() || messages.len() >= want || window.is_zero() || *stopped.borrow()
             {
                 break;
             }
         }
-        Ok(first_at.map(|received_at| Gathered {
-            messages,
-            received_at,
-        }))
+        // Messages past the 6 MB payload go back to the queue at once.
+        if !excess.is_empty() {
+            let entries: Vec<(String, i64)> = excess.into_iter().map(|h| (h, 0)).collect();
+            let _ = self
+                .pollers
+                .sqs
+                .change_visibility(&self.caller, &self.queue, &entries)
+                .await;
+        }
+        (
+            first_at.map(|received_at| Gathered {
+                messages,
+                received_at,
+                visibility,
+            }),
+            problem,
+        )
     }
 
     async fn record(&self, result: &str) {
@@ -398,8 +477,8 @@ impl Worker {
         }
     }
 
-    /// Filters, invokes and deletes one batch.
-    async fn process(&self, gathered: Gathered, stopped: &watch::Receiver<bool>) {
+    /// Filters, invokes and deletes one batch; whether the function succeeded with it.
+    async fn process(&self, gathered: Gathered, stopped: &watch::Receiver<bool>) -> bool {
         let region = &self.pollers.region;
         let mut records = Vec::new();
         let mut dropped = Vec::new();
@@ -421,7 +500,7 @@ impl Worker {
             self.delete(dropped).await;
         }
         if records.is_empty() {
-            return;
+            return true;
         }
         let trace = records
             .first()
@@ -432,8 +511,10 @@ impl Worker {
             })
             .to_string(),
         );
-        let (visibility, redrive) = self.queue_settings().await;
-        let deadline = gathered.received_at + visibility.saturating_sub(Duration::from_secs(1));
+        let (_, redrive) = self.queue_settings().await;
+        // Throttled invokes are retried while the function would still have time to run
+        // before the messages come back (the queue's timeout is at least the function's).
+        let deadline = gathered.received_at + gathered.visibility / 2;
         let mut backoff = Duration::from_millis(100);
         let outcome = loop {
             let outcome = self
@@ -467,6 +548,8 @@ impl Worker {
                 };
                 match keep {
                     Some(failed) => {
+                        let failed: std::collections::HashSet<String> =
+                            failed.into_iter().collect();
                         let handles: Vec<String> = records
                             .iter()
                             .filter(|(m, _)| !failed.contains(&m.message_id))
@@ -479,16 +562,21 @@ impl Worker {
                             "PROBLEM: Function reported failures for some records."
                         };
                         self.record(result).await;
+                        true
                     }
                     None => {
                         self.record(
                             "PROBLEM: Function returned an invalid partial batch response.",
                         )
                         .await;
+                        false
                     }
                 }
             }
-            Outcome::FunctionError => self.record("PROBLEM: Function call failed").await,
+            Outcome::FunctionError => {
+                self.record("PROBLEM: Function call failed").await;
+                false
+            }
             // Stopped: the messages go to the queue's dead-letter queue when it has one
             // (they come back until its maxReceiveCount), else they are dropped.
             Outcome::Recursive => {
@@ -501,9 +589,16 @@ impl Worker {
                 }
                 self.record("PROBLEM: Recursive invocation loop detected and stopped.")
                     .await;
+                false
             }
-            Outcome::Throttled => self.record("PROBLEM: Function call throttled").await,
-            Outcome::Failed(reason) => self.record(&format!("PROBLEM: {reason}")).await,
+            Outcome::Throttled => {
+                self.record("PROBLEM: Function call throttled").await;
+                false
+            }
+            Outcome::Failed(reason) => {
+                self.record(&format!("PROBLEM: {reason}")).await;
+                false
+            }
         }
     }
 

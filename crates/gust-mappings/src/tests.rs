@@ -21,8 +21,8 @@ struct FakeHost {
 }
 
 impl Host for FakeHost {
-    fn mappings(&self) -> BoxFuture<'_, Vec<ActiveMapping>> {
-        Box::pin(async { self.mappings.lock().unwrap().clone() })
+    fn mappings(&self) -> BoxFuture<'_, Option<Vec<ActiveMapping>>> {
+        Box::pin(async { Some(self.mappings.lock().unwrap().clone()) })
     }
 
     fn settle<'a>(&'a self, _: &'a str, uuid: &'a str, _: i64) -> BoxFuture<'a, ()> {
@@ -217,7 +217,7 @@ async fn partial_failures_keep_only_the_reported_messages() {
     #[derive(Debug)]
     struct FailSecond(Arc<FakeHost>);
     impl Host for FailSecond {
-        fn mappings(&self) -> BoxFuture<'_, Vec<ActiveMapping>> {
+        fn mappings(&self) -> BoxFuture<'_, Option<Vec<ActiveMapping>>> {
             self.0.mappings()
         }
         fn settle<'a>(&'a self, a: &'a str, u: &'a str, v: i64) -> BoxFuture<'a, ()> {

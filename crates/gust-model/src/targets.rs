@@ -45,6 +45,9 @@ pub struct Delivery<'a> {
     pub source_arn: &'a str,
     /// A FIFO queue target's `MessageGroupId`.
     pub message_group_id: Option<&'a str>,
+    /// A FIFO queue target's `MessageDeduplicationId` (EventBridge uses the event's id;
+    /// without one the queue must deduplicate on content).
+    pub deduplication_id: Option<String>,
     /// String message attributes for a queue target (a dead-letter message's
     /// `ERROR_CODE`, `ERROR_MESSAGE`, …); empty for ordinary deliveries.
     pub attributes: Vec<(String, String)>,

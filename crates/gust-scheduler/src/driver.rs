@@ -286,6 +286,7 @@ impl Scheduler {
                 principal: Principal::Scheduler,
                 source_arn: &delivery.schedule_arn,
                 message_group_id: delivery.target.message_group_id(),
+                deduplication_id: None,
                 attributes: Vec::new(),
             })
             .await;
@@ -383,6 +384,7 @@ impl Scheduler {
                 principal: Principal::Scheduler,
                 source_arn: &delivery.schedule_arn,
                 message_group_id: None,
+                deduplication_id: None,
                 attributes: letter
                     .attributes
                     .iter()

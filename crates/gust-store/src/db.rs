@@ -434,6 +434,20 @@ pub(crate) fn put_mapping(
     Ok(())
 }
 
+/// Replaces an existing mapping's function and record; `false` when it is gone (a
+/// change never brings a deleted mapping back).
+pub(crate) fn update_mapping(
+    connection: &Connection,
+    uuid: &str,
+    name: &FunctionName,
+    record: &str,
+) -> Result<bool, StoreError> {
+    Ok(connection.execute(
+        "UPDATE event_source_mappings SET function_name = ?2, record = ?3 WHERE uuid = ?1",
+        params![uuid, name.as_str(), record],
+    )? > 0)
+}
+
 /// Every mapping: (uuid, function, source ARN, record), oldest first.
 pub(crate) fn mappings(
     connection: &Connection,

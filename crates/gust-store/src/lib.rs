@@ -425,6 +425,16 @@ impl Store {
         db::put_mapping(&mut self.lock(), uuid, function, source_arn, record)
     }
 
+    /// Replaces an existing event source mapping's record; `false` when it is gone.
+    pub fn update_mapping(
+        &self,
+        uuid: &str,
+        function: &FunctionName,
+        record: &str,
+    ) -> Result<bool, StoreError> {
+        db::update_mapping(&self.lock(), uuid, function, record)
+    }
+
     /// Every event source mapping: (uuid, function, source ARN, record), oldest first.
     pub fn mappings(&self) -> Result<Vec<(String, String, String, String)>, StoreError> {
         db::mappings(&self.lock())

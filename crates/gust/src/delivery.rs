@@ -214,12 +214,9 @@ impl gust_model::targets::Deliver for Targets {
                         principal,
                         sender_id: format!("AROAEVENTS:{}", delivery.account),
                     };
-                    // A FIFO target deduplicates on the payload (EventBridge uses the event
-                    // id, which the payload carries).
-                    let deduplication_id = fifo.then(|| {
-                        use sha2::Digest;
-                        hex::encode(sha2::Sha256::digest(delivery.payload.as_bytes()))
-                    });
+                    // A FIFO queue deduplicates on what the router gives (EventBridge: the
+                    // event's id), else on its content setting.
+                    let deduplication_id = delivery.deduplication_id.filter(|_| fifo);
                     let attributes = delivery
                         .attributes
                         .into_iter()

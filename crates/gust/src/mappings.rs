@@ -23,7 +23,7 @@ fn random_hex(bytes: usize) -> String {
 }
 
 impl gust_mappings::Host for MappingHost {
-    fn mappings(&self) -> BoxFuture<'_, Vec<ActiveMapping>> {
+    fn mappings(&self) -> BoxFuture<'_, Option<Vec<ActiveMapping>>> {
         Box::pin(async move {
             let mut all = Vec::new();
             for (account, plane) in &self.planes {
@@ -39,7 +39,7 @@ impl gust_mappings::Host for MappingHost {
                 .await;
                 let Ok(Ok(mappings)) = found else {
                     tracing::warn!(%account, "cannot read event source mappings");
-                    continue;
+                    return None;
                 };
                 all.extend(mappings.into_iter().map(|(function_arn, m)| ActiveMapping {
                     account: account.clone(),
@@ -51,7 +51,7 @@ impl gust_mappings::Host for MappingHost {
                     version_ms: m.last_modified_ms,
                 }));
             }
-            all
+            Some(all)
         })
     }
 
