@@ -29,16 +29,7 @@ use crate::validate::{
 
 impl From<AutoscalingError> for ServiceError {
     fn from(error: AutoscalingError) -> Self {
-        if error.is_internal() {
-            return ServiceError {
-                status: 500,
-                code: error.shape().to_owned(),
-                shape: error.shape().to_owned(),
-                message: error.to_string(),
-                sender: false,
-            };
-        }
-        ServiceError::client(400, error.shape(), error.to_string())
+        ServiceError::of_service(400, error.is_internal(), error.shape(), error.to_string())
     }
 }
 

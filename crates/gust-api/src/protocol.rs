@@ -45,6 +45,18 @@ impl ServiceError {
         }
     }
 
+    /// A service's own error, named by its shape: the caller's fault with `status`, or
+    /// (`internal`) the service's, as a 500.
+    pub fn of_service(status: u16, internal: bool, shape: &str, message: String) -> Self {
+        ServiceError {
+            status: if internal { 500 } else { status },
+            code: shape.to_owned(),
+            shape: shape.to_owned(),
+            message,
+            sender: !internal,
+        }
+    }
+
     /// A server fault; the cause is logged, not sent.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");

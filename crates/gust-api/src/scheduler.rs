@@ -38,13 +38,12 @@ use crate::validate::{
 
 impl From<SchedulerError> for ServiceError {
     fn from(error: SchedulerError) -> Self {
-        ServiceError {
-            status: error.status(),
-            code: error.shape().to_owned(),
-            shape: error.shape().to_owned(),
-            message: error.to_string(),
-            sender: !error.is_internal(),
-        }
+        ServiceError::of_service(
+            error.status(),
+            error.is_internal(),
+            error.shape(),
+            error.to_string(),
+        )
     }
 }
 
