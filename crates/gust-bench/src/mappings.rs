@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::concurrency::fresh;
 use crate::{create, latency, ms, percentile, row, zip, Args, Runtime, Target};
 
-const MESSAGES: usize = 3000;
+const MESSAGES: usize = 20_000;
 const CONCURRENCY: usize = 8;
 
 fn unix_now() -> f64 {

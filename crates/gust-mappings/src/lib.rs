@@ -38,6 +38,8 @@ pub const RECONCILE_PERIOD: Duration = Duration::from_secs(1);
 /// Workers per mapping when `MaximumConcurrency` is not set (Lambda scales further; one
 /// host gains nothing past its cores and the function's concurrency).
 const DEFAULT_MAX_WORKERS: usize = 16;
+/// How long a mapping's workers use the queue's settings before reading them again.
+const QUEUE_SETTINGS_TTL: Duration = Duration::from_secs(5);
 /// Workers a mapping starts with.
 const INITIAL_WORKERS: usize = 5;
 /// The longest a receive waits for a message.
@@ -235,6 +237,7 @@ impl Pollers {
             filters,
             workers: AtomicUsize::new(0),
             throttled_at: Mutex::new(None),
+            queue_cache: Mutex::new(None),
         });
         // Lambda starts a mapping with five pollers; the spare ones leave after a long
         // poll that finds nothing.
@@ -254,6 +257,8 @@ struct Worker {
     filters: Vec<EventPattern>,
     workers: AtomicUsize,
     throttled_at: Mutex<Option<Instant>>,
+    /// The queue's settings as last read: when, visibility timeout, has a DLQ.
+    queue_cache: Mutex<Option<(Instant, Duration, bool)>>,
 }
 
 /// A batch as received.
@@ -603,8 +608,13 @@ impl Worker {
     }
 
     /// The queue's visibility timeout (a batch's messages are ours for that long), and
-    /// whether it has a dead-letter queue.
+    /// whether it has a dead-letter queue; read again every few seconds, not per batch.
     async fn queue_settings(&self) -> (Duration, bool) {
+        if let Some((at, visibility, redrive)) = *lock(&self.queue_cache) {
+            if at.elapsed() < QUEUE_SETTINGS_TTL {
+                return (visibility, redrive);
+            }
+        }
         let attributes = self
             .pollers
             .sqs
@@ -619,10 +629,12 @@ impl Worker {
             .get("VisibilityTimeout")
             .and_then(|v| v.parse().ok())
             .unwrap_or(30);
-        (
+        let settings = (
             Duration::from_secs(seconds),
             attributes.contains_key("RedrivePolicy"),
-        )
+        );
+        *lock(&self.queue_cache) = Some((Instant::now(), settings.0, settings.1));
+        settings
     }
 }
 
