@@ -877,4 +877,17 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
     }
+
+    #[test]
+    fn memory_budgets() {
+        assert_eq!(parse_memory("4096"), Ok(4096));
+        assert_eq!(parse_memory("512M"), Ok(512));
+        assert_eq!(parse_memory("16G"), Ok(16 * 1024));
+        assert_eq!(parse_memory("2gib"), Ok(2048));
+        assert!(parse_memory("64M").is_err(), "smaller than one environment");
+        assert!(parse_memory("12T").is_err());
+        assert!(parse_memory("lots").is_err());
+        assert!(parse_memory("99999999999999999999G").is_err());
+        assert!(default_memory_budget_mb().unwrap() >= 128);
+    }
 }
