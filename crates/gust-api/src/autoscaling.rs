@@ -11,8 +11,6 @@
 //! The handler is synchronous: it commits to SQLite and calls into Lambda through
 //! `gust_autoscaling::Provisioned`, so callers run it on the blocking pool.
 
-use std::collections::BTreeMap;
-
 use gust_autoscaling::{
     Autoscaling, AutoscalingError, Filter, Page, PutScalingPolicy, PutScheduledAction,
     RegisterTarget, ScalableTarget, ScalingActivity, ScalingPolicy, ScheduledAction,
@@ -22,10 +20,8 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use crate::protocol::ServiceError;
-use crate::validate::{
-    self, integer_of, member, patterned, required, text, timestamp_of, Dialect, Kind, Member,
-    Pattern,
-};
+use crate::validate::read::{boolean, integer, object, string, string_map, strings, timestamp};
+use crate::validate::{self, member, patterned, required, text, Dialect, Kind, Member, Pattern};
 
 impl From<AutoscalingError> for ServiceError {
     fn from(error: AutoscalingError) -> Self {
@@ -514,48 +510,6 @@ fn input_shape(operation: &str) -> Option<&'static [Member]> {
 
 // ---------------------------------------------------------------------------------------
 // Reading checked inputs and writing outputs.
-
-fn string<'v>(input: &'v Value, name: &str) -> Option<&'v str> {
-    input.get(name).and_then(Value::as_str)
-}
-
-fn integer(input: &Value, name: &str) -> Option<i64> {
-    input.get(name).and_then(integer_of)
-}
-
-fn boolean(input: &Value, name: &str) -> Option<bool> {
-    input.get(name).and_then(Value::as_bool)
-}
-
-fn timestamp(input: &Value, name: &str) -> Option<OffsetDateTime> {
-    input.get(name).and_then(timestamp_of)
-}
-
-fn object<'v>(input: &'v Value, name: &str) -> Option<&'v Value> {
-    input.get(name).filter(|v| v.is_object())
-}
-
-fn strings(input: &Value, name: &str) -> Vec<String> {
-    input
-        .get(name)
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn string_map(input: &Value, name: &str) -> Option<BTreeMap<String, String>> {
-    input.get(name).and_then(Value::as_object).map(|map| {
-        map.iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-            .collect()
-    })
-}
 
 fn page(input: &Value) -> Page {
     Page {

@@ -21,8 +21,9 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use crate::protocol::ServiceError;
+use crate::validate::read::{integer, object, owned, string, strings};
 use crate::validate::{
-    self, integer_of, member, required, shown, timestamp_of, Dialect, Kind, Member, Pattern,
+    self, member, required, shown, timestamp_of, Dialect, Kind, Member, Pattern,
 };
 
 impl From<EventsError> for ServiceError {
@@ -432,36 +433,6 @@ fn shown_entry(entry: &Value) -> String {
 
 // ---------------------------------------------------------------------------------------
 // Reading checked inputs and writing outputs.
-
-fn string<'v>(input: &'v Value, name: &str) -> Option<&'v str> {
-    input.get(name).and_then(Value::as_str)
-}
-
-fn owned(input: &Value, name: &str) -> Option<String> {
-    string(input, name).map(str::to_owned)
-}
-
-fn integer(input: &Value, name: &str) -> Option<i64> {
-    input.get(name).and_then(integer_of)
-}
-
-fn object<'v>(input: &'v Value, name: &str) -> Option<&'v Value> {
-    input.get(name).filter(|v| v.is_object())
-}
-
-fn strings(input: &Value, name: &str) -> Vec<String> {
-    input
-        .get(name)
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn tags(input: &Value) -> Vec<(String, String)> {
     input

@@ -31,9 +31,10 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use crate::protocol::ServiceError;
+use crate::validate::read::{integer, object, owned, string, timestamp};
 use crate::validate::{
-    self, integer_of, member, patterned, required, serialization, shown_with, text, timestamp_of,
-    Dialect, Kind, Member, Pattern,
+    self, member, patterned, required, serialization, shown_with, text, Dialect, Kind, Member,
+    Pattern,
 };
 
 impl From<SchedulerError> for ServiceError {
@@ -572,26 +573,6 @@ fn input(
 
 // ---------------------------------------------------------------------------------------
 // Reading checked inputs and writing outputs.
-
-fn string<'v>(input: &'v Value, name: &str) -> Option<&'v str> {
-    input.get(name).and_then(Value::as_str)
-}
-
-fn owned(input: &Value, name: &str) -> Option<String> {
-    string(input, name).map(str::to_owned)
-}
-
-fn integer(input: &Value, name: &str) -> Option<i64> {
-    input.get(name).and_then(integer_of)
-}
-
-fn timestamp(input: &Value, name: &str) -> Option<OffsetDateTime> {
-    input.get(name).and_then(timestamp_of)
-}
-
-fn object<'v>(input: &'v Value, name: &str) -> Option<&'v Value> {
-    input.get(name).filter(|v| v.is_object())
-}
 
 fn page(input: &Value) -> Page {
     Page {

@@ -438,3 +438,59 @@ pub(crate) fn check(
         )),
     }
 }
+
+/// Reading members of an input that `check` has already accepted.
+pub(crate) mod read {
+    use std::collections::BTreeMap;
+
+    use serde_json::Value;
+    use time::OffsetDateTime;
+
+    use super::{integer_of, timestamp_of};
+
+    pub(crate) fn string<'v>(input: &'v Value, name: &str) -> Option<&'v str> {
+        input.get(name).and_then(Value::as_str)
+    }
+
+    pub(crate) fn owned(input: &Value, name: &str) -> Option<String> {
+        string(input, name).map(str::to_owned)
+    }
+
+    pub(crate) fn integer(input: &Value, name: &str) -> Option<i64> {
+        input.get(name).and_then(integer_of)
+    }
+
+    pub(crate) fn boolean(input: &Value, name: &str) -> Option<bool> {
+        input.get(name).and_then(Value::as_bool)
+    }
+
+    pub(crate) fn timestamp(input: &Value, name: &str) -> Option<OffsetDateTime> {
+        input.get(name).and_then(timestamp_of)
+    }
+
+    pub(crate) fn object<'v>(input: &'v Value, name: &str) -> Option<&'v Value> {
+        input.get(name).filter(|v| v.is_object())
+    }
+
+    pub(crate) fn strings(input: &Value, name: &str) -> Vec<String> {
+        input
+            .get(name)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn string_map(input: &Value, name: &str) -> Option<BTreeMap<String, String>> {
+        input.get(name).and_then(Value::as_object).map(|map| {
+            map.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+    }
+}

@@ -3,12 +3,12 @@
 //! Scalar fields are columns; nested ones (suspended state, tags, a policy's configuration
 //! and alarms) are JSON.
 
+use gust_store::sqlite::{at, json, ms, query_all};
 use std::path::Path;
 use std::sync::Mutex;
 
 use gust_store::sqlite::open_versioned;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use time::OffsetDateTime;
 
 use crate::error::AutoscalingError;
 use crate::model::{
@@ -99,23 +99,8 @@ impl SqliteStore {
     }
 }
 
-fn ms(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn at(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
 fn resource(id: &str) -> rusqlite::Result<Resource> {
     Resource::parse(id).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
-fn json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }
@@ -314,16 +299,6 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Autoscal
         }
     }
     Ok(())
-}
-
-fn query_all<T>(
-    connection: &Connection,
-    sql: &str,
-    row: fn(&Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<T>, AutoscalingError> {
-    let mut statement = connection.prepare(sql)?;
-    let rows = statement.query_map([], row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 impl AutoscalingStore for SqliteStore {

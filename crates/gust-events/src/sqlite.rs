@@ -2,12 +2,12 @@
 //! columns; tags, targets and a bus's settings are JSON. One connection behind a mutex:
 //! writes are API calls, accepted events and delivery outcomes, each one short transaction.
 
+pub(crate) use gust_store::sqlite::{at, json, ms, query_all};
 use std::path::Path;
 use std::sync::Mutex;
 
 use gust_store::sqlite::open_versioned;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use time::OffsetDateTime;
 
 use crate::error::EventsError;
 use crate::model::{EventBus, Rule, RuleState};
@@ -89,22 +89,7 @@ impl SqliteStore {
 }
 
 /// Milliseconds since the epoch.
-pub(crate) fn ms(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 /// The instant of milliseconds since the epoch.
-pub(crate) fn at(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-fn json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
 fn bus_row(row: &Row<'_>) -> rusqlite::Result<EventBus> {
     Ok(EventBus {
         account: row.get(0)?,
@@ -252,16 +237,6 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), EventsEr
         }
     }
     Ok(())
-}
-
-fn query_all<T>(
-    connection: &Connection,
-    sql: &str,
-    row: fn(&Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<T>, EventsError> {
-    let mut statement = connection.prepare(sql)?;
-    let rows = statement.query_map([], row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 impl EventsStore for SqliteStore {

@@ -2,12 +2,12 @@
 //! firings and delivery outcomes, so one connection behind a mutex serves. Scalar fields are
 //! columns; nested ones (tags, a target, a flexible window, a dead-letter message) are JSON.
 
+use gust_store::sqlite::{at, json, ms, query_all};
 use std::path::Path;
 use std::sync::Mutex;
 
 use gust_store::sqlite::open_versioned;
 use rusqlite::{params, Connection, Row};
-use time::OffsetDateTime;
 
 use crate::delivery::PendingDelivery;
 use crate::error::SchedulerError;
@@ -85,21 +85,6 @@ impl SqliteStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-fn ms(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn at(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-fn json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
 }
 
 fn group_row(row: &Row<'_>) -> rusqlite::Result<ScheduleGroup> {
@@ -250,16 +235,6 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Schedule
         }
     }
     Ok(())
-}
-
-fn query_all<T>(
-    connection: &Connection,
-    sql: &str,
-    row: fn(&Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<T>, SchedulerError> {
-    let mut statement = connection.prepare(sql)?;
-    let rows = statement.query_map([], row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 impl SchedulerStore for SqliteStore {

@@ -62,6 +62,35 @@ pub fn open_versioned(
     Ok(connection)
 }
 
+/// Epoch milliseconds of `at` (how the stores keep times).
+pub fn ms(at: time::OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The time `ms` epoch milliseconds name (the epoch for one out of range).
+pub fn at(ms: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A JSON column read into `T` (a conversion failure of column 0 when it does not parse).
+pub fn json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// Every row `sql` selects, read by `row`.
+pub fn query_all<T>(
+    connection: &Connection,
+    sql: &str,
+    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut statement = connection.prepare(sql)?;
+    let rows = statement.query_map([], row)?;
+    rows.collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
