@@ -15,6 +15,7 @@ pub mod dto;
 pub mod error;
 mod event_invoke;
 mod events;
+pub mod front;
 mod invoke;
 mod layers;
 mod mappings;
@@ -86,6 +87,8 @@ pub struct ApiConfig {
     pub upload_dir: std::path::PathBuf,
     /// Issues and checks session credentials (STS, execution roles).
     pub sessions: Arc<gust_sts::Issuer>,
+    /// The domain of host-based function URLs and API endpoints (`--url-domain`).
+    pub url_domain: Option<front::UrlDomain>,
 }
 
 /// Code uploads decoded at once. Decoding holds the request, the zip and the checks in

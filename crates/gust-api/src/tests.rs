@@ -173,6 +173,7 @@ fn harness() -> Harness {
             body_timeout: std::time::Duration::from_secs(20),
             upload_dir: dir.path().to_owned(),
             sessions: Arc::new(gust_sts::Issuer::new([3; 32])),
+            url_domain: None,
         },
         crate::Services {
             sqs: gust_sqs::Sqs::new(

@@ -109,6 +109,13 @@ pub struct ServeArgs {
     /// double); shorten it for development and tests.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     events_retry_base: Duration,
+    /// The domain of host-based function URLs and HTTP API endpoints
+    /// (`<id>.lambda-url.<region>.<domain>`), e.g. `example.com` or
+    /// `http://gust.test:9070`, for a wildcard DNS name and a reverse proxy in front.
+    /// Without it URLs are path-based on the server's own address, which works with no DNS
+    /// set-up; both forms are always served.
+    #[arg(long, value_parser = gust_api::front::UrlDomain::parse)]
+    url_domain: Option<gust_api::front::UrlDomain>,
 }
 
 /// One more account, as `--accounts` lists it.
@@ -552,6 +559,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         body_timeout: args.body_timeout,
         upload_dir: datadir::upload_dir(&args.data_dir)?,
         sessions: Arc::clone(&sessions),
+        url_domain: args.url_domain.clone(),
     };
     let by_account: std::collections::HashMap<String, gust_api::Plane> = planes
         .iter()
