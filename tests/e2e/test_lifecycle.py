@@ -174,14 +174,14 @@ def test_revision_id_preconditions_and_dry_run(lam):
 
 
 def test_unimplemented_operations_say_so(lam):
-    create(lam, "noinvoke")
     with pytest.raises(lam.exceptions.ClientError) as info:
-        lam.create_function_url_config(FunctionName="noinvoke", AuthType="NONE")
+        lam.list_code_signing_configs()
     error = info.value.response["Error"]
     assert error["Code"] == "NotImplementedException"
-    assert "CreateFunctionUrlConfig is not implemented" in error["Message"]
+    assert "ListCodeSigningConfigs is not implemented" in error["Message"]
+    create(lam, "noinvoke")
     with pytest.raises(lam.exceptions.ClientError) as info:
-        lam.get_function_url_config(FunctionName="noinvoke")
+        lam.get_function_code_signing_config(FunctionName="noinvoke")
     assert info.value.response["Error"]["Code"] == "NotImplementedException"
 
 

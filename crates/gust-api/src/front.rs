@@ -31,7 +31,9 @@ impl UrlDomain {
     pub fn parse(text: &str) -> Result<Self, String> {
         let (scheme, rest) = match text.split_once("://") {
             Some((scheme @ ("http" | "https"), rest)) => (scheme, rest),
-            Some((other, _)) => return Err(format!("unsupported scheme {other:?} (http or https)")),
+            Some((other, _)) => {
+                return Err(format!("unsupported scheme {other:?} (http or https)"))
+            }
             None => ("https", text),
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -92,6 +94,549 @@ pub(crate) fn api_endpoint(
     api_id: &str,
 ) -> String {
     base(domain, host, API_PREFIX, region, api_id)
+}
+
+/// What a request to the front is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A function URL: its id and the path below it.
+    Url { id: String, path: String },
+    /// An HTTP API: its id and the path below its endpoint.
+    Api { id: String, path: String },
+}
+
+/// An id as URLs and APIs have them (`[a-z0-9]`, bounded).
+fn id_ok(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// Whether a request goes to the front: the path form (`/lambda-url/<id>/…`,
+/// `/execute-api/<id>/…`), or under `--url-domain` the host form.
+pub(crate) fn target(
+    host: Option<&str>,
+    raw_path: &str,
+    domain: Option<&UrlDomain>,
+) -> Option<Target> {
+    if let Some(rest) = raw_path.strip_prefix('/') {
+        let (first, after) = rest.split_once('/').map_or((rest, ""), |(a, b)| (a, b));
+        if first == URL_PREFIX || first == API_PREFIX {
+            let (id, path) = after
+                .split_once('/')
+                .map_or((after, String::new()), |(a, b)| (a, format!("/{b}")));
+            if id_ok(id) {
+                let path = if path.is_empty() {
+                    "/".to_owned()
+                } else {
+                    path
+                };
+                let id = id.to_owned();
+                return Some(if first == URL_PREFIX {
+                    Target::Url { id, path }
+                } else {
+                    Target::Api { id, path }
+                });
+            }
+        }
+    }
+    let domain = domain?;
+    let host = host?.rsplit_once(':').map_or(host?, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host.unwrap_or_default()
+        }
+    });
+    let host = host.to_ascii_lowercase();
+    let labels = host.strip_suffix(domain.domain())?.strip_suffix('.')?;
+    let mut parts = labels.splitn(3, '.');
+    let (id, kind, _region) = (parts.next()?, parts.next()?, parts.next()?);
+    if !id_ok(id) {
+        return None;
+    }
+    let path = if raw_path.is_empty() {
+        "/".to_owned()
+    } else {
+        raw_path.to_owned()
+    };
+    match kind {
+        URL_PREFIX => Some(Target::Url {
+            id: id.to_owned(),
+            path,
+        }),
+        API_PREFIX => Some(Target::Api {
+            id: id.to_owned(),
+            path,
+        }),
+        _ => None,
+    }
+}
+
+/// Where a function URL leads.
+#[derive(Debug, Clone)]
+struct UrlEntry {
+    account: String,
+    function: gust_model::FunctionName,
+    qualifier: String,
+}
+
+/// The front's state: an index of function URL ids. Built from every account's store on
+/// first use and dropped whenever this server creates a URL (it is the only writer);
+/// every hit is checked against the store, so deleted URLs, functions and aliases are
+/// never served.
+#[derive(Debug, Default)]
+pub(crate) struct Front {
+    urls: std::sync::RwLock<Option<std::collections::HashMap<String, UrlEntry>>>,
+}
+
+impl Front {
+    /// A URL was created: the index is read again on the next request.
+    pub(crate) fn note_created(&self, _plane: &crate::Plane) {
+        *self
+            .urls
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    /// The plane and configuration of URL `id`.
+    async fn lookup(
+        &self,
+        planes: &crate::accounts::Planes,
+        id: &str,
+    ) -> Result<Option<(crate::Plane, gust_control::FunctionUrlConfig)>, ApiError> {
+        let cached = self
+            .urls
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|index| index.get(id).cloned());
+        let entry = match cached {
+            Some(entry) => entry,
+            None => {
+                let controls: Vec<(String, Arc<gust_control::ControlPlane>)> = planes
+                    .all()
+                    .map(|p| (p.account_id().to_owned(), Arc::clone(&p.control)))
+                    .collect();
+                let index = tokio::task::spawn_blocking(move || {
+                    let mut index = std::collections::HashMap::new();
+                    for (account, control) in controls {
+                        for config in control.all_function_urls()? {
+                            index.insert(
+                                config.url_id.clone(),
+                                UrlEntry {
+                                    account: account.clone(),
+                                    function: config.function.clone(),
+                                    qualifier: config.alias.clone().unwrap_or_default(),
+                                },
+                            );
+                        }
+                    }
+                    Ok::<_, gust_control::ControlError>(index)
+                })
+                .await
+                .map_err(|e| ApiError::internal(&e))??;
+                let entry = index.get(id).cloned();
+                *self
+                    .urls
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(index);
+                entry
+            }
+        };
+        let Some(entry) = entry else { return Ok(None) };
+        let Some(plane) = planes.get(&entry.account).cloned() else {
+            return Ok(None);
+        };
+        let config = plane
+            .control
+            .function_url_at(&entry.function, &entry.qualifier)?;
+        Ok(config.filter(|c| c.url_id == id).map(|c| (plane, c)))
+    }
+}
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::response::Response;
+use gust_model::http::{Cors, HttpRequest, HttpResponse, RequestContext};
+use gust_model::policy::Caller;
+
+use crate::error::ApiError;
+
+/// The largest request body a function URL or HTTP API takes (6 MB, as Lambda's payload).
+const MAX_REQUEST_BODY: usize = 6 * 1024 * 1024;
+
+/// An HTTP response from a status, headers and body.
+fn respond(response: HttpResponse) -> Response {
+    let mut builder = Response::builder().status(response.status);
+    for (name, value) in &response.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder.body(Body::from(response.body)).unwrap_or_else(|_| {
+        plain(
+            502,
+            "application/json",
+            r#"{"Message":"Internal Server Error"}"#,
+        )
+    })
+}
+
+fn plain(status: u16, content_type: &str, body: &str) -> Response {
+    let mut response = Response::new(Body::from(body.to_owned()));
+    *response.status_mut() =
+        axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+    if let Ok(value) = axum::http::HeaderValue::from_str(content_type) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+/// A function URL's own answers (not the function's).
+mod url_errors {
+    pub(super) const FORBIDDEN: (u16, &str) = (403, r#"{"Message":"Forbidden"}"#);
+    pub(super) const NOT_FOUND: (u16, &str) = (404, r#"{"Message":"Not Found"}"#);
+    pub(super) const TOO_LARGE: (u16, &str) = (413, r#"{"Message":"Request Entity Too Large"}"#);
+    pub(super) const THROTTLED: (u16, &str) = (429, r#"{"Message":"Rate Exceeded."}"#);
+    pub(super) const FUNCTION_ERROR: (u16, &str) = (502, r#"{"Message":"Internal Server Error"}"#);
+}
+
+fn url_error((status, body): (u16, &str)) -> Response {
+    plain(status, "application/json", body)
+}
+
+/// The request as the payload formats see it (body read within the limit).
+async fn read_request(
+    state: &crate::ApiState,
+    parts: &Parts,
+    headers: &[(String, String)],
+    body: Body,
+    path: &str,
+) -> Result<HttpRequest, Response> {
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_REQUEST_BODY as u64) {
+        return Err(url_error(url_errors::TOO_LARGE));
+    }
+    let body =
+        match crate::read_body(body, MAX_REQUEST_BODY, declared, state.config.body_timeout).await {
+            Ok(crate::Received::Memory(body)) => body.to_vec(),
+            Ok(crate::Received::Spooled { .. }) => Vec::new(),
+            Err(crate::BodyError::TooLarge) => return Err(url_error(url_errors::TOO_LARGE)),
+            Err(_) => {
+                return Err(plain(
+                    400,
+                    "application/json",
+                    r#"{"Message":"Bad Request"}"#,
+                ))
+            }
+        };
+    let source_ip = parts
+        .extensions
+        .get::<crate::server::Peer>()
+        .map_or_else(|| "127.0.0.1".to_owned(), |p| p.0.ip().to_string());
+    let protocol = format!("{:?}", parts.version);
+    Ok(HttpRequest {
+        method: parts.method.as_str().to_owned(),
+        raw_path: path.to_owned(),
+        raw_query: parts.uri.query().unwrap_or("").to_owned(),
+        headers: headers.to_vec(),
+        body,
+        source_ip,
+        protocol,
+    })
+}
+
+/// The headers AWS's front adds before the function sees a request.
+fn forwarded_headers(request: &mut HttpRequest, host: &str, trace: &str) {
+    let forwarded_for = request
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for"))
+        .map(|(_, v)| format!("{v}, {}", request.source_ip))
+        .unwrap_or_else(|| request.source_ip.clone());
+    request.headers.retain(|(n, _)| {
+        ![
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-port",
+            "x-amzn-trace-id",
+        ]
+        .iter()
+        .any(|h| n.eq_ignore_ascii_case(h))
+    });
+    let port = host
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_owned())
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| "80".to_owned());
+    request
+        .headers
+        .push(("x-amzn-trace-id".into(), trace.to_owned()));
+    request
+        .headers
+        .push(("x-forwarded-for".into(), forwarded_for));
+    request
+        .headers
+        .push(("x-forwarded-proto".into(), "http".into()));
+    request.headers.push(("x-forwarded-port".into(), port));
+}
+
+/// Who called a URL, for its policy and `authorizer.iam`: `Err` is the 403 answer.
+fn url_caller(
+    state: &crate::ApiState,
+    parts: &Parts,
+    headers: &[(String, String)],
+    body: &[u8],
+    auth_type: &str,
+) -> Result<(Caller, Option<serde_json::Value>), Response> {
+    if auth_type == "NONE" {
+        return Ok((
+            Caller::Url {
+                account: None,
+                auth_type: "NONE".into(),
+            },
+            None,
+        ));
+    }
+    let forbidden = || url_error(url_errors::FORBIDDEN);
+    let identity = match crate::authenticate(state, headers) {
+        Ok(Some(identity)) => identity,
+        // `--no-auth`: requests come from the default account.
+        Ok(None) => {
+            let account = state.planes.default_account().to_owned();
+            return Ok((
+                Caller::Url {
+                    account: Some(account),
+                    auth_type: auth_type.into(),
+                },
+                None,
+            ));
+        }
+        Err(_) => return Err(forbidden()),
+    };
+    let request_parts = crate::sigv4::RequestParts {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query().unwrap_or(""),
+        headers,
+    };
+    crate::sigv4::verify_session(
+        &request_parts,
+        crate::sigv4::payload_hash(body),
+        &identity.credentials,
+        identity.token.as_deref(),
+        "lambda",
+        state.config.clock.now(),
+    )
+    .map_err(|_| forbidden())?;
+    let account = identity.account_id.clone();
+    let (user_arn, user_id, caller_id) = match &identity.session {
+        Some(session) => (
+            format!(
+                "arn:aws:sts::{account}:assumed-role/{}/{}",
+                session.role_arn.rsplit('/').next().unwrap_or_default(),
+                session.session_name
+            ),
+            format!("{}:{}", session.access_key_id, session.session_name),
+            format!("{}:{}", session.access_key_id, session.session_name),
+        ),
+        None => (
+            format!("arn:aws:iam::{account}:root"),
+            account.clone(),
+            account.clone(),
+        ),
+    };
+    let authorizer = serde_json::json!({"iam": {
+        "accessKey": identity.credentials.access_key_id,
+        "accountId": account,
+        "callerId": caller_id,
+        "cognitoIdentity": null,
+        "principalOrgId": null,
+        "userArn": user_arn,
+        "userId": user_id,
+    }});
+    Ok((
+        Caller::Url {
+            account: Some(account),
+            auth_type: auth_type.into(),
+        },
+        Some(authorizer),
+    ))
+}
+
+/// Serves a request to function URL `id`.
+pub(crate) async fn serve_url(
+    state: &crate::ApiState,
+    parts: Parts,
+    body: Body,
+    id: &str,
+    path: &str,
+    request_id: &str,
+) -> Response {
+    let headers = crate::header_list(&parts.headers);
+    let (plane, config) = match state.front.lookup(&state.planes, id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return url_error(url_errors::NOT_FOUND),
+        Err(error) => return axum::response::IntoResponse::into_response(error),
+    };
+    let mut request = match read_request(state, &parts, &headers, body, path).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    if let Some(cors) = &config.cors {
+        if Cors::is_preflight(&request) {
+            return respond(cors.preflight(&request));
+        }
+    }
+    let (caller, authorizer) =
+        match url_caller(state, &parts, &headers, &request.body, &config.auth_type) {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
+    let reference = gust_model::FunctionRef {
+        name: config.function.clone(),
+        qualifier: config.alias.clone().map(gust_model::Qualifier::Alias),
+        region: None,
+        account_id: None,
+    };
+    let owner = plane.account_id().to_owned();
+    let same_account = matches!(&caller, Caller::Url { account: Some(a), .. } if *a == owner);
+    if !same_account {
+        let control = Arc::clone(&plane.control);
+        let (r, who) = (reference.clone(), caller.clone());
+        let allowed = tokio::task::spawn_blocking(move || {
+            Ok::<_, gust_control::ControlError>(
+                control.allowed(&r, &who, "lambda:InvokeFunctionUrl")?
+                    && control.allowed(&r, &who, "lambda:InvokeFunction")?,
+            )
+        })
+        .await;
+        if !matches!(allowed, Ok(Ok(true))) {
+            return url_error(url_errors::FORBIDDEN);
+        }
+    }
+    let host = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let trace = format!("Root={}", gust_engine::trace_root());
+    forwarded_headers(&mut request, &host, &trace);
+    let now_ms = state.config.clock.now().unix_timestamp_nanos() / 1_000_000;
+    let context = RequestContext {
+        account_id: if config.auth_type == "NONE" {
+            "anonymous".into()
+        } else {
+            owner.clone()
+        },
+        api_id: id.to_owned(),
+        domain_name: host.clone(),
+        domain_prefix: id.to_owned(),
+        request_id: request_id.to_owned(),
+        time_epoch_ms: i64::try_from(now_ms).unwrap_or(0),
+        stage: "$default".into(),
+        route_key: "$default".into(),
+        authorizer,
+        ..RequestContext::default()
+    };
+    let event = gust_model::http::event_v2(&request, &context);
+    let version = match crate::invoke::pick_version(&plane, &reference).await {
+        Ok(version) => version,
+        Err(_) => return url_error(url_errors::NOT_FOUND),
+    };
+    let invoke = gust_engine::InvokeRequest {
+        function: reference.name.clone(),
+        version,
+        invoked_arn: plane
+            .control
+            .arn(&reference.name, reference.qualifier.as_ref()),
+        payload: bytes::Bytes::from(event.to_string()),
+        client_context: None,
+        request_id: Some(request_id.to_owned()),
+        trace_id: Some(format!(
+            "{trace};Parent={};Sampled=0",
+            gust_engine::trace_parent()
+        )),
+    };
+    let cors = config.cors.clone();
+    let finish = |mut response: HttpResponse| {
+        if let Some(cors) = &cors {
+            cors.apply(&request, &mut response);
+        }
+        respond(response)
+    };
+    if config.invoke_mode == "RESPONSE_STREAM" {
+        return match plane.engine.invoke_streaming(invoke).await {
+            Ok(gust_engine::Invoked::Buffered(outcome)) => finish_buffered(outcome, finish),
+            Ok(gust_engine::Invoked::Streaming(stream)) => {
+                let head = crate::streaming::head(stream).await;
+                if head.failed {
+                    return url_error(url_errors::FUNCTION_ERROR);
+                }
+                let mut response = match &head.prelude {
+                    Some(prelude) => {
+                        match gust_model::http::response_v2(prelude.to_string().as_bytes()) {
+                            Ok(response) => response,
+                            Err(_) => return url_error(url_errors::FUNCTION_ERROR),
+                        }
+                    }
+                    None => HttpResponse::new(200, "application/octet-stream", Vec::new()),
+                };
+                if let Some(cors) = &cors {
+                    cors.apply(&request, &mut response);
+                }
+                let mut builder = Response::builder().status(response.status);
+                for (name, value) in &response.headers {
+                    builder = builder.header(name.as_str(), value.as_str());
+                }
+                builder
+                    .body(Body::new(head.body))
+                    .unwrap_or_else(|_| url_error(url_errors::FUNCTION_ERROR))
+            }
+            Err(error) => engine_failure(&error),
+        };
+    }
+    match plane.engine.invoke(invoke).await {
+        Ok(outcome) => finish_buffered(outcome, finish),
+        Err(error) => engine_failure(&error),
+    }
+}
+
+fn finish_buffered(
+    outcome: gust_engine::InvokeOutcome,
+    finish: impl FnOnce(HttpResponse) -> Response,
+) -> Response {
+    if outcome.function_error {
+        return url_error(url_errors::FUNCTION_ERROR);
+    }
+    match gust_model::http::response_v2(&outcome.body) {
+        Ok(response) => finish(response),
+        Err(error) => {
+            tracing::debug!(%error, "function URL response refused");
+            url_error(url_errors::FUNCTION_ERROR)
+        }
+    }
+}
+
+fn engine_failure(error: &gust_engine::EngineError) -> Response {
+    use gust_engine::EngineError;
+    match error {
+        EngineError::Throttled(_) | EngineError::TooManyEnvironments => {
+            url_error(url_errors::THROTTLED)
+        }
+        EngineError::NotFound(_) => url_error(url_errors::NOT_FOUND),
+        _ => url_error(url_errors::FUNCTION_ERROR),
+    }
 }
 
 #[cfg(test)]

@@ -75,8 +75,26 @@ fn engine_error(
     }
 }
 
-/// `POST /2015-03-31/functions/{fn}/invocations`.
-pub(crate) async fn invoke(
+/// A synchronous invocation whose inputs were checked.
+struct Call {
+    request: InvokeRequest,
+    /// `X-Amz-Log-Type: Tail`.
+    log_tail: bool,
+    reference: gust_model::FunctionRef,
+    version: FunctionVersion,
+}
+
+/// An invoke request after its checks: an invocation to run, or its answer already (an
+/// asynchronous event queued, a dry run).
+enum Checked {
+    Run(Call),
+    Answered(Response),
+}
+
+/// Checks an `Invoke` or `InvokeWithResponseStream` request (`streaming`: the latter, which
+/// has no `Event` invocation type) and resolves the version it runs.
+#[allow(clippy::too_many_arguments)]
+async fn check(
     plane: &Plane,
     events: &gust_async::AsyncInvoker,
     request_id: &str,
@@ -84,8 +102,8 @@ pub(crate) async fn invoke(
     query: &Query,
     headers: &HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
-    let engine = &plane.engine;
+    streaming: bool,
+) -> Result<Checked, ApiError> {
     let reference = plane
         .control
         .resolve(function, query.get("Qualifier"), IdKind::Namespaced)?;
@@ -93,12 +111,19 @@ pub(crate) async fn invoke(
     let log_type = header(headers, "x-amz-log-type").unwrap_or("None");
     // Both headers are checked together, so one message lists every violation.
     let mut violations = gust_model::error::Violations::default();
-    if !["Event", "RequestResponse", "DryRun"].contains(&invocation_type) {
-        violations.push(
-            invocation_type,
-            "invocationType",
+    let (types, enum_text): (&[&str], _) = if streaming {
+        (
+            &["RequestResponse", "DryRun"],
+            "Member must satisfy enum value set: [RequestResponse, DryRun]",
+        )
+    } else {
+        (
+            &["Event", "RequestResponse", "DryRun"],
             "Member must satisfy enum value set: [Event, RequestResponse, DryRun]",
-        );
+        )
+    };
+    if !types.contains(&invocation_type) {
+        violations.push(invocation_type, "invocationType", enum_text);
     }
     if !["None", "Tail"].contains(&log_type) {
         violations.push(
@@ -111,7 +136,7 @@ pub(crate) async fn invoke(
     if invocation_type == "Event" {
         let trace = header(headers, "x-amzn-trace-id");
         enqueue(plane, events, request_id, &reference, body, trace).await?;
-        return Ok(StatusCode::ACCEPTED.into_response());
+        return Ok(Checked::Answered(StatusCode::ACCEPTED.into_response()));
     }
     let client_context = header(headers, "x-amz-client-context")
         .map(decode_client_context)
@@ -133,43 +158,81 @@ pub(crate) async fn invoke(
         tokio::task::spawn_blocking(move || control.get_function(&r))
             .await
             .map_err(|e| ApiError::internal(&e))??;
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        return Ok(Checked::Answered(StatusCode::NO_CONTENT.into_response()));
     }
-    let version = match &reference.qualifier {
-        // An alias is read from the store, and picks between its versions by weight.
+    let version = pick_version(plane, &reference).await?;
+    let request = InvokeRequest {
+        function: reference.name.clone(),
+        version,
+        invoked_arn: plane
+            .control
+            .arn(&reference.name, reference.qualifier.as_ref()),
+        payload,
+        client_context,
+        request_id: None,
+        // A trace header the caller sent (one SDKs inside functions send) continues
+        // its chain, with this function counted in its lineage.
+        trace_id: Some(
+            gust_model::trace::advance(
+                header(headers, "x-amzn-trace-id"),
+                &format!("{}:{}", plane.account_id(), reference.name),
+                &gust_engine::trace_root(),
+                &gust_engine::trace_parent(),
+            )
+            .0,
+        ),
+    };
+    Ok(Checked::Run(Call {
+        request,
+        log_tail: log_type == "Tail",
+        reference,
+        version,
+    }))
+}
+
+/// The version an invocation of `reference` runs: an alias picks between its versions by
+/// weight (read from the store).
+pub(crate) async fn pick_version(
+    plane: &Plane,
+    reference: &gust_model::FunctionRef,
+) -> Result<FunctionVersion, ApiError> {
+    match &reference.qualifier {
         Some(Qualifier::Alias(_)) => {
             let control = std::sync::Arc::clone(&plane.control);
             let r = reference.clone();
-            tokio::task::spawn_blocking(move || control.invoke_target(&r, uniform_sample()))
-                .await
-                .map_err(|e| ApiError::internal(&e))??
+            Ok(
+                tokio::task::spawn_blocking(move || control.invoke_target(&r, uniform_sample()))
+                    .await
+                    .map_err(|e| ApiError::internal(&e))??,
+            )
         }
-        _ => plane.control.invoke_target(&reference, 0.0)?,
+        _ => Ok(plane.control.invoke_target(reference, 0.0)?),
+    }
+}
+
+/// `POST /2015-03-31/functions/{fn}/invocations`.
+pub(crate) async fn invoke(
+    plane: &Plane,
+    events: &gust_async::AsyncInvoker,
+    request_id: &str,
+    function: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let call = match check(
+        plane, events, request_id, function, query, headers, body, false,
+    )
+    .await?
+    {
+        Checked::Run(call) => call,
+        Checked::Answered(response) => return Ok(response),
     };
-    let outcome = engine
-        .invoke(InvokeRequest {
-            function: reference.name.clone(),
-            version,
-            invoked_arn: plane
-                .control
-                .arn(&reference.name, reference.qualifier.as_ref()),
-            payload,
-            client_context,
-            request_id: None,
-            // A trace header the caller sent (one SDKs inside functions send) continues
-            // its chain, with this function counted in its lineage.
-            trace_id: Some(
-                gust_model::trace::advance(
-                    header(headers, "x-amzn-trace-id"),
-                    &format!("{}:{}", plane.account_id(), reference.name),
-                    &gust_engine::trace_root(),
-                    &gust_engine::trace_parent(),
-                )
-                .0,
-            ),
-        })
+    let outcome = plane
+        .engine
+        .invoke(call.request)
         .await
-        .map_err(|e| engine_error(plane, &reference.name, version, e))?;
+        .map_err(|e| engine_error(plane, &call.reference.name, call.version, e))?;
     let mut response = Response::builder()
         .status(StatusCode::OK)
         .header(axum::http::header::CONTENT_TYPE, "application/json")
@@ -177,7 +240,7 @@ pub(crate) async fn invoke(
     if outcome.function_error {
         response = response.header("x-amz-function-error", "Unhandled");
     }
-    if log_type == "Tail" {
+    if call.log_tail {
         let encoded = base64::engine::general_purpose::STANDARD.encode(outcome.log_tail.as_bytes());
         if let Ok(value) = HeaderValue::from_str(&encoded) {
             response = response.header("x-amz-log-result", value);
@@ -185,6 +248,66 @@ pub(crate) async fn invoke(
     }
     response
         .body(Body::from(outcome.body))
+        .map_err(|e| ApiError::internal(&e))
+}
+
+/// `POST /2021-11-15/functions/{fn}/response-streaming-invocations`: the response as an
+/// event stream of `PayloadChunk`s and a final `InvokeComplete`, each chunk sent as the
+/// function writes it. A function that does not stream gives one chunk.
+pub(crate) async fn invoke_with_response_stream(
+    plane: &Plane,
+    events: &gust_async::AsyncInvoker,
+    request_id: &str,
+    function: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let call = match check(
+        plane, events, request_id, function, query, headers, body, true,
+    )
+    .await?
+    {
+        Checked::Run(call) => call,
+        Checked::Answered(response) => return Ok(response),
+    };
+    let invoked = plane
+        .engine
+        .invoke_streaming(call.request)
+        .await
+        .map_err(|e| engine_error(plane, &call.reference.name, call.version, e))?;
+    let (executed, content_type, body) = match invoked {
+        gust_engine::Invoked::Streaming(stream) => (
+            stream.executed_version.clone(),
+            stream.content_type.clone(),
+            crate::streaming::EventStreamBody::new(stream, call.log_tail),
+        ),
+        gust_engine::Invoked::Buffered(outcome) => {
+            let error = outcome.function_error.then(|| {
+                let code = serde_json::from_slice::<serde_json::Value>(&outcome.body)
+                    .ok()
+                    .and_then(|v| v.get("errorType")?.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "Unhandled".to_owned());
+                (code, String::from_utf8_lossy(&outcome.body).into_owned())
+            });
+            (
+                outcome.executed_version.clone(),
+                "application/json".to_owned(),
+                crate::streaming::EventStreamBody::buffered(
+                    outcome.body,
+                    error,
+                    call.log_tail.then_some(outcome.log_tail),
+                ),
+            )
+        }
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        // botocore reads this header as `ResponseStreamContentType`; the body is the event
+        // stream whatever it says.
+        .header(axum::http::header::CONTENT_TYPE, content_type)
+        .header("x-amz-executed-version", executed)
+        .body(Body::new(body))
         .map_err(|e| ApiError::internal(&e))
 }
 

@@ -15,6 +15,7 @@ pub mod dto;
 pub mod error;
 mod event_invoke;
 mod events;
+mod eventstream;
 pub mod front;
 mod invoke;
 mod layers;
@@ -29,7 +30,9 @@ mod settings;
 pub mod sigv4;
 mod sns;
 mod sqs;
+mod streaming;
 mod sts;
+mod urls;
 mod validate;
 mod versions;
 
@@ -99,6 +102,8 @@ const UPLOADS_DECODED_AT_ONCE: usize = 2;
 #[derive(Debug)]
 struct ApiState {
     planes: accounts::Planes,
+    /// Function URLs' index.
+    front: front::Front,
     config: ApiConfig,
     services: Services,
     uploads: Arc<tokio::sync::Semaphore>,
@@ -110,6 +115,7 @@ struct ApiState {
 pub fn router(planes: Vec<Plane>, config: ApiConfig, services: Services) -> Router {
     let state = Arc::new(ApiState {
         planes: accounts::Planes::new(planes),
+        front: front::Front::default(),
         config,
         services,
         uploads: Arc::new(tokio::sync::Semaphore::new(UPLOADS_DECODED_AT_ONCE)),
@@ -150,6 +156,17 @@ async fn handle(
             ))
             .map_err(|e| ApiError::internal(&e));
     }
+    // Function URLs and HTTP APIs come first: their requests may look like anything.
+    let host_header = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    match front::target(host_header, &raw_path, state.config.url_domain.as_ref()) {
+        Some(front::Target::Url { id, path }) => {
+            return Ok(front::serve_url(state, parts, body, &id, &path, request_id).await)
+        }
+        Some(front::Target::Api { .. }) | None => {}
+    }
     if let Some(detected) = aws::detect(&parts, &headers, &raw_query) {
         return Ok(aws::handle(state, parts, headers, body, detected, request_id).await);
     }
@@ -172,10 +189,15 @@ async fn handle(
             | Operation::UpdateFunctionCode(_)
             | Operation::PublishLayerVersion(_),
         ) => gust_model::limits::CREATE_FUNCTION_REQUEST_MAX_BYTES,
-        Route::Lambda(Operation::Invoke(_)) => invoke::MAX_SYNC_PAYLOAD,
+        Route::Lambda(Operation::Invoke(_) | Operation::InvokeWithResponseStream(_)) => {
+            invoke::MAX_SYNC_PAYLOAD
+        }
         _ => DEFAULT_BODY_LIMIT,
     };
-    let is_invoke = matches!(route, Route::Lambda(Operation::Invoke(_)));
+    let is_invoke = matches!(
+        route,
+        Route::Lambda(Operation::Invoke(_) | Operation::InvokeWithResponseStream(_))
+    );
     let too_large = || {
         let message = format!(
             "Request must be smaller than {limit} bytes for the {} operation",
@@ -296,6 +318,33 @@ async fn handle(
                 body,
             )
             .await;
+        }
+        Operation::InvokeWithResponseStream(function) => {
+            return invoke::invoke_with_response_stream(
+                &plane,
+                &state.services.events,
+                request_id,
+                function,
+                &query,
+                &parts.headers,
+                body,
+            )
+            .await;
+        }
+        Operation::CreateFunctionUrlConfig(function)
+        | Operation::GetFunctionUrlConfig(function)
+        | Operation::UpdateFunctionUrlConfig(function)
+        | Operation::DeleteFunctionUrlConfig(function)
+        | Operation::ListFunctionUrlConfigs(function) => {
+            let base = urls::UrlBase {
+                domain: state.config.url_domain.as_ref(),
+                host: &host,
+            };
+            let response = urls::handle(&plane, base, &operation, function, &query, &body).await?;
+            if matches!(operation, Operation::CreateFunctionUrlConfig(_)) {
+                state.front.note_created(&plane);
+            }
+            return Ok(response);
         }
         Operation::InvokeAsync(function) => {
             return invoke::invoke_async(

@@ -124,6 +124,18 @@ pub enum Operation {
     GetLayerVersionPolicy(String, String),
     /// `DELETE /2018-10-31/layers/{name}/versions/{n}/policy/{sid}`
     RemoveLayerVersionPermission(String, String, String),
+    /// `POST /2021-10-31/functions/{fn}/url`
+    CreateFunctionUrlConfig(String),
+    /// `GET /2021-10-31/functions/{fn}/url`
+    GetFunctionUrlConfig(String),
+    /// `PUT /2021-10-31/functions/{fn}/url`
+    UpdateFunctionUrlConfig(String),
+    /// `DELETE /2021-10-31/functions/{fn}/url`
+    DeleteFunctionUrlConfig(String),
+    /// `GET /2021-10-31/functions/{fn}/urls`
+    ListFunctionUrlConfigs(String),
+    /// `POST /2021-11-15/functions/{fn}/response-streaming-invocations`
+    InvokeWithResponseStream(String),
 }
 
 impl Operation {
@@ -163,7 +175,13 @@ impl Operation {
             | GetFunctionRecursionConfig(f)
             | PutFunctionRecursionConfig(f)
             | GetRuntimeManagementConfig(f)
-            | PutRuntimeManagementConfig(f) => Some(f),
+            | PutRuntimeManagementConfig(f)
+            | CreateFunctionUrlConfig(f)
+            | GetFunctionUrlConfig(f)
+            | UpdateFunctionUrlConfig(f)
+            | DeleteFunctionUrlConfig(f)
+            | ListFunctionUrlConfigs(f)
+            | InvokeWithResponseStream(f) => Some(f),
             _ => None,
         }
     }
@@ -186,7 +204,12 @@ impl Operation {
     pub(crate) fn iam_action(&self) -> &'static str {
         use Operation::*;
         match self {
-            Invoke(_) | InvokeAsync(_) => "lambda:InvokeFunction",
+            Invoke(_) | InvokeAsync(_) | InvokeWithResponseStream(_) => "lambda:InvokeFunction",
+            CreateFunctionUrlConfig(_) => "lambda:CreateFunctionUrlConfig",
+            GetFunctionUrlConfig(_) => "lambda:GetFunctionUrlConfig",
+            UpdateFunctionUrlConfig(_) => "lambda:UpdateFunctionUrlConfig",
+            DeleteFunctionUrlConfig(_) => "lambda:DeleteFunctionUrlConfig",
+            ListFunctionUrlConfigs(_) => "lambda:ListFunctionUrlConfigs",
             GetFunction(_) => "lambda:GetFunction",
             GetFunctionConfiguration(_) => "lambda:GetFunctionConfiguration",
             DeleteFunction(_) => "lambda:DeleteFunction",
@@ -230,6 +253,7 @@ impl Route {
             Route::Lambda(Operation::UpdateFunctionCode(_)) => "UpdateFunctionCode",
             Route::Lambda(Operation::PublishLayerVersion(_)) => "PublishLayerVersion",
             Route::Lambda(Operation::Invoke(_)) => "InvokeFunction",
+            Route::Lambda(Operation::InvokeWithResponseStream(_)) => "InvokeWithResponseStream",
             Route::NotImplemented(name) => name,
             _ => "requested",
         }
@@ -239,32 +263,6 @@ impl Route {
 /// Lambda operations Gust does not have yet: (method, path pattern, name). `*` matches one
 /// segment. Answered with 501 `NotImplementedException`, never a fake success.
 const NOT_YET: &[(&str, &str, &str)] = &[
-    (
-        "POST",
-        "2021-11-15/functions/*/response-streaming-invocations",
-        "InvokeWithResponseStream",
-    ),
-    (
-        "POST",
-        "2021-10-31/functions/*/url",
-        "CreateFunctionUrlConfig",
-    ),
-    ("GET", "2021-10-31/functions/*/url", "GetFunctionUrlConfig"),
-    (
-        "PUT",
-        "2021-10-31/functions/*/url",
-        "UpdateFunctionUrlConfig",
-    ),
-    (
-        "DELETE",
-        "2021-10-31/functions/*/url",
-        "DeleteFunctionUrlConfig",
-    ),
-    (
-        "GET",
-        "2021-10-31/functions/*/urls",
-        "ListFunctionUrlConfigs",
-    ),
     (
         "GET",
         "2020-06-30/functions/*/code-signing-config",
@@ -412,6 +410,24 @@ pub(crate) fn route(method: &Method, raw_path: &str, raw_query: &str) -> Route {
             Operation::AddPermission((*f).to_owned())
         }
         ("GET", ["2015-03-31", "functions", f, "policy"]) => Operation::GetPolicy((*f).to_owned()),
+        ("POST", ["2021-10-31", "functions", f, "url"]) => {
+            Operation::CreateFunctionUrlConfig((*f).to_owned())
+        }
+        ("GET", ["2021-10-31", "functions", f, "url"]) => {
+            Operation::GetFunctionUrlConfig((*f).to_owned())
+        }
+        ("PUT", ["2021-10-31", "functions", f, "url"]) => {
+            Operation::UpdateFunctionUrlConfig((*f).to_owned())
+        }
+        ("DELETE", ["2021-10-31", "functions", f, "url"]) => {
+            Operation::DeleteFunctionUrlConfig((*f).to_owned())
+        }
+        ("GET", ["2021-10-31", "functions", f, "urls"]) => {
+            Operation::ListFunctionUrlConfigs((*f).to_owned())
+        }
+        ("POST", ["2021-11-15", "functions", f, "response-streaming-invocations"]) => {
+            Operation::InvokeWithResponseStream((*f).to_owned())
+        }
         ("DELETE", ["2015-03-31", "functions", f, "policy", sid]) => {
             Operation::RemovePermission((*f).to_owned(), (*sid).to_owned())
         }
@@ -787,6 +803,12 @@ pub(crate) fn execute(
         // Served on the async path (crate::invoke) before blocking work is dispatched.
         Operation::Invoke(_)
         | Operation::InvokeAsync(_)
+        | Operation::InvokeWithResponseStream(_)
+        | Operation::CreateFunctionUrlConfig(_)
+        | Operation::GetFunctionUrlConfig(_)
+        | Operation::UpdateFunctionUrlConfig(_)
+        | Operation::DeleteFunctionUrlConfig(_)
+        | Operation::ListFunctionUrlConfigs(_)
         | Operation::GustLogs(_)
         | Operation::PutFunctionConcurrency(_)
         | Operation::GetFunctionConcurrency(_)
@@ -863,7 +885,11 @@ mod tests {
         );
         assert_eq!(
             r(Method::GET, "/2021-10-31/functions/f/url"),
-            Route::NotImplemented("GetFunctionUrlConfig")
+            Route::Lambda(Operation::GetFunctionUrlConfig("f".into()))
+        );
+        assert_eq!(
+            r(Method::GET, "/2020-04-22/code-signing-configs"),
+            Route::NotImplemented("ListCodeSigningConfigs")
         );
         assert_eq!(
             route(

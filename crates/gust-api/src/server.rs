@@ -62,6 +62,10 @@ impl Registry {
     }
 }
 
+/// The client's address, in every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight
 /// finish (idle connections are closed at once).
 pub async fn serve(
@@ -81,7 +85,7 @@ pub async fn serve(
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             accepted = listener.accept() => match accepted {
@@ -118,14 +122,17 @@ pub async fn serve(
         let mut closing = closing.clone();
         tasks.spawn(async move {
             let tracked = Arc::clone(&connection);
-            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                let router = router.clone();
-                let tracked = Arc::clone(&tracked);
-                async move {
-                    let _active = Active::begin(&tracked, epoch);
-                    router.oneshot(request).await
-                }
-            });
+            let service =
+                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    let router = router.clone();
+                    let tracked = Arc::clone(&tracked);
+                    // Function URLs and HTTP APIs tell functions the client's address.
+                    request.extensions_mut().insert(Peer(peer));
+                    async move {
+                        let _active = Active::begin(&tracked, epoch);
+                        router.oneshot(request).await
+                    }
+                });
             let served = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(served);
             let mut asked_to_close = false;

@@ -412,15 +412,15 @@ async fn errors_have_aws_shapes() {
     let (status, body) = h
         .json(
             "POST",
-            "/2021-10-31/functions/f/url",
-            serde_json::json!({"AuthType": "NONE"}),
+            "/2020-04-22/code-signing-configs",
+            serde_json::json!({"AllowedPublishers": {"SigningProfileVersionArns": []}}),
         )
         .await;
     assert_eq!(status, 501);
     assert!(body["message"]
         .as_str()
         .unwrap()
-        .contains("CreateFunctionUrlConfig is not implemented"));
+        .contains("CreateCodeSigningConfig is not implemented"));
 
     let (status, _, body) = h
         .send("POST", "/2015-03-31/functions", b"{not json".to_vec(), true)

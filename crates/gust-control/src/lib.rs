@@ -134,6 +134,8 @@ pub struct ControlPlane {
     provisioned_sync: std::sync::Mutex<()>,
     /// Serialises changes to event source mappings (read, change, write).
     mapping_writes: std::sync::Mutex<()>,
+    /// Serialises function URL configuration changes.
+    url_writes: std::sync::Mutex<()>,
 }
 
 /// The other accounts of this server, as a control plane reaches them: only to use a
@@ -161,6 +163,7 @@ impl ControlPlane {
             concurrency_limit: limits::ACCOUNT_CONCURRENT_EXECUTIONS,
             provisioned_sync: std::sync::Mutex::new(()),
             mapping_writes: std::sync::Mutex::new(()),
+            url_writes: std::sync::Mutex::new(()),
         }
     }
 
@@ -765,6 +768,7 @@ mod mappings;
 mod policies;
 mod provisioned;
 mod settings;
+mod urls;
 mod versions;
 pub use concurrency::UNRESERVED_MINIMUM;
 pub use event_invoke::AsyncSettings;
@@ -773,6 +777,7 @@ pub use mappings::{EventSourceMapping, QueueFacts, NO_RECORDS, USER_INITIATED};
 pub use policies::FunctionPolicy;
 pub use provisioned::ProvisionedConfig;
 pub use settings::{runtime_version_arn, RuntimeManagement};
+pub use urls::{FunctionUrlChange, FunctionUrlConfig};
 pub use versions::{Page, PublishVersion};
 
 #[cfg(test)]

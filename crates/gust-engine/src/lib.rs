@@ -125,6 +125,43 @@ pub struct InvokeOutcome {
     pub request_id: String,
 }
 
+/// A response the function streams, as the caller receives it: the head at once, the
+/// body's chunks as the runtime writes them.
+#[derive(Debug)]
+pub struct ResponseStream {
+    /// The runtime's content type.
+    pub content_type: String,
+    /// `X-Amz-Executed-Version`.
+    pub executed_version: String,
+    /// The request id the runtime saw.
+    pub request_id: String,
+    /// The body's chunks, then one [`StreamEvent::Complete`].
+    pub events: tokio::sync::mpsc::Receiver<StreamEvent>,
+}
+
+/// One event of a [`ResponseStream`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// Body bytes.
+    Chunk(Bytes),
+    /// The invocation is over.
+    Complete {
+        /// `(ErrorCode, ErrorDetails)` when it failed: the error's type and its JSON.
+        error: Option<(String, String)>,
+        /// The end of the invocation's log, as for `X-Amz-Log-Result`.
+        log_tail: String,
+    },
+}
+
+/// How an invocation that may stream answered.
+#[derive(Debug)]
+pub enum Invoked {
+    /// The function answered at once (or failed before streaming).
+    Buffered(InvokeOutcome),
+    /// The function streams its response.
+    Streaming(ResponseStream),
+}
+
 /// Why an invocation could not be run at all (function errors are outcomes, not these).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -235,6 +272,11 @@ fn tail(log: &str) -> String {
     log[start..].to_owned()
 }
 
+/// Where a streaming invocation's head goes once the runtime starts streaming.
+type StreamHead = tokio::sync::oneshot::Sender<ResponseStream>;
+/// Chunks buffered between the engine and a streaming caller.
+const STREAM_EVENTS_BUFFERED: usize = 16;
+
 /// What happened to one invocation inside an environment.
 enum Finish {
     Result(InvocationResult),
@@ -340,21 +382,48 @@ impl Engine {
     /// caller goes away, so its environment is always released or shut down.
     pub async fn invoke(&self, request: InvokeRequest) -> Result<InvokeOutcome, EngineError> {
         let engine = self.clone();
-        tokio::spawn(async move { engine.invoke_inner(request).await })
+        tokio::spawn(async move { engine.invoke_inner(request, None).await })
             .await
             .map_err(|e| EngineError::Internal(format!("invocation task failed: {e}")))?
     }
 
-    async fn invoke_inner(&self, request: InvokeRequest) -> Result<InvokeOutcome, EngineError> {
+    /// Runs one invocation whose response may stream (`InvokeWithResponseStream`,
+    /// function URLs in `RESPONSE_STREAM` mode): returns as soon as the runtime starts
+    /// streaming, with the rest arriving on the stream; a function that answers at once
+    /// (or fails first) gives its buffered outcome. The invocation runs to its end either
+    /// way, also when the caller stops reading.
+    pub async fn invoke_streaming(&self, request: InvokeRequest) -> Result<Invoked, EngineError> {
+        let (head_tx, head_rx) = tokio::sync::oneshot::channel();
+        let engine = self.clone();
+        let task = tokio::spawn(async move { engine.invoke_inner(request, Some(head_tx)).await });
+        match head_rx.await {
+            Ok(stream) => Ok(Invoked::Streaming(stream)),
+            // The head's sender went unused: the invocation ended without streaming.
+            Err(_) => task
+                .await
+                .map_err(|e| EngineError::Internal(format!("invocation task failed: {e}")))?
+                .map(Invoked::Buffered),
+        }
+    }
+
+    async fn invoke_inner(
+        &self,
+        request: InvokeRequest,
+        stream_to: Option<StreamHead>,
+    ) -> Result<InvokeOutcome, EngineError> {
         let function = request.function.clone();
-        let result = self.admitted_invoke(request).await;
+        let result = self.admitted_invoke(request, stream_to).await;
         if let Err(EngineError::Throttled(reason)) = &result {
             lock(&self.inner.admission).throttled(&function, reason);
         }
         result
     }
 
-    async fn admitted_invoke(&self, request: InvokeRequest) -> Result<InvokeOutcome, EngineError> {
+    async fn admitted_invoke(
+        &self,
+        request: InvokeRequest,
+        stream_to: Option<StreamHead>,
+    ) -> Result<InvokeOutcome, EngineError> {
         // Held until the invocation ends: reserved and account concurrency.
         let _admitted = admission::admit(
             &self.inner.admission,
@@ -402,7 +471,68 @@ impl Engine {
                 }
             }
         };
-        Ok(self.run(&config, env, request, request_id).await)
+        Ok(self.run(&config, env, request, request_id, stream_to).await)
+    }
+
+    /// Carries a streamed response to its caller (or, for a caller that did not ask for a
+    /// stream, collects it up to the buffered limit) until it ends, racing the same
+    /// timeout, exit and memory limit as a buffered answer. Returns how it ended, and the
+    /// caller's stream to complete once the log is written.
+    async fn pump(
+        &self,
+        config: &FunctionConfig,
+        env: &Environment,
+        streamed: gust_runtime::StreamedResponse,
+        deadline: Instant,
+        request_id: &str,
+        stream_to: Option<StreamHead>,
+    ) -> (Finish, Option<tokio::sync::mpsc::Sender<StreamEvent>>) {
+        use gust_runtime::{StreamFailure, StreamPart};
+        let mut parts = streamed.parts;
+        let events = stream_to.and_then(|head| {
+            let (tx, rx) = tokio::sync::mpsc::channel(STREAM_EVENTS_BUFFERED);
+            head.send(ResponseStream {
+                content_type: streamed.content_type.clone(),
+                executed_version: config.version.to_string(),
+                request_id: request_id.to_owned(),
+                events: rx,
+            })
+            .ok()
+            .map(|()| tx)
+        });
+        let mut collected = bytes::BytesMut::new();
+        let mut over_limit = false;
+        let ended = loop {
+            tokio::select! {
+                biased;
+                part = parts.recv() => match part {
+                    Some(StreamPart::Data(data)) => match &events {
+                        // A caller that stopped reading does not stop the function.
+                        Some(tx) => { let _ = tx.send(StreamEvent::Chunk(data)).await; }
+                        None if collected.len() + data.len() > gust_runtime::MAX_RESPONSE_BYTES => over_limit = true,
+                        None => collected.extend_from_slice(&data),
+                    },
+                    Some(StreamPart::End(end)) => break end,
+                    None => break Err(StreamFailure::Truncated),
+                },
+                exit = env.exited() => return (Finish::Crashed(exit), events),
+                () = tokio::time::sleep_until(deadline.into()) => return (Finish::TimedOut, events),
+                () = memory_watchdog(env, u64::from(config.memory_mb) * 1024) => return (Finish::OverMemory, events),
+            }
+        };
+        let finish = match ended {
+            Ok(()) if over_limit => Finish::Result(InvocationResult::ResponseTooLarge),
+            Ok(()) => Finish::Result(InvocationResult::Response(collected.freeze())),
+            Err(StreamFailure::Function { error_type, body }) => {
+                Finish::Result(InvocationResult::Error {
+                    body,
+                    error_type: Some(error_type),
+                })
+            }
+            Err(StreamFailure::TooLarge) => Finish::Result(InvocationResult::ResponseTooLarge),
+            Err(StreamFailure::Truncated) => Finish::Result(InvocationResult::Truncated),
+        };
+        (finish, events)
     }
 
     /// INVOKE in a ready environment.
@@ -412,6 +542,7 @@ impl Engine {
         env: Arc<Environment>,
         request: InvokeRequest,
         request_id: String,
+        stream_to: Option<StreamHead>,
     ) -> InvokeOutcome {
         let timeout = Duration::from_secs(u64::from(config.timeout_s));
         let deadline_ms = u64::try_from(now_ms()).unwrap_or(0) + timeout.as_millis() as u64;
@@ -450,6 +581,20 @@ impl Engine {
                 () = memory_watchdog(&env, u64::from(config.memory_mb) * 1024) => Finish::OverMemory,
             },
         };
+        let (finish, events) = match finish {
+            Finish::Result(InvocationResult::Streaming(streamed)) => {
+                self.pump(
+                    config,
+                    &env,
+                    streamed,
+                    started + timeout,
+                    &request_id,
+                    stream_to,
+                )
+                .await
+            }
+            other => (other, None),
+        };
         let duration = started.elapsed();
         let max_memory = env.max_memory_mb();
         let init = env.take_init_duration();
@@ -460,6 +605,14 @@ impl Engine {
             Finish::Result(InvocationResult::Error { body, .. }) => {
                 (body, true, true, vec![], platform::Status::Success)
             }
+            // `pump` turned every stream into one of the other results.
+            Finish::Result(InvocationResult::Streaming(_)) => (
+                platform_error("Runtime.Unknown", "unexpected stream".into()),
+                true,
+                true,
+                vec![],
+                platform::Status::Success,
+            ),
             Finish::Result(InvocationResult::ResponseTooLarge) => (
                 platform_error(
                     "Function.ResponseSizeTooLarge",
@@ -479,7 +632,7 @@ impl Engine {
                 // The runtime broke off mid-invocation: the environment is not reused.
                 self.shut_down(&env, Stop::Kill);
                 env.exited_within(Duration::from_secs(2)).await;
-                let (kind, reason) = if result == InvocationResult::Truncated {
+                let (kind, reason) = if matches!(result, InvocationResult::Truncated) {
                     (
                         "Runtime.TruncatedResponse",
                         "the runtime's connection closed before its response was complete",
@@ -568,6 +721,25 @@ impl Engine {
         let log = env.collector.end(lines).await;
         if healthy {
             self.release(env);
+        }
+        if let Some(events) = events {
+            let error = function_error.then(|| {
+                let code = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("errorType")
+                            .and_then(|t| t.as_str())
+                            .map(str::to_owned)
+                    })
+                    .unwrap_or_else(|| "Unhandled".to_owned());
+                (code, String::from_utf8_lossy(&body).into_owned())
+            });
+            let _ = events
+                .send(StreamEvent::Complete {
+                    error,
+                    log_tail: tail(&log),
+                })
+                .await;
         }
         InvokeOutcome {
             body,

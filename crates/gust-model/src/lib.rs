@@ -9,6 +9,7 @@ pub mod clock;
 pub mod error;
 pub mod event_invoke;
 pub mod function;
+pub mod http;
 pub mod layer;
 pub mod limits;
 pub mod mapping;

@@ -21,6 +21,15 @@ pub enum Caller {
         /// The account owning that resource.
         source_account: Option<String>,
     },
+    /// An HTTP request to a function URL: anyone (`NONE`), or a signed request from an
+    /// account (`AWS_IAM`). Statements for it carry `lambda:FunctionUrlAuthType` and
+    /// `lambda:InvokedViaFunctionUrl` conditions.
+    Url {
+        /// The signing account (`AWS_IAM`); `None` for an anonymous request.
+        account: Option<String>,
+        /// The URL's `AuthType`.
+        auth_type: String,
+    },
 }
 
 /// An AddPermission request, as given.
@@ -270,6 +279,16 @@ fn principal_matches(principal: &Value, caller: &Caller) -> bool {
         (Value::Object(map), Caller::Service { service, .. }) => map
             .get("Service")
             .is_some_and(|s| one_of(s, |name| name == service)),
+        (
+            Value::Object(map),
+            Caller::Url {
+                account: Some(account),
+                ..
+            },
+        ) => principal_matches(
+            &Value::Object(map.clone()),
+            &Caller::Account(account.clone()),
+        ),
         _ => false,
     }
 }
@@ -305,7 +324,11 @@ fn conditions_hold(conditions: Option<&Value>, caller: &Caller) -> bool {
             source_account,
             ..
         } => (source_arn.as_deref(), source_account.as_deref()),
-        Caller::Account(_) => (None, None),
+        Caller::Account(_) | Caller::Url { .. } => (None, None),
+    };
+    let url_auth = match caller {
+        Caller::Url { auth_type, .. } => Some(auth_type.as_str()),
+        _ => None,
     };
     conditions.iter().all(|(operator, keys)| {
         let Value::Object(keys) = keys else {
@@ -318,6 +341,10 @@ fn conditions_hold(conditions: Option<&Value>, caller: &Caller) -> bool {
                     source_arn.is_some_and(|arn| wildcard_match(expected, arn))
                 }
                 ("StringEquals", "aws:sourceaccount") => source_account == Some(expected),
+                ("StringEquals", "lambda:functionurlauthtype") => url_auth == Some(expected),
+                ("Bool", "lambda:invokedviafunctionurl") => {
+                    expected.eq_ignore_ascii_case("true") == url_auth.is_some()
+                }
                 _ => false,
             }
         })
@@ -378,6 +405,8 @@ fn conditions_understood(conditions: Option<&Value>) -> bool {
                     (operator.as_str(), key.to_ascii_lowercase().as_str()),
                     ("ArnLike" | "ArnEquals", "aws:sourcearn")
                         | ("StringEquals", "aws:sourceaccount")
+                        | ("StringEquals", "lambda:functionurlauthtype")
+                        | ("Bool", "lambda:invokedviafunctionurl")
                 )
             })
         })
@@ -395,6 +424,65 @@ mod tests {
             principal: principal.into(),
             ..Permission::default()
         }
+    }
+
+    #[test]
+    fn function_url_callers_need_both_url_statements() {
+        let resource = "arn:aws:lambda:us-east-1:000000000000:function:f";
+        let url = Permission {
+            action: "lambda:InvokeFunctionUrl".into(),
+            function_url_auth_type: Some("NONE".into()),
+            ..permission("*")
+        }
+        .statement(resource)
+        .unwrap();
+        let invoke = Permission {
+            statement_id: "i".into(),
+            invoked_via_function_url: Some(true),
+            ..permission("*")
+        }
+        .statement(resource)
+        .unwrap();
+        let anonymous = Caller::Url {
+            account: None,
+            auth_type: "NONE".into(),
+        };
+        let both = [url.clone(), invoke.clone()];
+        assert!(allows(&both, &anonymous, "lambda:InvokeFunctionUrl"));
+        assert!(allows(&both, &anonymous, "lambda:InvokeFunction"));
+        // The InvokedViaFunctionUrl statement does not open plain Invoke to anyone.
+        assert!(!allows(
+            &both,
+            &Caller::Account("111111111111".into()),
+            "lambda:InvokeFunction"
+        ));
+        // A statement for NONE does not admit an IAM-signed URL, nor the other way round.
+        let signed = Caller::Url {
+            account: Some("111111111111".into()),
+            auth_type: "AWS_IAM".into(),
+        };
+        assert!(!allows(&both, &signed, "lambda:InvokeFunctionUrl"));
+        let account_grant = Permission {
+            action: "lambda:InvokeFunctionUrl".into(),
+            function_url_auth_type: Some("AWS_IAM".into()),
+            ..permission("111111111111")
+        }
+        .statement(resource)
+        .unwrap();
+        assert!(allows(
+            &[account_grant.clone()],
+            &signed,
+            "lambda:InvokeFunctionUrl"
+        ));
+        let other = Caller::Url {
+            account: Some("222222222222".into()),
+            auth_type: "AWS_IAM".into(),
+        };
+        assert!(!allows(
+            &[account_grant],
+            &other,
+            "lambda:InvokeFunctionUrl"
+        ));
     }
 
     #[test]

@@ -23,6 +23,8 @@ use tokio::task::JoinSet;
 
 /// The largest response a runtime may post (6 MiB + 100 bytes, as Lambda).
 pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
+/// The largest streamed response (Lambda's 200 MB).
+pub const MAX_STREAMED_BYTES: usize = 200 * 1024 * 1024;
 /// Most connections open to one environment's Runtime API at once, admitted or waiting for
 /// their ownership check. A runtime uses one or two; beyond the limit a connection is
 /// closed as soon as it is accepted, before any work is spawned for it, so a function
@@ -59,10 +61,13 @@ pub struct Invocation {
 }
 
 /// How the runtime finished an invocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum InvocationResult {
     /// `POST …/response`.
     Response(Bytes),
+    /// `POST …/response` with `Lambda-Runtime-Function-Response-Mode: streaming`: the
+    /// response goes on arriving after this (the invocation is over at its last part).
+    Streaming(StreamedResponse),
     /// `POST …/error`: the body as the invoke caller will see it.
     Error {
         /// The error JSON (with any X-Ray `errorCause` removed).
@@ -77,6 +82,49 @@ pub enum InvocationResult {
     Truncated,
     /// The runtime asked for the next invocation without answering this one.
     Abandoned,
+}
+
+/// A response the runtime streams.
+#[derive(Debug)]
+pub struct StreamedResponse {
+    /// The runtime's `Content-Type` (`application/octet-stream` when it sent none).
+    pub content_type: String,
+    /// The body's parts as they arrive; the last is [`StreamPart::End`].
+    pub parts: mpsc::Receiver<StreamPart>,
+}
+
+impl PartialEq for StreamedResponse {
+    /// Streams compare by content type (their parts are still to come).
+    fn eq(&self, other: &Self) -> bool {
+        self.content_type == other.content_type
+    }
+}
+
+impl Eq for StreamedResponse {}
+
+/// One part of a streamed response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamPart {
+    /// Bytes of the body, as the runtime wrote them.
+    Data(Bytes),
+    /// The body ended: completely, or with an error.
+    End(Result<(), StreamFailure>),
+}
+
+/// How a streamed response failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamFailure {
+    /// The runtime reported an error in the trailers.
+    Function {
+        /// `Lambda-Runtime-Function-Error-Type`.
+        error_type: String,
+        /// The decoded `Lambda-Runtime-Function-Error-Body` (the error JSON).
+        body: Bytes,
+    },
+    /// More than [`MAX_STREAMED_BYTES`].
+    TooLarge,
+    /// The connection broke before the body ended.
+    Truncated,
 }
 
 /// How INIT ended.
@@ -553,6 +601,23 @@ fn invalid_id() -> Response<Full<Bytes>> {
 // `current`, the next `next` would have found it unanswered).
 
 async fn response(shared: &Shared, id: &str, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    match request
+        .headers()
+        .get("lambda-runtime-function-response-mode")
+        .map(HeaderValue::as_bytes)
+    {
+        None => {}
+        Some(b"streaming") => return streamed_response(shared, id, request).await,
+        Some(_) => {
+            // Read the body first so the connection stays usable.
+            let _ = read_body(request, MAX_RESPONSE_BYTES).await;
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidFunctionResponseMode",
+                "Invalid function response mode",
+            );
+        }
+    }
     let answer = take_current(shared, id);
     let body = read_body(request, MAX_RESPONSE_BYTES).await;
     let Some(answer) = answer else {
@@ -576,6 +641,110 @@ async fn response(shared: &Shared, id: &str, request: Request<Incoming>) -> Resp
             )
         }
     }
+}
+
+/// Parts buffered between the runtime and the engine: a slow reader slows the runtime's
+/// writes down rather than growing memory.
+const STREAM_BUFFER: usize = 16;
+
+/// A streamed response: the engine gets the stream at once and each chunk as it arrives;
+/// trailers carry a mid-stream error. Answered 202 once the body has ended.
+async fn streamed_response(
+    shared: &Shared,
+    id: &str,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let Some(answer) = take_current(shared, id) else {
+        let _ = read_body(request, MAX_RESPONSE_BYTES).await;
+        return invalid_id();
+    };
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    answer.send(InvocationResult::Streaming(StreamedResponse {
+        content_type,
+        parts: rx,
+    }));
+    let mut body = request.into_body();
+    let mut total = 0usize;
+    let mut end: Result<(), StreamFailure> = Ok(());
+    let mut too_large = false;
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Err(_)) => {
+                end = Err(StreamFailure::Truncated);
+                break;
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    if too_large {
+                        continue;
+                    }
+                    total += data.len();
+                    if total > MAX_STREAMED_BYTES {
+                        // Keep reading (and dropping) so the runtime's post completes.
+                        too_large = true;
+                        end = Err(StreamFailure::TooLarge);
+                        continue;
+                    }
+                    // The engine may be gone (the caller left); the runtime is still read.
+                    let _ = tx.send(StreamPart::Data(data)).await;
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        if let Some(failure) = trailer_failure(&trailers) {
+                            if end.is_ok() {
+                                end = Err(failure);
+                            }
+                        }
+                    }
+                }
+            },
+        }
+    }
+    let truncated = matches!(end, Err(StreamFailure::Truncated));
+    let _ = tx.send(StreamPart::End(end)).await;
+    if truncated {
+        api_error(StatusCode::BAD_REQUEST, "InvalidRequest", "Incomplete body")
+    } else if too_large {
+        api_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            &format!("Exceeded maximum allowed payload size ({MAX_STREAMED_BYTES} bytes)."),
+        )
+    } else {
+        accepted()
+    }
+}
+
+/// The error a streamed response's trailers report, if any.
+fn trailer_failure(trailers: &hyper::HeaderMap) -> Option<StreamFailure> {
+    use base64::Engine as _;
+    let error_type = trailers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())?
+        .to_owned();
+    let body = trailers
+        .get("lambda-runtime-function-error-body")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .ok()
+        })
+        .map(Bytes::from)
+        .unwrap_or_else(|| {
+            Bytes::from(
+                serde_json::json!({"errorType": error_type, "errorMessage": error_type})
+                    .to_string(),
+            )
+        });
+    Some(StreamFailure::Function { error_type, body })
 }
 
 /// Removes the X-Ray `errorCause` the error-cause content type carries (as Lambda does).

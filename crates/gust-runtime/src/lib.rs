@@ -7,6 +7,7 @@ pub mod api;
 pub mod registry;
 
 pub use api::{
-    Closed, InitOutcome, Invocation, InvocationResult, PeerCheck, RuntimeApi, MAX_RESPONSE_BYTES,
+    Closed, InitOutcome, Invocation, InvocationResult, PeerCheck, RuntimeApi, StreamFailure,
+    StreamPart, StreamedResponse, MAX_RESPONSE_BYTES, MAX_STREAMED_BYTES,
 };
 pub use registry::{Launch, LaunchError, RuntimeRegistry, View};

@@ -507,6 +507,7 @@ impl Sns {
         let who = match &caller.principal {
             Principal::Account(account) => format!("arn:aws:iam::{account}:root"),
             Principal::Service { service, .. } => service.clone(),
+            Principal::Url { .. } => "anonymous".to_owned(),
         };
         let action = action.replacen("sns:", "SNS:", 1);
         Err(SnsError::AuthorizationError(format!(
