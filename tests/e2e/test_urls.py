@@ -251,11 +251,18 @@ def test_cors_answered_from_the_configuration(lam):
     assert headers["access-control-expose-headers"] == "x-total"
 
 
-def signed(shared, method, url, body=b"", key=None):
+def signed_request(shared, method, url, body=b"", key=None):
+    """A urllib request to a URL signed with SigV4 for `lambda`, as awscurl would sign it."""
     access, secret = key or shared.credentials
     request = AWSRequest(method=method, url=url, data=body, headers={"Content-Type": "application/json"})
     SigV4Auth(Credentials(access, secret), "lambda", "us-east-1").add_auth(request)
-    return http(method, url, body=body or None, headers=dict(request.headers.items()))
+    return urllib.request.Request(url, data=body or None, method=method,
+                                  headers=dict(request.headers.items()))
+
+
+def signed(shared, method, url, body=b"", key=None):
+    request = signed_request(shared, method, url, body, key)
+    return http(method, url, body=body or None, headers=dict(request.header_items()))
 
 
 def test_aws_iam_signed_and_unsigned(lam, shared):
