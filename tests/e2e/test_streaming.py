@@ -157,7 +157,8 @@ NODE_STREAMER = r'''
 const { pipeline } = require("node:stream/promises");
 const { Readable } = require("node:stream");
 exports.handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
-  if (event.http) {
+  const settings = event.rawPath ? JSON.parse(event.body || "{}") : event;  // via a URL: the body
+  if (settings.http) {
     responseStream = awslambda.HttpResponseStream.from(responseStream, {
       statusCode: 202, headers: { "x-node": "streamed" }, cookies: ["n=1"] });
   } else {
@@ -167,7 +168,7 @@ exports.handler = awslambda.streamifyResponse(async (event, responseStream, cont
     responseStream.write(`node-${i}\n`);
     await new Promise((r) => setTimeout(r, 300));
   }
-  if (event.fail) throw new TypeError("node stream failed");
+  if (settings.fail) throw new TypeError("node stream failed");
   await pipeline(Readable.from(["piped\n"]), responseStream);
 });
 '''
@@ -197,6 +198,11 @@ def test_rust_lambda_runtime_streams_unchanged(lam):
     lam.create_function(FunctionName="ruststream", Runtime="provided.al2023",
                         Role="arn:aws:iam::000000000000:role/r", Handler="bootstrap",
                         Code={"ZipFile": package({"bootstrap": binary.read_bytes()}, executables={"bootstrap"})})
-    _, chunks, complete, total = read_stream(lam, "ruststream", {})
-    assert b"".join(c for _, c in chunks) == b"chunk-0\nchunk-1\nchunk-2\n"
+    response, chunks, complete, total = read_stream(lam, "ruststream", {})
+    # lambda_runtime always streams with the HTTP integration prelude; InvokeWithResponseStream
+    # passes the bytes through as the function wrote them, with its content type.
+    assert response["ResponseStreamContentType"] == "application/vnd.awslambda.http-integration-response"
+    prelude, body = b"".join(c for _, c in chunks).split(b"\0" * 8, 1)
+    assert json.loads(prelude)["statusCode"] == 200
+    assert body == b"chunk-0\nchunk-1\nchunk-2\n"
     assert chunks[0][0] < total - 0.2 and complete == {}

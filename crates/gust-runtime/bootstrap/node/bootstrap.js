@@ -2,6 +2,8 @@
 // No npm dependencies. Started as `node bootstrap.js` in the function's code directory with
 // the Lambda environment variables set; loads `_HANDLER` once (INIT), then serves
 // invocations from AWS_LAMBDA_RUNTIME_API until the process is stopped.
+// Handlers wrapped in `awslambda.streamifyResponse` stream their response: see
+// "Response streaming" below.
 'use strict';
 
 const net = require('net');
@@ -9,6 +11,7 @@ const fs = require('fs');
 const path = require('path');
 const { pathToFileURL } = require('url');
 const util = require('util');
+const { Writable, finished } = require('stream');
 
 const apiAddress = process.env.AWS_LAMBDA_RUNTIME_API;
 const [apiHost, apiPort] = apiAddress.split(':');
@@ -65,6 +68,26 @@ class RuntimeClient {
     this.waiting = null;
     if (this.socket) this.socket.unref();
     waiting.resolve({ status, headers, body });
+  }
+
+  // Claims the connection for a request whose head and chunked body the caller writes
+  // itself to the returned socket. `answer` settles with the server's response, which
+  // may come before the body ends when the server refuses it.
+  async claim() {
+    if (!this.socket) {
+      this.buffer = Buffer.alloc(0);
+      this.socket = await this.connect();
+    }
+    this.socket.ref();
+    const answer = new Promise((resolve, reject) => { this.waiting = { resolve, reject }; });
+    return { socket: this.socket, answer };
+  }
+
+  // Gives up the connection (after a refused streamed request, whose body cannot be
+  // finished); the next request opens a new one.
+  drop() {
+    if (this.socket) this.socket.destroy();
+    this.socket = null;
   }
 
   async request(method, urlPath, body, headers) {
@@ -211,6 +234,296 @@ async function loadHandler(appRoot, spec) {
   return handler;
 }
 
+// ---- Response streaming --------------------------------------------------------------
+// As Lambda's Node.js runtime: `awslambda.streamifyResponse(handler)` marks a handler that
+// is called as `handler(event, responseStream, context)`. The response is one POST to
+// `/invocation/{id}/response` in Lambda's streaming mode (chunked, with error trailers);
+// its head goes out with the first bytes written, and every write is sent as soon as the
+// connection takes it. An error (thrown, rejected, or uncaught) ends the request with the
+// trailers `Lambda-Runtime-Function-Error-Type` and `-Body` (base64 of the error JSON).
+
+const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const HIGH_WATER_MARK = Symbol.for('aws.lambda.runtime.handler.streaming.highWaterMark');
+const STREAM_RESPONSE = 'response';
+const HTTP_INTEGRATION_CONTENT_TYPE = 'application/vnd.awslambda.http-integration-response';
+const CRLF = Buffer.from('\r\n');
+const kFail = Symbol('fail');
+const kClose = Symbol('close');
+const kAnswer = Symbol('answer');
+
+function streamifyResponse(handler, options) {
+  handler[STREAMING] = STREAM_RESPONSE;
+  if (options && typeof options.highWaterMark === 'number') {
+    handler[HIGH_WATER_MARK] = parseInt(options.highWaterMark, 10);
+  }
+  return handler;
+}
+
+// The `application/vnd.awslambda.http-integration-response` framing function URLs read: a
+// JSON prelude `{statusCode, headers, cookies}` and 8 NUL bytes before the body.
+class HttpResponseStream {
+  static from(underlyingStream, prelude) {
+    underlyingStream.setContentType(HTTP_INTEGRATION_CONTENT_TYPE);
+    // JSON.stringify escapes NUL, so the prelude itself never holds the delimiter.
+    const metadataPrelude = JSON.stringify(prelude);
+    underlyingStream._onBeforeFirstWrite = (write) => {
+      write(metadataPrelude);
+      write(new Uint8Array(8));
+    };
+    return underlyingStream;
+  }
+}
+
+// Streaming-mode problems in the handler's use of the stream (Lambda's error names).
+function streamingError(message) {
+  const error = new Error(message);
+  error.name = 'Runtime.InvalidStreamingOperation';
+  return error;
+}
+
+// Header values go out as latin1 text: no control characters (no header injection).
+function headerValue(value) {
+  return String(value).replace(/[^\t\x20-\x7e\x80-\xff]/g, '');
+}
+
+// Lambda's runtime writes anything that is not text or bytes as JSON.
+function toChunk(chunk) {
+  if (typeof chunk === 'string' || Buffer.isBuffer(chunk) || chunk instanceof Uint8Array) return chunk;
+  return JSON.stringify(chunk);
+}
+
+function settled(stream) {
+  return new Promise((resolve) => finished(stream, { readable: false }, () => resolve()));
+}
+
+class ResponseStream extends Writable {
+  #requestId;
+  #contentType = 'application/octet-stream';
+  #writeCalled = false;
+  #wire = 'idle'; // 'open' once the request head is out, 'done' after the last chunk
+  #chain = Promise.resolve();
+  #socket = null;
+  #answer = null;
+  #trailers = null;
+
+  constructor(requestId, highWaterMark) {
+    super(highWaterMark > 0 ? { highWaterMark } : {});
+    this.#requestId = requestId;
+    // What HttpResponseStream.from installs: called once, before the first bytes.
+    this._onBeforeFirstWrite = undefined;
+    // Failures reach the handler through write callbacks and stream.finished/pipeline;
+    // an unobserved one must not become an uncaught exception.
+    this.on('error', () => {});
+  }
+
+  setContentType(contentType) {
+    if (this.#writeCalled || this.writableEnded) throw streamingError('Cannot set content-type, too late.');
+    this.#contentType = headerValue(contentType);
+  }
+
+  write(chunk, encoding, callback) {
+    this.#writeCalled = true;
+    return super.write(toChunk(chunk), encoding, callback);
+  }
+
+  end(chunk, encoding, callback) {
+    if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') {
+      this.#writeCalled = true;
+      return super.end(toChunk(chunk), encoding, callback);
+    }
+    return super.end(chunk, encoding, callback);
+  }
+
+  _write(chunk, _encoding, callback) {
+    this.#send([chunk]).then(() => callback(), callback);
+  }
+
+  _writev(entries, callback) {
+    this.#send(entries.map((entry) => entry.chunk)).then(() => callback(), callback);
+  }
+
+  _final(callback) {
+    const trailers = this.#trailers;
+    this.#finish(trailers, !trailers).then(() => callback(), callback);
+  }
+
+  // Runs wire operations one after another, in the order they were asked for.
+  #serial(operation) {
+    const run = this.#chain.then(operation);
+    this.#chain = run.then(() => {}, () => {});
+    return run;
+  }
+
+  #send(chunks) {
+    return this.#serial(async () => {
+      if (this.#wire === 'done') throw streamingError('The response stream has already ended.');
+      const head = this.#wire === 'idle' ? await this.#open() : null;
+      const prelude = head ? this.#prelude() : [];
+      await this.#put(head, [...prelude, chunks], null);
+    });
+  }
+
+  // Ends the request: the last chunk, with the error trailers when failing. The prelude of
+  // HttpResponseStream.from is sent even when nothing was written (unlike Lambda's
+  // runtime, which then drops the status code and headers).
+  #finish(trailers, withPrelude) {
+    return this.#serial(async () => {
+      if (this.#wire === 'done') return;
+      const head = this.#wire === 'idle' ? await this.#open() : null;
+      const prelude = head && withPrelude ? this.#prelude() : [];
+      this.#wire = 'done';
+      await this.#put(head, prelude, trailers || {});
+    });
+  }
+
+  // What the _onBeforeFirstWrite hook writes, one chunk per write as Lambda's runtime
+  // sends them (HttpResponseStream: the JSON prelude, then the 8 NUL bytes).
+  #prelude() {
+    const hook = this._onBeforeFirstWrite;
+    if (typeof hook !== 'function') return [];
+    const chunks = [];
+    hook((chunk) => {
+      chunks.push([Buffer.from(toChunk(chunk))]);
+      return true;
+    });
+    return chunks;
+  }
+
+  async #open() {
+    const { socket, answer } = await client.claim();
+    this.#socket = socket;
+    this.#wire = 'open';
+    this.#answer = answer.then(
+      (response) => {
+        if (this.#wire !== 'done' && (response.status < 200 || response.status > 299)) {
+          // Refused mid-body (e.g. too large): nothing more can go on this connection.
+          this.#wire = 'done';
+          client.drop();
+          this.destroy(new Error(`Runtime API refused the streamed response: ${response.status} ${response.body.toString('utf8')}`));
+        }
+        return response;
+      },
+      (error) => {
+        this.#wire = 'done';
+        this.destroy(error);
+        return null;
+      },
+    );
+    let head = `POST ${PREFIX}/invocation/${this.#requestId}/response HTTP/1.1\r\nHost: ${apiAddress}\r\n`;
+    head += 'Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n';
+    head += 'Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n';
+    head += `Content-Type: ${this.#contentType}\r\n\r\n`;
+    return head;
+  }
+
+  // One socket write (corked, so one packet when small): the request head if given, one
+  // HTTP chunk per entry of `chunks` (each a list of buffers; empty ones are skipped, as an
+  // empty chunk would end the body), and when `trailers` is given the last chunk with them.
+  #put(head, chunks, trailers) {
+    const socket = this.#socket;
+    if (!socket || socket.destroyed) return Promise.reject(new Error('Runtime API connection closed'));
+    const pieces = [];
+    let text = head || '';
+    for (const parts of chunks) {
+      const size = parts.reduce((total, part) => total + part.length, 0);
+      if (size === 0) continue;
+      pieces.push(Buffer.from(`${text}${size.toString(16)}\r\n`, 'latin1'), ...parts, CRLF);
+      text = '';
+    }
+    if (trailers) {
+      text += '0\r\n';
+      if (trailers.type !== undefined) {
+        text += `Lambda-Runtime-Function-Error-Type: ${headerValue(trailers.type)}\r\n`;
+        text += `Lambda-Runtime-Function-Error-Body: ${trailers.body}\r\n`;
+      }
+      text += '\r\n';
+    }
+    if (text) pieces.push(Buffer.from(text, 'latin1'));
+    return new Promise((resolve, reject) => {
+      socket.cork();
+      pieces.forEach((piece, index) => {
+        if (index < pieces.length - 1) socket.write(piece);
+        else socket.write(piece, (error) => (error ? reject(error) : resolve()));
+      });
+      socket.uncork();
+    });
+  }
+
+  // Fails the response with `payload` (the error JSON) as trailers: after what was
+  // written when the stream still works, at once when it was destroyed. A response that
+  // had already ended stays as it was (the error can no longer be reported).
+  async [kFail](payload) {
+    const trailers = { type: payload.errorType, body: Buffer.from(JSON.stringify(payload)).toString('base64') };
+    if (!this.destroyed && !this.writableFinished) {
+      this.#trailers = trailers;
+      if (!this.writableEnded) this.end();
+      await settled(this);
+    }
+    await this.#chain;
+    await this.#finish(trailers, false).catch(() => {});
+  }
+
+  // After the handler's promise resolved: end the stream if the handler did not.
+  async [kClose]() {
+    if (!this.destroyed && !this.writableEnded) this.end();
+    if (!this.destroyed) await settled(this);
+    await this.#chain;
+    if (this.#wire !== 'done') {
+      const error = this.errored || new Error('Response stream is not finished.');
+      const payload = errorPayload(error);
+      console.error(`Invoke Error \t${JSON.stringify(payload)}`);
+      await this[kFail](payload);
+    }
+  }
+
+  // The Runtime API's answer to the streamed request (null if it never got one).
+  [kAnswer]() {
+    return this.#answer || Promise.resolve(null);
+  }
+}
+
+async function invokeStreaming(handler, headers, body) {
+  const requestId = headers['lambda-runtime-aws-request-id'];
+  const stream = new ResponseStream(requestId, handler[HIGH_WATER_MARK]);
+  const context = makeContext(headers, () => {});
+  delete context.done;
+  delete context.succeed;
+  delete context.fail;
+  inFlight = { requestId, stream };
+  try {
+    let event;
+    try {
+      event = body.length ? JSON.parse(body.toString('utf8')) : {};
+    } catch (e) {
+      throw new UserError('Runtime.UnmarshalError', `Unable to parse event: ${e.message}`);
+    }
+    const result = handler(event, stream, context);
+    if (!result || typeof result.then !== 'function') throw new Error('Streaming does not support non-async handlers.');
+    const value = await result;
+    if (value !== undefined) console.warn('Streaming handlers ignore return values.');
+    await stream[kClose]();
+  } catch (error) {
+    const payload = errorPayload(error === undefined || error === null ? 'undefined' : error);
+    console.error(`Invoke Error \t${JSON.stringify(payload)}`);
+    await stream[kFail](payload);
+  }
+  await stream[kAnswer]();
+  if (inFlight && inFlight.stream === stream) inFlight = null;
+}
+
+function isStreaming(handler) {
+  const mode = handler[STREAMING];
+  if (mode === undefined || mode === null || mode === false) return false;
+  if (mode === STREAM_RESPONSE) return true;
+  throw new UserError('Runtime.MalformedStreamingHandler', 'Only response streaming is supported.');
+}
+
+function installGlobals() {
+  const off = process.env.AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA;
+  if (off === '1' || off === 'true') return;
+  globalThis.awslambda = { streamifyResponse, HttpResponseStream };
+}
+
 function makeContext(headers, finish) {
   const deadline = Number(headers['lambda-runtime-deadline-ms'] || 0);
   const parse = (h) => (headers[h] ? JSON.parse(headers[h]) : undefined);
@@ -235,11 +548,12 @@ function makeContext(headers, finish) {
 
 let inFlight = null;
 
-async function invoke(handler, headers, body) {
+async function invoke(handler, headers, body, streaming) {
   const requestId = headers['lambda-runtime-aws-request-id'];
   currentRequestId = requestId;
   if (headers['lambda-runtime-trace-id']) process.env._X_AMZN_TRACE_ID = headers['lambda-runtime-trace-id'];
   else delete process.env._X_AMZN_TRACE_ID;
+  if (streaming) return invokeStreaming(handler, headers, body);
   return new Promise((resolve) => {
     let finished = false;
     const deliver = async (error, result) => {
@@ -296,9 +610,12 @@ async function invoke(handler, headers, body) {
 async function main() {
   patchConsole();
   const appRoot = process.env.LAMBDA_TASK_ROOT || process.cwd();
+  installGlobals();
   let handler;
+  let streaming;
   try {
     handler = await loadHandler(appRoot, process.env._HANDLER || '');
+    streaming = isStreaming(handler);
   } catch (error) {
     const payload = errorPayload(error);
     console.error(`${payload.errorType}: ${payload.errorMessage}`);
@@ -309,7 +626,14 @@ async function main() {
     const payload = errorPayload(error);
     payload.errorType = errorType || payload.errorType;
     console.error(`Uncaught Exception \t${JSON.stringify(payload)}`);
-    if (inFlight) await post(`/invocation/${inFlight.requestId}/error`, JSON.stringify(payload), payload.errorType);
+    const current = inFlight;
+    if (current && current.stream) {
+      // A streamed response ends with the error as trailers (never a second request).
+      await current.stream[kFail](payload);
+      await Promise.race([current.stream[kAnswer](), new Promise((resolve) => setTimeout(resolve, 2000))]);
+    } else if (current) {
+      await post(`/invocation/${current.requestId}/error`, JSON.stringify(payload), payload.errorType);
+    }
     process.exit(129);
   };
   process.on('uncaughtException', crash());
@@ -317,7 +641,7 @@ async function main() {
   for (;;) {
     const next = await request('GET', '/invocation/next');
     if (next.status !== 200) throw new Error(`Runtime API /next answered ${next.status}`);
-    await invoke(handler, next.headers, next.body);
+    await invoke(handler, next.headers, next.body, streaming);
   }
 }
 
