@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::protocol::{self, ServiceError};
 use crate::sigv4::{self, AuthError};
-use crate::{autoscaling, events, scheduler, sns, sqs, sts, ApiState, BodyError, Received};
+use crate::{apigw, autoscaling, events, scheduler, sns, sqs, sts, ApiState, BodyError, Received};
 
 /// An AWS service served here besides Lambda.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub(crate) enum Service {
     Events,
     /// EventBridge Scheduler (REST-JSON).
     Scheduler,
+    /// API Gateway v2, HTTP APIs' control plane (REST-JSON).
+    Apigw,
 }
 
 impl Service {
@@ -41,6 +43,7 @@ impl Service {
             Service::Autoscaling => "application-autoscaling",
             Service::Events => "events",
             Service::Scheduler => "scheduler",
+            Service::Apigw => "apigateway",
         }
     }
 
@@ -51,7 +54,7 @@ impl Service {
             Service::Sqs => Some(protocol::model("sqs")),
             Service::Sns => Some(protocol::model("sns")),
             Service::Sts => Some(protocol::model("sts")),
-            Service::Autoscaling | Service::Events | Service::Scheduler => None,
+            Service::Autoscaling | Service::Events | Service::Scheduler | Service::Apigw => None,
         }
     }
 
@@ -59,7 +62,7 @@ impl Service {
     fn json_content_type(self) -> &'static str {
         match self {
             Service::Autoscaling | Service::Events => "application/x-amz-json-1.1",
-            Service::Scheduler => "application/json",
+            Service::Scheduler | Service::Apigw => "application/json",
             _ => "application/x-amz-json-1.0",
         }
     }
@@ -72,6 +75,7 @@ impl Service {
             "application-autoscaling" => Some(Service::Autoscaling),
             "events" => Some(Service::Events),
             "scheduler" => Some(Service::Scheduler),
+            "apigateway" => Some(Service::Apigw),
             _ => None,
         }
     }
@@ -118,8 +122,11 @@ pub(crate) fn detect(
     }
     if let Some(name) = sigv4::scope_service(headers) {
         return match Service::by_signing_name(&name) {
-            // Scheduler's REST API: the method and path name the operation.
-            Some(Service::Scheduler) => Some((Some(Service::Scheduler), Protocol::Rest)),
+            // The REST APIs (Scheduler, API Gateway): the method and path name the
+            // operation.
+            Some(rest @ (Service::Scheduler | Service::Apigw)) => {
+                Some((Some(rest), Protocol::Rest))
+            }
             other => other
                 .filter(|s| s.model().is_some())
                 .map(|s| (Some(s), Protocol::Query)),
@@ -175,7 +182,10 @@ impl Writer {
     fn error(&self, error: &ServiceError) -> Response {
         let service = self.service.unwrap_or(Service::Sqs);
         if self.rest {
-            let (status, error_type, body) = scheduler::error_response(error);
+            let (status, error_type, body) = match service {
+                Service::Apigw => apigw::error_response(error),
+                _ => scheduler::error_response(error),
+            };
             let mut response = protocol::json_response(&body, "application/json");
             *response.status_mut() = axum::http::StatusCode::from_u16(status)
                 .unwrap_or(axum::http::StatusCode::BAD_REQUEST);
@@ -195,6 +205,7 @@ impl Writer {
                         Service::Autoscaling => "com.amazonaws.applicationautoscaling".to_owned(),
                         Service::Events => "com.amazonaws.events".to_owned(),
                         Service::Scheduler => "com.amazonaws.scheduler".to_owned(),
+                        Service::Apigw => "com.amazonaws.apigatewayv2".to_owned(),
                     },
                     error.shape.clone(),
                 ),
@@ -220,7 +231,12 @@ impl Writer {
     fn result(&self, value: &Value) -> Response {
         let service = self.service.unwrap_or(Service::Sqs);
         if self.rest {
-            let mut response = protocol::json_response(value, "application/json");
+            // A 204 (API Gateway's deletes) has no body.
+            let mut response = if self.status == 204 {
+                Response::new(Body::empty())
+            } else {
+                protocol::json_response(value, "application/json")
+            };
             *response.status_mut() =
                 axum::http::StatusCode::from_u16(self.status).unwrap_or(axum::http::StatusCode::OK);
             return response;
@@ -484,6 +500,31 @@ async fn serve(
             writer.status = status;
             Ok(value)
         }
+        Service::Apigw => {
+            let service = Arc::clone(&state.services.apigw);
+            let endpoints = apigw::Endpoints {
+                domain: state.config.url_domain.clone(),
+                host,
+            };
+            let method = parts.method.as_str().to_owned();
+            let (path, query) = (raw_path.to_owned(), raw_query.to_owned());
+            let answer = tokio::task::spawn_blocking(move || {
+                apigw::handle(
+                    &service, &account, &endpoints, &method, &path, &query, &body,
+                )
+            })
+            .await
+            .map_err(|e| ServiceError::internal(&e))?;
+            let (status, value) = answer.unwrap_or_else(|| {
+                Err(ServiceError::client(
+                    404,
+                    "NotFoundException",
+                    "The requested operation is not supported by API Gateway.",
+                ))
+            })?;
+            writer.status = status;
+            Ok(value)
+        }
         Service::Autoscaling => {
             let service = Arc::clone(&state.services.autoscaling);
             tokio::task::spawn_blocking(move || {
@@ -544,4 +585,6 @@ pub struct Services {
     pub eventbridge: Arc<gust_events::Events>,
     /// EventBridge Scheduler.
     pub scheduler: Arc<gust_scheduler::Scheduler>,
+    /// API Gateway's HTTP APIs (their control plane; the HTTP front serves them).
+    pub apigw: Arc<gust_apigw::Apigw>,
 }

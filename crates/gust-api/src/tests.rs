@@ -220,6 +220,12 @@ fn harness() -> Harness {
                 gust_scheduler::SchedulerConfig::default(),
             )
             .unwrap(),
+            apigw: gust_apigw::Apigw::open(
+                &dir.path().join("apigw.db"),
+                clock.clone(),
+                "us-east-1",
+            )
+            .unwrap(),
         },
     );
     Harness {

@@ -621,6 +621,13 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         },
     )
     .map_err(|e| anyhow::anyhow!("cannot open the Scheduler store: {e}"))?;
+    // HTTP APIs' control plane; the HTTP front serves them from its memory.
+    let apigw = gust_apigw::Apigw::open(
+        &args.data_dir.join("apigw.db"),
+        clock.clone(),
+        &scope.region,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the API Gateway store: {e}"))?;
     let accounts: Vec<String> = by_account.keys().cloned().collect();
     // The most environments the budget holds (all at Lambda's smallest MemorySize).
     let max_environments =
@@ -673,6 +680,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
                 autoscaling: Arc::clone(&autoscaling),
                 eventbridge: Arc::clone(&eventbridge),
                 scheduler: Arc::clone(&scheduler),
+                apigw: Arc::clone(&apigw),
             },
         );
         eventbridge.start();
