@@ -397,7 +397,7 @@ fn url_caller(
     headers: &[(String, String)],
     body: &[u8],
     auth_type: &str,
-) -> Result<(Caller, Option<serde_json::Value>), Response> {
+) -> Result<(Caller, Option<serde_json::Value>), Box<Response>> {
     if auth_type == "NONE" {
         return Ok((
             Caller::Url {
@@ -407,7 +407,7 @@ fn url_caller(
             None,
         ));
     }
-    let forbidden = || url_error(url_errors::FORBIDDEN);
+    let forbidden = || Box::new(url_error(url_errors::FORBIDDEN));
     let identity = match crate::authenticate(state, headers) {
         Ok(Some(identity)) => identity,
         // `--no-auth`: requests come from the default account.
@@ -500,7 +500,7 @@ pub(crate) async fn serve_url(
     let (caller, authorizer) =
         match url_caller(state, &parts, &headers, &request.body, &config.auth_type) {
             Ok(found) => found,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
     let reference = gust_model::FunctionRef {
         name: config.function.clone(),
@@ -636,6 +636,187 @@ fn engine_failure(error: &gust_engine::EngineError) -> Response {
         }
         EngineError::NotFound(_) => url_error(url_errors::NOT_FOUND),
         _ => url_error(url_errors::FUNCTION_ERROR),
+    }
+}
+
+/// An HTTP API's own answers (API Gateway's shapes: `{"message": …}`).
+fn api_error(status: u16, message: &str) -> Response {
+    plain(
+        status,
+        "application/json",
+        &serde_json::json!({ "message": message }).to_string(),
+    )
+}
+
+fn cors_of(config: &gust_apigw::CorsConfiguration) -> Cors {
+    Cors {
+        allow_credentials: config.allow_credentials,
+        allow_headers: config.allow_headers.clone().unwrap_or_default(),
+        allow_methods: config.allow_methods.clone().unwrap_or_default(),
+        allow_origins: config.allow_origins.clone().unwrap_or_default(),
+        expose_headers: config.expose_headers.clone().unwrap_or_default(),
+        max_age: config.max_age.filter(|age| *age >= 0),
+    }
+}
+
+/// Serves a request to HTTP API `id`: the stage and route API Gateway's rules select, the
+/// integration's function invoked as `apigateway.amazonaws.com` (its policy must allow the
+/// route's source ARN), payload format 1.0 or 2.0 both ways.
+pub(crate) async fn serve_api(
+    state: &crate::ApiState,
+    parts: Parts,
+    body: Body,
+    id: &str,
+    path: &str,
+    request_id: &str,
+) -> Response {
+    let apigw = &state.services.apigw;
+    let Some(serving) = apigw.serving(id) else {
+        return api_error(404, "Not Found");
+    };
+    if serving.disable_execute_api_endpoint {
+        return api_error(403, "Forbidden");
+    }
+    let headers = crate::header_list(&parts.headers);
+    let mut request = match read_request(state, &parts, &headers, body, path).await {
+        Ok(request) => request,
+        Err(_) => return api_error(413, "Request Entity Too Large"),
+    };
+    let cors = serving.cors.as_ref().map(cors_of);
+    if let Some(cors) = &cors {
+        // API Gateway answers preflights itself once CORS is configured, whatever the routes.
+        if Cors::is_preflight(&request) {
+            let mut answer = cors.preflight(&request);
+            answer.status = 204;
+            return respond(answer);
+        }
+    }
+    let Some(resolved) = apigw.resolve(id, &request.method, path) else {
+        return api_error(404, "Not Found");
+    };
+    // The function sees the path as sent, a named stage's segment included (as on AWS;
+    // frameworks strip it using `requestContext.stage`).
+    let mut authorizer = None;
+    if resolved.authorization_type == "AWS_IAM" {
+        let identity = match crate::authenticate(state, &headers) {
+            Ok(Some(identity)) => identity,
+            Ok(None) => return api_error(403, "Forbidden"),
+            Err(_) => return api_error(403, "Missing Authentication Token"),
+        };
+        let request_parts = crate::sigv4::RequestParts {
+            method: parts.method.as_str(),
+            raw_path: parts.uri.path(),
+            raw_query: parts.uri.query().unwrap_or(""),
+            headers: &headers,
+        };
+        if crate::sigv4::verify_session(
+            &request_parts,
+            crate::sigv4::payload_hash(&request.body),
+            &identity.credentials,
+            identity.token.as_deref(),
+            "execute-api",
+            state.config.clock.now(),
+        )
+        .is_err()
+        {
+            return api_error(403, "Forbidden");
+        }
+        authorizer = Some(serde_json::json!({"iam": {
+            "accessKey": identity.credentials.access_key_id,
+            "accountId": identity.account_id,
+            "callerId": identity.account_id,
+            "cognitoIdentity": null,
+            "principalOrgId": null,
+            "userArn": format!("arn:aws:iam::{}:root", identity.account_id),
+            "userId": identity.account_id,
+        }}));
+    }
+    // The function's account: the integration's ARN names it.
+    let function_account = resolved
+        .integration
+        .function_arn
+        .split(':')
+        .nth(4)
+        .unwrap_or(&resolved.account)
+        .to_owned();
+    let Some(plane) = state.planes.get(&function_account).cloned() else {
+        return api_error(500, "Internal Server Error");
+    };
+    let host = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let trace = format!("Root={}", gust_engine::trace_root());
+    forwarded_headers(&mut request, &host, &trace);
+    let now_ms = state.config.clock.now().unix_timestamp_nanos() / 1_000_000;
+    let context = RequestContext {
+        account_id: resolved.account.clone(),
+        api_id: id.to_owned(),
+        domain_name: host,
+        domain_prefix: id.to_owned(),
+        request_id: request_id.to_owned(),
+        time_epoch_ms: i64::try_from(now_ms).unwrap_or(0),
+        stage: resolved.stage.clone(),
+        route_key: resolved.route_key.clone(),
+        authorizer,
+        path_parameters: resolved.path_parameters.clone(),
+        stage_variables: resolved.stage_variables.clone(),
+    };
+    let version_1 = resolved.integration.payload_format_version == "1.0";
+    let event = if version_1 {
+        gust_model::http::event_v1(&request, &context)
+    } else {
+        gust_model::http::event_v2(&request, &context)
+    };
+    let caller = Caller::Service {
+        service: "apigateway.amazonaws.com".into(),
+        source_arn: Some(resolved.source_arn.clone()),
+        source_account: Some(resolved.account.clone()),
+    };
+    let invoked = plane.invoke_for_service(
+        &resolved.integration.function_arn,
+        bytes::Bytes::from(event.to_string()),
+        &caller,
+        Some(request_id.to_owned()),
+        Some(format!(
+            "{trace};Parent={};Sampled=0",
+            gust_engine::trace_parent()
+        )),
+    );
+    let timeout = std::time::Duration::from_millis(u64::from(resolved.integration.timeout_ms));
+    // The invocation goes on in its own task past the integration's timeout, as on AWS.
+    let outcome = match tokio::time::timeout(timeout, invoked).await {
+        Err(_) => return api_error(503, "Service Unavailable"),
+        Ok(Err(crate::ServiceInvokeError::Throttled)) => {
+            return api_error(429, "Too Many Requests")
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(%error, api = id, "HTTP API integration failed");
+            return api_error(500, "Internal Server Error");
+        }
+        Ok(Ok(outcome)) => outcome,
+    };
+    if outcome.function_error {
+        return api_error(500, "Internal Server Error");
+    }
+    let parsed = if version_1 {
+        gust_model::http::response_v1(&outcome.body)
+    } else {
+        gust_model::http::response_v2(&outcome.body)
+    };
+    match parsed {
+        Ok(mut response) => {
+            if let Some(cors) = &cors {
+                cors.apply(&request, &mut response);
+            }
+            respond(response)
+        }
+        Err(error) => {
+            tracing::debug!(%error, api = id, "HTTP API response refused");
+            api_error(500, "Internal Server Error")
+        }
     }
 }
 

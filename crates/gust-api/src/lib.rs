@@ -7,6 +7,7 @@
 //! signature is checked against exactly the bytes the client signed.
 
 mod accounts;
+mod apigw;
 mod autoscaling;
 mod aws;
 pub mod code_url;
@@ -165,7 +166,10 @@ async fn handle(
         Some(front::Target::Url { id, path }) => {
             return Ok(front::serve_url(state, parts, body, &id, &path, request_id).await)
         }
-        Some(front::Target::Api { .. }) | None => {}
+        Some(front::Target::Api { id, path }) => {
+            return Ok(front::serve_api(state, parts, body, &id, &path, request_id).await)
+        }
+        None => {}
     }
     if let Some(detected) = aws::detect(&parts, &headers, &raw_query) {
         return Ok(aws::handle(state, parts, headers, body, detected, request_id).await);

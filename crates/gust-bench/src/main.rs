@@ -71,10 +71,15 @@ struct Args {
     /// Only the event source mapping figures (queue to function to deletion; send to start).
     #[arg(long)]
     mappings_only: bool,
+    /// Only the HTTP front figures (function URL and HTTP API route against a direct
+    /// Invoke).
+    #[arg(long)]
+    http_only: bool,
 }
 
 mod concurrency;
 mod events;
+mod http;
 mod mappings;
 mod queues;
 
@@ -789,6 +794,9 @@ async fn main() -> Result<()> {
     if args.mappings_only {
         return mappings::run(&args, &runtimes[0]).await;
     }
+    if args.http_only {
+        return http::run(&target, &args).await;
+    }
     queues::run(&target, &floor_target, &args).await?;
     events::run(&target, &floor_target, &args).await?;
     if args.queues_only {
@@ -797,6 +805,7 @@ async fn main() -> Result<()> {
     storm_and_restart(&args, &runtimes[0]).await?;
     concurrency::run(&args, &runtimes[0]).await?;
     mappings::run(&args, &runtimes[0]).await?;
+    http::run(&target, &args).await?;
     let bare = floor_target.clone();
     let (floor_p50, floor_p99) = latency(args.warm, || {
         let t = bare.clone();

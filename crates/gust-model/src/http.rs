@@ -311,11 +311,6 @@ pub fn event_v1(request: &HttpRequest, context: &RequestContext) -> Value {
         Some((_, path)) => path.to_owned(),
         None => context.route_key.clone(),
     };
-    let stage_path = if context.stage == "$default" {
-        request.raw_path.clone()
-    } else {
-        format!("/{}{}", context.stage, request.raw_path)
-    };
     let user_agent = header(&request.headers, "user-agent");
     let mut request_context = json!({
         "accountId": context.account_id,
@@ -330,7 +325,7 @@ pub fn event_v1(request: &HttpRequest, context: &RequestContext) -> Value {
             "principalOrgId": null, "sourceIp": request.source_ip, "user": null,
             "userAgent": user_agent, "userArn": null,
         },
-        "path": stage_path,
+        "path": request.raw_path,
         "protocol": request.protocol,
         "requestId": context.request_id,
         "requestTime": request_time(context.time_epoch_ms),
@@ -573,6 +568,7 @@ impl Cors {
         if !method_ok || !headers_ok {
             return response;
         }
+        let allowed_is_specific = allowed != "*";
         let h = &mut response.headers;
         h.push(("access-control-allow-origin".into(), allowed));
         h.push((
@@ -603,7 +599,7 @@ impl Cors {
         if let Some(age) = self.max_age {
             h.push(("access-control-max-age".into(), age.to_string()));
         }
-        if !self.allowed_origin(origin).is_some_and(|o| o == "*") {
+        if allowed_is_specific {
             h.push(("vary".into(), "Origin".into()));
         }
         response

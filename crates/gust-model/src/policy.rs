@@ -470,7 +470,7 @@ mod tests {
         .statement(resource)
         .unwrap();
         assert!(allows(
-            &[account_grant.clone()],
+            std::slice::from_ref(&account_grant),
             &signed,
             "lambda:InvokeFunctionUrl"
         ));
