@@ -311,3 +311,30 @@ def test_throttled_and_timed_out(lam):
     lam.put_function_concurrency(FunctionName="urlslow", ReservedConcurrentExecutions=0)
     status, _, body, _ = http("GET", url + "string")
     assert status == 429, body
+
+
+def test_host_based_urls_under_a_domain(make_server):
+    """With --url-domain the URLs are AWS's host form (for a wildcard DNS name and a reverse
+    proxy); the path form keeps working on the same server."""
+    from conftest import free_port
+    port = free_port()
+    server = make_server(["--url-domain", f"http://gust.test:{port}"])
+    lam = server.client()
+    create(lam, "hosted", ECHO)
+    url = lam.create_function_url_config(FunctionName="hosted", AuthType="NONE")["FunctionUrl"]
+    public(lam, "hosted")
+    url_id = url.split("//", 1)[1].split(".", 1)[0]
+    assert url == f"http://{url_id}.lambda-url.us-east-1.gust.test:{port}/"
+    host = f"{url_id}.lambda-url.us-east-1.gust.test:{port}"
+    status, _, body, _ = http("GET", f"{server.endpoint}/event?x=1", headers={"Host": host})
+    event = json.loads(body)
+    assert status == 200 and event["rawPath"] == "/event"
+    assert event["requestContext"]["domainName"] == host
+    # curl resolving the name as a reverse proxy would.
+    out = subprocess.run(["curl", "-s", "--resolve", f"{url_id}.lambda-url.us-east-1.gust.test:{server.port}:127.0.0.1",
+                          f"http://{url_id}.lambda-url.us-east-1.gust.test:{server.port}/string"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout == "just text"
+    assert http("GET", f"{server.endpoint}/lambda-url/{url_id}/string")[2] == b"just text"
+    # Another host under the domain, or an unknown id, is not a function.
+    assert http("GET", f"{server.endpoint}/string", headers={"Host": f"{'0' * 32}.lambda-url.us-east-1.gust.test"})[0] == 404

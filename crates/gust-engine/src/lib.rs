@@ -507,8 +507,14 @@ impl Engine {
                 biased;
                 part = parts.recv() => match part {
                     Some(StreamPart::Data(data)) => match &events {
-                        // A caller that stopped reading does not stop the function.
-                        Some(tx) => { let _ = tx.send(StreamEvent::Chunk(data)).await; }
+                        // A caller that went away does not stop the function; one that
+                        // stopped reading holds it up to its timeout, no longer.
+                        Some(tx) => {
+                            let sent = tokio::time::timeout_at(deadline.into(), tx.send(StreamEvent::Chunk(data))).await;
+                            if sent.is_err() {
+                                return (Finish::TimedOut, events);
+                            }
+                        }
                         None if collected.len() + data.len() > gust_runtime::MAX_RESPONSE_BYTES => over_limit = true,
                         None => collected.extend_from_slice(&data),
                     },
@@ -734,12 +740,15 @@ impl Engine {
                     .unwrap_or_else(|| "Unhandled".to_owned());
                 (code, String::from_utf8_lossy(&body).into_owned())
             });
-            let _ = events
-                .send(StreamEvent::Complete {
-                    error,
-                    log_tail: tail(&log),
-                })
-                .await;
+            // Delivered on its own: a caller slow to read it does not hold the invocation's
+            // concurrency.
+            let complete = StreamEvent::Complete {
+                error,
+                log_tail: tail(&log),
+            };
+            tokio::spawn(async move {
+                let _ = events.send(complete).await;
+            });
         }
         InvokeOutcome {
             body,
