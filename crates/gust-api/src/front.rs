@@ -390,6 +390,26 @@ fn forwarded_headers(request: &mut HttpRequest, host: &str, trace: &str) {
     request.headers.push(("x-forwarded-port".into(), port));
 }
 
+/// What the front adds to every request before its function sees it: the forwarding
+/// headers and a trace header. Returns the `Host` the client used, the trace root and the
+/// arrival time (epoch milliseconds).
+fn forward(
+    state: &crate::ApiState,
+    parts: &Parts,
+    request: &mut HttpRequest,
+) -> (String, String, i64) {
+    let host = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let trace = format!("Root={}", gust_engine::trace_root());
+    forwarded_headers(request, &host, &trace);
+    let now_ms = state.config.clock.now().unix_timestamp_nanos() / 1_000_000;
+    (host, trace, i64::try_from(now_ms).unwrap_or(0))
+}
+
 /// Who called a URL, for its policy and `authorizer.iam`: `Err` is the 403 answer.
 fn url_caller(
     state: &crate::ApiState,
@@ -524,15 +544,7 @@ pub(crate) async fn serve_url(
             return url_error(url_errors::FORBIDDEN);
         }
     }
-    let host = parts
-        .headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost")
-        .to_owned();
-    let trace = format!("Root={}", gust_engine::trace_root());
-    forwarded_headers(&mut request, &host, &trace);
-    let now_ms = state.config.clock.now().unix_timestamp_nanos() / 1_000_000;
+    let (host, trace, now_ms) = forward(state, &parts, &mut request);
     let context = RequestContext {
         account_id: if config.auth_type == "NONE" {
             "anonymous".into()
@@ -543,7 +555,7 @@ pub(crate) async fn serve_url(
         domain_name: host.clone(),
         domain_prefix: id.to_owned(),
         request_id: request_id.to_owned(),
-        time_epoch_ms: i64::try_from(now_ms).unwrap_or(0),
+        time_epoch_ms: now_ms,
         stage: "$default".into(),
         route_key: "$default".into(),
         authorizer,
@@ -742,22 +754,14 @@ pub(crate) async fn serve_api(
     let Some(plane) = state.planes.get(&function_account).cloned() else {
         return api_error(500, "Internal Server Error");
     };
-    let host = parts
-        .headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost")
-        .to_owned();
-    let trace = format!("Root={}", gust_engine::trace_root());
-    forwarded_headers(&mut request, &host, &trace);
-    let now_ms = state.config.clock.now().unix_timestamp_nanos() / 1_000_000;
+    let (host, trace, now_ms) = forward(state, &parts, &mut request);
     let context = RequestContext {
         account_id: resolved.account.clone(),
         api_id: id.to_owned(),
         domain_name: host,
         domain_prefix: id.to_owned(),
         request_id: request_id.to_owned(),
-        time_epoch_ms: i64::try_from(now_ms).unwrap_or(0),
+        time_epoch_ms: now_ms,
         stage: resolved.stage.clone(),
         route_key: resolved.route_key.clone(),
         authorizer,

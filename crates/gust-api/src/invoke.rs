@@ -283,13 +283,9 @@ pub(crate) async fn invoke_with_response_stream(
             crate::streaming::EventStreamBody::new(stream, call.log_tail),
         ),
         gust_engine::Invoked::Buffered(outcome) => {
-            let error = outcome.function_error.then(|| {
-                let code = serde_json::from_slice::<serde_json::Value>(&outcome.body)
-                    .ok()
-                    .and_then(|v| v.get("errorType")?.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "Unhandled".to_owned());
-                (code, String::from_utf8_lossy(&outcome.body).into_owned())
-            });
+            let error = outcome
+                .function_error
+                .then(|| gust_engine::stream_error(&outcome.body));
             (
                 outcome.executed_version.clone(),
                 "application/json".to_owned(),

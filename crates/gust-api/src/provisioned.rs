@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::dto::lambda_timestamp;
 use crate::error::ApiError;
-use crate::routes::{max_items, parse_body, Operation, Query};
+use crate::routes::{max_items_to_50, parse_body, Operation, Query};
 use crate::{json, no_content, Plane};
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,21 +65,7 @@ pub(crate) async fn handle(
     let operation = operation.clone();
     let request: PutRequest = parse_body(body)?;
     let marker = query.get("Marker").map(str::to_owned);
-    let max = max_items(query)?;
-    if let Some(max) = max {
-        if !(1..=50).contains(&max) {
-            return Err(ModelError::constraint(
-                max.to_string(),
-                "maxItems",
-                if max < 1 {
-                    "Member must have value greater than or equal to 1"
-                } else {
-                    "Member must have value less than or equal to 50"
-                },
-            )
-            .into());
-        }
-    }
+    let max = max_items_to_50(query)?;
     enum Done {
         One(StatusCode, ProvisionedConfig),
         Deleted,

@@ -541,6 +541,26 @@ pub(crate) fn max_items(query: &Query) -> Result<Option<i64>, ApiError> {
         .transpose()?)
 }
 
+/// `?MaxItems=` of an operation whose model bounds it to 1–50.
+pub(crate) fn max_items_to_50(query: &Query) -> Result<Option<i64>, ApiError> {
+    let max = max_items(query)?;
+    if let Some(max) = max {
+        if !(1..=50).contains(&max) {
+            return Err(ModelError::constraint(
+                max.to_string(),
+                "maxItems",
+                if max < 1 {
+                    "Member must have value greater than or equal to 1"
+                } else {
+                    "Member must have value less than or equal to 50"
+                },
+            )
+            .into());
+        }
+    }
+    Ok(max)
+}
+
 /// What an operation runs with.
 #[derive(Debug)]
 pub(crate) struct Context {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::dto::lambda_timestamp;
 use crate::error::ApiError;
-use crate::routes::{max_items, Operation, Query};
+use crate::routes::{max_items_to_50, Operation, Query};
 use crate::{json, no_content, Plane};
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,21 +142,7 @@ pub(crate) async fn handle(
         invoke_mode: request.invoke_mode,
     };
     let marker = query.get("Marker").map(str::to_owned);
-    let max = max_items(query)?;
-    if let Some(max) = max {
-        if !(1..=50).contains(&max) {
-            return Err(ModelError::constraint(
-                max.to_string(),
-                "maxItems",
-                if max < 1 {
-                    "Member must have value greater than or equal to 1"
-                } else {
-                    "Member must have value less than or equal to 50"
-                },
-            )
-            .into());
-        }
-    }
+    let max = max_items_to_50(query)?;
     enum Done {
         Created(FunctionUrlConfig),
         One(FunctionUrlConfig),

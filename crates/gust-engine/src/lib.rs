@@ -272,6 +272,16 @@ fn tail(log: &str) -> String {
     log[start..].to_owned()
 }
 
+/// `InvokeComplete`'s `(ErrorCode, ErrorDetails)` for an error body: its `errorType`
+/// (`Unhandled` when it has none) and the body itself.
+pub fn stream_error(body: &[u8]) -> (String, String) {
+    let code = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("errorType")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "Unhandled".to_owned());
+    (code, String::from_utf8_lossy(body).into_owned())
+}
+
 /// Where a streaming invocation's head goes once the runtime starts streaming.
 type StreamHead = tokio::sync::oneshot::Sender<ResponseStream>;
 /// Chunks buffered between the engine and a streaming caller.
@@ -729,17 +739,7 @@ impl Engine {
             self.release(env);
         }
         if let Some(events) = events {
-            let error = function_error.then(|| {
-                let code = serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| {
-                        v.get("errorType")
-                            .and_then(|t| t.as_str())
-                            .map(str::to_owned)
-                    })
-                    .unwrap_or_else(|| "Unhandled".to_owned());
-                (code, String::from_utf8_lossy(&body).into_owned())
-            });
+            let error = function_error.then(|| stream_error(&body));
             // Delivered on its own: a caller slow to read it does not hold the invocation's
             // concurrency.
             let complete = StreamEvent::Complete {
