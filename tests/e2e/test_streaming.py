@@ -190,6 +190,10 @@ def test_node_streamify_response(lam, shared):
         assert r.status == 202 and r.headers["x-node"] == "streamed"
         assert r.headers["set-cookie"] == "n=1"
         assert r.read() == b"node-0\nnode-1\nnode-2\npiped\n"
+    # Without the prelude the stream's own content type reaches the client.
+    with urllib.request.urlopen(signed_request(shared, "POST", url, b'{}'), timeout=30) as r:
+        assert r.status == 200 and r.headers["content-type"] == "text/plain"
+        assert r.read() == b"node-0\nnode-1\nnode-2\npiped\n"
 
 
 def test_rust_lambda_runtime_streams_unchanged(lam):

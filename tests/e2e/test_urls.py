@@ -37,6 +37,10 @@ def handler(event, context):
     if path == "/cookies":
         return {"statusCode": 201, "cookies": ["a=1; Path=/", "b=2; Secure"],
                 "headers": {"x-custom": "yes"}, "body": "made"}
+    if path == "/framed":  # headers copied from an upstream response
+        return {"statusCode": 200, "headers": {"Transfer-Encoding": "chunked", "Content-Length": "1",
+                                               "Connection": "close", "x-kept": "yes"},
+                "body": "framed ok"}
     if path == "/fail":
         raise RuntimeError("boom")
     if path == "/bad":
@@ -197,6 +201,10 @@ def test_responses_as_lambda_maps_them(echo_url):
     status, headers, body, raw = http("GET", echo_url + "cookies")
     assert (status, body, headers["x-custom"]) == (201, b"made", "yes")
     assert raw.get_all("set-cookie") == ["a=1; Path=/", "b=2; Secure"]
+    # Framing headers from the function are the server's to set: the body arrives whole.
+    status, headers, body, _ = http("GET", echo_url + "framed")
+    assert (status, body, headers["x-kept"]) == (200, b"framed ok", "yes")
+    assert headers["content-length"] == "9" and "transfer-encoding" not in headers
     assert http("GET", echo_url + "fail")[0] == 502
     assert http("GET", echo_url + "bad")[0] == 502
     # The URL without its trailing slash reaches the function too (rawPath "/").

@@ -189,70 +189,106 @@ struct UrlEntry {
 /// never served.
 #[derive(Debug, Default)]
 pub(crate) struct Front {
-    urls: std::sync::RwLock<Option<std::collections::HashMap<String, UrlEntry>>>,
+    urls: std::sync::RwLock<Option<Arc<UrlIndex>>>,
+    /// Moves at every URL this server creates: an index read across a move is not kept.
+    generation: std::sync::atomic::AtomicU64,
+    /// One rebuild at a time; the others wait for it rather than scan too.
+    rebuilding: tokio::sync::Mutex<()>,
+}
+
+type UrlIndex = std::collections::HashMap<String, UrlEntry>;
+
+/// Every account's URLs, read from the stores.
+fn read_index(
+    controls: &[(String, Arc<gust_control::ControlPlane>)],
+) -> Result<UrlIndex, ApiError> {
+    let mut index = UrlIndex::new();
+    for (account, control) in controls {
+        for config in control.all_function_urls()? {
+            index.insert(
+                config.url_id.clone(),
+                UrlEntry {
+                    account: account.clone(),
+                    function: config.function.clone(),
+                    qualifier: config.alias.clone().unwrap_or_default(),
+                },
+            );
+        }
+    }
+    Ok(index)
 }
 
 impl Front {
     /// A URL was created: the index is read again on the next request.
     pub(crate) fn note_created(&self, _plane: &crate::Plane) {
-        *self
+        use std::sync::atomic::Ordering;
+        // Under the lock, so a rebuild's compare-and-store cannot fall between the two.
+        let mut urls = self
             .urls
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        *urls = None;
     }
 
-    /// The plane and configuration of URL `id`.
+    fn cached(&self) -> Option<Arc<UrlIndex>> {
+        self.urls
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The current index: the cached one, or one read from the stores and kept unless a
+    /// URL was created meanwhile.
+    async fn index(&self, planes: &crate::accounts::Planes) -> Result<Arc<UrlIndex>, ApiError> {
+        use std::sync::atomic::Ordering;
+        if let Some(index) = self.cached() {
+            return Ok(index);
+        }
+        let _turn = self.rebuilding.lock().await;
+        if let Some(index) = self.cached() {
+            return Ok(index);
+        }
+        let controls: Vec<(String, Arc<gust_control::ControlPlane>)> = planes
+            .all()
+            .map(|p| (p.account_id().to_owned(), Arc::clone(&p.control)))
+            .collect();
+        let before = self.generation.load(Ordering::SeqCst);
+        let index = Arc::new(
+            tokio::task::spawn_blocking(move || read_index(&controls))
+                .await
+                .map_err(|e| ApiError::internal(&e))??,
+        );
+        let mut urls = self
+            .urls
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.generation.load(Ordering::SeqCst) == before {
+            *urls = Some(Arc::clone(&index));
+        }
+        Ok(index)
+    }
+
+    /// The plane and configuration of URL `id`, checked against the store.
     async fn lookup(
         &self,
         planes: &crate::accounts::Planes,
         id: &str,
     ) -> Result<Option<(crate::Plane, gust_control::FunctionUrlConfig)>, ApiError> {
-        let cached = self
-            .urls
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .map(|index| index.get(id).cloned());
-        let entry = match cached {
-            Some(entry) => entry,
-            None => {
-                let controls: Vec<(String, Arc<gust_control::ControlPlane>)> = planes
-                    .all()
-                    .map(|p| (p.account_id().to_owned(), Arc::clone(&p.control)))
-                    .collect();
-                let index = tokio::task::spawn_blocking(move || {
-                    let mut index = std::collections::HashMap::new();
-                    for (account, control) in controls {
-                        for config in control.all_function_urls()? {
-                            index.insert(
-                                config.url_id.clone(),
-                                UrlEntry {
-                                    account: account.clone(),
-                                    function: config.function.clone(),
-                                    qualifier: config.alias.clone().unwrap_or_default(),
-                                },
-                            );
-                        }
-                    }
-                    Ok::<_, gust_control::ControlError>(index)
-                })
-                .await
-                .map_err(|e| ApiError::internal(&e))??;
-                let entry = index.get(id).cloned();
-                *self
-                    .urls
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(index);
-                entry
-            }
+        let index = self.index(planes).await?;
+        let Some(entry) = index.get(id).cloned() else {
+            return Ok(None);
         };
-        let Some(entry) = entry else { return Ok(None) };
         let Some(plane) = planes.get(&entry.account).cloned() else {
             return Ok(None);
         };
-        let config = plane
-            .control
-            .function_url_at(&entry.function, &entry.qualifier)?;
+        let control = Arc::clone(&plane.control);
+        let config = tokio::task::spawn_blocking(move || {
+            control.function_url_at(&entry.function, &entry.qualifier)
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+        let id = id.to_owned();
         Ok(config.filter(|c| c.url_id == id).map(|c| (plane, c)))
     }
 }
@@ -301,6 +337,7 @@ fn plain(status: u16, content_type: &str, body: &str) -> Response {
 mod url_errors {
     pub(super) const FORBIDDEN: (u16, &str) = (403, r#"{"Message":"Forbidden"}"#);
     pub(super) const NOT_FOUND: (u16, &str) = (404, r#"{"Message":"Not Found"}"#);
+    pub(super) const BAD_REQUEST: (u16, &str) = (400, r#"{"Message":"Bad Request"}"#);
     pub(super) const TOO_LARGE: (u16, &str) = (413, r#"{"Message":"Request Entity Too Large"}"#);
     pub(super) const THROTTLED: (u16, &str) = (429, r#"{"Message":"Rate Exceeded."}"#);
     pub(super) const FUNCTION_ERROR: (u16, &str) = (502, r#"{"Message":"Internal Server Error"}"#);
@@ -310,6 +347,15 @@ fn url_error((status, body): (u16, &str)) -> Response {
     plain(status, "application/json", body)
 }
 
+/// Why a request's body was not read.
+#[derive(Debug, Clone, Copy)]
+enum Unread {
+    /// Over the limit (declared or sent).
+    TooLarge,
+    /// It stopped arriving, or broke off.
+    Broken,
+}
+
 /// The request as the payload formats see it (body read within the limit).
 async fn read_request(
     state: &crate::ApiState,
@@ -317,27 +363,21 @@ async fn read_request(
     headers: &[(String, String)],
     body: Body,
     path: &str,
-) -> Result<HttpRequest, Response> {
+) -> Result<HttpRequest, Unread> {
     let declared = parts
         .headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_REQUEST_BODY as u64) {
-        return Err(url_error(url_errors::TOO_LARGE));
+        return Err(Unread::TooLarge);
     }
     let body =
         match crate::read_body(body, MAX_REQUEST_BODY, declared, state.config.body_timeout).await {
             Ok(crate::Received::Memory(body)) => body.to_vec(),
             Ok(crate::Received::Spooled { .. }) => Vec::new(),
-            Err(crate::BodyError::TooLarge) => return Err(url_error(url_errors::TOO_LARGE)),
-            Err(_) => {
-                return Err(plain(
-                    400,
-                    "application/json",
-                    r#"{"Message":"Bad Request"}"#,
-                ))
-            }
+            Err(crate::BodyError::TooLarge) => return Err(Unread::TooLarge),
+            Err(_) => return Err(Unread::Broken),
         };
     let source_ip = parts
         .extensions
@@ -510,7 +550,8 @@ pub(crate) async fn serve_url(
     };
     let mut request = match read_request(state, &parts, &headers, body, path).await {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(Unread::TooLarge) => return url_error(url_errors::TOO_LARGE),
+        Err(Unread::Broken) => return url_error(url_errors::BAD_REQUEST),
     };
     if let Some(cors) = &config.cors {
         if Cors::is_preflight(&request) {
@@ -597,12 +638,13 @@ pub(crate) async fn serve_url(
                 }
                 let mut response = match &head.prelude {
                     Some(prelude) => {
-                        match gust_model::http::response_v2(prelude.to_string().as_bytes()) {
+                        match gust_model::http::stream_prelude(prelude, "application/octet-stream")
+                        {
                             Ok(response) => response,
                             Err(_) => return url_error(url_errors::FUNCTION_ERROR),
                         }
                     }
-                    None => HttpResponse::new(200, "application/octet-stream", Vec::new()),
+                    None => HttpResponse::new(200, &head.content_type, Vec::new()),
                 };
                 if let Some(cors) = &cors {
                     cors.apply(&request, &mut response);
@@ -692,7 +734,8 @@ pub(crate) async fn serve_api(
     let headers = crate::header_list(&parts.headers);
     let mut request = match read_request(state, &parts, &headers, body, path).await {
         Ok(request) => request,
-        Err(_) => return api_error(413, "Request Entity Too Large"),
+        Err(Unread::TooLarge) => return api_error(413, "Request Entity Too Large"),
+        Err(Unread::Broken) => return api_error(400, "Bad Request"),
     };
     let cors = serving.cors.as_ref().map(cors_of);
     if let Some(cors) = &cors {
@@ -711,36 +754,40 @@ pub(crate) async fn serve_api(
     let mut authorizer = None;
     if resolved.authorization_type == "AWS_IAM" {
         let identity = match crate::authenticate(state, &headers) {
-            Ok(Some(identity)) => identity,
-            Ok(None) => return api_error(403, "Forbidden"),
+            Ok(Some(identity)) => {
+                let request_parts = crate::sigv4::RequestParts {
+                    method: parts.method.as_str(),
+                    raw_path: parts.uri.path(),
+                    raw_query: parts.uri.query().unwrap_or(""),
+                    headers: &headers,
+                };
+                if crate::sigv4::verify_session(
+                    &request_parts,
+                    crate::sigv4::payload_hash(&request.body),
+                    &identity.credentials,
+                    identity.token.as_deref(),
+                    "execute-api",
+                    state.config.clock.now(),
+                )
+                .is_err()
+                {
+                    return api_error(403, "Forbidden");
+                }
+                (identity.credentials.access_key_id, identity.account_id)
+            }
+            // `--no-auth`: requests come from the default account.
+            Ok(None) => (String::new(), state.planes.default_account().to_owned()),
             Err(_) => return api_error(403, "Missing Authentication Token"),
         };
-        let request_parts = crate::sigv4::RequestParts {
-            method: parts.method.as_str(),
-            raw_path: parts.uri.path(),
-            raw_query: parts.uri.query().unwrap_or(""),
-            headers: &headers,
-        };
-        if crate::sigv4::verify_session(
-            &request_parts,
-            crate::sigv4::payload_hash(&request.body),
-            &identity.credentials,
-            identity.token.as_deref(),
-            "execute-api",
-            state.config.clock.now(),
-        )
-        .is_err()
-        {
-            return api_error(403, "Forbidden");
-        }
+        let (access_key, account) = identity;
         authorizer = Some(serde_json::json!({"iam": {
-            "accessKey": identity.credentials.access_key_id,
-            "accountId": identity.account_id,
-            "callerId": identity.account_id,
+            "accessKey": access_key,
+            "accountId": account,
+            "callerId": account,
             "cognitoIdentity": null,
             "principalOrgId": null,
-            "userArn": format!("arn:aws:iam::{}:root", identity.account_id),
-            "userId": identity.account_id,
+            "userArn": format!("arn:aws:iam::{account}:root"),
+            "userId": account,
         }}));
     }
     // The function's account: the integration's ARN names it.

@@ -31,12 +31,21 @@ pub struct ConnectionLimits {
 
 #[derive(Debug)]
 struct Connection {
-    /// Requests being handled now.
+    /// Requests being handled now, until their response body has been written.
     busy: AtomicUsize,
     /// When a request last started or ended, in ms since the listener started.
     last_active_ms: AtomicU64,
+    /// When a response body last handed hyper a frame, in ms since the listener started.
+    last_frame_ms: AtomicU64,
+    /// Set when a body frame was handed over and hyper has not asked for the next one: a
+    /// client that stops reading leaves it set.
+    frame_unwritten: std::sync::atomic::AtomicBool,
     close: Notify,
 }
+
+/// A response body whose writing has stalled this long (the client stopped reading) has
+/// its connection dropped.
+const WRITE_STALL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 struct Registry {
@@ -113,6 +122,8 @@ pub async fn serve(
         let connection = Arc::new(Connection {
             busy: AtomicUsize::new(0),
             last_active_ms: AtomicU64::new(epoch.elapsed().as_millis() as u64),
+            last_frame_ms: AtomicU64::new(0),
+            frame_unwritten: std::sync::atomic::AtomicBool::new(false),
             close: Notify::new(),
         });
         lock(&registry.open).insert(id, Arc::clone(&connection));
@@ -129,16 +140,31 @@ pub async fn serve(
                     // Function URLs and HTTP APIs tell functions the client's address.
                     request.extensions_mut().insert(Peer(peer));
                     async move {
-                        let _active = Active::begin(&tracked, epoch);
-                        router.oneshot(request).await
+                        let active = Active::begin(tracked, epoch);
+                        let response = router.oneshot(request).await?;
+                        Ok::<_, std::convert::Infallible>(
+                            response.map(|inner| axum::body::Body::new(Tracked { inner, active })),
+                        )
                     }
                 });
             let served = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(served);
             let mut asked_to_close = false;
+            let mut stall_check = tokio::time::interval(Duration::from_secs(1));
+            stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = served.as_mut() => break,
+                    _ = stall_check.tick() => {
+                        let now = epoch.elapsed().as_millis() as u64;
+                        let stalled = connection.frame_unwritten.load(Ordering::Relaxed)
+                            && now.saturating_sub(connection.last_frame_ms.load(Ordering::Relaxed))
+                                > WRITE_STALL.as_millis() as u64;
+                        // The client stopped reading: dropping the connection frees it.
+                        if stalled {
+                            break;
+                        }
+                    }
                     () = connection.close.notified(), if !asked_to_close => {
                         asked_to_close = true;
                         served.as_mut().graceful_shutdown();
@@ -154,6 +180,8 @@ pub async fn serve(
     }
     drop(listener);
     let _ = closing_tx.send(true);
+    // Requests in flight finish (a client that stopped reading a response is dropped by
+    // its connection's stall check, so it cannot hold the shutdown).
     while tasks.join_next().await.is_some() {}
 }
 
@@ -180,23 +208,63 @@ fn make_room(registry: &Registry) -> bool {
     }
 }
 
-/// Marks a connection busy while a request is handled.
-struct Active<'a> {
-    connection: &'a Connection,
+/// Marks a connection busy while a request is handled and its response written.
+struct Active {
+    connection: Arc<Connection>,
     epoch: Instant,
 }
 
-impl<'a> Active<'a> {
-    fn begin(connection: &'a Connection, epoch: Instant) -> Self {
+impl Active {
+    fn begin(connection: Arc<Connection>, epoch: Instant) -> Self {
         connection.busy.fetch_add(1, Ordering::Relaxed);
         connection
             .last_active_ms
             .store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         Active { connection, epoch }
     }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
 }
 
-impl Drop for Active<'_> {
+/// A response body that keeps its connection busy until it is written (or dropped), and
+/// notes each frame handed to hyper so a stalled write is seen.
+struct Tracked {
+    inner: axum::body::Body,
+    active: Active,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let connection = Arc::clone(&self.active.connection);
+        connection.frame_unwritten.store(false, Ordering::Relaxed);
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(_))) = &polled {
+            connection
+                .last_frame_ms
+                .store(self.active.now_ms(), Ordering::Relaxed);
+            connection.frame_unwritten.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Active {
     fn drop(&mut self) {
         self.connection.busy.fetch_sub(1, Ordering::Relaxed);
         self.connection

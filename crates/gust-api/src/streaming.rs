@@ -115,7 +115,10 @@ pub(crate) struct RawStreamBody {
 
 impl Body for RawStreamBody {
     type Data = Bytes;
-    type Error = std::convert::Infallible;
+    /// A stream that failed (or timed out) after its head went out: the connection is
+    /// broken off without the final chunk, so the client sees a truncated response rather
+    /// than a complete one.
+    type Error = std::io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -136,6 +139,13 @@ impl Body for RawStreamBody {
                 Poll::Ready(Some(StreamEvent::Chunk(data))) => {
                     return Poll::Ready(Some(Ok(Frame::data(data))))
                 }
+                Poll::Ready(Some(StreamEvent::Complete {
+                    error: Some((code, _)),
+                    ..
+                })) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(std::io::Error::other(code))));
+                }
                 Poll::Ready(_) => {
                     self.done = true;
                     return Poll::Ready(None);
@@ -154,7 +164,9 @@ const PRELUDE_MAX: usize = 64 * 1024;
 #[derive(Debug)]
 pub(crate) struct StreamHead {
     /// The prelude (`{statusCode, headers, cookies}`), or `None` for a plain stream.
-    pub(crate) prelude: Option<serde_json::Value>,
+    pub(crate) prelude: Option<Bytes>,
+    /// The runtime's content type.
+    pub(crate) content_type: String,
     /// The body.
     pub(crate) body: RawStreamBody,
     /// The invocation failed before any body byte (the whole error, as for a buffered
@@ -165,8 +177,10 @@ pub(crate) struct StreamHead {
 /// Reads a streamed response's head: with the HTTP integration content type, the chunks up
 /// to the 8-NUL separator are the prelude.
 pub(crate) async fn head(mut stream: ResponseStream) -> StreamHead {
+    let content_type = stream.content_type.clone();
     if stream.content_type != HTTP_INTEGRATION {
         return StreamHead {
+            content_type,
             prelude: None,
             body: RawStreamBody {
                 events: stream.events,
@@ -182,10 +196,11 @@ pub(crate) async fn head(mut stream: ResponseStream) -> StreamHead {
             Some(StreamEvent::Chunk(data)) => {
                 buffer.extend_from_slice(&data);
                 if let Some(at) = buffer.windows(8).position(|w| w == [0u8; 8]) {
-                    let prelude = serde_json::from_slice(&buffer[..at]).ok();
+                    let prelude = Some(Bytes::copy_from_slice(&buffer[..at]));
                     let rest = Bytes::copy_from_slice(&buffer[at + 8..]);
                     return StreamHead {
-                        failed: prelude.is_none(),
+                        content_type: "application/octet-stream".into(),
+                        failed: false,
                         prelude,
                         body: RawStreamBody {
                             events: stream.events,
@@ -200,14 +215,11 @@ pub(crate) async fn head(mut stream: ResponseStream) -> StreamHead {
             }
             Some(StreamEvent::Complete { error, .. }) => {
                 // Ended before the separator: a complete prelude-only answer, or a failure.
-                let prelude = if error.is_none() {
-                    serde_json::from_slice(&buffer).ok()
-                } else {
-                    None
-                };
+                let prelude = error.is_none().then(|| Bytes::from(buffer));
                 let (tx, rx) = mpsc::channel(1);
                 drop(tx);
                 return StreamHead {
+                    content_type: "application/octet-stream".into(),
                     failed: prelude.is_none(),
                     prelude,
                     body: RawStreamBody {
@@ -221,6 +233,7 @@ pub(crate) async fn head(mut stream: ResponseStream) -> StreamHead {
         }
     }
     StreamHead {
+        content_type,
         prelude: None,
         body: RawStreamBody {
             events: stream.events,

@@ -512,28 +512,37 @@ impl Engine {
         });
         let mut collected = bytes::BytesMut::new();
         let mut over_limit = false;
+        // One of each for the whole stream: the watchdog's ticks and the exit are not
+        // restarted per chunk, and a chunk waiting on a slow caller still sees them.
+        let exited = env.exited();
+        let watchdog = memory_watchdog(env, u64::from(config.memory_mb) * 1024);
+        let expired = tokio::time::sleep_until(deadline.into());
+        tokio::pin!(exited, watchdog, expired);
         let ended = loop {
-            tokio::select! {
+            let part = tokio::select! {
                 biased;
-                part = parts.recv() => match part {
-                    Some(StreamPart::Data(data)) => match &events {
-                        // A caller that went away does not stop the function; one that
-                        // stopped reading holds it up to its timeout, no longer.
-                        Some(tx) => {
-                            let sent = tokio::time::timeout_at(deadline.into(), tx.send(StreamEvent::Chunk(data))).await;
-                            if sent.is_err() {
-                                return (Finish::TimedOut, events);
-                            }
-                        }
-                        None if collected.len() + data.len() > gust_runtime::MAX_RESPONSE_BYTES => over_limit = true,
-                        None => collected.extend_from_slice(&data),
+                part = parts.recv() => part,
+                exit = &mut exited => return (Finish::Crashed(exit), events),
+                () = &mut expired => return (Finish::TimedOut, events),
+                () = &mut watchdog => return (Finish::OverMemory, events),
+            };
+            match part {
+                Some(StreamPart::Data(data)) => match &events {
+                    // A caller that went away does not stop the function; one that stopped
+                    // reading holds it up to its timeout, no longer.
+                    Some(tx) => tokio::select! {
+                        _ = tx.send(StreamEvent::Chunk(data)) => {}
+                        exit = &mut exited => return (Finish::Crashed(exit), events),
+                        () = &mut expired => return (Finish::TimedOut, events),
+                        () = &mut watchdog => return (Finish::OverMemory, events),
                     },
-                    Some(StreamPart::End(end)) => break end,
-                    None => break Err(StreamFailure::Truncated),
+                    None if collected.len() + data.len() > gust_runtime::MAX_RESPONSE_BYTES => {
+                        over_limit = true;
+                    }
+                    None => collected.extend_from_slice(&data),
                 },
-                exit = env.exited() => return (Finish::Crashed(exit), events),
-                () = tokio::time::sleep_until(deadline.into()) => return (Finish::TimedOut, events),
-                () = memory_watchdog(env, u64::from(config.memory_mb) * 1024) => return (Finish::OverMemory, events),
+                Some(StreamPart::End(end)) => break end,
+                None => break Err(StreamFailure::Truncated),
             }
         };
         let finish = match ended {

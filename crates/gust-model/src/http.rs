@@ -362,9 +362,40 @@ fn status_of(value: &Value) -> Result<u16, MalformedResponse> {
         _ => None,
     };
     status
-        .filter(|s| (100..=599).contains(s))
+        // Informational answers (1xx) would leave the client waiting for the real one.
+        .filter(|s| (200..=599).contains(s))
         .and_then(|s| u16::try_from(s).ok())
         .ok_or_else(|| MalformedResponse(format!("invalid statusCode {value}")))
+}
+
+/// Headers that describe the connection or the framing, which the server sets itself: a
+/// function's own (copied from an upstream response, say) would break the reply.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "content-length",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// A finished response: framing headers dropped, and no body where the status has none.
+fn finished(status: u16, mut headers: Vec<(String, String)>, body: Vec<u8>) -> HttpResponse {
+    headers.retain(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()));
+    let body = if matches!(status, 204 | 304) {
+        Vec::new()
+    } else {
+        body
+    };
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn header_text(value: &Value) -> Option<String> {
@@ -411,6 +442,15 @@ pub fn response_v2(payload: &[u8]) -> Result<HttpResponse, MalformedResponse> {
         }
     };
     let status = status_of(&object["statusCode"])?;
+    let mut headers = head_of(object)?;
+    if !headers.iter().any(|(n, _)| n == "content-type") {
+        headers.push(("content-type".into(), "application/json".into()));
+    }
+    Ok(finished(status, headers, response_body(object)?))
+}
+
+/// A 2.0 response's `headers` and `cookies` (as `set-cookie` headers).
+fn head_of(object: &Map<String, Value>) -> Result<Vec<(String, String)>, MalformedResponse> {
     let mut headers = Vec::new();
     match object.get("headers") {
         None | Some(Value::Null) => {}
@@ -435,14 +475,30 @@ pub fn response_v2(payload: &[u8]) -> Result<HttpResponse, MalformedResponse> {
         }
         Some(_) => return Err(MalformedResponse("cookies is not an array".into())),
     }
+    Ok(headers)
+}
+
+/// The prelude of a streamed function URL response (`HttpResponseStream.from`):
+/// `statusCode` (200 when absent), `headers` and `cookies`, with the stream's own content
+/// type when the prelude names none.
+pub fn stream_prelude(
+    prelude: &[u8],
+    content_type: &str,
+) -> Result<HttpResponse, MalformedResponse> {
+    let value: Value = serde_json::from_slice(prelude)
+        .map_err(|e| MalformedResponse(format!("the prelude is not JSON: {e}")))?;
+    let Value::Object(object) = &value else {
+        return Err(MalformedResponse("the prelude is not an object".into()));
+    };
+    let status = match object.get("statusCode") {
+        None | Some(Value::Null) => 200,
+        Some(value) => status_of(value)?,
+    };
+    let mut headers = head_of(object)?;
     if !headers.iter().any(|(n, _)| n == "content-type") {
-        headers.push(("content-type".into(), "application/json".into()));
+        headers.push(("content-type".into(), content_type.into()));
     }
-    Ok(HttpResponse {
-        status,
-        headers,
-        body: response_body(object)?,
-    })
+    Ok(finished(status, headers, Vec::new()))
 }
 
 /// A payload format 1.0 response: `statusCode` is required; `headers` and
@@ -487,11 +543,7 @@ pub fn response_v1(payload: &[u8]) -> Result<HttpResponse, MalformedResponse> {
     if !headers.iter().any(|(n, _)| n == "content-type") {
         headers.push(("content-type".into(), "application/json".into()));
     }
-    Ok(HttpResponse {
-        status,
-        headers,
-        body: response_body(object)?,
-    })
+    Ok(finished(status, headers, response_body(object)?))
 }
 
 /// A CORS configuration (a function URL's `Cors`, an HTTP API's `CorsConfiguration`).
@@ -756,6 +808,13 @@ mod tests {
         assert!(response_v2(b"not json").is_err());
         assert!(response_v2(br#"{"statusCode":"abc"}"#).is_err());
         assert!(response_v1(br#"{"body":"x"}"#).is_err());
+        assert!(response_v2(br#"{"statusCode":101}"#).is_err());
+        let framed = response_v2(
+            br#"{"statusCode":204,"headers":{"Transfer-Encoding":"chunked","Content-Length":"99","x-k":"v"},"body":"gone"}"#,
+        )
+        .unwrap();
+        assert!(framed.body.is_empty() && framed.has_header("x-k"));
+        assert!(!framed.has_header("transfer-encoding") && !framed.has_header("content-length"));
         let v1 = response_v1(
             br#"{"statusCode":200,"multiValueHeaders":{"Set-Cookie":["a=1","b=2"]},"body":"x"}"#,
         )
