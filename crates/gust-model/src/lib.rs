@@ -14,6 +14,7 @@ pub mod layer;
 pub mod limits;
 pub mod mapping;
 pub mod names;
+pub mod notification;
 pub mod pattern;
 pub mod policy;
 pub mod runtime;

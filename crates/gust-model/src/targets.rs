@@ -17,6 +17,9 @@ pub enum Principal {
     /// EventBridge Scheduler, acting through the schedule's execution role: Gust has no
     /// IAM, so a role of the target's own account may reach it.
     Scheduler,
+    /// `s3.amazonaws.com` for a bucket's notifications: the target's policy must allow it
+    /// for the bucket's ARN, as for rules.
+    S3,
 }
 
 impl Principal {
@@ -25,6 +28,7 @@ impl Principal {
         match self {
             Principal::Events => "events.amazonaws.com",
             Principal::Scheduler => "scheduler.amazonaws.com",
+            Principal::S3 => "s3.amazonaws.com",
         }
     }
 }
@@ -70,4 +74,11 @@ pub trait Deliver: Send + Sync + std::fmt::Debug {
     /// Delivers one payload; `Ok` once the target has it (a function's event is queued, a
     /// message sent, a notification published).
     fn deliver<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), DeliveryError>>;
+
+    /// Checks that `delivery` would be allowed, as S3 validates a notification
+    /// configuration: a function's policy is checked without invoking it; a queue or topic
+    /// is sent the payload itself (S3's `s3:TestEvent`), which its policy must allow.
+    fn check<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        self.deliver(delivery)
+    }
 }

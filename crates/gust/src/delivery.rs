@@ -173,6 +173,35 @@ impl gust_sns::Deliverer for Targets {
 
 /// EventBridge's rules and Scheduler's schedules deliver through the same targets.
 impl gust_model::targets::Deliver for Targets {
+    fn check<'a>(
+        &'a self,
+        delivery: gust_model::targets::Delivery<'a>,
+    ) -> gust_model::targets::BoxFuture<'a, Result<(), gust_model::targets::DeliveryError>> {
+        use gust_model::targets::DeliveryError as Failure;
+        let target = delivery.target_arn;
+        if target.split(':').nth(2) != Some("lambda") {
+            return self.deliver(delivery);
+        }
+        // A function is not invoked to be checked: its policy must allow the service.
+        Box::pin(async move {
+            let account = target.split(':').nth(4).unwrap_or_default();
+            let plane = self
+                .planes
+                .get(account)
+                .ok_or_else(|| Failure::Fail(format!("Function not found: {target}")))?;
+            let principal = Principal::Service {
+                service: delivery.principal.service().into(),
+                source_arn: Some(delivery.source_arn.to_owned()),
+                source_account: Some(delivery.account.to_owned()),
+            };
+            plane
+                .service_may_invoke(target, &principal)
+                .await
+                .map(|_| ())
+                .map_err(|error| Failure::Fail(error.to_string()))
+        })
+    }
+
     fn deliver<'a>(
         &'a self,
         delivery: gust_model::targets::Delivery<'a>,
@@ -184,9 +213,10 @@ impl gust_model::targets::Deliver for Targets {
             // A rule reaches a target as `events.amazonaws.com` for the rule, so the target's
             // policy decides; a schedule acts through its role, which in Gust (no IAM) is its
             // own account's.
+            let from_s3 = delivery.principal == Router::S3;
             let principal = match delivery.principal {
-                Router::Events => Principal::Service {
-                    service: Router::Events.service().into(),
+                router @ (Router::Events | Router::S3) => Principal::Service {
+                    service: router.service().into(),
                     source_arn: Some(delivery.source_arn.to_owned()),
                     source_account: Some(delivery.account.to_owned()),
                 },
@@ -258,6 +288,8 @@ impl gust_model::targets::Deliver for Targets {
                         topic_arn: Some(target.to_owned()),
                         message: delivery.payload,
                         group_id: delivery.message_group_id.map(str::to_owned),
+                        // S3's notifications come with this subject.
+                        subject: from_s3.then(|| "Amazon S3 Notification".to_owned()),
                         ..Default::default()
                     };
                     sns.publish(&caller, request)
