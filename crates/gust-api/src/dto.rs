@@ -372,6 +372,7 @@ impl UpdateFunctionCodeRequest<'_> {
     pub fn into_domain(self) -> Result<gust_control::UpdateCode, ApiError> {
         Ok(gust_control::UpdateCode {
             zip: code_bytes(self.zip_file, self.s3_bucket, self.image_uri)?,
+            origin: gust_control::PackageOrigin::Upload,
             publish: self.publish.unwrap_or(false),
             dry_run: self.dry_run.unwrap_or(false),
             revision_id: self.revision_id,

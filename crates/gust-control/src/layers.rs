@@ -70,9 +70,20 @@ impl ControlPlane {
         settings: &LayerSettings,
         zip: &[u8],
     ) -> Result<LayerVersion> {
+        self.publish_layer_version_from(layer, settings, zip, crate::PackageOrigin::Upload)
+    }
+
+    /// PublishLayerVersion with content of the given origin.
+    pub fn publish_layer_version_from(
+        &self,
+        layer: &str,
+        settings: &LayerSettings,
+        zip: &[u8],
+        origin: crate::PackageOrigin,
+    ) -> Result<LayerVersion> {
         let name = self.layer_name(layer)?;
         settings.validate()?;
-        let (staged, unzipped_size) = self.check_zip(zip)?;
+        let (staged, unzipped_size) = self.check_zip(zip, origin)?;
         let code = staged.code.clone();
         let now = self.clock.now();
         let published =

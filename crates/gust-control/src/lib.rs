@@ -81,6 +81,8 @@ pub struct FunctionDetails {
 pub struct UpdateCode {
     /// The new zip.
     pub zip: Vec<u8>,
+    /// Where it came from (an upload is bounded by the direct-upload limit).
+    pub origin: PackageOrigin,
     /// `Publish`.
     pub publish: bool,
     /// `DryRun`: validate only.
@@ -89,6 +91,17 @@ pub struct UpdateCode {
     pub revision_id: Option<String>,
     /// `Architectures`.
     pub architectures: Option<Vec<String>>,
+}
+
+/// Where a code package came from: Lambda bounds a direct upload to 50 MB zipped, a package
+/// read from S3 only by the 250 MB unzipped limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PackageOrigin {
+    /// `ZipFile` in the request.
+    #[default]
+    Upload,
+    /// `S3Bucket`/`S3Key`.
+    S3,
 }
 
 /// Account limits and usage for GetAccountSettings.
@@ -300,8 +313,8 @@ impl ControlPlane {
     }
 
     /// Checks and stages a package; returns it with its unpacked size.
-    fn check_zip(&self, zip: &[u8]) -> Result<(StagedBlob, u64)> {
-        if zip.len() as u64 > limits::CODE_ZIPPED_MAX_BYTES {
+    fn check_zip(&self, zip: &[u8], origin: PackageOrigin) -> Result<(StagedBlob, u64)> {
+        if origin == PackageOrigin::Upload && zip.len() as u64 > limits::CODE_ZIPPED_MAX_BYTES {
             return Err(ControlError::CodeTooLarge);
         }
         let summary = package::inspect(zip, limits::CODE_UNZIPPED_MAX_BYTES)?;
@@ -376,6 +389,16 @@ impl ControlPlane {
     /// CreateFunction. Returns the configuration as it was created (`State: Pending`); the
     /// stored function is `Active` by the time this returns.
     pub fn create_function(&self, request: &CreateFunction, zip: &[u8]) -> Result<FunctionConfig> {
+        self.create_function_from(request, zip, PackageOrigin::Upload)
+    }
+
+    /// CreateFunction with a package of the given origin.
+    pub fn create_function_from(
+        &self,
+        request: &CreateFunction,
+        zip: &[u8],
+        origin: PackageOrigin,
+    ) -> Result<FunctionConfig> {
         // Parsed first: a name too long is refused here, where `resolve` would call it
         // a function that is not found.
         FunctionRef::parse(&request.function_name, IdKind::Mutating)?;
@@ -392,7 +415,7 @@ impl ControlPlane {
         }
         // Cheap checks before the package is decompressed.
         let probe = self.probe(&reference.name, &request.settings)?;
-        let (staged, unzipped) = self.check_zip(zip)?;
+        let (staged, unzipped) = self.check_zip(zip, origin)?;
         let layers = match &request.settings.layers {
             Some(arns) => self.resolve_layers(arns, unzipped)?,
             None => Vec::new(),
@@ -540,7 +563,7 @@ impl ControlPlane {
             };
             next.apply(&change, &self.catalog)?;
         }
-        let (staged, unzipped) = self.check_zip(&request.zip)?;
+        let (staged, unzipped) = self.check_zip(&request.zip, request.origin)?;
         layers::check_total_unzipped(unzipped.saturating_add(self.layers_unzipped(&next.layers)?))?;
         next.code = staged.code.clone();
         if request.dry_run {
