@@ -44,6 +44,20 @@ pub struct NotificationConfiguration {
     pub event_bridge: bool,
 }
 
+impl NotificationConfiguration {
+    /// The stored form (JSON text); `None` for an empty configuration.
+    pub fn stored(&self) -> Option<String> {
+        (!self.rules.is_empty() || self.event_bridge)
+            .then(|| serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// A stored configuration read back (an unreadable one is no configuration).
+    pub fn from_stored(text: Option<&str>) -> Self {
+        text.and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default()
+    }
+}
+
 /// Why a configuration is refused: S3 answers 400 `InvalidArgument` with this message (and,
 /// for a destination, the argument's name and value).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
