@@ -587,4 +587,8 @@ pub struct Services {
     pub scheduler: Arc<gust_scheduler::Scheduler>,
     /// API Gateway's HTTP APIs (their control plane; the HTTP front serves them).
     pub apigw: Arc<gust_apigw::Apigw>,
+    /// S3's buckets and objects.
+    pub s3: Arc<gust_s3::S3>,
+    /// What checks S3 notification destinations (the binary's targets).
+    pub s3_destinations: Option<Arc<dyn gust_model::targets::Deliver>>,
 }

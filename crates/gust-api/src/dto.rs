@@ -127,6 +127,8 @@ pub struct FunctionCodeDto<'a> {
     pub s3_bucket: Option<String>,
     #[serde(rename = "S3Key")]
     pub s3_key: Option<String>,
+    #[serde(rename = "S3ObjectVersion")]
+    pub s3_object_version: Option<String>,
     pub image_uri: Option<String>,
 }
 
@@ -193,6 +195,10 @@ pub struct UpdateFunctionCodeRequest<'a> {
     pub zip_file: Option<BodyText<'a>>,
     #[serde(rename = "S3Bucket")]
     pub s3_bucket: Option<String>,
+    #[serde(rename = "S3Key")]
+    pub s3_key: Option<String>,
+    #[serde(rename = "S3ObjectVersion")]
+    pub s3_object_version: Option<String>,
     pub image_uri: Option<String>,
     pub publish: Option<bool>,
     pub dry_run: Option<bool>,
@@ -294,8 +300,12 @@ pub(crate) fn decode_bounded_zip(base64_zip: &str) -> Result<Vec<u8>, ApiError> 
 }
 
 impl CreateFunctionRequest<'_> {
-    /// The domain request and the decoded zip.
-    pub fn into_domain(self) -> Result<(CreateFunction, Vec<u8>), ApiError> {
+    /// The domain request, the package and where it came from (`from_s3`: the object its
+    /// `Code.S3Bucket`/`S3Key` name, read already).
+    pub fn into_domain(
+        self,
+        from_s3: Option<bytes::Bytes>,
+    ) -> Result<(CreateFunction, Vec<u8>, gust_control::PackageOrigin), ApiError> {
         // Every missing required member in one message, as the front end reports them.
         crate::routes::require(&[
             (self.function_name.is_some(), "functionName"),
@@ -326,10 +336,11 @@ impl CreateFunctionRequest<'_> {
         let code = self
             .code
             .ok_or_else(|| ApiError::from(ModelError::missing("code")))?;
-        let zip = code_bytes(
+        let (zip, origin) = code_bytes(
             code.zip_file,
             code.s3_bucket.or(code.s3_key),
             code.image_uri,
+            from_s3,
         )?;
         let request = CreateFunction {
             function_name,
@@ -337,23 +348,40 @@ impl CreateFunctionRequest<'_> {
             tags: self.tags.unwrap_or_default(),
             publish: self.publish.unwrap_or(false),
         };
-        Ok((request, zip))
+        Ok((request, zip, origin))
     }
 }
 
+/// The package a request names: its `ZipFile`, or the object its `S3Bucket`/`S3Key` name
+/// (read before the operation runs: `from_s3`).
 fn code_bytes(
     zip: Option<BodyText<'_>>,
     s3: Option<String>,
     image: Option<String>,
-) -> Result<Vec<u8>, ApiError> {
-    if s3.is_some() {
-        return Err(unsupported("Code from S3 (S3Bucket/S3Key)"));
-    }
+    from_s3: Option<bytes::Bytes>,
+) -> Result<(Vec<u8>, gust_control::PackageOrigin), ApiError> {
     if image.is_some() {
         return Err(unsupported("ImageUri (container images)"));
     }
+    if s3.is_some() {
+        if zip.is_some() {
+            return Err(ApiError::invalid_parameter(
+                "Please don't provide both ZipFile and S3 fields for function code.",
+            ));
+        }
+        return match from_s3 {
+            Some(package) => Ok((package.to_vec(), gust_control::PackageOrigin::S3)),
+            // A bucket without its key.
+            None => Err(ApiError::invalid_parameter(
+                "Please provide a source for function code.",
+            )),
+        };
+    }
     match zip {
-        Some(zip) => decode_bounded_zip(&zip.0),
+        Some(zip) => Ok((
+            decode_bounded_zip(&zip.0)?,
+            gust_control::PackageOrigin::Upload,
+        )),
         None => Err(ApiError::invalid_parameter(
             "Please provide a source for function code.",
         )),
@@ -369,10 +397,19 @@ impl UpdateFunctionConfigurationRequest {
 
 impl UpdateFunctionCodeRequest<'_> {
     /// The domain request.
-    pub fn into_domain(self) -> Result<gust_control::UpdateCode, ApiError> {
+    pub fn into_domain(
+        self,
+        from_s3: Option<bytes::Bytes>,
+    ) -> Result<gust_control::UpdateCode, ApiError> {
+        let (zip, origin) = code_bytes(
+            self.zip_file,
+            self.s3_bucket.or(self.s3_key),
+            self.image_uri,
+            from_s3,
+        )?;
         Ok(gust_control::UpdateCode {
-            zip: code_bytes(self.zip_file, self.s3_bucket, self.image_uri)?,
-            origin: gust_control::PackageOrigin::Upload,
+            zip,
+            origin,
             publish: self.publish.unwrap_or(false),
             dry_run: self.dry_run.unwrap_or(false),
             revision_id: self.revision_id,
@@ -681,7 +718,7 @@ mod tests {
             request.code.as_ref().and_then(|c| c.zip_file.as_ref()),
             Some(BodyText(Cow::Borrowed(_)))
         ));
-        let (domain, zip) = request.into_domain().unwrap();
+        let (domain, zip, _) = request.into_domain(None).unwrap();
         assert_eq!(zip.len(), 22);
         assert_eq!(domain.settings.memory_size, Some(256));
         assert_eq!(domain.settings.environment.unwrap()["A1"], "b");
@@ -690,23 +727,27 @@ mod tests {
         let no_code: CreateFunctionRequest =
             serde_json::from_str(r#"{"FunctionName": "f"}"#).unwrap();
         assert_eq!(
-            no_code.into_domain().unwrap_err().error_type(),
+            no_code.into_domain(None).unwrap_err().error_type(),
             "ValidationException"
         );
         let s3: CreateFunctionRequest = serde_json::from_str(
             r#"{"FunctionName": "f", "Role": "r", "Code": {"S3Bucket": "b", "S3Key": "k"}}"#,
         )
         .unwrap();
+        // The object the request names is read before: it becomes the package.
+        let (_, zip, origin) = s3
+            .into_domain(Some(bytes::Bytes::from_static(b"PK")))
+            .unwrap();
         assert_eq!(
-            s3.into_domain().unwrap_err().error_type(),
-            "InvalidParameterValueException"
+            (zip.as_slice(), origin),
+            (&b"PK"[..], gust_control::PackageOrigin::S3)
         );
         let bad64: CreateFunctionRequest = serde_json::from_str(
             r#"{"FunctionName": "f", "Role": "r", "Code": {"ZipFile": "%%%"}}"#,
         )
         .unwrap();
         assert_eq!(
-            bad64.into_domain().unwrap_err().error_type(),
+            bad64.into_domain(None).unwrap_err().error_type(),
             "InvalidRequestContentException"
         );
     }

@@ -160,18 +160,24 @@ pub(crate) fn publish(context: &Context, layer: &str, body: &[u8]) -> Result<Res
     let content = request
         .content
         .ok_or_else(|| ApiError::from(ModelError::missing("content")))?;
-    if content.s3_bucket.is_some() || content.s3_key.is_some() {
-        return Err(ApiError::invalid_parameter(
-            "Layer content from S3 (S3Bucket/S3Key) is not supported by this Gust server.",
-        ));
-    }
-    let zip = match &content.zip_file {
-        Some(zip) => decode_bounded_zip(&zip.0)?,
-        None => {
+    let missing = || ApiError::invalid_parameter("Please provide a source for layer content.");
+    let from_s3 = content.s3_bucket.is_some() || content.s3_key.is_some();
+    let (zip, origin) = match (&content.zip_file, from_s3) {
+        (Some(_), true) => {
             return Err(ApiError::invalid_parameter(
-                "Please provide a source for layer content.",
+                "Please don't provide both ZipFile and S3 fields for layer content.",
             ))
         }
+        (Some(zip), false) => (
+            decode_bounded_zip(&zip.0)?,
+            gust_control::PackageOrigin::Upload,
+        ),
+        // Read before the operation ran (`S3Bucket` with its `S3Key`).
+        (None, true) => (
+            context.from_s3.as_ref().ok_or_else(missing)?.to_vec(),
+            gust_control::PackageOrigin::S3,
+        ),
+        (None, false) => return Err(missing()),
     };
     let settings = LayerSettings {
         description: request.description,
@@ -181,7 +187,7 @@ pub(crate) fn publish(context: &Context, layer: &str, body: &[u8]) -> Result<Res
     };
     let published = context
         .control
-        .publish_layer_version(layer, &settings, &zip)?;
+        .publish_layer_version_from(layer, &settings, &zip, origin)?;
     json(StatusCode::CREATED, &version_out(context, &published))
 }
 

@@ -10,6 +10,7 @@ mod accounts;
 mod apigw;
 mod autoscaling;
 mod aws;
+mod code_s3;
 pub mod code_url;
 mod concurrency;
 pub mod dto;
@@ -25,6 +26,8 @@ mod policies;
 pub mod protocol;
 mod provisioned;
 mod routes;
+mod s3;
+mod s3_notify;
 mod scheduler;
 pub mod server;
 mod settings;
@@ -156,6 +159,11 @@ async fn handle(
                 state.services.sns.signing_certificate_pem().to_owned(),
             ))
             .map_err(|e| ApiError::internal(&e));
+    }
+    // S3 before everything else: a path-style `/bucket/key` may look like any route. Its
+    // body streams to s3s, unread and unlimited here (see s3.rs).
+    if s3::is_s3(&parts, state) {
+        return Ok(s3::serve(state, parts, body, request_id).await);
     }
     // Function URLs and HTTP APIs come first: their requests may look like anything.
     let host_header = parts
@@ -382,11 +390,20 @@ async fn handle(
         }
         _ => {}
     }
+    // Lambda code from S3: the object is read (as the caller's account) before the
+    // operation runs.
+    let from_s3 = match code_s3::location(&operation, &body) {
+        Some(location) => {
+            Some(code_s3::fetch(&state.services.s3, plane.account_id(), &location).await?)
+        }
+        None => None,
+    };
     let context = routes::Context {
         control: Arc::clone(&plane.control),
         code_url_key: state.config.code_url_key,
         now: state.config.clock.now(),
         host,
+        from_s3,
     };
     tokio::task::spawn_blocking(move || {
         // Held until the decoded upload is stored, even if the client has gone.

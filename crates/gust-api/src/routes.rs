@@ -569,6 +569,8 @@ pub(crate) struct Context {
     pub now: OffsetDateTime,
     /// The `Host` the client used, for URLs handed back to it.
     pub host: String,
+    /// The code package an operation's `S3Bucket`/`S3Key` name, read before it runs.
+    pub from_s3: Option<bytes::Bytes>,
 }
 
 /// A request body: empty, or one JSON object of the operation's shape (members of the
@@ -608,8 +610,8 @@ pub(crate) fn execute(
     match operation {
         Operation::CreateFunction => {
             let request: dto::CreateFunctionRequest = parse_body(body)?;
-            let (create, zip) = request.into_domain()?;
-            let created = control.create_function(&create, &zip)?;
+            let (create, zip, origin) = request.into_domain(context.from_s3.clone())?;
+            let created = control.create_function_from(&create, &zip, origin)?;
             json(StatusCode::CREATED, &configuration(context, &created, None))
         }
         Operation::ListFunctions => {
@@ -719,7 +721,8 @@ pub(crate) fn execute(
         Operation::UpdateFunctionCode(function) => {
             let reference = control.resolve(&function, None, IdKind::Mutating)?;
             let request: dto::UpdateFunctionCodeRequest = parse_body(body)?;
-            let updated = control.update_code(&reference, &request.into_domain()?)?;
+            let updated =
+                control.update_code(&reference, &request.into_domain(context.from_s3.clone())?)?;
             // With Publish, the published version: its ARN is qualified.
             let qualifier = matches!(updated.version, gust_model::FunctionVersion::Published(_))
                 .then(|| updated.version.qualifier());

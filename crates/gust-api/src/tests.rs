@@ -226,6 +226,18 @@ fn harness() -> Harness {
                 "us-east-1",
             )
             .unwrap(),
+            s3: gust_s3::S3::new(
+                Arc::new(
+                    gust_s3::LocalStore::open(
+                        &dir.path().join("s3.db"),
+                        &dir.path().join("s3").join("objects"),
+                    )
+                    .unwrap(),
+                ),
+                clock.clone(),
+                "us-east-1",
+            ),
+            s3_destinations: None,
         },
     );
     Harness {
@@ -534,4 +546,128 @@ async fn list_tags_and_account_settings() {
         .await;
     assert_eq!(settings["AccountUsage"]["FunctionCount"], 3);
     assert_eq!(settings["AccountLimit"]["CodeSizeZipped"], 52_428_800);
+}
+
+impl Harness {
+    /// A request signed for S3 (`x-amz-content-sha256` signed with the rest).
+    async fn s3(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Vec<u8>,
+        key: &Credentials,
+    ) -> (u16, axum::http::HeaderMap, Vec<u8>) {
+        self.s3_at(method, path_and_query, body, key, self.clock.now())
+            .await
+    }
+
+    /// An S3 request signed at `at`.
+    async fn s3_at(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Vec<u8>,
+        key: &Credentials,
+        at: OffsetDateTime,
+    ) -> (u16, axum::http::HeaderMap, Vec<u8>) {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let headers = vec![
+            ("host".to_string(), "127.0.0.1:9070".to_string()),
+            (
+                "x-amz-content-sha256".to_string(),
+                sigv4::payload_hash(&body),
+            ),
+        ];
+        let parts = sigv4::RequestParts {
+            method,
+            raw_path: path,
+            raw_query: query,
+            headers: &headers,
+        };
+        let (authorization, date) = sigv4::sign(&parts, &body, key, "us-east-1", "s3", at);
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header("authorization", authorization)
+            .header("x-amz-date", date);
+        for (name, value) in &headers {
+            builder = builder.header(name, value);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(builder.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        (status, headers, bytes)
+    }
+}
+
+#[tokio::test]
+async fn s3_requests_are_routed_by_their_signing_service() {
+    let h = harness();
+    // A bucket named like the Lambda API's first path segment: S3's, by its signature.
+    let (status, _, body) = h.s3("PUT", "/2015-03-31", Vec::new(), &credentials()).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, headers, _) = h
+        .s3(
+            "PUT",
+            "/2015-03-31/functions",
+            b"hello world".to_vec(),
+            &credentials(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["etag"], "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"");
+    assert!(headers.contains_key("x-amz-request-id"));
+    let (status, _, body) = h
+        .s3("GET", "/2015-03-31/functions", Vec::new(), &credentials())
+        .await;
+    assert_eq!((status, body.as_slice()), (200, b"hello world".as_slice()));
+    let (status, _, body) = h
+        .s3("GET", "/2015-03-31?list-type=2", Vec::new(), &credentials())
+        .await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("<Key>functions</Key>"));
+    // The same path signed for Lambda is Lambda's.
+    let (status, listed) = h
+        .json("GET", "/2015-03-31/functions", serde_json::Value::Null)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["Functions"], serde_json::json!([]));
+    // Unknown keys and skewed clocks are refused with S3's errors, each with a message.
+    let stranger = Credentials {
+        access_key_id: "AKIDSTRANGER".into(),
+        secret_access_key: "nope".into(),
+    };
+    let (status, _, body) = h.s3("GET", "/", Vec::new(), &stranger).await;
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 403);
+    assert!(
+        text.contains("<Code>InvalidAccessKeyId</Code><Message>"),
+        "{text}"
+    );
+    let wrong = Credentials {
+        secret_access_key: "wrong".into(),
+        ..credentials()
+    };
+    let (status, _, body) = h.s3("GET", "/", Vec::new(), &wrong).await;
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 403);
+    assert!(
+        text.contains("<Code>SignatureDoesNotMatch</Code><Message>"),
+        "{text}"
+    );
+    let early = h.clock.now() - time::Duration::minutes(20);
+    let (status, _, body) = h.s3_at("GET", "/", Vec::new(), &credentials(), early).await;
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("RequestTimeTooSkewed"));
 }

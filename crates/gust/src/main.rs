@@ -9,6 +9,7 @@ mod delivery;
 mod doctor;
 mod events;
 mod mappings;
+mod s3_events;
 mod scaling;
 mod serve;
 

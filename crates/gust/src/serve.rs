@@ -407,8 +407,10 @@ impl gust_control::FunctionObserver for EngineObserver {
 pub fn run(mut args: ServeArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
+            // s3s logs every client error (a missing key, a bad signature) as an error;
+            // Gust logs the S3 failures that are its own.
             tracing_subscriber::EnvFilter::try_from_env("GUST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -628,6 +630,13 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         &scope.region,
     )
     .map_err(|e| anyhow::anyhow!("cannot open the API Gateway store: {e}"))?;
+    // S3's buckets and objects of every account: metadata in s3.db, bodies under s3/objects.
+    let objects = gust_s3::LocalStore::open(
+        &args.data_dir.join("s3.db"),
+        &args.data_dir.join("s3").join("objects"),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the object store: {e}"))?;
+    let s3 = gust_s3::S3::new(Arc::new(objects), clock.clone(), &scope.region);
     let accounts: Vec<String> = by_account.keys().cloned().collect();
     // The most environments the budget holds (all at Lambda's smallest MemorySize).
     let max_environments =
@@ -681,8 +690,15 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
                 eventbridge: Arc::clone(&eventbridge),
                 scheduler: Arc::clone(&scheduler),
                 apigw: Arc::clone(&apigw),
+                s3: Arc::clone(&s3),
+                s3_destinations: Some(Arc::clone(&targets) as Arc<dyn gust_model::targets::Deliver>),
             },
         );
+        // Bucket notifications: the events gust-s3 commits with object changes, delivered.
+        tokio::spawn(crate::s3_events::run(
+            Arc::clone(&s3),
+            Arc::clone(&targets) as Arc<dyn gust_model::targets::Deliver>,
+        ));
         eventbridge.start();
         let scheduling = scheduler.start();
         let scaler = Arc::clone(&autoscaling).run(args.autoscaling_period);
