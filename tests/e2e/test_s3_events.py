@@ -277,3 +277,23 @@ def test_the_seeds_thumbnail_pattern(shared, tmp_path):
     time.sleep(1)
     out = shared.gust("logs", "thumbnailer").stdout
     assert out.count("THUMBNAIL ") == 1
+
+
+def test_a_bucket_as_on_failure_destination(shared):
+    lam, s3, _, _ = clients(shared)
+    s3.create_bucket(Bucket="failures")
+    lam.create_function(FunctionName="alwaysfails", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    raise ValueError('no')\n"})})
+    status, code, message = error_of(lambda: lam.put_function_event_invoke_config(
+        FunctionName="alwaysfails", DestinationConfig={"OnSuccess": {"Destination": "arn:aws:s3:::failures"}}))
+    assert (status, code) == (400, "InvalidParameterValueException") and "on-failure" in message
+    lam.put_function_event_invoke_config(FunctionName="alwaysfails", MaximumRetryAttempts=0,
+                                         DestinationConfig={"OnFailure": {"Destination": "arn:aws:s3:::failures"}})
+    lam.invoke(FunctionName="alwaysfails", InvocationType="Event", Payload=b'{"order": 7}')
+    listed = wait_for(lambda: s3.list_objects_v2(Bucket="failures", Prefix="aws/lambda/async/alwaysfails/")
+                      .get("Contents"), timeout=30)
+    assert listed and len(listed) == 1
+    record = json.loads(s3.get_object(Bucket="failures", Key=listed[0]["Key"])["Body"].read())
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestPayload"] == {"order": 7}
+    assert record["responsePayload"]["errorType"] == "ValueError"

@@ -50,6 +50,8 @@ pub enum DestinationKind {
     Function,
     /// An EventBridge bus (the record as an event's detail).
     Bus,
+    /// An S3 bucket (failures only: the record as an object).
+    Bucket,
 }
 
 /// The kind of destination an ARN names, if Gust can deliver to it.
@@ -66,9 +68,9 @@ pub fn destination_kind(arn: &str) -> Result<DestinationKind, ModelError> {
         {
             Ok(DestinationKind::Bus)
         }
-        ["arn", _, "s3", ..] => Err(ModelError::invalid(
-            "S3 destinations are not supported yet: Gust has no object storage.",
-        )),
+        ["arn", _, "s3", "", "", bucket] if !bucket.is_empty() && !bucket.contains('/') => {
+            Ok(DestinationKind::Bucket)
+        }
         _ => Err(ModelError::invalid(format!(
             "The destination ARN {arn} is invalid."
         ))),
@@ -102,6 +104,13 @@ pub fn validate(config: &EventInvokeConfig, function_arn: &str) -> Result<(), Mo
         violations.length(destination, "destination", 0, 350);
     }
     violations.finish()?;
+    if let Some(success) = &config.on_success {
+        if destination_kind(success)? == DestinationKind::Bucket {
+            return Err(ModelError::invalid(
+                "S3 buckets are supported only for on-failure destinations. To retain records of successful invocations, use another destination type.",
+            ));
+        }
+    }
     let unqualified = |arn: &str| {
         let parts: Vec<&str> = arn.split(':').collect();
         parts.iter().take(7).copied().collect::<Vec<_>>().join(":")
@@ -159,9 +168,14 @@ mod tests {
         assert!(validate(&bus, ARN).is_ok());
         let bucket = EventInvokeConfig {
             on_failure: Some("arn:aws:s3:::bucket".into()),
+            ..ok.clone()
+        };
+        assert!(validate(&bucket, ARN).is_ok());
+        let bucket_on_success = EventInvokeConfig {
+            on_success: Some("arn:aws:s3:::bucket".into()),
             ..ok
         };
-        assert!(validate(&bucket, ARN).is_err());
+        assert!(validate(&bucket_on_success, ARN).is_err());
         assert_eq!(EventInvokeConfig::default().retries(), 2);
         assert_eq!(EventInvokeConfig::default().max_age(), 21_600);
     }

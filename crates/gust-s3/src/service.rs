@@ -562,6 +562,41 @@ impl S3 {
         })
     }
 
+    /// Stores a small object another service writes (Lambda's failure records), as
+    /// `account`, which must own the bucket.
+    pub async fn put_bytes(
+        &self,
+        account: &str,
+        bucket: &str,
+        key: &str,
+        content_type: &str,
+        bytes: Bytes,
+    ) -> Result<ObjectInfo, S3Error> {
+        /// A body of one chunk.
+        struct Once(Option<Bytes>);
+        impl Stream for Once {
+            type Item = Result<Bytes, std::convert::Infallible>;
+            fn poll_next(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Self::Item>> {
+                std::task::Poll::Ready(self.0.take().map(Ok))
+            }
+        }
+        let put = PutObject {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            meta: ObjectMeta {
+                content_type: Some(content_type.to_owned()),
+                ..ObjectMeta::default()
+            },
+            content_length: Some(bytes.len() as u64),
+            ..PutObject::default()
+        };
+        self.put_object(&Caller::account(account), put, Once(Some(bytes)))
+            .await
+    }
+
     /// An object's body for another service (Lambda's code from S3), at most `max` bytes,
     /// read as `account` (which must own the bucket).
     pub async fn read_object_bytes(

@@ -25,6 +25,8 @@ pub struct Targets {
     /// EventBridge, for destinations that are buses (set once it is open; weak, as it
     /// delivers through these targets).
     pub eventbridge: OnceLock<Weak<gust_events::Events>>,
+    /// Object storage, for failure destinations that are buckets.
+    pub s3: OnceLock<Arc<gust_s3::S3>>,
 }
 
 /// Why a delivery to a function failed.

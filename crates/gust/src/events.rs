@@ -177,6 +177,32 @@ impl gust_async::Runner for Targets {
                         None => Err("EventBridge returned no result".into()),
                     }
                 }
+                // The record as an object of the function's account's bucket.
+                DestinationKind::Bucket => {
+                    let s3 = self.s3.get().ok_or("object storage has not started")?;
+                    let bucket = destination.rsplit(':').next().unwrap_or_default();
+                    let record: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                    let function = record["requestContext"]["functionArn"]
+                        .as_str()
+                        .and_then(|arn| arn.split(':').nth(6))
+                        .unwrap_or("function")
+                        .to_owned();
+                    let request_id = record["requestContext"]["requestId"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let now = time::OffsetDateTime::now_utc();
+                    let key = format!(
+                        "aws/lambda/async/{function}/{:04}/{:02}/{:02}/{:04}-{:02}-{:02}T{:02}.{:02}.{:02}-{request_id}",
+                        now.year(), u8::from(now.month()), now.day(),
+                        now.year(), u8::from(now.month()), now.day(),
+                        now.hour(), now.minute(), now.second(),
+                    );
+                    s3.put_bytes(account, bucket, &key, "application/json", body.into())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
                 DestinationKind::Function => {
                     if destination.split(':').nth(4) != Some(account) {
                         return Err(format!(

@@ -577,6 +577,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         sns: std::sync::OnceLock::new(),
         events: std::sync::OnceLock::new(),
         eventbridge: std::sync::OnceLock::new(),
+        s3: std::sync::OnceLock::new(),
     });
     let events = gust_async::AsyncInvoker::new(
         Arc::new(event_store),
@@ -637,6 +638,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("cannot open the object store: {e}"))?;
     let s3 = gust_s3::S3::new(Arc::new(objects), clock.clone(), &scope.region);
+    let _ = targets.s3.set(Arc::clone(&s3));
     let accounts: Vec<String> = by_account.keys().cloned().collect();
     // The most environments the budget holds (all at Lambda's smallest MemorySize).
     let max_environments =
