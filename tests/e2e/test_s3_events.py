@@ -297,3 +297,32 @@ def test_a_bucket_as_on_failure_destination(shared):
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestPayload"] == {"order": 7}
     assert record["responsePayload"]["errorType"] == "ValueError"
+
+
+def test_multipart_upload_listings_page_past_common_prefixes(shared):
+    _, s3, _, _ = clients(shared)
+    s3.create_bucket(Bucket="uploads-paging")
+    for key in ["a/1", "a/2", "b/1", "c"]:
+        s3.create_multipart_upload(Bucket="uploads-paging", Key=key)
+    seen, marker, pages = [], {}, 0
+    while pages < 10:
+        page = s3.list_multipart_uploads(Bucket="uploads-paging", Delimiter="/", MaxUploads=1, **marker)
+        pages += 1
+        seen += [p["Prefix"] for p in page.get("CommonPrefixes", [])] + [u["Key"] for u in page.get("Uploads", [])]
+        if not page["IsTruncated"]:
+            break
+        marker = {"KeyMarker": page["NextKeyMarker"]}
+        if page.get("NextUploadIdMarker"):
+            marker["UploadIdMarker"] = page["NextUploadIdMarker"]
+    assert seen == ["a/", "b/", "c"] and pages == 3
+
+
+def test_a_form_post_is_refused_before_its_body_is_read(shared):
+    import urllib.request, urllib.error
+    request = urllib.request.Request(
+        f"{shared.endpoint}/anybucket?X-Amz-Credential=x%2F20261206%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=00",
+        data=b"--b\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n" + b"x" * 1024 + b"\r\n--b--\r\n",
+        method="POST", headers={"Content-Type": "multipart/form-data; boundary=b"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=10)
+    assert info.value.code == 501 and b"NotImplemented" in info.value.read()

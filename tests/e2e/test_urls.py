@@ -344,5 +344,9 @@ def test_host_based_urls_under_a_domain(make_server):
                          capture_output=True, text=True, timeout=30)
     assert out.stdout == "just text"
     assert http("GET", f"{server.endpoint}/lambda-url/{url_id}/string")[2] == b"just text"
+    # A URL's own host serves the function only: an S3-signed request there is not S3's
+    # (a bucket's HTML must never appear under a function URL's origin).
+    s3_signed = "X-Amz-Credential=k%2F20261206%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=00"
+    assert http("GET", f"{server.endpoint}/string?{s3_signed}", headers={"Host": host})[2] == b"just text"
     # Another host under the domain, or an unknown id, is not a function.
     assert http("GET", f"{server.endpoint}/string", headers={"Host": f"{'0' * 32}.lambda-url.us-east-1.gust.test"})[0] == 404

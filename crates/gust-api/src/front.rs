@@ -114,42 +114,46 @@ fn id_ok(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
-/// Whether a request goes to the front: the path form (`/lambda-url/<id>/…`,
-/// `/execute-api/<id>/…`), or under `--url-domain` the host form.
-pub(crate) fn target(
+/// A request to the path form (`/lambda-url/<id>/…`, `/execute-api/<id>/…`).
+pub(crate) fn path_target(raw_path: &str) -> Option<Target> {
+    let rest = raw_path.strip_prefix('/')?;
+    let (first, after) = rest.split_once('/').map_or((rest, ""), |(a, b)| (a, b));
+    if first != URL_PREFIX && first != API_PREFIX {
+        return None;
+    }
+    let (id, path) = after
+        .split_once('/')
+        .map_or((after, String::new()), |(a, b)| (a, format!("/{b}")));
+    if !id_ok(id) {
+        return None;
+    }
+    let path = if path.is_empty() {
+        "/".to_owned()
+    } else {
+        path
+    };
+    let id = id.to_owned();
+    Some(if first == URL_PREFIX {
+        Target::Url { id, path }
+    } else {
+        Target::Api { id, path }
+    })
+}
+
+/// A request to the host form under `--url-domain`
+/// (`<id>.lambda-url.<region>.<domain>`, `<id>.execute-api.<region>.<domain>`). Such a host
+/// is the URL's or API's alone: nothing else (S3 included) is served on it.
+pub(crate) fn host_target(
     host: Option<&str>,
     raw_path: &str,
     domain: Option<&UrlDomain>,
 ) -> Option<Target> {
-    if let Some(rest) = raw_path.strip_prefix('/') {
-        let (first, after) = rest.split_once('/').map_or((rest, ""), |(a, b)| (a, b));
-        if first == URL_PREFIX || first == API_PREFIX {
-            let (id, path) = after
-                .split_once('/')
-                .map_or((after, String::new()), |(a, b)| (a, format!("/{b}")));
-            if id_ok(id) {
-                let path = if path.is_empty() {
-                    "/".to_owned()
-                } else {
-                    path
-                };
-                let id = id.to_owned();
-                return Some(if first == URL_PREFIX {
-                    Target::Url { id, path }
-                } else {
-                    Target::Api { id, path }
-                });
-            }
-        }
-    }
     let domain = domain?;
-    let host = host?.rsplit_once(':').map_or(host?, |(h, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) {
-            h
-        } else {
-            host.unwrap_or_default()
-        }
-    });
+    let host = host?;
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
     let host = host.to_ascii_lowercase();
     let labels = host.strip_suffix(domain.domain())?.strip_suffix('.')?;
     let mut parts = labels.splitn(3, '.');

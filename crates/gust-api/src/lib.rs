@@ -160,17 +160,24 @@ async fn handle(
             ))
             .map_err(|e| ApiError::internal(&e));
     }
-    // S3 before everything else: a path-style `/bucket/key` may look like any route. Its
-    // body streams to s3s, unread and unlimited here (see s3.rs).
-    if s3::is_s3(&parts, state) {
-        return Ok(s3::serve(state, parts, body, request_id).await);
-    }
-    // Function URLs and HTTP APIs come first: their requests may look like anything.
+    // A function URL's or HTTP API's own host (`--url-domain`) serves nothing else: an
+    // S3 request (a presigned URL, say) to it must not put a bucket's content there.
     let host_header = parts
         .headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok());
-    match front::target(host_header, &raw_path, state.config.url_domain.as_ref()) {
+    let mut front_target =
+        front::host_target(host_header, &raw_path, state.config.url_domain.as_ref());
+    // S3 next: a path-style `/bucket/key` may look like any route. Its body streams to s3s,
+    // unread and unlimited here (see s3.rs).
+    if front_target.is_none() && s3::is_s3(&parts, state) {
+        return Ok(s3::serve(state, parts, body, request_id).await);
+    }
+    // Then the path form of function URLs and HTTP APIs.
+    if front_target.is_none() {
+        front_target = front::path_target(&raw_path);
+    }
+    match front_target {
         Some(front::Target::Url { id, path }) => {
             return Ok(front::serve_url(state, parts, body, &id, &path, request_id).await)
         }
@@ -392,9 +399,19 @@ async fn handle(
     }
     // Lambda code from S3: the object is read (as the caller's account) before the
     // operation runs.
+    let mut upload_turn = upload_turn;
     let from_s3 = match code_s3::location(&operation, &body) {
         Some(location) => {
-            Some(code_s3::fetch(&state.services.s3, plane.account_id(), &location).await?)
+            // As the caller: another account's function is updated with the caller's own
+            // objects, never the function owner's. One package is held at a time per
+            // decoding turn, as uploads are.
+            let turn = Arc::clone(&state.uploads)
+                .acquire_owned()
+                .await
+                .map_err(|e| ApiError::internal(&e))?;
+            let package = code_s3::fetch(&state.services.s3, &caller, &location).await?;
+            upload_turn = Some(turn);
+            Some(package)
         }
         None => None,
     };

@@ -69,15 +69,22 @@ fn presented(headers: &axum::http::HeaderMap, query: &str) -> Option<(String, St
     }
     let mut v2_key = None;
     let mut v2_signed = false;
+    let mut v4_credential = None;
+    let mut v4_signed = false;
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
         match name {
-            "X-Amz-Credential" => return scope(&value),
+            "X-Amz-Credential" => v4_credential = Some(value.into_owned()),
+            // A presigned URL without its signature is nobody's: not taken as S3's.
+            "X-Amz-Signature" => v4_signed = true,
             "AWSAccessKeyId" => v2_key = Some(value.into_owned()),
             "Signature" => v2_signed = true,
             _ => {}
         }
+    }
+    if let Some(credential) = v4_credential.filter(|_| v4_signed) {
+        return scope(&credential);
     }
     v2_key
         .filter(|_| v2_signed)
@@ -233,6 +240,20 @@ pub(crate) async fn serve(
     body: Body,
     request_id: &str,
 ) -> Response {
+    // POST Object (browser form uploads) is not built; s3s would read the whole form into
+    // memory before any access check, so it is refused before anything is read.
+    let form = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    if parts.method == axum::http::Method::POST && form {
+        let error = s3_error!(
+            NotImplemented,
+            "POST Object (browser-based uploads) is not implemented by this Gust server."
+        );
+        return with_request_id(error_response(error), request_id);
+    }
     let source_ip = parts
         .extensions
         .get::<crate::server::Peer>()

@@ -75,6 +75,10 @@ struct Args {
     /// Invoke).
     #[arg(long)]
     http_only: bool,
+    /// Only the S3 figures (4 KiB and 16 MiB PutObject/GetObject against the bare HTTP
+    /// request and the disk; PutObject to notified function start).
+    #[arg(long)]
+    s3_only: bool,
 }
 
 mod concurrency;
@@ -82,6 +86,7 @@ mod events;
 mod http;
 mod mappings;
 mod queues;
+mod s3;
 
 type HttpClient = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
 
@@ -797,6 +802,9 @@ async fn main() -> Result<()> {
     if args.http_only {
         return http::run(&target, &args).await;
     }
+    if args.s3_only {
+        return s3::run(&target, &floor_target, &args).await;
+    }
     queues::run(&target, &floor_target, &args).await?;
     events::run(&target, &floor_target, &args).await?;
     if args.queues_only {
@@ -806,6 +814,7 @@ async fn main() -> Result<()> {
     concurrency::run(&args, &runtimes[0]).await?;
     mappings::run(&args, &runtimes[0]).await?;
     http::run(&target, &args).await?;
+    s3::run(&target, &floor_target, &args).await?;
     let bare = floor_target.clone();
     let (floor_p50, floor_p99) = latency(args.warm, || {
         let t = bare.clone();

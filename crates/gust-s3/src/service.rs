@@ -1321,7 +1321,11 @@ impl S3 {
                         .map(|at| upload.key[..query.prefix.len() + at + d.len()].to_owned())
                 });
             if let Some(common) = common {
-                if listing.common_prefixes.last() == Some(&common) {
+                // A key marker that is a common prefix (the last page ended on it) skips
+                // the keys under it, or paging would return it for ever.
+                if listing.common_prefixes.last() == Some(&common)
+                    || query.key_marker.as_ref() == Some(&common)
+                {
                     continue;
                 }
                 if count == max {

@@ -515,8 +515,19 @@ impl ObjectStore for LocalStore {
         let result = self.run(move |c| {
             let object = &write.object;
             let info = &object.info;
-            if !bucket_exists(c, &info.bucket)? {
-                return Err(S3Error::NoSuchBucket);
+            // The bucket must still be the one the write was checked against: deleted and
+            // created again by another account while the body arrived, it is not.
+            let owner: Option<String> = c
+                .query_row(
+                    "SELECT account FROM buckets WHERE name = ?1",
+                    [&info.bucket],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match owner {
+                None => return Err(S3Error::NoSuchBucket),
+                Some(owner) if owner != info.owner => return Err(S3Error::AccessDenied),
+                Some(_) => {}
             }
             let current: Option<(String, String)> = c
                 .query_row(

@@ -15,8 +15,10 @@ use gust_model::targets::{Deliver, Delivery, DeliveryError, Principal};
 const BATCH: usize = 32;
 /// How long a claim holds its events (a crash makes them claimable again after it).
 const LEASE: Duration = Duration::from_secs(60);
-/// Attempts at one delivery that can be retried, the first after `RETRY_BASE`, then doubling.
-const ATTEMPTS: u32 = 5;
+/// Quick attempts at a delivery that can be retried (`RETRY_BASE`, then doubling); past
+/// them the event stays in the outbox and is claimed again when its lease ends, so one
+/// failing destination does not hold up the others.
+const ATTEMPTS: u32 = 3;
 const RETRY_BASE: Duration = Duration::from_millis(200);
 
 /// Runs until the server stops.
@@ -41,8 +43,9 @@ pub async fn run(s3: Arc<gust_s3::S3>, targets: Arc<dyn Deliver>) {
         }
         let mut done = Vec::with_capacity(claimed.len());
         for item in claimed {
-            deliver_event(&s3, targets.as_ref(), &item.event).await;
-            done.push(item.id);
+            if deliver_event(&s3, targets.as_ref(), &item.event).await {
+                done.push(item.id);
+            }
         }
         if let Err(error) = s3.ack_events(done).await {
             tracing::warn!(%error, "could not acknowledge delivered S3 events");
@@ -50,14 +53,27 @@ pub async fn run(s3: Arc<gust_s3::S3>, targets: Arc<dyn Deliver>) {
     }
 }
 
-async fn deliver_event(s3: &gust_s3::S3, targets: &dyn Deliver, event: &gust_s3::ObjectEvent) {
+/// Delivers one event to every configuration it matches; `false` when it should be tried
+/// again later (it is then left in the outbox).
+async fn deliver_event(
+    s3: &gust_s3::S3,
+    targets: &dyn Deliver,
+    event: &gust_s3::ObjectEvent,
+) -> bool {
     let owner = gust_s3::Caller::account(&event.account);
-    let config: NotificationConfiguration =
-        match s3.bucket_notification(&owner, &event.bucket).await {
-            Ok(text) => NotificationConfiguration::from_stored(text.as_deref()),
-            // The bucket is gone: nothing is configured any more.
-            Err(_) => return,
-        };
+    let config: NotificationConfiguration = match s3
+        .bucket_notification(&owner, &event.bucket)
+        .await
+    {
+        Ok(text) => NotificationConfiguration::from_stored(text.as_deref()),
+        // The bucket is gone (or another account's now): nothing is configured for it.
+        Err(gust_s3::S3Error::NoSuchBucket | gust_s3::S3Error::AccessDenied) => return true,
+        Err(error) => {
+            tracing::warn!(%error, bucket = %event.bucket, "S3 notification configuration unreadable; will retry");
+            return false;
+        }
+    };
+    let mut complete = true;
     let removed = event.event_name.starts_with("ObjectRemoved");
     let change = ObjectChange {
         region: event.region.clone(),
@@ -105,6 +121,11 @@ async fn deliver_event(s3: &gust_s3::S3, targets: &dyn Deliver, event: &gust_s3:
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
+                Err(DeliveryError::Retry(cause)) => {
+                    tracing::debug!(%cause, target = %rule.arn, "S3 notification left for a later claim");
+                    complete = false;
+                    break;
+                }
                 Err(error) => {
                     tracing::warn!(%error, target = %rule.arn, bucket = %event.bucket, key = %event.key,
                         "S3 notification dropped");
@@ -113,4 +134,5 @@ async fn deliver_event(s3: &gust_s3::S3, targets: &dyn Deliver, event: &gust_s3:
             }
         }
     }
+    complete
 }
