@@ -248,7 +248,7 @@ fn data_parent() -> PathBuf {
     std::env::temp_dir()
 }
 
-/// p50 and p99 of signed samples (ms).
+/// The `p` percentile of sorted samples (ms; they may be negative).
 fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -296,9 +296,9 @@ pub(crate) async fn run(target: &Target, floor: &Target, args: &Args) -> Result<
                 floor_rps[i]
             ),
             format!(
-                "{:.1}% of the bare request rate; {:.2} puts per disk sync",
+                "{:.1}% of the bare request rate; {:.1} fdatasyncs' time per put",
                 100.0 * rate / floor_rps[i],
-                rate / disk
+                disk / rate
             ),
         );
     }
