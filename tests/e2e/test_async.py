@@ -140,7 +140,7 @@ def test_event_invoke_configuration_operations(shared):
         ({"MaximumRetryAttempts": 3}, "ValidationException"),
         ({"MaximumEventAgeInSeconds": 59}, "ValidationException"),
         ({"DestinationConfig": {"OnSuccess": {"Destination": function_arn}}}, "InvalidParameterValueException"),
-        ({"DestinationConfig": {"OnFailure": {"Destination": "arn:aws:s3:::a-bucket"}}},
+        ({"DestinationConfig": {"OnSuccess": {"Destination": "arn:aws:s3:::a-bucket"}}},
          "InvalidParameterValueException"),
         ({"DestinationConfig": {"OnFailure": {"Destination": "not-an-arn"}}}, "InvalidParameterValueException"),
     ]:

@@ -264,8 +264,11 @@ def test_a_publish_acknowledged_before_kill_9_is_delivered_after_restart(make_se
     server.stop(signal.SIGKILL)
     server.start()
     sqs = server.client(service="sqs")
-    got = sorted(m["Body"] for m in drain(sqs, url, 50, timeout=20))
-    assert got == sorted(published)
+    # At least once: a delivery interrupted by the kill may arrive twice; none is lost.
+    got, deadline = set(), time.time() + 30
+    while len(got) < len(published) and time.time() < deadline:
+        got |= {m["Body"] for m in drain(sqs, url, 50, timeout=2)}
+    assert got == set(published)
 
 
 def test_subscription_attributes_unsubscribe_links_and_tags(shared, sns, sqs):
