@@ -845,6 +845,16 @@ fn max_keys(value: Option<i32>) -> S3Result<usize> {
     }
 }
 
+/// A listing's `CommonPrefixes` (every list operation answers them alike).
+fn common_prefixes(prefixes: &[String], encode: fn(&str) -> String) -> Vec<dto::CommonPrefix> {
+    prefixes
+        .iter()
+        .map(|p| dto::CommonPrefix {
+            prefix: Some(encode(p)),
+        })
+        .collect()
+}
+
 fn listed_object(object: &ObjectInfo, with_owner: bool, encode: fn(&str) -> String) -> dto::Object {
     dto::Object {
         key: Some(encode(&object.key)),
@@ -1474,15 +1484,7 @@ impl s3s::S3 for Adapter {
                     .map(|o| listed_object(o, with_owner, encode))
                     .collect(),
             ),
-            common_prefixes: Some(
-                listing
-                    .common_prefixes
-                    .iter()
-                    .map(|p| dto::CommonPrefix {
-                        prefix: Some(encode(p)),
-                    })
-                    .collect(),
-            ),
+            common_prefixes: Some(common_prefixes(&listing.common_prefixes, encode)),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
@@ -1535,15 +1537,7 @@ impl s3s::S3 for Adapter {
                     .map(|o| listed_object(o, true, encode))
                     .collect(),
             ),
-            common_prefixes: Some(
-                listing
-                    .common_prefixes
-                    .iter()
-                    .map(|p| dto::CommonPrefix {
-                        prefix: Some(encode(p)),
-                    })
-                    .collect(),
-            ),
+            common_prefixes: Some(common_prefixes(&listing.common_prefixes, encode)),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
@@ -1909,15 +1903,7 @@ impl s3s::S3 for Adapter {
                     })
                     .collect(),
             ),
-            common_prefixes: Some(
-                listing
-                    .common_prefixes
-                    .iter()
-                    .map(|p| dto::CommonPrefix {
-                        prefix: Some(encode(p)),
-                    })
-                    .collect(),
-            ),
+            common_prefixes: Some(common_prefixes(&listing.common_prefixes, encode)),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
