@@ -106,11 +106,43 @@ fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
     match status {
         Ok(status) => match (status.code(), status.signal()) {
             (Some(code), _) => format!("exit status {code}"),
-            (None, Some(9)) => "signal: killed".to_owned(),
-            (None, Some(signal)) => format!("signal: {signal}"),
+            (None, Some(signal)) => format!("signal: {}", signal_name(signal)),
             (None, None) => "exited".to_owned(),
         },
         Err(error) => format!("unknown exit ({error})"),
+    }
+}
+
+/// A signal as Go (Lambda's init) names it in `signal: …`.
+fn signal_name(signal: i32) -> String {
+    match signal {
+        1 => "hangup",
+        2 => "interrupt",
+        3 => "quit",
+        4 => "illegal instruction",
+        5 => "trace/breakpoint trap",
+        6 => "aborted",
+        7 => "bus error",
+        8 => "floating point exception",
+        9 => "killed",
+        10 => "user defined signal 1",
+        11 => "segmentation fault",
+        12 => "user defined signal 2",
+        13 => "broken pipe",
+        14 => "alarm clock",
+        15 => "terminated",
+        other => return format!("signal {other}"),
+    }
+    .to_owned()
+}
+
+/// The error message of a runtime that exited (`describe_exit`'s text) as Lambda words it:
+/// a clean exit without an answer gives no reason.
+pub(crate) fn exit_error(exit: &str) -> String {
+    if exit == "exit status 0" {
+        "Runtime exited without providing a reason".to_owned()
+    } else {
+        format!("Runtime exited with error: {exit}")
     }
 }
 

@@ -722,7 +722,7 @@ impl Engine {
                 };
                 self.shut_down(&env, Stop::Kill);
                 let message =
-                    format!("RequestId: {request_id} Error: Runtime exited with error: {exit}");
+                    format!("RequestId: {request_id} Error: {}", environment::exit_error(&exit));
                 (
                     platform_error(kind, message.clone()),
                     true,

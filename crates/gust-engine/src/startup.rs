@@ -89,6 +89,12 @@ impl Engine {
             ("LANG".into(), "en_US.UTF-8".into()),
             ("TZ".into(), ":UTC".into()),
             ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
+            (
+                "AWS_XRAY_DAEMON_ADDRESS".into(),
+                format!("{XRAY_DAEMON_IP}:{XRAY_DAEMON_PORT}"),
+            ),
+            // The runtime starts in the code's directory, as a shell would have said.
+            ("PWD".into(), code_dir.display().to_string()),
         ];
         if config.log_format == LogFormat::Json {
             env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
@@ -147,6 +153,8 @@ impl Engine {
             ),
             ("AWS_REGION".into(), scope.region.clone()),
             ("AWS_DEFAULT_REGION".into(), scope.region.clone()),
+            ("_AWS_XRAY_DAEMON_ADDRESS".into(), XRAY_DAEMON_IP.into()),
+            ("_AWS_XRAY_DAEMON_PORT".into(), XRAY_DAEMON_PORT.to_string()),
         ]);
         if let Some(services) = services {
             env.extend(services.credentials(&config.role, config.name.as_str()));
@@ -249,6 +257,7 @@ impl Engine {
                 }));
             }
         };
+        let launch = exec_wrapper(launch, config);
         // The cold start's log is part of its first invocation's log tail; a provisioned
         // environment's INIT happens before any invocation.
         let init_start = crate::platform::init_start(config, &launch.description);
@@ -414,7 +423,7 @@ impl Engine {
             }
             None => {
                 let exit = env.exited().await;
-                let message = format!("Error: Runtime exited with error: {exit}");
+                let message = format!("Error: {}", crate::environment::exit_error(&exit));
                 env.collector.platform(vec![
                     format!(
                         "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error\tError Type: Runtime.ExitError",
@@ -475,6 +484,45 @@ impl Engine {
 
 /// Where the server's API listens inside an environment's own network namespace: its port
 /// on the host, unless that is the Runtime API's (9001).
+/// `AWS_LAMBDA_EXEC_WRAPPER` on a managed runtime: the runtime's command line is handed to
+/// the wrapper script, through the same few lines of shell Lambda's runtimes start with (so
+/// a missing wrapper exits 127 and a non-executable one 126, with Lambda's message in the
+/// log). Custom runtimes (`provided*`) ignore the variable, as on Lambda.
+fn exec_wrapper(launch: gust_runtime::Launch, config: &FunctionConfig) -> gust_runtime::Launch {
+    let wrapped = config.runtime.family() != gust_model::RuntimeFamily::Provided
+        && config
+            .environment
+            .as_ref()
+            .is_some_and(|vars| vars.get(EXEC_WRAPPER).is_some_and(|w| !w.is_empty()));
+    if !wrapped {
+        return launch;
+    }
+    const SCRIPT: &str = r#"wrapper="$AWS_LAMBDA_EXEC_WRAPPER"
+if [ ! -f "$wrapper" ]; then echo "$wrapper: does not exist"; exit 127; fi
+if [ ! -x "$wrapper" ]; then echo "$wrapper: is not an executable"; exit 126; fi
+exec "$wrapper" "$@""#;
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "-c".into(),
+        SCRIPT.into(),
+        "bootstrap".into(),
+        launch.program.clone().into(),
+    ];
+    args.extend(launch.args.iter().cloned());
+    gust_runtime::Launch {
+        program: "/bin/sh".into(),
+        args,
+        description: format!("{} through {EXEC_WRAPPER}", launch.description),
+        ..launch
+    }
+}
+
+/// Where Lambda's X-Ray daemon listens (link-local; Gust runs none, so segments an SDK
+/// sends there are dropped as on a function without active tracing).
+const XRAY_DAEMON_IP: &str = "169.254.79.129";
+const XRAY_DAEMON_PORT: u16 = 2000;
+
+const EXEC_WRAPPER: &str = "AWS_LAMBDA_EXEC_WRAPPER";
+
 fn namespace_api_port(port: u16) -> u16 {
     use gust_sandbox::isolate::RUNTIME_API_PORT;
     if port == RUNTIME_API_PORT {

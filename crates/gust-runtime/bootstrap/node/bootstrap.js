@@ -220,10 +220,14 @@ async function loadHandler(appRoot, spec) {
     mod = await loadModule(appRoot, moduleRoot, file);
   } catch (error) {
     if (error instanceof SyntaxError) throw new UserError('Runtime.UserCodeSyntaxError', `${error.name}: ${error.message}`, error);
-    if (error && error.code === 'MODULE_NOT_FOUND' && String(error.message).includes(file)) {
+    if (error && error.code === 'MODULE_NOT_FOUND' && String(error.message).split('\n')[0].includes(`'${file}'`)) {
       throw new UserError('Runtime.ImportModuleError', `Error: Cannot find module '${file}'`, error);
     }
-    throw new UserError('Runtime.ImportModuleError', `${error && error.name}: ${error && error.message}`, error);
+    if (error && (error.code === 'MODULE_NOT_FOUND' || error.code === 'ERR_MODULE_NOT_FOUND')) {
+      throw new UserError('Runtime.ImportModuleError', `${error.name}: ${error.message}`, error);
+    }
+    // As Lambda's runtime: anything else thrown while loading is reported as itself.
+    throw error;
   }
   let handler = mod;
   for (const part of handlerPath.split('.')) {

@@ -234,8 +234,8 @@ def load_handler(spec):
         raise InitError("Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {error}",
                         user_stack(error.__traceback__))
     except Exception as error:
-        raise InitError("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {error}",
-                        user_stack(error.__traceback__))
+        # As awslambdaric: any other exception raised while importing is reported as itself.
+        raise InitError(type(error).__name__, str(error), user_stack(error.__traceback__))
     handler = getattr(module, function_name, None)
     if handler is None:
         raise InitError("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'")
