@@ -225,6 +225,23 @@ impl Scaling {
         }
     }
 
+    /// Whether `function` may add one more environment now, without counting it.
+    pub(crate) fn can_add(
+        &mut self,
+        function: &FunctionName,
+        rate: ScalingRate,
+        now: Instant,
+    ) -> bool {
+        let Some(bucket) = self.buckets.get_mut(function) else {
+            return true;
+        };
+        let burst = f64::from(rate.burst);
+        let refill = now.saturating_duration_since(bucket.at).as_secs_f64()
+            / rate.period.as_secs_f64()
+            * burst;
+        bucket.tokens + refill >= 1.0
+    }
+
     /// Drops buckets that have refilled: a full bucket is the default, so the map holds
     /// only functions that are scaling.
     pub(crate) fn forget_full(&mut self, rate: ScalingRate, now: Instant) {
@@ -260,7 +277,10 @@ mod tests {
         let f = FunctionName::parse("f").unwrap();
         let mut scaling = Scaling::default();
         let t0 = Instant::now();
+        // Looking spends nothing.
+        assert!((0..10).all(|_| scaling.can_add(&f, rate, t0)));
         assert!((0..3).all(|_| scaling.allow(&f, rate, t0)));
+        assert!(!scaling.can_add(&f, rate, t0));
         assert!(
             !scaling.allow(&f, rate, t0),
             "a burst is all there is at once"

@@ -266,7 +266,6 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + QUEUE_WAIT_MAX;
         let capacity = &self.inner.config.capacity;
         let mut capacity_deadline = None;
-        let mut rate_checked = false;
         loop {
             // Registered before looking, so a release in between is not missed.
             let notified = released.notified();
@@ -294,20 +293,15 @@ impl Engine {
             if let Some(env) = self.take_idle(config, generation) {
                 return Ok(Slot::Warm(env));
             }
-            // The function's scaling rate bounds how fast it adds environments (checked
-            // before anything is evicted for it).
-            if !rate_checked {
-                rate_checked = true;
-                let allowed = lock(&self.inner.scaling).allow(
-                    &config.name,
-                    self.inner.config.scaling_rate,
-                    std::time::Instant::now(),
-                );
-                if !allowed {
-                    return Err(EngineError::Throttled(
-                        "FunctionInvocationRateLimitExceeded",
-                    ));
-                }
+            // The function's scaling rate bounds how fast it adds environments: looked at
+            // before anything is evicted for it, and spent only by an environment that is
+            // really started (an invoke that waits for memory and then gets a warm
+            // environment has not scaled the function).
+            let rate = self.inner.config.scaling_rate;
+            if !lock(&self.inner.scaling).can_add(&config.name, rate, std::time::Instant::now()) {
+                return Err(EngineError::Throttled(
+                    "FunctionInvocationRateLimitExceeded",
+                ));
             }
             // The host's memory: idle environments make room; when none can, wait briefly
             // for one of this function to come back or memory to be given back.
@@ -323,6 +317,12 @@ impl Engine {
                     }
                 }
             };
+            if !lock(&self.inner.scaling).allow(&config.name, rate, std::time::Instant::now()) {
+                // Another invoke took the last of the allowance meanwhile.
+                return Err(EngineError::Throttled(
+                    "FunctionInvocationRateLimitExceeded",
+                ));
+            }
             return Ok(Slot::Cold(permit, lease));
         }
     }
