@@ -19,6 +19,9 @@ from botocore.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
 GUST_BIN = Path(os.environ.get("GUST_BIN", REPO / "target" / "debug" / "gust"))
+# The Node.js releases and SDKs scripts/test installs (`gust runtimes install`), shared by
+# every test server.
+os.environ.setdefault("GUST_RUNTIMES_DIR", str(REPO / "target" / "gust-runtimes"))
 VENV_BIN = Path(sys.executable).parent
 
 

@@ -153,9 +153,10 @@ def test_python_and_node_functions_use_real_libraries_from_layers(lam):
     python_layer = lam.publish_layer_version(
         LayerName="py-deps", Content={"ZipFile": tree_zip(jmespath, "python/jmespath")},
         CompatibleRuntimes=["python3.12"])["LayerVersionArn"]
-    # A second layer uses the versioned site-packages folder.
+    # A second layer uses the versioned site-packages folder: the function's runtime's
+    # (python3.12 runs on a Python 3.12, not on the interpreter running the tests).
     versioned = lam.publish_layer_version(LayerName="py-versioned", Content={"ZipFile": make_zip({
-        f"python/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages/deep_mod.py": "WHERE = 'deep'\n",
+        "python/lib/python3.12/site-packages/deep_mod.py": "WHERE = 'deep'\n",
     })})["LayerVersionArn"]
     created = create(lam, "uses-jmespath", make_zip({"app.py": (
         "import jmespath, deep_mod\n"

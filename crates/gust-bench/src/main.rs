@@ -79,12 +79,17 @@ struct Args {
     /// request and the disk; PutObject to notified function start).
     #[arg(long)]
     s3_only: bool,
+    /// Only the primed-environment figures (cold start per runtime with `--prestart` on
+    /// and off, a burst of first invokes on both, PSS per idle environment).
+    #[arg(long)]
+    prestart_only: bool,
 }
 
 mod concurrency;
 mod events;
 mod http;
 mod mappings;
+mod prestart;
 mod queues;
 mod s3;
 
@@ -756,7 +761,7 @@ async fn main() -> Result<()> {
     let mut runtimes = vec![Runtime {
         label: "Python",
         function: "bench-python",
-        runtime: "python3.12",
+        runtime: "python3.11",
         handler: "app.handler",
         package: zip(&[(
             "app.py",
@@ -804,6 +809,14 @@ async fn main() -> Result<()> {
     }
     if args.s3_only {
         return s3::run(&target, &floor_target, &args).await;
+    }
+    if args.prestart_only {
+        runtimes.retain(|r| {
+            args.only
+                .as_ref()
+                .is_none_or(|only| r.label.starts_with(only.as_str()))
+        });
+        return prestart::run(&args, &runtimes).await;
     }
     queues::run(&target, &floor_target, &args).await?;
     events::run(&target, &floor_target, &args).await?;

@@ -28,10 +28,12 @@ enum Command {
         end_capture: Option<oneshot::Sender<String>>,
         applied: Option<oneshot::Sender<()>>,
     },
+    /// The environment's Telemetry API: output lines go to its `function` subscribers.
+    Attach(Arc<gust_runtime::telemetry::Telemetry>),
 }
 
-/// Handle to an environment's collector task; dropping it ends the task.
-#[derive(Debug)]
+/// Handle to an environment's collector task; dropping the last one ends the task.
+#[derive(Debug, Clone)]
 pub(crate) struct Collector {
     commands: mpsc::UnboundedSender<Command>,
 }
@@ -60,9 +62,15 @@ impl Collector {
             capture: None,
             pending: Vec::new(),
             pending_bytes: 0,
+            telemetry: None,
         };
         tokio::spawn(run(receiver, drain, rx, state));
         Ok(Collector { commands })
+    }
+
+    /// Sends the environment's output lines to `telemetry` too (when it has subscribers).
+    pub(crate) fn attach(&self, telemetry: Arc<gust_runtime::telemetry::Telemetry>) {
+        let _ = self.commands.send(Command::Attach(telemetry));
     }
 
     /// Writes platform lines (after draining the runtime's output so far).
@@ -116,9 +124,24 @@ struct State {
     pending: Vec<LogEvent>,
     /// Message bytes in `pending`.
     pending_bytes: usize,
+    telemetry: Option<Arc<gust_runtime::telemetry::Telemetry>>,
 }
 
 impl State {
+    /// A line of the environment's own output. Runtime and extensions share the pipe, so
+    /// every line is `function` telemetry.
+    fn output(&mut self, message: String) {
+        if let Some(telemetry) = self.telemetry.as_ref().filter(|t| t.active()) {
+            telemetry.emit(
+                gust_runtime::telemetry::Kind::Function,
+                &crate::extensions::timestamp(),
+                "function",
+                serde_json::Value::String(message.clone()),
+            );
+        }
+        self.line(message);
+    }
+
     fn line(&mut self, message: String) {
         if let Some(capture) = &mut self.capture {
             capture.push_str(&message);
@@ -150,7 +173,7 @@ impl State {
             self.partial.extend_from_slice(&data[..end]);
             let line = String::from_utf8_lossy(&self.partial).into_owned();
             self.partial.clear();
-            self.line(line);
+            self.output(line);
             data = &data[end + 1..];
         }
         self.partial.extend_from_slice(data);
@@ -163,7 +186,7 @@ impl State {
         if !self.partial.is_empty() {
             let line = String::from_utf8_lossy(&self.partial).into_owned();
             self.partial.clear();
-            self.line(line);
+            self.output(line);
         }
     }
 
@@ -188,16 +211,25 @@ async fn run(
             // that output is read.
             biased;
             command = rx.recv() => {
-                                let Some(Command::Mark { lines, begin_capture, end_capture, applied }) = command else {
-                    // The environment is gone: keep what it wrote last.
-                                        // Bounded: a process that is still writing is being killed.
-                    for _ in 0..64 {
-                        match drain.read(&mut buffer) {
-                            Ok(n) if n > 0 && !eof => state.bytes(&buffer[..n]),
-                            _ => break,
-                        }
+                let (lines, begin_capture, end_capture, applied) = match command {
+                    Some(Command::Mark { lines, begin_capture, end_capture, applied }) => {
+                        (lines, begin_capture, end_capture, applied)
                     }
-                    break;
+                    Some(Command::Attach(telemetry)) => {
+                        state.telemetry = Some(telemetry);
+                        continue;
+                    }
+                    None => {
+                        // The environment is gone: keep what it wrote last.
+                        // Bounded: a process that is still writing is being killed.
+                        for _ in 0..64 {
+                            match drain.read(&mut buffer) {
+                                Ok(n) if n > 0 && !eof => state.bytes(&buffer[..n]),
+                                _ => break,
+                            }
+                        }
+                        break;
+                    }
                 };
                 if !eof {
                     loop {

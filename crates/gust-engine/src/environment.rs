@@ -189,14 +189,24 @@ impl Environment {
             Arc::clone(&final_peak_kib),
             controls.clone(),
         );
+        let (extensions, telemetry) = (Arc::clone(api.extensions()), Arc::clone(api.telemetry()));
+        // The log stays open until the processes are gone: what they write while shutting
+        // down (an extension's SHUTDOWN, a SIGTERM handler) is kept.
+        let (output, serving) = (collector.clone(), api.serving());
         tokio::spawn(async move {
             let _attached = attached;
+            let (_output, _serving) = (output, serving);
             let description = tokio::select! {
                 status = process.wait() => describe_exit(status),
                 Some(stop) = stop_rx.recv() => {
                     match stop {
                         Stop::Kill => process.kill().await,
-                        Stop::Terminate(grace) => process.terminate(grace).await,
+                        Stop::Terminate(grace) => {
+                            // Extensions subscribed to SHUTDOWN get it, and their grace, first.
+                            crate::extensions::before_shutdown(&extensions, &telemetry, &supervised)
+                                .await;
+                            process.terminate(grace).await
+                        }
                     }
                     "signal: killed".to_owned()
                 }

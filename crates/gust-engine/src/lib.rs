@@ -11,6 +11,7 @@ mod admission;
 mod capacity;
 mod collector;
 mod environment;
+mod extensions;
 pub mod logs;
 mod platform;
 mod pools;
@@ -382,7 +383,12 @@ impl Engine {
             self.shut_down(env, Stop::Terminate(SHUTDOWN_GRACE));
         }
         for env in &all {
-            let _ = tokio::time::timeout(Duration::from_secs(2), env.exited()).await;
+            // Extensions subscribed to SHUTDOWN have their grace before the runtime's.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2) + extensions::SHUTDOWN_EXTENSIONS_GRACE,
+                env.exited(),
+            )
+            .await;
         }
         let sandbox = Arc::clone(&self.inner.sandbox);
         let _ = tokio::task::spawn_blocking(move || sandbox.close()).await;
@@ -435,7 +441,7 @@ impl Engine {
         stream_to: Option<StreamHead>,
     ) -> Result<InvokeOutcome, EngineError> {
         // Held until the invocation ends: reserved and account concurrency.
-        let _admitted = admission::admit(
+        let admitted = admission::admit(
             &self.inner.admission,
             &request.function,
             self.inner.config.concurrency_limit,
@@ -481,7 +487,9 @@ impl Engine {
                 }
             }
         };
-        Ok(self.run(&config, env, request, request_id, stream_to).await)
+        Ok(self
+            .run(&config, env, request, request_id, stream_to, admitted)
+            .await)
     }
 
     /// Carries a streamed response to its caller (or, for a caller that did not ask for a
@@ -568,6 +576,7 @@ impl Engine {
         request: InvokeRequest,
         request_id: String,
         stream_to: Option<StreamHead>,
+        admitted: admission::Admitted,
     ) -> InvokeOutcome {
         let timeout = Duration::from_secs(u64::from(config.timeout_s));
         let deadline_ms = u64::try_from(now_ms()).unwrap_or(0) + timeout.as_millis() as u64;
@@ -584,6 +593,7 @@ impl Engine {
             client_context: request.client_context,
             cognito_identity: None,
         };
+        extensions::start(&env, config, &request_id, &invocation.trace_id);
         let finish = match env.api.dispatch(invocation).await {
             // Nothing will answer: stop the runtime, then report how it ended (bounded, so the
             // caller always gets an answer).
@@ -721,8 +731,10 @@ impl Engine {
                     "Runtime.ExitError"
                 };
                 self.shut_down(&env, Stop::Kill);
-                let message =
-                    format!("RequestId: {request_id} Error: {}", environment::exit_error(&exit));
+                let message = format!(
+                    "RequestId: {request_id} Error: {}",
+                    environment::exit_error(&exit)
+                );
                 (
                     platform_error(kind, message.clone()),
                     true,
@@ -732,21 +744,44 @@ impl Engine {
                 )
             }
         };
-        lines.extend(platform::end(
-            config,
-            config.memory_mb,
-            &platform::Report {
+        extensions::runtime_done(
+            &env,
+            &request_id,
+            &status,
+            function_error,
+            duration,
+            body.len(),
+        );
+        let log = if healthy && env.api.extensions().subscribed(false) {
+            // The caller has its answer now; END, REPORT, the environment's release and the
+            // concurrency it holds wait for the extensions to finish with the INVOKE event.
+            let log = env.collector.end(lines).await;
+            self.complete_after_extensions(
+                config,
+                env,
+                request_id.clone(),
+                (started, started + timeout),
+                init,
+                admitted,
+            );
+            log
+        } else {
+            let report = platform::Report {
                 request_id: &request_id,
                 duration,
                 init,
                 max_memory_mb: max_memory,
                 status,
-            },
-        ));
-        let log = env.collector.end(lines).await;
-        if healthy {
-            self.release(env);
-        }
+            };
+            extensions::report(&env, config.memory_mb, &report);
+            lines.extend(platform::end(config, config.memory_mb, &report));
+            let log = env.collector.end(lines).await;
+            if healthy {
+                self.release(env);
+            }
+            drop(admitted);
+            log
+        };
         if let Some(events) = events {
             let error = function_error.then(|| stream_error(&body));
             // Delivered on its own: a caller slow to read it does not hold the invocation's
@@ -766,6 +801,52 @@ impl Engine {
             executed_version: config.version.to_string(),
             request_id,
         }
+    }
+}
+
+impl Engine {
+    /// The end of an invocation whose runtime has answered while extensions subscribed to
+    /// INVOKE are still working on it: it is complete when each has called `next` again
+    /// (bounded by the function's timeout, after which the environment is not reused).
+    fn complete_after_extensions(
+        &self,
+        config: &FunctionConfig,
+        env: Arc<Environment>,
+        request_id: String,
+        (started, deadline): (Instant, Instant),
+        init: Option<Duration>,
+        admitted: admission::Admitted,
+    ) {
+        let engine = self.clone();
+        let config = config.clone();
+        tokio::spawn(async move {
+            let _admitted = admitted;
+            let done = tokio::select! {
+                biased;
+                () = env.api.extensions().wait_idle(false) => true,
+                _ = env.exited() => false,
+                () = tokio::time::sleep_until(deadline.into()) => false,
+            };
+            let report = platform::Report {
+                request_id: &request_id,
+                duration: started.elapsed(),
+                init,
+                max_memory_mb: env.max_memory_mb(),
+                status: if done {
+                    platform::Status::Success
+                } else {
+                    platform::Status::Timeout
+                },
+            };
+            extensions::report(&env, config.memory_mb, &report);
+            env.collector
+                .platform(platform::end(&config, config.memory_mb, &report));
+            if done && !env.api.extensions().broken() {
+                engine.release(env);
+            } else {
+                engine.shut_down(&env, Stop::Kill);
+            }
+        });
     }
 }
 

@@ -36,6 +36,49 @@ pub(crate) struct Placement {
     pub provisioned: bool,
 }
 
+fn is_primed(primed: &Option<gust_sandbox::Primed>) -> bool {
+    primed.is_some()
+}
+
+/// The variables every environment of a runtime starts with, whatever its function: the
+/// part of the environment a primed spare is started with (`gust_sandbox::PrimeSpec`).
+pub(crate) fn fixed_variables(view: &View, launch: &gust_runtime::Launch) -> Vec<(String, String)> {
+    let bin = launch
+        .bin_dir
+        .as_ref()
+        .map(|d| format!("{}:", d.display()))
+        .unwrap_or_default();
+    let mut env: Vec<(String, String)> = vec![
+        (
+            "PATH".into(),
+            format!(
+                "{bin}/usr/local/bin:/usr/bin/:/bin:{}/bin",
+                view.opt_dir.display()
+            ),
+        ),
+        (
+            "LD_LIBRARY_PATH".into(),
+            format!(
+                "/var/lang/lib:/lib64:/usr/lib64:{rt}:{rt}/lib:{task}:{task}/lib:{opt}/lib",
+                rt = view.runtime_dir.display(),
+                task = view.task_root.display(),
+                opt = view.opt_dir.display()
+            ),
+        ),
+        ("LANG".into(), "en_US.UTF-8".into()),
+        ("TZ".into(), ":UTC".into()),
+        ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
+        (
+            "AWS_XRAY_DAEMON_ADDRESS".into(),
+            format!("{XRAY_DAEMON_IP}:{XRAY_DAEMON_PORT}"),
+        ),
+        // The runtime starts in the code's directory, as a shell would have said.
+        ("PWD".into(), view.task_root.display().to_string()),
+    ];
+    env.extend(launch.env.iter().cloned());
+    env
+}
+
 pub(crate) fn log_stream_name(version: FunctionVersion) -> String {
     let date = time::OffsetDateTime::now_utc().date();
     format!(
@@ -64,38 +107,7 @@ impl Engine {
         let scope = &self.inner.config.scope;
         let runtime_dir = &view.runtime_dir;
         let code_dir = &view.task_root;
-        let bin = launch
-            .bin_dir
-            .as_ref()
-            .map(|d| format!("{}:", d.display()))
-            .unwrap_or_default();
-        let mut env: Vec<(String, String)> = vec![
-            (
-                "PATH".into(),
-                format!(
-                    "{bin}/usr/local/bin:/usr/bin/:/bin:{}/bin",
-                    view.opt_dir.display()
-                ),
-            ),
-            (
-                "LD_LIBRARY_PATH".into(),
-                format!(
-                    "/var/lang/lib:/lib64:/usr/lib64:{rt}:{rt}/lib:{task}:{task}/lib:{opt}/lib",
-                    rt = runtime_dir.display(),
-                    task = code_dir.display(),
-                    opt = view.opt_dir.display()
-                ),
-            ),
-            ("LANG".into(), "en_US.UTF-8".into()),
-            ("TZ".into(), ":UTC".into()),
-            ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
-            (
-                "AWS_XRAY_DAEMON_ADDRESS".into(),
-                format!("{XRAY_DAEMON_IP}:{XRAY_DAEMON_PORT}"),
-            ),
-            // The runtime starts in the code's directory, as a shell would have said.
-            ("PWD".into(), code_dir.display().to_string()),
-        ];
+        let mut env = fixed_variables(view, launch);
         if config.log_format == LogFormat::Json {
             env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
             let level = config
@@ -114,7 +126,6 @@ impl Engine {
             };
             env.push(("AWS_ENDPOINT_URL".into(), url));
         }
-        env.extend(launch.env.iter().cloned());
         // The function's own variables override the overridable ones above...
         if let Some(vars) = &config.environment {
             for (key, value) in vars {
@@ -216,16 +227,6 @@ impl Engine {
             other => EngineError::Internal(other.to_string()),
         })?;
         let stream = log_stream_name(config.version);
-        let (reader, writer) =
-            std::io::pipe().map_err(|e| EngineError::Internal(format!("pipe: {e}")))?;
-        let collector = Collector::start(
-            reader.into(),
-            config.name.to_string(),
-            stream.clone(),
-            Arc::clone(&self.inner.logs),
-        )
-        .map_err(|e| EngineError::Internal(format!("log collector: {e}")))?;
-
         let view = if self.inner.sandbox.isolated() {
             View::lambda()
         } else {
@@ -237,11 +238,33 @@ impl Engine {
                 opt_dir: opt_dir.clone().unwrap_or_else(|| "/opt".into()),
             }
         };
-        let launch = match self
+        let launch = self
             .inner
             .registry
-            .launch(&config.runtime, &code_dir, &view)
-        {
+            .launch(&config.runtime, &code_dir, &view);
+        // A spare primed for this runtime, if the function may use one: its runtime's
+        // output pipe becomes the environment's.
+        let primed = launch
+            .as_ref()
+            .ok()
+            .and_then(|launch| self.take_primed(config, launch, &view));
+        let (reader, writer, primed) = match primed {
+            Some(claimed) => (claimed.reader, claimed.writer, Some(claimed.primed)),
+            None => {
+                let (reader, writer) =
+                    std::io::pipe().map_err(|e| EngineError::Internal(format!("pipe: {e}")))?;
+                (reader.into(), writer.into(), None)
+            }
+        };
+        let claimed_at = (started.elapsed(), is_primed(&primed));
+        let collector = Collector::start(
+            reader,
+            config.name.to_string(),
+            stream.clone(),
+            Arc::clone(&self.inner.logs),
+        )
+        .map_err(|e| EngineError::Internal(format!("log collector: {e}")))?;
+        let launch = match launch {
             Ok(launch) => launch,
             Err(error) => {
                 let message = format!("Error: {error}");
@@ -276,6 +299,7 @@ impl Engine {
             .map(|(_, port)| namespace_api_port(port))
             .into_iter()
             .collect();
+        let listening_at = started.elapsed();
         let network = tokio::task::spawn_blocking(move || sandbox.private_network(&api_port))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
@@ -299,30 +323,28 @@ impl Engine {
                 (api, init, None)
             }
         };
-        let mut binds = vec![
-            Bind {
-                source: code_dir.clone(),
-                target: view.task_root.clone(),
-            },
-            Bind {
-                source: self.inner.registry.runtime_dir().to_owned(),
-                target: view.runtime_dir.clone(),
-            },
-        ];
+        let mut binds = vec![Bind {
+            source: code_dir.clone(),
+            target: view.task_root.clone(),
+        }];
         if let Some(opt) = &opt_dir {
             binds.push(Bind {
                 source: opt.clone(),
                 target: view.opt_dir.clone(),
             });
         }
-        if let Some(home) = &launch.interpreter_home {
-            if !gust_sandbox::isolate::visible_by_default(home) {
-                binds.push(Bind {
-                    source: home.clone(),
-                    target: home.clone(),
-                });
-            }
-        }
+        binds.extend(self.runtime_binds(&view, &launch));
+        let extensions = crate::extensions::prepare(
+            &api,
+            &collector,
+            config,
+            &self.inner.config.scope.account_id,
+            opt_dir.as_deref(),
+            &view.opt_dir,
+            &launch.description,
+            provisioned.is_some(),
+            netns.as_ref(),
+        );
         let spec = SpawnSpec {
             program: launch.program.clone(),
             args: launch.args.clone(),
@@ -338,17 +360,21 @@ impl Engine {
                 },
             ),
             cwd: view.task_root.clone(),
-            output: writer.into(),
+            output: writer,
             id: random_hex(8),
             memory_mb: config.memory_mb,
             tmp_mb: config.ephemeral_mb,
             binds,
             netns,
+            extensions,
+            primed,
         };
         let sandbox = Arc::clone(&self.inner.sandbox);
+        let spawning_at = started.elapsed();
         let spawned = tokio::task::spawn_blocking(move || sandbox.spawn(spec))
             .await
             .map_err(|e| EngineError::Internal(format!("spawn task failed: {e}")))?;
+        let spawned_at = started.elapsed();
         let process = match spawned {
             Ok(process) => process,
             Err(error) => {
@@ -396,6 +422,25 @@ impl Engine {
             }
         };
         let init_duration = started.elapsed();
+        // Where a cold start's time goes (`GUST_LOG=gust::coldstart=debug`).
+        tracing::debug!(
+            target: "gust::coldstart",
+            function = %config.name,
+            primed = claimed_at.1,
+            code_and_claim_us = claimed_at.0.as_micros() as u64,
+            api_listener_from_us = listening_at.as_micros() as u64,
+            spawn_from_us = spawning_at.as_micros() as u64,
+            spawned_us = spawned_at.as_micros() as u64,
+            first_next_us = init_duration.as_micros() as u64,
+            "cold start"
+        );
+        crate::extensions::init_ended(
+            &env,
+            config,
+            outcome.as_ref(),
+            init_duration,
+            provisioned.is_some(),
+        );
         match outcome {
             Some(InitOutcome::Ready) => {
                 // Only an on-demand environment's first invocation waited for its INIT.
@@ -436,6 +481,102 @@ impl Engine {
                     environment: Some(env),
                     collector: None,
                 }))
+            }
+        }
+    }
+
+    /// The binds every environment of `launch`'s runtime has, whatever its function (the
+    /// bootstraps, the interpreter's home): a primed spare has them from the start, and an
+    /// environment with any other bind than these, `/var/task` and `/opt` is started afresh
+    /// (so a bind every environment of a runtime gets belongs here).
+    pub(crate) fn runtime_binds(&self, view: &View, launch: &gust_runtime::Launch) -> Vec<Bind> {
+        let mut binds = vec![Bind {
+            source: self.inner.registry.runtime_dir().to_owned(),
+            target: view.runtime_dir.clone(),
+        }];
+        if let Some(home) = &launch.interpreter_home {
+            if !gust_sandbox::isolate::visible_by_default(home) {
+                binds.push(Bind {
+                    source: home.clone(),
+                    target: home.clone(),
+                });
+            }
+        }
+        // The SDKs under /var/runtime and a Gust-installed Node.js at /var/lang (after
+        // /var/runtime: some are mounted inside it).
+        binds.extend(launch.extra_binds.iter().map(|(source, target)| Bind {
+            source: source.clone(),
+            target: target.clone(),
+        }));
+        binds
+    }
+
+    /// What a spare primed for `runtime` is started with: `launch`'s program, arguments
+    /// and fixed variables, and its runtime's binds. For `provided*` runtimes (whose
+    /// program is the function's own) the spare is *staged*: its root is built, nothing is
+    /// started. `None` when the sandbox does not prime.
+    pub(crate) fn prime_spec(
+        &self,
+        runtime: &gust_model::Runtime,
+        launch: &gust_runtime::Launch,
+        view: &View,
+    ) -> Option<gust_sandbox::PrimeSpec> {
+        if !self.inner.sandbox.primes() {
+            return None;
+        }
+        Some(gust_sandbox::PrimeSpec {
+            label: runtime.id().to_owned(),
+            program: launch.program.clone(),
+            args: launch.args.clone(),
+            env: fixed_variables(view, launch),
+            binds: self.runtime_binds(view, launch),
+            staged: runtime.family() == gust_model::RuntimeFamily::Provided,
+        })
+    }
+
+    /// Claims a spare primed for `config`'s runtime when the function's own variables allow
+    /// it (none acts at process start); the runtime is then kept primed from now on.
+    fn take_primed(
+        &self,
+        config: &FunctionConfig,
+        launch: &gust_runtime::Launch,
+        view: &View,
+    ) -> Option<gust_sandbox::Claimed> {
+        let key = self.prime_spec(&config.runtime, launch, view)?;
+        let variables = config.environment.iter().flatten();
+        if !key.admits(variables.map(|(k, v)| (k.as_str(), v.as_str()))) {
+            return None;
+        }
+        self.inner.sandbox.take_primed(&key)
+    }
+
+    /// Keeps a spare primed for each of `runtimes` (the server's `--prestart`).
+    pub fn prestart(&self, runtimes: &[gust_model::Runtime]) {
+        let view = View::lambda();
+        for runtime in runtimes {
+            let launch = if runtime.family() == gust_model::RuntimeFamily::Provided {
+                // The program is the package's bootstrap, at the same path for every function.
+                Ok(gust_runtime::Launch {
+                    program: view.task_root.join("bootstrap"),
+                    args: Vec::new(),
+                    env: Vec::new(),
+                    bin_dir: None,
+                    description: String::new(),
+                    interpreter_home: None,
+                    extra_binds: Vec::new(),
+                })
+            } else {
+                self.inner
+                    .registry
+                    .launch(runtime, std::path::Path::new("/"), &view)
+            };
+            match launch {
+                Ok(launch) => {
+                    if let Some(key) = self.prime_spec(runtime, &launch, &view) {
+                        self.inner.sandbox.prime(&key);
+                    }
+                }
+                Err(error) => tracing::warn!(runtime = runtime.id(), %error, "cannot prestart"),
             }
         }
     }

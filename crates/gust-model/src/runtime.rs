@@ -180,10 +180,14 @@ impl fmt::Display for Runtime {
     }
 }
 
-/// The runtime families this host can run, found at server start.
+/// The runtimes this host can run, found at server start: whole families (every id of
+/// the family), or, as the server builds it, exactly the ids an interpreter of that
+/// language version was found for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeCatalog {
     families: Vec<RuntimeFamily>,
+    /// When set, only these ids of the interpreted families (Python, Node.js) are runnable.
+    installed: Option<Vec<String>>,
 }
 
 impl RuntimeCatalog {
@@ -192,7 +196,36 @@ impl RuntimeCatalog {
         families.push(RuntimeFamily::Provided);
         families.sort();
         families.dedup();
-        RuntimeCatalog { families }
+        RuntimeCatalog {
+            families,
+            installed: None,
+        }
+    }
+
+    /// A catalog of exactly the given interpreted runtime ids (`python3.12`, `nodejs22.x`),
+    /// each backed by an interpreter of its language version, and the `provided*` family.
+    pub fn of_installed<I, S>(ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let installed: Vec<String> = ids.into_iter().map(Into::into).collect();
+        let families = installed
+            .iter()
+            .filter_map(|id| Runtime::parse(id).ok().map(|r| r.family))
+            .collect();
+        RuntimeCatalog {
+            installed: Some(installed),
+            ..RuntimeCatalog::new(families)
+        }
+    }
+
+    fn runs(&self, runtime: &Runtime) -> bool {
+        self.families.contains(&runtime.family)
+            && match (&self.installed, runtime.family) {
+                (_, RuntimeFamily::Provided) | (None, _) => true,
+                (Some(ids), _) => ids.iter().any(|id| id == runtime.id()),
+            }
     }
 
     /// The runtime ids this host accepts, grouped by family and in version order, for
@@ -200,12 +233,9 @@ impl RuntimeCatalog {
     pub fn supported_ids(&self) -> Vec<&'static str> {
         let mut ids: Vec<(RuntimeFamily, Vec<u32>, &'static str)> = LAMBDA_RUNTIMES
             .iter()
-            .filter_map(|id| {
-                Runtime::parse(id)
-                    .ok()
-                    .map(|r| (r.family, version_key(id), *id))
-            })
-            .filter(|(family, _, _)| self.families.contains(family))
+            .filter_map(|id| Runtime::parse(id).ok().map(|r| (r, *id)))
+            .filter(|(runtime, _)| self.runs(runtime))
+            .map(|(runtime, id)| (runtime.family, version_key(id), id))
             .collect();
         ids.sort();
         ids.into_iter().map(|(_, _, id)| id).collect()
@@ -219,12 +249,40 @@ impl RuntimeCatalog {
             }
             other => other,
         })?;
-        if self.families.contains(&runtime.family) {
+        if self.runs(&runtime) {
             Ok(runtime)
+        } else if self.installed.is_some() && runtime.family != RuntimeFamily::Provided {
+            Err(not_installed(&runtime, self))
         } else {
             Err(unsupported(id, Some(self)))
         }
     }
+}
+
+/// How to make `runtime` runnable on this host, for messages.
+pub fn install_hint(runtime: &Runtime) -> String {
+    let id = runtime.id();
+    match runtime.family {
+        RuntimeFamily::Python => {
+            let version = id.trim_start_matches("python");
+            format!(
+                "install Python {version} (pyenv install {version}, uv python install {version}, or the distribution's python{version}) or start the server with --runtime {id}=/path/to/python{version}"
+            )
+        }
+        RuntimeFamily::Nodejs => format!(
+            "run `gust runtimes install {id}` or start the server with --runtime {id}=/path/to/node"
+        ),
+        RuntimeFamily::Provided => "nothing to install".to_owned(),
+    }
+}
+
+fn not_installed(runtime: &Runtime, catalog: &RuntimeCatalog) -> ModelError {
+    let id = runtime.id();
+    ModelError::invalid(format!(
+        "The runtime parameter of {id} is not supported by this Gust server: {id} is not installed on this host ({}; `gust runtimes` lists what is found). Runtimes this host can run: [{}]",
+        install_hint(runtime),
+        catalog.supported_ids().join(", ")
+    ))
 }
 
 /// The numbers in an id (`python3.12` → [3, 12]), so 3.9 sorts before 3.10.
@@ -292,6 +350,41 @@ mod tests {
             err.contains("Runtimes this host can run: [python3.6"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn installed_catalog_accepts_exactly_its_ids() {
+        let catalog = RuntimeCatalog::of_installed(["python3.11", "nodejs20.x"]);
+        assert_eq!(catalog.check("python3.11").unwrap().id(), "python3.11");
+        assert!(catalog.check("nodejs20.x").is_ok() && catalog.check("provided.al2023").is_ok());
+        let err = catalog.check("python3.12").unwrap_err();
+        assert!(matches!(err, ModelError::InvalidParameter(_)));
+        let err = err.to_string();
+        assert!(
+            err.starts_with("The runtime parameter of python3.12 is not supported by this Gust server: python3.12 is not installed on this host (install Python 3.12"),
+            "{err}"
+        );
+        assert!(
+            err.contains("--runtime python3.12=/path/to/python3.12"),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("Runtimes this host can run: [python3.11, nodejs20.x, provided, provided.al2, provided.al2023]"),
+            "{err}"
+        );
+        let err = catalog.check("nodejs22.x").unwrap_err().to_string();
+        assert!(err.contains("gust runtimes install nodejs22.x"), "{err}");
+        // A family with nothing installed is refused the same way, with its hint.
+        let err = RuntimeCatalog::of_installed(Vec::<String>::new())
+            .check("nodejs22.x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not installed on this host"), "{err}");
+        assert!(catalog
+            .check("java21")
+            .unwrap_err()
+            .to_string()
+            .contains("not supported"));
     }
 
     #[test]

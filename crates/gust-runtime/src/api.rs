@@ -21,6 +21,9 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use crate::extensions::{Extensions, FunctionInfo, InitState, Refused};
+use crate::telemetry::Telemetry;
+
 /// The largest response a runtime may post (6 MiB + 100 bytes, as Lambda).
 pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
 /// The largest streamed response (Lambda's 200 MB).
@@ -40,6 +43,8 @@ const REFUSAL_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// Header buffer: runtimes send X-Ray error causes of up to about 1 MiB in a header.
 const MAX_HEADER_BUFFER: usize = 4 * 1024 * 1024;
 const PREFIX: &str = "/2018-06-01/runtime";
+const EXTENSION_PREFIX: &str = "/2020-01-01/extension/";
+const TELEMETRY_PATH: &str = "/2022-07-01/telemetry";
 
 /// One event for the runtime, with the `next` headers Lambda sends.
 #[derive(Debug, Clone)]
@@ -155,6 +160,12 @@ struct Shared {
     /// One ownership check at a time for this environment.
     checking: tokio::sync::Mutex<()>,
     refusals: Mutex<Refusals>,
+    /// The Extensions API's state.
+    extensions: Arc<Extensions>,
+    /// The Telemetry API's subscribers.
+    telemetry: Arc<Telemetry>,
+    /// The runtime has asked for its first event (INIT then waits for extensions only).
+    runtime_ready: std::sync::atomic::AtomicBool,
 }
 
 /// Why a connection was closed unanswered.
@@ -214,11 +225,13 @@ impl Drop for Refusals {
     }
 }
 
-/// The Runtime API of one environment; dropping it closes the listener and every connection.
+/// The Runtime API of one environment; dropping it (and every [`RuntimeApi::serving`]) closes
+/// the listener and every connection.
 pub struct RuntimeApi {
     address: SocketAddr,
     sender: mpsc::Sender<Dispatch>,
-    server: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
+    server: Arc<Serving>,
     peers: tokio::sync::watch::Sender<Option<PeerCheck>>,
 }
 
@@ -234,9 +247,14 @@ impl std::fmt::Debug for RuntimeApi {
 /// from the environment itself. Runs on a blocking thread (it may read `/proc`).
 pub type PeerCheck = Arc<dyn Fn(SocketAddr, SocketAddr) -> bool + Send + Sync>;
 
-impl Drop for RuntimeApi {
+/// The listener's task: it ends when the last handle to it goes (the API's, and any
+/// [`RuntimeApi::serving`] keeps).
+#[derive(Debug)]
+pub struct Serving(tokio::task::JoinHandle<()>);
+
+impl Drop for Serving {
     fn drop(&mut self) {
-        self.server.abort();
+        self.0.abort();
     }
 }
 
@@ -277,13 +295,21 @@ impl RuntimeApi {
                 outside: 0,
                 last_report: None,
             }),
+            extensions: Arc::default(),
+            telemetry: Arc::default(),
+            runtime_ready: std::sync::atomic::AtomicBool::new(false),
         });
         let (peers, admitted) = tokio::sync::watch::channel(None);
-        let server = tokio::spawn(serve(listener, shared, admitted));
+        let server = Arc::new(Serving(tokio::spawn(serve(
+            listener,
+            Arc::clone(&shared),
+            admitted,
+        ))));
         Ok((
             RuntimeApi {
                 address,
                 sender,
+                shared,
                 server,
                 peers,
             },
@@ -300,6 +326,38 @@ impl RuntimeApi {
     /// check needs the environment's processes, which exist only after the listener).
     pub fn admit(&self, check: PeerCheck) {
         let _ = self.peers.send(Some(check));
+    }
+
+    /// Keeps the API serving while the returned value lives, also after the API itself is
+    /// dropped (extensions talk to it until the environment's processes are gone).
+    pub fn serving(&self) -> Arc<Serving> {
+        Arc::clone(&self.server)
+    }
+
+    /// The environment's extensions (the Extensions API's state).
+    pub fn extensions(&self) -> &Arc<Extensions> {
+        &self.shared.extensions
+    }
+
+    /// The environment's Telemetry API subscribers.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.shared.telemetry
+    }
+
+    /// Sets what extensions' `register` answers and which external extensions (file
+    /// names) INIT waits for; call before the environment starts.
+    pub fn expect_extensions(&self, info: FunctionInfo, names: Vec<String>) {
+        if !names.is_empty() {
+            self.shared.telemetry.keep_init_events();
+        }
+        self.shared.extensions.expect(info, names);
+    }
+
+    /// INIT is over (either way): extension registration closes and the events kept for
+    /// telemetry subscribers to come are dropped.
+    pub fn end_init(&self) {
+        self.shared.extensions.close_registration();
+        self.shared.telemetry.end_init();
     }
 
     /// Queues an invocation for the runtime's next `next`; the receiver completes when the
@@ -406,6 +464,12 @@ fn accepted() -> Response<Full<Bytes>> {
 
 async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
+    if let Some(rest) = path.strip_prefix(EXTENSION_PREFIX) {
+        return extension_request(shared, rest, request).await;
+    }
+    if path.trim_end_matches('/') == TELEMETRY_PATH {
+        return telemetry_request(shared, request).await;
+    }
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return api_error(
             StatusCode::NOT_FOUND,
@@ -434,8 +498,16 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
 }
 
 async fn next(shared: &Shared) -> Response<Full<Bytes>> {
-    if let Some(init) = lock(&shared.init).take() {
-        let _ = init.send(InitOutcome::Ready);
+    if !shared.extensions.active() {
+        if let Some(init) = lock(&shared.init).take() {
+            let _ = init.send(InitOutcome::Ready);
+        }
+    } else if !shared
+        .runtime_ready
+        .swap(true, std::sync::atomic::Ordering::AcqRel)
+    {
+        // With extensions, INIT ends when they are ready too; this `next` just waits.
+        finish_init(shared);
     }
     // An event is handed out at most once. A runtime asks for the next event only after
     // answering the last one, so one still unanswered was lost by the runtime: it fails
@@ -462,6 +534,14 @@ async fn next(shared: &Shared) -> Response<Full<Bytes>> {
             "The environment is shutting down",
         );
     };
+    if shared.extensions.active() {
+        shared.extensions.invoke(
+            &invocation.request_id,
+            invocation.deadline_ms,
+            &invocation.invoked_function_arn,
+            &invocation.trace_id,
+        );
+    }
     *lock(&shared.current) = Some((invocation.clone(), responder));
     next_response(invocation)
 }
@@ -802,6 +882,166 @@ async fn init_error(shared: &Shared, request: Request<Incoming>) -> Response<Ful
     };
     let _ = init.send(InitOutcome::Failed { body, error_type });
     accepted()
+}
+
+/// Ends INIT when it can: at once when an extension failed, else when the runtime and
+/// every extension are ready.
+fn finish_init(shared: &Shared) {
+    let state = shared.extensions.init_state();
+    let outcome = match state {
+        InitState::Waiting => return,
+        InitState::Ready => {
+            if !shared
+                .runtime_ready
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                return;
+            }
+            InitOutcome::Ready
+        }
+        InitState::Failed(name, error_type, kind) => InitOutcome::Failed {
+            body: Bytes::from(
+                serde_json::json!({
+                    "errorType": kind,
+                    "errorMessage": format!("Extension {name} failed to initialize: {error_type}"),
+                })
+                .to_string(),
+            ),
+            error_type: Some(kind.to_owned()),
+        },
+    };
+    if let Some(init) = lock(&shared.init).take() {
+        let _ = init.send(outcome);
+    }
+}
+
+fn refused(refused: Refused) -> Response<Full<Bytes>> {
+    api_error(
+        StatusCode::from_u16(refused.status).unwrap_or(StatusCode::FORBIDDEN),
+        refused.error_type,
+        &refused.message,
+    )
+}
+
+fn header<'a>(request: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Requests to the Extensions API carry small JSON bodies.
+const MAX_EXTENSION_BODY: usize = 1024 * 1024;
+
+async fn extension_request(
+    shared: &Shared,
+    rest: &str,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let extensions = &shared.extensions;
+    let id = header(&request, "lambda-extension-identifier").map(str::to_owned);
+    match (request.method().clone(), rest.trim_end_matches('/')) {
+        (Method::POST, "register") => {
+            let name = header(&request, "lambda-extension-name")
+                .unwrap_or_default()
+                .to_owned();
+            let account = header(&request, "lambda-extension-accept-feature")
+                .is_some_and(|f| f.split(',').any(|f| f.trim() == "accountId"));
+            let body = read_body(request, MAX_EXTENSION_BODY)
+                .await
+                .unwrap_or_default();
+            match extensions.register(&name, &body, account) {
+                Ok((id, answer)) => {
+                    let mut response = json_response(StatusCode::OK, answer);
+                    if let Ok(value) = HeaderValue::from_str(&id) {
+                        response.headers_mut().insert(
+                            HeaderName::from_static("lambda-extension-identifier"),
+                            value,
+                        );
+                    }
+                    response
+                }
+                Err(error) => refused(error),
+            }
+        }
+        (Method::GET, "event/next") => {
+            let checked = extensions
+                .check_id(id.as_deref())
+                .and_then(|_| extensions.next_begins(id.as_deref().unwrap_or_default()));
+            let wake = match checked {
+                Ok(wake) => wake,
+                Err(error) => return refused(error),
+            };
+            finish_init(shared);
+            let id = id.unwrap_or_default();
+            let event = extensions.next_event(&id, &wake).await;
+            let mut response = Response::new(Full::new(event));
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            if let Ok(value) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+                headers.insert(
+                    HeaderName::from_static("lambda-extension-event-identifier"),
+                    value,
+                );
+            }
+            response
+        }
+        (Method::POST, which @ ("init/error" | "exit/error")) => {
+            let exit = which == "exit/error";
+            let error_type =
+                header(&request, "lambda-extension-function-error-type").map(str::to_owned);
+            let _ = read_body(request, MAX_EXTENSION_BODY).await;
+            if let Err(error) = extensions.check_id(id.as_deref()) {
+                return refused(error);
+            }
+            let Some(error_type) = error_type else {
+                return api_error(
+                    StatusCode::FORBIDDEN,
+                    "Extension.MissingHeader",
+                    "Lambda-Extension-Function-Error-Type not found",
+                );
+            };
+            match extensions.report_error(id.as_deref().unwrap_or_default(), &error_type, exit) {
+                Ok(()) => {
+                    finish_init(shared);
+                    accepted()
+                }
+                Err(error) => refused(error),
+            }
+        }
+        _ => api_error(
+            StatusCode::NOT_FOUND,
+            "UnknownOperation",
+            "Unknown Extensions API path",
+        ),
+    }
+}
+
+async fn telemetry_request(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.method() != Method::PUT {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "UnknownOperation",
+            "Unknown Telemetry API operation",
+        );
+    }
+    let id = header(&request, "lambda-extension-identifier").map(str::to_owned);
+    let body = read_body(request, MAX_EXTENSION_BODY)
+        .await
+        .unwrap_or_default();
+    let name = match shared.extensions.check_id(id.as_deref()) {
+        Ok(name) => name,
+        Err(error) => return refused(error),
+    };
+    let subscribed = crate::telemetry::parse_subscription(&body)
+        .and_then(|subscription| shared.telemetry.subscribe(&name, &subscription));
+    match subscribed {
+        Ok(()) => {
+            let mut response = Response::new(Full::new(Bytes::from_static(b"OK")));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            response
+        }
+        Err(message) => api_error(StatusCode::BAD_REQUEST, "ValidationError", &message),
+    }
 }
 
 #[cfg(test)]
@@ -1269,6 +1509,126 @@ mod tests {
             second.await.unwrap(),
             InvocationResult::Response(Bytes::from_static(b"2"))
         );
+    }
+
+    #[tokio::test]
+    async fn init_waits_for_extensions_and_invoke_events_reach_them() {
+        let (api, mut init) = open_api().await;
+        api.expect_extensions(
+            FunctionInfo {
+                function_name: "f".into(),
+                function_version: "$LATEST".into(),
+                handler: "app.handler".into(),
+                account_id: "000000000000".into(),
+            },
+            vec!["ext".into()],
+        );
+        // The runtime asks first: INIT is not over while the extension has not registered.
+        let mut runtime = TcpStream::connect(api.address()).await.unwrap();
+        runtime
+            .write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(init.try_recv().is_err());
+        let mut ext = TcpStream::connect(api.address()).await.unwrap();
+        let (status, head, body) = request(
+            &mut ext,
+            "POST",
+            "/2020-01-01/extension/register",
+            "lambda-extension-name: ext\r\n",
+            br#"{"events":["INVOKE"]}"#,
+        )
+        .await;
+        assert_eq!(status, 200);
+        let id = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("lambda-extension-identifier: ")
+                    .map(str::to_owned)
+            })
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["functionName"], "f");
+        assert!(
+            init.try_recv().is_err(),
+            "registered, but has not asked for an event"
+        );
+        // Its first `next` ends INIT; the INVOKE event reaches it with the runtime's.
+        let header = format!("lambda-extension-identifier: {id}\r\n");
+        ext.write_all(
+            format!("GET /2020-01-01/extension/event/next HTTP/1.1\r\nhost: x\r\n{header}\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(init.await.unwrap(), InitOutcome::Ready);
+        let result = api.dispatch(invocation("req-1")).await.unwrap();
+        let (status, _, _) = read_response(&mut runtime).await;
+        assert_eq!(status, 200);
+        let (status, _, event) = read_response(&mut ext).await;
+        assert_eq!(status, 200);
+        let event: serde_json::Value = serde_json::from_slice(&event).unwrap();
+        assert_eq!(
+            (event["eventType"].as_str(), event["requestId"].as_str()),
+            (Some("INVOKE"), Some("req-1"))
+        );
+        let (status, _, _) = request(
+            &mut runtime,
+            "POST",
+            "/2018-06-01/runtime/invocation/req-1/response",
+            "",
+            b"1",
+        )
+        .await;
+        assert_eq!(status, 202);
+        assert!(result.await.is_ok());
+        assert!(
+            !api.extensions().idle(false),
+            "the extension has not asked again"
+        );
+        // Registration is closed after INIT; unknown identifiers are refused.
+        api.end_init();
+        let mut other = TcpStream::connect(api.address()).await.unwrap();
+        let (status, _, body) = request(
+            &mut other,
+            "POST",
+            "/2020-01-01/extension/register",
+            "lambda-extension-name: late\r\n",
+            b"{}",
+        )
+        .await;
+        assert_eq!(status, 403);
+        assert!(String::from_utf8_lossy(&body).contains("Extension.RegistrationClosed"));
+        let (status, _, body) = request(
+            &mut other,
+            "PUT",
+            "/2022-07-01/telemetry",
+            "lambda-extension-identifier: 00000000-0000-4000-8000-000000000000\r\n",
+            b"{}",
+        )
+        .await;
+        assert_eq!(status, 403);
+        assert!(String::from_utf8_lossy(&body).contains("Extension.UnknownExtensionIdentifier"));
+        let (status, _, body) =
+            request(&mut other, "PUT", "/2022-07-01/telemetry", &header, b"{}").await;
+        assert_eq!(status, 400);
+        assert!(String::from_utf8_lossy(&body).contains("ValidationError"));
+        // Asking again: the extension is done with the invocation.
+        other
+            .write_all(
+                format!("GET /2020-01-01/extension/event/next HTTP/1.1\r\nhost: x\r\n{header}\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            api.extensions().wait_idle(false),
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test]

@@ -1,11 +1,19 @@
-//! Which program starts a runtime: Gust's embedded bootstraps for Python and Node.js on the
-//! host's interpreters, or the package's own `bootstrap` for `provided*`.
+//! Which program starts a runtime: Gust's embedded bootstraps for Python and Node.js on an
+//! interpreter of the runtime's exact language version (found by [`crate::discover`]), with
+//! the AWS SDK Lambda's managed runtimes carry (installed by [`crate::install`]), or the
+//! package's own `bootstrap` for `provided*`.
 
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use gust_model::{Runtime, RuntimeFamily};
+
+use crate::discover::{self, DiscoveryConfig, DiscoveryError, Interpreter, Source};
+use crate::install;
 
 const PYTHON_BOOTSTRAP: &str = include_str!("../bootstrap/python/bootstrap.py");
 const NODE_BOOTSTRAP: &str = include_str!("../bootstrap/node/bootstrap.js");
@@ -26,6 +34,10 @@ pub struct Launch {
     /// The interpreter's installation directory (its `bin/..`), which an isolated
     /// environment must see.
     pub interpreter_home: Option<PathBuf>,
+    /// More host directories an isolated environment sees, as (host path, path inside),
+    /// read-only, mounted after `/var/runtime` (the SDKs under it, a Gust-installed
+    /// Node.js at `/var/lang`). Empty for a runtime that runs on the host's paths.
+    pub extra_binds: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Where a runtime process sees the function's code and Gust's bootstraps: Lambda's
@@ -57,7 +69,7 @@ pub enum LaunchError {
     /// `provided*` without an executable `bootstrap`.
     #[error("Couldn't find valid bootstrap(s): [{0}]")]
     NoBootstrap(String),
-    /// The interpreter the runtime needs is not on this host.
+    /// No interpreter of the runtime's language version is on this host.
     #[error("{0} is not installed on this host")]
     NoInterpreter(String),
 }
@@ -72,38 +84,76 @@ impl LaunchError {
     }
 }
 
+/// Where the registry finds interpreters and SDKs, and writes the bootstraps.
 #[derive(Debug, Clone)]
-struct Interpreter {
-    path: PathBuf,
-    version: String,
+pub struct RegistryConfig {
+    /// `<data>/runtime`: the bootstraps (`LAMBDA_RUNTIME_DIR`, `/var/runtime` inside).
+    pub runtime_dir: PathBuf,
+    /// Where interpreters are searched for, and the runtimes directory (Gust-installed
+    /// Node.js, the SDKs, the probe cache).
+    pub discovery: DiscoveryConfig,
 }
 
-impl Interpreter {
-    /// The installation directory: `…/bin/python3.11` → `…`.
-    fn home(&self) -> Option<PathBuf> {
-        self.path
-            .parent()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
+impl RegistryConfig {
+    /// The default runtimes directory beside a runtime directory: `<data>/runtimes`.
+    pub fn default_runtimes_dir(runtime_dir: &Path) -> PathBuf {
+        runtime_dir.with_file_name("runtimes")
     }
 }
 
-/// The runtimes of this host: interpreters found on `PATH` and the bootstraps written out.
-#[derive(Debug)]
-pub struct RuntimeRegistry {
-    runtime_dir: PathBuf,
-    path_var: String,
-    node: Option<Interpreter>,
-    /// Python interpreters by runtime id, resolved once (asking costs a process start).
-    pythons: std::sync::Mutex<std::collections::HashMap<String, Option<Interpreter>>>,
+/// Why the registry cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Writing the bootstraps failed.
+    #[error("cannot write the runtime bootstraps: {0}")]
+    Io(#[from] std::io::Error),
+    /// An explicit `--runtime` is wrong.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
 }
 
-fn find_executable(name: &str, path_var: &str) -> Option<PathBuf> {
-    path_var
-        .split(':')
-        .filter(|dir| !dir.is_empty())
-        .map(|dir| Path::new(dir).join(name))
-        .find(|candidate| is_executable(candidate))
+/// An AWS SDK the managed runtimes carry, and whether it is installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdkStatus {
+    /// What it is (`boto3 1.44.8`, `@aws-sdk/* 3.940.0`).
+    pub name: String,
+    /// Where it is (or would be) on the host.
+    pub path: PathBuf,
+    /// Whether it is there.
+    pub installed: bool,
+}
+
+/// What `gust runtimes` shows for one runtime id.
+#[derive(Debug, Clone)]
+pub struct RuntimeStatus {
+    /// The id.
+    pub runtime: Runtime,
+    /// The interpreter it runs on (`None`: not runnable on this host).
+    pub interpreter: Option<Interpreter>,
+    /// The SDK its functions find without packaging it.
+    pub sdk: Option<SdkStatus>,
+}
+
+/// Where the SDK is mounted in an isolated environment (mount points made under
+/// `<data>/runtime`, which is `/var/runtime` there).
+const PYTHON_SDK_MOUNT: &str = "sdk/python";
+const NODE_SDK_MOUNT: &str = "node_modules";
+/// Where a Gust-installed Node.js is mounted in an isolated environment (Lambda's).
+const LANG_DIR: &str = "/var/lang";
+
+/// The runtimes of this host: an interpreter of the exact language version for each runtime
+/// id that has one, the SDKs, and the bootstraps written out. Cheap to clone (one per
+/// account's engine shares the same discovery).
+#[derive(Debug, Clone)]
+pub struct RuntimeRegistry {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    runtime_dir: PathBuf,
+    runtimes_dir: PathBuf,
+    found: BTreeMap<String, Interpreter>,
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -111,106 +161,123 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Asks an interpreter for its real executable and version: `PATH` may hold a wrapper
-/// (pyenv and nvm shims are shell scripts that need the caller's environment), and the
-/// runtime is started with an empty environment.
-fn resolve_interpreter(program: &Path, args: &[&str]) -> Option<Interpreter> {
-    let output = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
+fn write_bootstraps(runtime_dir: &Path) -> std::io::Result<()> {
+    for (relative, text) in [
+        ("python/bootstrap.py", PYTHON_BOOTSTRAP),
+        ("node/bootstrap.js", NODE_BOOTSTRAP),
+    ] {
+        let path = runtime_dir.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+            // Unique per process: servers and their account planes may write at once.
+            let temp = path.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&temp, text)?;
+            std::fs::rename(&temp, &path)?;
+        }
     }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let mut lines = text.lines();
-    // The real file, not a virtualenv's or an alternatives symlink: an isolated environment
-    // sees the interpreter's installation, not the server's links to it.
-    let path = std::fs::canonicalize(lines.next()?.trim()).ok()?;
-    let version = lines.next()?.trim().to_owned();
-    is_executable(&path).then_some(Interpreter { path, version })
-}
-
-fn python_interpreter(candidate: &Path) -> Option<Interpreter> {
-    resolve_interpreter(
-        candidate,
-        &[
-            "-c",
-            "import sys, platform; print(sys.executable); print(platform.python_version())",
-        ],
-    )
-}
-
-fn node_interpreter(candidate: &Path) -> Option<Interpreter> {
-    resolve_interpreter(
-        candidate,
-        &[
-            "-e",
-            "console.log(process.execPath); console.log(process.versions.node)",
-        ],
-    )
+    // Mount points for the SDKs inside the read-only `/var/runtime`.
+    for dir in [PYTHON_SDK_MOUNT, NODE_SDK_MOUNT] {
+        std::fs::create_dir_all(runtime_dir.join(dir))?;
+    }
+    Ok(())
 }
 
 impl RuntimeRegistry {
-    /// Writes the bootstraps under `runtime_dir` and finds the interpreters on `path_var`.
+    /// Writes the bootstraps under `runtime_dir` and finds the interpreters on `path_var`
+    /// and in the usual places, with the runtimes directory beside `runtime_dir`.
     pub fn install(runtime_dir: &Path, path_var: &str) -> std::io::Result<Self> {
-        for (relative, text) in [
-            ("python/bootstrap.py", PYTHON_BOOTSTRAP),
-            ("node/bootstrap.js", NODE_BOOTSTRAP),
-        ] {
-            let path = runtime_dir.join(relative);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
-                let temp = path.with_extension("tmp");
-                std::fs::write(&temp, text)?;
-                std::fs::rename(&temp, &path)?;
-            }
-        }
-        let node = find_executable("node", path_var).and_then(|path| node_interpreter(&path));
-        Ok(RuntimeRegistry {
+        let mut discovery = DiscoveryConfig::from_env(
+            Vec::new(),
+            RegistryConfig::default_runtimes_dir(runtime_dir),
+        );
+        discovery.path_var = path_var.to_owned();
+        Self::open(RegistryConfig {
             runtime_dir: runtime_dir.to_owned(),
-            path_var: path_var.to_owned(),
-            node,
-            pythons: std::sync::Mutex::new(std::collections::HashMap::new()),
+            discovery,
+        })
+        .map_err(std::io::Error::other)
+    }
+
+    /// Writes the bootstraps and discovers the interpreters as `config` says.
+    pub fn open(config: RegistryConfig) -> Result<Self, RegistryError> {
+        write_bootstraps(&config.runtime_dir)?;
+        let found = discover::discover(&config.discovery)?.found;
+        Ok(RuntimeRegistry {
+            inner: Arc::new(Inner {
+                runtime_dir: config.runtime_dir,
+                runtimes_dir: config.discovery.runtimes_dir,
+                found,
+            }),
         })
     }
 
-    /// The runtime families this host can run (for validation of `Runtime`).
+    /// The runtime ids this host can run (for validation of `Runtime`): those with an
+    /// interpreter of their version, and `provided*`.
     pub fn catalog(&self) -> gust_model::RuntimeCatalog {
-        let mut families = Vec::new();
-        if find_executable("python3", &self.path_var).is_some() {
-            families.push(RuntimeFamily::Python);
-        }
-        if self.node.is_some() {
-            families.push(RuntimeFamily::Nodejs);
-        }
-        gust_model::RuntimeCatalog::new(families)
+        gust_model::RuntimeCatalog::of_installed(self.inner.found.keys().cloned())
     }
 
     /// `LAMBDA_RUNTIME_DIR`.
     pub fn runtime_dir(&self) -> &Path {
-        &self.runtime_dir
+        &self.inner.runtime_dir
     }
 
-    /// The Python interpreter for `python3.x`: `python3.x` itself when present, else `python3`.
-    fn python_for(&self, id: &str) -> Option<Interpreter> {
-        let mut cache = self
-            .pythons
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache
-            .entry(id.to_owned())
-            .or_insert_with(|| {
-                find_executable(id, &self.path_var)
-                    .and_then(|p| python_interpreter(&p))
-                    .or_else(|| {
-                        find_executable("python3", &self.path_var)
-                            .and_then(|p| python_interpreter(&p))
-                    })
+    /// Where Gust-installed runtimes and SDKs live.
+    pub fn runtimes_dir(&self) -> &Path {
+        &self.inner.runtimes_dir
+    }
+
+    /// The interpreter `runtime` runs on, if this host has one.
+    pub fn interpreter(&self, runtime: &Runtime) -> Option<&Interpreter> {
+        self.inner.found.get(runtime.id())
+    }
+
+    /// Every interpreted runtime id Lambda knows, with its interpreter and SDK, by
+    /// language and version.
+    pub fn statuses(&self) -> Vec<RuntimeStatus> {
+        let mut statuses: Vec<RuntimeStatus> = discover::interpreted_ids()
+            .into_iter()
+            .map(|runtime| RuntimeStatus {
+                interpreter: self.interpreter(&runtime).cloned(),
+                sdk: self.sdk(&runtime),
+                runtime,
             })
-            .clone()
+            .collect();
+        statuses.sort_by_key(|s| (s.runtime.family(), discover::wanted_version(&s.runtime)));
+        statuses
+    }
+
+    /// The SDK `runtime`'s functions get (boto3 for Python 3.9 and later, the AWS SDK for
+    /// JavaScript v3 for Node.js 18 and later).
+    pub fn sdk(&self, runtime: &Runtime) -> Option<SdkStatus> {
+        let (major, minor) = discover::wanted_version(runtime)?;
+        let (name, path, marker) = match (runtime.family(), minor) {
+            (RuntimeFamily::Python, Some(minor)) if major == 3 => {
+                let sdk = install::python_sdk(minor)?;
+                let path = install::python_sdk_dir(&self.inner.runtimes_dir, sdk);
+                (
+                    format!("boto3 {}", sdk.boto3),
+                    path.clone(),
+                    path.join("boto3"),
+                )
+            }
+            (RuntimeFamily::Nodejs, _) if major >= install::NODE_SDK_MIN_MAJOR => {
+                let path = install::node_sdk_dir(&self.inner.runtimes_dir).join("node_modules");
+                (
+                    format!("@aws-sdk/* {}", install::NODE_SDK_VERSION),
+                    path.clone(),
+                    path.join("@aws-sdk"),
+                )
+            }
+            _ => return None,
+        };
+        Some(SdkStatus {
+            name,
+            path,
+            installed: marker.is_dir(),
+        })
     }
 
     /// How to start `runtime` for code unpacked at `code_dir` on the host, seen at `view`'s
@@ -222,77 +289,112 @@ impl RuntimeRegistry {
         view: &View,
     ) -> Result<Launch, LaunchError> {
         let id = runtime.id();
-        match runtime.family() {
-            RuntimeFamily::Python => {
-                let python = self
-                    .python_for(id)
-                    .ok_or_else(|| LaunchError::NoInterpreter("python3".into()))?;
-                Ok(Launch {
-                    // The layers' directory, for `sys.path` (`/opt/python`, ...).
-                    args: vec![
-                        "-u".into(),
-                        view.runtime_dir.join("python/bootstrap.py").into(),
-                        view.opt_dir.clone().into(),
-                    ],
-                    env: vec![("AWS_EXECUTION_ENV".into(), format!("AWS_Lambda_{id}"))],
-                    bin_dir: python.path.parent().map(Path::to_path_buf),
-                    interpreter_home: python.home(),
-                    description: format!(
-                        "Python {} ({}) for {id}",
-                        python.version,
-                        python.path.display()
-                    ),
-                    program: python.path,
-                })
+        // An isolated environment sees Lambda's paths, not the server's.
+        let isolated = view.runtime_dir != self.inner.runtime_dir;
+        let family = runtime.family();
+        if family == RuntimeFamily::Provided {
+            let bootstrap = code_dir.join("bootstrap");
+            if !is_executable(&bootstrap) {
+                return Err(LaunchError::NoBootstrap(format!("{}", bootstrap.display())));
             }
-            RuntimeFamily::Nodejs => {
-                let node = self
-                    .node
-                    .clone()
-                    .ok_or_else(|| LaunchError::NoInterpreter("node".into()))?;
-                // Lambda's: the versioned layer folder, the plain one, the runtime, the code.
+            return Ok(Launch {
+                program: view.task_root.join("bootstrap"),
+                args: Vec::new(),
+                env: Vec::new(),
+                bin_dir: None,
+                description: format!("custom runtime ({id}): the package's bootstrap"),
+                interpreter_home: None,
+                extra_binds: Vec::new(),
+            });
+        }
+        let interpreter = self
+            .interpreter(runtime)
+            .ok_or_else(|| LaunchError::NoInterpreter(id.to_owned()))?;
+        let mut env = vec![("AWS_EXECUTION_ENV".into(), format!("AWS_Lambda_{id}"))];
+        let mut extra_binds = Vec::new();
+        let sdk = self.sdk(runtime).filter(|s| s.installed);
+        let mut program = interpreter.path.clone();
+        let mut interpreter_home = interpreter.home();
+        // A Gust-installed Node.js is relocatable: it is Lambda's `/var/lang` inside.
+        if isolated && interpreter.source == Source::GustInstalled {
+            if let Some(home) = interpreter_home.take() {
+                if let Ok(relative) = interpreter.path.strip_prefix(&home) {
+                    program = Path::new(LANG_DIR).join(relative);
+                    extra_binds.push((home, PathBuf::from(LANG_DIR)));
+                }
+            }
+        }
+        let bin_dir = program.parent().map(Path::to_path_buf);
+        let description = match family {
+            RuntimeFamily::Python => format!(
+                "Python {} ({}) for {id}",
+                interpreter.version,
+                interpreter.path.display()
+            ),
+            _ => format!(
+                "Node.js {} ({}) for {id}",
+                interpreter.version,
+                interpreter.path.display()
+            ),
+        };
+        let args: Vec<OsString> = match family {
+            RuntimeFamily::Python => {
+                // boto3 after the code and the layers, as Lambda's `/var/runtime`.
+                if let Some(sdk) = &sdk {
+                    let seen = if isolated {
+                        let mount = view.runtime_dir.join(PYTHON_SDK_MOUNT);
+                        extra_binds.push((sdk.path.clone(), mount.clone()));
+                        mount
+                    } else {
+                        sdk.path.clone()
+                    };
+                    env.push(("PYTHONPATH".into(), seen.display().to_string()));
+                }
+                vec![
+                    "-u".into(),
+                    view.runtime_dir.join("python/bootstrap.py").into(),
+                    // The layers' directory, for `sys.path` (`/opt/python`, ...).
+                    view.opt_dir.clone().into(),
+                ]
+            }
+            _ => {
                 let major = id
                     .strip_prefix("nodejs")
                     .and_then(|v| v.strip_suffix(".x"))
                     .unwrap_or_default();
+                let runtime_modules = match &sdk {
+                    Some(sdk) if isolated => {
+                        let mount = view.runtime_dir.join(NODE_SDK_MOUNT);
+                        extra_binds.push((sdk.path.clone(), mount.clone()));
+                        mount
+                    }
+                    Some(sdk) => sdk.path.clone(),
+                    None => view.runtime_dir.join(NODE_SDK_MOUNT),
+                };
+                // Lambda's: the versioned layer folder, the plain one, the runtime's
+                // modules (the SDK), the runtime, the code.
                 let opt = view.opt_dir.display();
-                let node_path = format!(
-                    "{opt}/nodejs/node{major}/node_modules:{opt}/nodejs/node_modules:{}/node_modules:{}:{}",
-                    view.runtime_dir.display(),
-                    view.runtime_dir.display(),
-                    view.task_root.display()
-                );
-                Ok(Launch {
-                    args: vec![view.runtime_dir.join("node/bootstrap.js").into()],
-                    env: vec![
-                        ("AWS_EXECUTION_ENV".into(), format!("AWS_Lambda_{id}")),
-                        ("NODE_PATH".into(), node_path),
-                    ],
-                    bin_dir: node.path.parent().map(Path::to_path_buf),
-                    interpreter_home: node.home(),
-                    description: format!(
-                        "Node.js {} ({}) for {id}",
-                        node.version,
-                        node.path.display()
+                env.push((
+                    "NODE_PATH".into(),
+                    format!(
+                        "{opt}/nodejs/node{major}/node_modules:{opt}/nodejs/node_modules:{}:{}:{}",
+                        runtime_modules.display(),
+                        view.runtime_dir.display(),
+                        view.task_root.display()
                     ),
-                    program: node.path,
-                })
+                ));
+                vec![view.runtime_dir.join("node/bootstrap.js").into()]
             }
-            RuntimeFamily::Provided => {
-                let bootstrap = code_dir.join("bootstrap");
-                if !is_executable(&bootstrap) {
-                    return Err(LaunchError::NoBootstrap(format!("{}", bootstrap.display())));
-                }
-                Ok(Launch {
-                    program: view.task_root.join("bootstrap"),
-                    args: Vec::new(),
-                    env: Vec::new(),
-                    bin_dir: None,
-                    interpreter_home: None,
-                    description: format!("custom runtime ({id}): the package's bootstrap"),
-                })
-            }
-        }
+        };
+        Ok(Launch {
+            program,
+            args,
+            env,
+            bin_dir,
+            description,
+            interpreter_home,
+            extra_binds,
+        })
     }
 }
 
@@ -330,19 +432,40 @@ mod tests {
         );
     }
 
+    /// A stand-in interpreter answering discovery's question as a real one of `version`.
+    fn fake(path: &Path, version: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!("#!/bin/sh\necho \"$0\"\necho {version}\n")).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn registry(dir: &Path, path_var: &str) -> RuntimeRegistry {
+        RuntimeRegistry::open(RegistryConfig {
+            runtime_dir: dir.join("rt"),
+            discovery: DiscoveryConfig {
+                runtimes_dir: dir.join("runtimes"),
+                path_var: path_var.to_owned(),
+                home: Some(dir.join("home")),
+                ..DiscoveryConfig::default()
+            },
+        })
+        .unwrap()
+    }
+
     #[test]
     fn bootstraps_are_written_and_interpreters_found() {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        // A stand-in that answers the registry's question the way a real python3 would.
-        std::fs::write(bin.join("python3"), "#!/bin/sh\necho \"$0\"\necho 3.99.1\n").unwrap();
-        std::fs::set_permissions(bin.join("python3"), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
-        let registry =
-            RuntimeRegistry::install(&dir.path().join("rt"), bin.to_str().unwrap()).unwrap();
+        fake(&bin.join("python3.12"), "3.12.7");
+        // `python3` (3.11 here) is no longer taken for python3.12.
+        fake(&bin.join("python3"), "3.11.7");
+        let registry = registry(dir.path(), bin.to_str().unwrap());
         assert!(dir.path().join("rt/python/bootstrap.py").exists());
         assert!(dir.path().join("rt/node/bootstrap.js").exists());
+        assert!(
+            dir.path().join("rt/sdk/python").is_dir()
+                && dir.path().join("rt/node_modules").is_dir()
+        );
         let launch = registry
             .launch(
                 &Runtime::parse("python3.12").unwrap(),
@@ -350,32 +473,134 @@ mod tests {
                 &View::lambda(),
             )
             .unwrap();
-        assert_eq!(launch.program, bin.join("python3").canonicalize().unwrap());
+        assert_eq!(
+            launch.program,
+            bin.join("python3.12").canonicalize().unwrap()
+        );
         assert!(launch
             .args
             .contains(&"/var/runtime/python/bootstrap.py".into()));
         assert!(
-            launch.description.starts_with("Python 3.99.1 ("),
+            launch.description.starts_with("Python 3.12.7 ("),
             "{}",
             launch.description
         );
         assert!(launch
             .env
             .contains(&("AWS_EXECUTION_ENV".into(), "AWS_Lambda_python3.12".into())));
-        let node = registry.launch(
-            &Runtime::parse("nodejs20.x").unwrap(),
-            dir.path(),
-            &View::lambda(),
-        );
-        assert_eq!(node.unwrap_err().error_type(), "Runtime.InvalidRuntime");
+        // No SDK installed: nothing to bind, no PYTHONPATH.
+        assert!(launch.extra_binds.is_empty());
+        assert!(!launch.env.iter().any(|(k, _)| k == "PYTHONPATH"));
+        for missing in ["python3.11", "nodejs20.x"] {
+            let err = registry
+                .launch(
+                    &Runtime::parse(missing).unwrap(),
+                    dir.path(),
+                    &View::lambda(),
+                )
+                .unwrap_err();
+            assert_eq!(err.error_type(), "Runtime.InvalidRuntime");
+            assert_eq!(
+                err.to_string(),
+                format!("{missing} is not installed on this host")
+            );
+        }
         let catalog = registry.catalog();
-        assert!(catalog.check("python3.12").is_ok() && catalog.check("nodejs20.x").is_err());
-        let empty = RuntimeRegistry::install(&dir.path().join("rt2"), "")
+        assert!(catalog.check("python3.12").is_ok());
+        assert!(catalog.check("python3.11").is_err() && catalog.check("nodejs20.x").is_err());
+        assert_eq!(
+            catalog.supported_ids(),
+            ["python3.12", "provided", "provided.al2", "provided.al2023"]
+        );
+        let statuses = registry.statuses();
+        let py = statuses
+            .iter()
+            .find(|s| s.runtime.id() == "python3.12")
+            .unwrap();
+        assert_eq!(py.interpreter.as_ref().unwrap().version, "3.12.7");
+        let sdk = py.sdk.as_ref().unwrap();
+        assert_eq!((sdk.name.as_str(), sdk.installed), ("boto3 1.44.8", false));
+        let empty = RuntimeRegistry::install(&dir.path().join("data/runtime"), "")
             .unwrap()
             .catalog();
+        assert!(empty
+            .supported_ids()
+            .ends_with(&["provided", "provided.al2", "provided.al2023"]));
+    }
+
+    #[test]
+    fn sdks_and_gust_installed_node_are_bound_where_lambda_has_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtimes = dir.path().join("runtimes");
+        let node_home = runtimes.join("node/v22.23.5");
+        fake(&node_home.join("bin/node"), "22.23.5");
+        let bin = dir.path().join("bin");
+        fake(&bin.join("python3.12"), "3.12.7");
+        // Installed SDKs: boto3 for 3.10+, the JavaScript v3 set.
+        let boto3 = runtimes.join("sdk/python/boto3-1.44.8");
+        std::fs::create_dir_all(boto3.join("boto3")).unwrap();
+        let modules = runtimes.join("sdk/node/aws-sdk-3.940.0/node_modules");
+        std::fs::create_dir_all(modules.join("@aws-sdk/client-s3")).unwrap();
+        let registry = registry(dir.path(), bin.to_str().unwrap());
+        let node = Runtime::parse("nodejs22.x").unwrap();
         assert_eq!(
-            empty.supported_ids(),
-            ["provided", "provided.al2", "provided.al2023"]
+            registry.interpreter(&node).unwrap().source,
+            Source::GustInstalled
         );
+        // Isolated: Lambda's paths.
+        let launch = registry.launch(&node, dir.path(), &View::lambda()).unwrap();
+        assert_eq!(launch.program, Path::new("/var/lang/bin/node"));
+        assert_eq!(launch.bin_dir.as_deref(), Some(Path::new("/var/lang/bin")));
+        assert_eq!(launch.interpreter_home, None);
+        assert_eq!(
+            launch.extra_binds,
+            vec![
+                (node_home.canonicalize().unwrap(), "/var/lang".into()),
+                (modules.clone(), "/var/runtime/node_modules".into()),
+            ]
+        );
+        assert!(launch.env.contains(&(
+            "NODE_PATH".into(),
+            "/opt/nodejs/node22/node_modules:/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task".into()
+        )));
+        let python = Runtime::parse("python3.12").unwrap();
+        let launch = registry
+            .launch(&python, dir.path(), &View::lambda())
+            .unwrap();
+        assert_eq!(
+            launch.extra_binds,
+            vec![(boto3.clone(), "/var/runtime/sdk/python".into())]
+        );
+        assert!(launch
+            .env
+            .contains(&("PYTHONPATH".into(), "/var/runtime/sdk/python".into())));
+        // On the host's paths (no isolation): the host directories themselves.
+        let host = View {
+            task_root: dir.path().join("code"),
+            runtime_dir: registry.runtime_dir().to_owned(),
+            opt_dir: "/opt".into(),
+        };
+        let launch = registry.launch(&python, dir.path(), &host).unwrap();
+        assert!(launch.extra_binds.is_empty());
+        assert!(launch
+            .env
+            .contains(&("PYTHONPATH".into(), boto3.display().to_string())));
+        let launch = registry.launch(&node, dir.path(), &host).unwrap();
+        assert_eq!(
+            launch.program,
+            node_home.join("bin/node").canonicalize().unwrap()
+        );
+        let node_path = &launch.env.iter().find(|(k, _)| k == "NODE_PATH").unwrap().1;
+        assert!(
+            node_path.contains(&format!(":{}:", modules.display())),
+            "{node_path}"
+        );
+        // nodejs18.x has no interpreter here; its SDK status is still reported.
+        let status = registry
+            .statuses()
+            .into_iter()
+            .find(|s| s.runtime.id() == "nodejs18.x")
+            .unwrap();
+        assert!(status.interpreter.is_none() && status.sdk.unwrap().installed);
     }
 }

@@ -44,6 +44,17 @@ pub const INIT_ARG: &str = "__sandbox-init";
 /// environment on stdin.
 pub const AWAIT_ARG: &str = "--await-spec";
 
+/// The descriptor a primed runtime reads its environment from ([`HANDOVER_VAR`] names it).
+pub const HANDOVER_FD: RawFd = 3;
+
+/// The variable that puts a bootstrap in prime mode: it holds [`HANDOVER_FD`]'s number.
+/// The bootstrap replaces its whole environment with what the hand-over brings, so the
+/// function never sees it.
+pub const HANDOVER_VAR: &str = "_GUST_HANDOVER_FD";
+
+/// Lambda's per-process descriptor limit (`ulimit -n`), soft and hard.
+pub const NOFILE_LIMIT: u64 = 1024;
+
 /// Lambda's sandbox user, `sbx_user1051`.
 pub const SANDBOX_UID: u32 = 993;
 /// Its group.
@@ -60,7 +71,6 @@ const ETC_ENTRIES: &[&str] = &[
     "ld.so.conf",
     "ld.so.conf.d",
     "resolv.conf",
-    "hosts",
     "nsswitch.conf",
     "host.conf",
     "gai.conf",
@@ -159,7 +169,7 @@ pub struct Isolation {
 }
 
 /// A host path shown read-only inside the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Bind {
     /// The host path.
     pub source: PathBuf,
@@ -192,6 +202,15 @@ pub(crate) struct InitSpec {
     /// The runtime's environment (`KEY=VALUE`), when it is not the supervisor's own (a
     /// spare supervisor is started before its environment is known).
     pub env: Option<Vec<OsString>>,
+    /// A *primed* environment: the runtime is started in prime mode (it waits on
+    /// [`HANDOVER_FD`] for its environment) and the init keeps its privileges until the
+    /// rest of the environment arrives ([`init_primed`]).
+    pub prime: bool,
+    /// A *staged* environment: the init builds the root and waits for the rest of the
+    /// environment before it starts anything ([`init_staged`]).
+    pub stage: bool,
+    /// External extensions, started before the runtime ([`start_extensions`]).
+    pub extensions: Vec<PathBuf>,
 }
 
 impl InitSpec {
@@ -212,6 +231,15 @@ impl InitSpec {
         }
         if self.rootless {
             args.push("--rootless".into());
+        }
+        if self.prime {
+            args.push("--prime".into());
+        }
+        if self.stage {
+            args.push("--stage".into());
+        }
+        for extension in &self.extensions {
+            args.extend(["--extension".into(), extension.clone().into()]);
         }
         for bind in &self.binds {
             args.extend([
@@ -250,6 +278,9 @@ impl InitSpec {
             program: PathBuf::new(),
             args: Vec::new(),
             env: None,
+            prime: false,
+            stage: false,
+            extensions: Vec::new(),
         };
         let mut rest = args.iter();
         let missing = |flag: &str| IsolateError::Args(format!("{flag} needs a value"));
@@ -272,6 +303,11 @@ impl InitSpec {
                 }
                 "--seccomp" => spec.seccomp = true,
                 "--rootless" => spec.rootless = true,
+                "--prime" => spec.prime = true,
+                "--stage" => spec.stage = true,
+                "--extension" => spec
+                    .extensions
+                    .push(rest.next().ok_or_else(|| missing(flag))?.into()),
                 "--env" => {
                     let variable = rest.next().ok_or_else(|| missing(flag))?;
                     spec.env.get_or_insert_with(Vec::new).push(variable.clone());
@@ -337,6 +373,9 @@ impl Isolation {
             program,
             args: Vec::new(),
             env: None,
+            prime: false,
+            stage: false,
+            extensions: Vec::new(),
         }
     }
 
@@ -349,6 +388,7 @@ impl Isolation {
             binds: spawn.binds.clone(),
             cwd: spawn.cwd.clone(),
             args: spawn.args.clone(),
+            extensions: spawn.extensions.clone(),
             ..self.base_spec(spawn.program.clone(), spawn.tmp_mb)
         };
         spec.env = Some(
@@ -356,6 +396,33 @@ impl Isolation {
                 .env
                 .iter()
                 .map(|(k, v)| OsString::from(format!("{k}={v}")))
+                .collect(),
+        );
+        encode(&spec.to_args())
+    }
+
+    /// The message a *primed* spare's supervisor waits for: the runtime's program,
+    /// arguments and fixed variables (with [`HANDOVER_VAR`]) and the binds every
+    /// environment of that runtime has, with [`InitSpec::prime`] set ([`InitSpec::stage`]
+    /// for a staged spare, which starts nothing and so needs no variables).
+    pub(crate) fn prime_payload(&self, prime: &crate::PrimeSpec, seccomp: bool) -> Vec<u8> {
+        let mut spec = InitSpec {
+            seccomp,
+            binds: prime.binds.clone(),
+            args: prime.args.clone(),
+            prime: !prime.staged,
+            stage: prime.staged,
+            ..self.base_spec(prime.program.clone(), 1)
+        };
+        if prime.staged {
+            return encode(&spec.to_args());
+        }
+        spec.env = Some(
+            prime
+                .env
+                .iter()
+                .map(|(k, v)| OsString::from(format!("{k}={v}")))
+                .chain([OsString::from(format!("{HANDOVER_VAR}={HANDOVER_FD}"))])
                 .collect(),
         );
         encode(&spec.to_args())
@@ -512,6 +579,39 @@ impl Report {
         if let Some(mut socket) = self.0.take() {
             let _ = socket.write_all(b"S");
         }
+    }
+
+    /// A primed runtime was started: the socket stays open for the rest of the environment.
+    fn primed(&mut self) -> Result<(), IsolateError> {
+        match &mut self.0 {
+            Some(socket) => socket
+                .write_all(b"S")
+                .map_err(io("report the primed runtime")),
+            None => Err(IsolateError::Args("no socket to the server".into())),
+        }
+    }
+
+    /// The rest of a primed environment: an 8-byte length, then a hand-over payload
+    /// ([`Isolation::hand_over_payload`]).
+    fn receive_rest(&mut self) -> Result<InitSpec, IsolateError> {
+        let Some(socket) = &mut self.0 else {
+            return Err(IsolateError::Args("no socket to the server".into()));
+        };
+        let mut header = [0u8; 8];
+        socket
+            .read_exact(&mut header)
+            .map_err(io("receive the environment"))?;
+        let length = usize::try_from(u64::from_le_bytes(header)).unwrap_or(usize::MAX);
+        if length > 1 << 20 {
+            return Err(IsolateError::Args(format!(
+                "an environment of {length} bytes"
+            )));
+        }
+        let mut payload = vec![0u8; length];
+        socket
+            .read_exact(&mut payload)
+            .map_err(io("receive the environment"))?;
+        decode(&payload).and_then(|args| InitSpec::parse(&args))
     }
 
     fn failed(&mut self, error: &IsolateError) {
@@ -773,20 +873,30 @@ fn init(
     // not dumpable, its /proc files are not the runtime's to open (exec makes the
     // runtime dumpable again).
     nix::sys::prctl::set_dumpable(false).map_err(sys("set not dumpable"))?;
-    build_root(spec)?;
+    // Lambda's `ulimit -n`, inherited by the runtime and everything it starts.
+    nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_NOFILE,
+        NOFILE_LIMIT,
+        NOFILE_LIMIT,
+    )
+    .map_err(sys("limit open files"))?;
+    if spec.prime {
+        return init_primed(spec, status, report);
+    }
+    let staged;
+    let spec = if spec.stage {
+        staged = init_staged(spec, report)?;
+        &staged
+    } else {
+        build_tree(spec)?;
+        spec
+    };
+    mount_tmp(spec)?;
+    enter_root(&spec.root)?;
     nix::unistd::sethostname("localhost").map_err(sys("sethostname"))?;
     drop_privileges(spec.uid, spec.gid, spec.rootless)?;
-    if spec.seccomp {
-        let filters = crate::seccomp::filters().map_err(IsolateError::Args)?;
-        for filter in &filters {
-            seccompiler::apply_filter(filter).map_err(|e| IsolateError::Io {
-                what: format!("apply the seccomp filter: {e}"),
-                source: std::io::Error::from_raw_os_error(libc::EPERM),
-            })?;
-        }
-    } else {
-        nix::sys::prctl::set_no_new_privs().map_err(sys("no_new_privs"))?;
-    }
+    confine_self(spec.seccomp)?;
+    start_extensions(spec);
     let mut command = std::process::Command::new(&spec.program);
     command.args(&spec.args).current_dir(&spec.cwd);
     if let Some(env) = &spec.env {
@@ -802,6 +912,198 @@ fn init(
     }
     let runtime = command.spawn().map_err(io("exec"))?;
     report.started();
+    reap(runtime, status)
+}
+
+/// Pid 1 of a *staged* environment, before it is the fresh [`init`]'s: builds the root
+/// (without `/var/task`, `/opt` and `/tmp`, whose directories are empty mount points) and
+/// reports, then waits on the server's socket for the rest of the environment and mounts
+/// the function's binds onto those mount points. Nothing runs in the environment until
+/// then; from here on it is set up exactly as a fresh one (`/tmp`, pivot, privileges,
+/// seccomp, extensions, the program) by the spec received, which is returned.
+fn init_staged(spec: &InitSpec, report: &mut Report) -> Result<InitSpec, IsolateError> {
+    build_tree(spec)?;
+    report.primed()?;
+    let rest = report.receive_rest()?;
+    if (
+        &rest.program,
+        &rest.args,
+        &rest.root,
+        rest.uid,
+        rest.gid,
+        rest.rootless,
+        rest.seccomp,
+    ) != (
+        &spec.program,
+        &spec.args,
+        &spec.root,
+        spec.uid,
+        spec.gid,
+        spec.rootless,
+        spec.seccomp,
+    ) || !spec.binds.iter().all(|b| rest.binds.contains(b))
+    {
+        return Err(IsolateError::Args(
+            "the environment is not the one this sandbox was staged for".into(),
+        ));
+    }
+    for bind in rest.binds.iter().filter(|b| !spec.binds.contains(b)) {
+        // Only onto the empty mount points the root has.
+        if !["/var/task", "/opt"]
+            .iter()
+            .any(|p| bind.target == Path::new(p))
+        {
+            return Err(IsolateError::Args(format!(
+                "a bind onto {} in a staged environment",
+                bind.target.display()
+            )));
+        }
+        let relative = bind.target.strip_prefix("/").unwrap_or(&bind.target);
+        bind_read_only(&bind.source, &spec.root.join(relative))?;
+    }
+    Ok(rest)
+}
+
+/// Pid 1 of a *primed* environment. Before the hand-over: the root is built (without
+/// `/var/task`, `/opt` and `/tmp`, whose directories are empty mount points) and sealed
+/// read-only, and the runtime is started in it as it would be (its own `chroot` into the
+/// root, Lambda's user, no capabilities, seccomp), in prime mode: it loads itself and
+/// waits on [`HANDOVER_FD`]. This process keeps its privileges (it still has to mount)
+/// and the host's root, which the runtime cannot reach (its root is the new one; this
+/// process is not dumpable, so `/proc/1/root` is closed to it).
+///
+/// At the hand-over it receives the rest of the environment on the server's socket,
+/// mounts the function's binds and `/tmp`, pivots into the root (the host's tree is
+/// detached), drops its privileges and applies seccomp exactly as [`init`] does, and only
+/// then writes the function's environment and working directory to the runtime: no
+/// function code runs while a privileged process is left in the environment.
+fn init_primed(spec: &InitSpec, status: OwnedFd, report: &mut Report) -> Result<i32, IsolateError> {
+    build_tree(spec)?;
+    nix::unistd::sethostname("localhost").map_err(sys("sethostname"))?;
+    seal_tree(&spec.root)?;
+    let (handover_read, handover_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    let filters = if spec.seccomp {
+        Some(crate::seccomp::filters().map_err(IsolateError::Args)?)
+    } else {
+        None
+    };
+    let mut command = std::process::Command::new(&spec.program);
+    command.args(&spec.args);
+    command.env_clear();
+    for variable in spec.env.iter().flatten() {
+        let bytes = variable.as_bytes();
+        let split = bytes.iter().position(|b| *b == b'=').unwrap_or(bytes.len());
+        command.env(
+            OsStr::from_bytes(&bytes[..split]),
+            OsStr::from_bytes(bytes.get(split + 1..).unwrap_or_default()),
+        );
+    }
+    let root = std::ffi::CString::new(spec.root.as_os_str().as_bytes())
+        .map_err(|_| IsolateError::Args("a root path with a NUL".into()))?;
+    let (uid, gid, rootless) = (spec.uid, spec.gid, spec.rootless);
+    {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let handover = handover_read.as_raw_fd();
+        // SAFETY: the hook runs in the child between fork and exec. This process is
+        // single-threaded (forked from the single-threaded supervisor), and the hook makes
+        // only raw system calls on values prepared before the fork (the root's C string,
+        // a descriptor, compiled filters) and allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                let check = |result: libc::c_int| {
+                    if result < 0 {
+                        Err(std::io::Error::last_os_error())
+                    } else {
+                        Ok(())
+                    }
+                };
+                if handover == HANDOVER_FD {
+                    check(libc::fcntl(handover, libc::F_SETFD, 0))?;
+                } else {
+                    check(libc::dup2(handover, HANDOVER_FD))?;
+                }
+                check(libc::chroot(root.as_ptr()))?;
+                check(libc::chdir(c"/".as_ptr()))?;
+                for capability in 0..64 {
+                    libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0);
+                }
+                if !rootless {
+                    check(libc::setgroups(0, std::ptr::null()))?;
+                    check(libc::setresgid(gid, gid, gid))?;
+                    check(libc::setresuid(uid, uid, uid))?;
+                }
+                match &filters {
+                    Some(filters) => {
+                        for filter in filters {
+                            seccompiler::apply_filter(filter)
+                                .map_err(|_| std::io::Error::from_raw_os_error(libc::EPERM))?;
+                        }
+                    }
+                    None => check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?,
+                }
+                Ok(())
+            });
+        }
+    }
+    let runtime = command.spawn().map_err(io("exec"))?;
+    drop(handover_read);
+    report.primed()?;
+    // Waits (for as long as the spare is kept) for the rest of the environment.
+    let rest = report.receive_rest()?;
+    if rest.program != spec.program || rest.args != spec.args || rest.root != spec.root {
+        return Err(IsolateError::Args(
+            "the environment is not the one this runtime was primed for".into(),
+        ));
+    }
+    for bind in rest.binds.iter().filter(|b| !spec.binds.contains(b)) {
+        // Only onto the empty mount points the sealed root has.
+        let relative = bind.target.strip_prefix("/").unwrap_or(&bind.target);
+        bind_read_only(&bind.source, &spec.root.join(relative))?;
+    }
+    mount_tmp(&InitSpec {
+        tmp_mb: rest.tmp_mb,
+        ..spec.clone()
+    })?;
+    enter_root(&spec.root)?;
+    drop_privileges(spec.uid, spec.gid, spec.rootless)?;
+    confine_self(spec.seccomp)?;
+    start_extensions(&InitSpec {
+        cwd: rest.cwd.clone(),
+        env: rest.env.clone(),
+        extensions: rest.extensions.clone(),
+        ..spec.clone()
+    });
+    // Now the function's: its working directory, then its variables.
+    let mut environment = vec![rest.cwd.into_os_string()];
+    environment.extend(rest.env.unwrap_or_default());
+    File::from(handover_write)
+        .write_all(&encode(&environment))
+        .map_err(io("hand the environment to the runtime"))?;
+    report.started();
+    reap(runtime, status)
+}
+
+/// Applies the seccomp filter (with `no_new_privs`) to this process, or only
+/// `no_new_privs` without one.
+fn confine_self(seccomp: bool) -> Result<(), IsolateError> {
+    if seccomp {
+        let filters = crate::seccomp::filters().map_err(IsolateError::Args)?;
+        for filter in &filters {
+            seccompiler::apply_filter(filter).map_err(|e| IsolateError::Io {
+                what: format!("apply the seccomp filter: {e}"),
+                source: std::io::Error::from_raw_os_error(libc::EPERM),
+            })?;
+        }
+    } else {
+        nix::sys::prctl::set_no_new_privs().map_err(sys("no_new_privs"))?;
+    }
+    Ok(())
+}
+
+/// Reaps orphans until `runtime` exits, then reports its status on `status`.
+fn reap(runtime: std::process::Child, status: OwnedFd) -> Result<i32, IsolateError> {
     let runtime = Pid::from_raw(i32::try_from(runtime.id()).unwrap_or(-1));
     let mut status = File::from(status);
     loop {
@@ -881,7 +1183,91 @@ fn tmpfs(target: &Path, flags: MsFlags, options: &str) -> Result<(), IsolateErro
         .map_err(sys(format!("mount a tmpfs on {}", target.display())))
 }
 
-fn build_root(spec: &InitSpec) -> Result<(), IsolateError> {
+/// The environment's `/etc/hosts`: the host's, and Lambda's `sandbox.localdomain` (where
+/// Telemetry API listeners are) on the environment's loopback.
+fn hosts_file() -> String {
+    let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    if !hosts.is_empty() && !hosts.ends_with('\n') {
+        hosts.push('\n');
+    }
+    hosts.push_str("127.0.0.1\tsandbox.localdomain sandbox\n");
+    hosts
+}
+
+/// Starts the environment's external extensions as the runtime will be (same user,
+/// environment, directory, output and seccomp filter: called just before the runtime is
+/// started); pid 1 reaps them. One that cannot start says why on the output.
+fn start_extensions(spec: &InitSpec) {
+    for program in &spec.extensions {
+        let mut command = std::process::Command::new(program);
+        command.current_dir(&spec.cwd);
+        if let Some(env) = &spec.env {
+            command.env_clear();
+            for variable in env {
+                let bytes = variable.as_bytes();
+                let split = bytes.iter().position(|b| *b == b'=').unwrap_or(bytes.len());
+                command.env(
+                    OsStr::from_bytes(&bytes[..split]),
+                    OsStr::from_bytes(bytes.get(split + 1..).unwrap_or_default()),
+                );
+            }
+        }
+        if let Err(error) = command.spawn() {
+            eprintln!(
+                "Extension {} could not be started: {error}",
+                program.display()
+            );
+        }
+    }
+}
+
+/// The private `/tmp`: a tmpfs of the function's ephemeral storage, the sandbox user's.
+fn mount_tmp(spec: &InitSpec) -> Result<(), IsolateError> {
+    tmpfs(
+        &spec.root.join("tmp"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        &format!(
+            "size={}m,mode=0700,uid={},gid={}",
+            spec.tmp_mb, spec.uid, spec.gid
+        ),
+    )
+}
+
+/// Where `path` (absolute, as the environment sees it) is under `root`, following the
+/// symlinks the root has for merged-`/usr` layouts (`/bin` → `usr/bin`) inside `root`.
+fn inside(root: &Path, path: &Path) -> PathBuf {
+    let mut resolved = root.to_path_buf();
+    for part in path.strip_prefix("/").unwrap_or(path).components() {
+        let next = resolved.join(part);
+        match std::fs::read_link(&next) {
+            Ok(link) if resolved == root => {
+                resolved = root.join(link.strip_prefix("/").unwrap_or(&link));
+            }
+            _ => resolved = next,
+        }
+    }
+    resolved
+}
+
+/// `/bin/sh` is bash, as on Amazon Linux (`provided.al2023` bootstraps are often
+/// bash-style): the host's bash is bound over the root's `/bin/sh` where both exist.
+fn sh_is_bash(root: &Path) -> Result<(), IsolateError> {
+    let Ok(bash) = std::fs::canonicalize("/bin/bash") else {
+        return Ok(());
+    };
+    if std::fs::canonicalize("/bin/sh").is_ok_and(|sh| sh == bash) {
+        return Ok(());
+    }
+    let target = inside(root, Path::new("/bin/sh"));
+    if std::fs::symlink_metadata(&target).is_err() {
+        return Ok(());
+    }
+    bind_read_only(&bash, &target)
+}
+
+/// The root filesystem under `spec.root`, without `/tmp`'s tmpfs (its directory is
+/// there) and before the pivot.
+fn build_tree(spec: &InitSpec) -> Result<(), IsolateError> {
     let root = spec.root.as_path();
     tmpfs(
         root,
@@ -934,6 +1320,7 @@ fn build_root(spec: &InitSpec) -> Result<(), IsolateError> {
         format!("root:x:0:\nsbx_user1051:x:{}:\n", spec.gid),
     )?;
     write("hostname", "localhost\n".into())?;
+    write("hosts", hosts_file())?;
     for dir in ["var/task", "var/runtime", "opt", "proc"] {
         std::fs::create_dir_all(root.join(dir)).map_err(io(format!("create /{dir}")))?;
     }
@@ -941,14 +1328,8 @@ fn build_root(spec: &InitSpec) -> Result<(), IsolateError> {
         let relative = bind.target.strip_prefix("/").unwrap_or(&bind.target);
         bind_path(&bind.source, &root.join(relative))?;
     }
-    tmpfs(
-        &root.join("tmp"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        &format!(
-            "size={}m,mode=0700,uid={},gid={}",
-            spec.tmp_mb, spec.uid, spec.gid
-        ),
-    )?;
+    std::fs::create_dir_all(root.join("tmp")).map_err(io("create /tmp"))?;
+    sh_is_bash(root)?;
     let dev = root.join("dev");
     tmpfs(
         &dev,
@@ -998,6 +1379,28 @@ fn build_root(spec: &InitSpec) -> Result<(), IsolateError> {
         None::<&str>,
     )
     .map_err(sys("mount /proc"))?;
+    Ok(())
+}
+
+/// Makes the tree at `root` read-only: a primed environment's runtime runs in it (as its
+/// `chroot`) before the pivot, with nothing left to write there.
+fn seal_tree(root: &Path) -> Result<(), IsolateError> {
+    mount(
+        None::<&str>,
+        root,
+        None::<&str>,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
+        None::<&str>,
+    )
+    .map_err(sys("make the root read-only"))
+}
+
+/// Pivots into `root`, detaches the host's tree and makes `/` read-only.
+fn enter_root(root: &Path) -> Result<(), IsolateError> {
     // Stack the old root on the new one and detach it: nothing of the host's tree is left.
     nix::unistd::chdir(root).map_err(sys("enter the new root"))?;
     nix::unistd::pivot_root(".", ".").map_err(sys("pivot_root"))?;
@@ -1073,6 +1476,9 @@ mod tests {
                 "/var/runtime/python/bootstrap.py".into(),
             ],
             env: Some(vec!["PATH=/usr/bin:/bin".into(), "EMPTY=".into()]),
+            prime: true,
+            stage: true,
+            extensions: vec!["/opt/extensions/a b".into(), "/opt/extensions/c".into()],
         };
         assert_eq!(InitSpec::parse(&spec.to_args()).unwrap(), spec);
         assert_eq!(

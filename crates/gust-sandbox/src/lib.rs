@@ -78,6 +78,138 @@ pub struct SpawnSpec {
     pub binds: Vec<isolate::Bind>,
     /// The network namespace to run in (from [`Sandbox::private_network`]), if any.
     pub netns: Option<OwnedFd>,
+    /// External extensions (`/opt/extensions/…` as the environment sees them), started
+    /// before the runtime with its user, environment, directory, output and limits. One
+    /// exiting does not end the environment; ending the environment ends them.
+    pub extensions: Vec<PathBuf>,
+    /// A primed spare claimed for this environment ([`Sandbox::take_primed`]): it is handed
+    /// the rest of the environment instead of a runtime being started, and `output` is the
+    /// write end of the spare's own pipe (used if the spare cannot take it after all).
+    pub primed: Option<Primed>,
+}
+
+/// What a *primed* spare is made from: one runtime's program, arguments, fixed variables
+/// and binds, everything an environment of it has before its function is known. It is
+/// also the spare's launch key: a spare serves only an environment that would start the
+/// same process ([`PrimeSpec::accepts`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PrimeSpec {
+    /// The runtime's identifier, for logs and reports.
+    pub label: String,
+    /// The interpreter.
+    pub program: PathBuf,
+    /// Its arguments (the bootstrap's), as an environment's.
+    pub args: Vec<OsString>,
+    /// The variables every environment of the runtime starts with (`PATH`, `LANG`,
+    /// `LD_LIBRARY_PATH`, `AWS_EXECUTION_ENV`, `NODE_PATH`, ...).
+    pub env: Vec<(String, String)>,
+    /// The binds every environment of the runtime has (`/var/runtime`, the interpreter's
+    /// home); the function's (`/var/task`, `/opt`) come at the hand-over.
+    pub binds: Vec<isolate::Bind>,
+    /// A *staged* spare (custom runtimes, `provided*`, whose program is the function's
+    /// own): its init builds the root but starts nothing; at the hand-over it mounts the
+    /// function's binds and `/tmp`, pivots, drops its privileges and executes `program`
+    /// with the environment's variables, exactly as a fresh environment's init does. No
+    /// process has started before the hand-over, so any variable is accepted.
+    pub staged: bool,
+}
+
+/// Variables (by prefix) that act when a process starts: the interpreters' options, the
+/// dynamic loader, the locale, the allocator. An environment with any of them set
+/// otherwise than its primed spare was started with is started afresh.
+const STARTUP_PREFIXES: &[&str] = &[
+    "PYTHON", "NODE_", "LD_", "LC_", "UV_", "MALLOC_", "GLIBC_", "OPENSSL_",
+];
+/// The same, by name.
+const STARTUP_NAMES: &[&str] = &[
+    "LANG",
+    "LANGUAGE",
+    "HOME",
+    "AWS_LAMBDA_EXEC_WRAPPER",
+    isolate::HANDOVER_VAR,
+];
+/// Fixed variables a bootstrap applies again after the hand-over (`time.tzset()`, Node's
+/// `TZ` setter) or that only later lookups read: a function may set these and still use a
+/// primed spare.
+const ADJUSTABLE: &[&str] = &["TZ", "PATH", "AWS_XRAY_CONTEXT_MISSING"];
+/// Where a function's binds may go in a primed spare: the sealed root has these as empty
+/// mount points.
+const HANDOVER_MOUNT_POINTS: &[&str] = &["/var/task", "/opt"];
+
+fn acts_at_start(name: &str) -> bool {
+    STARTUP_NAMES.contains(&name) || STARTUP_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+impl PrimeSpec {
+    /// Whether a function's own `variables` let its environment use a spare primed with
+    /// this spec: none overrides a fixed one (but [`ADJUSTABLE`]) or sets one that acts at
+    /// process start.
+    pub fn admits<'a>(&self, variables: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+        if self.staged {
+            return true;
+        }
+        variables.into_iter().all(
+            |(name, value)| match self.env.iter().find(|(n, _)| n == name) {
+                Some((_, fixed)) => fixed == value || ADJUSTABLE.contains(&name),
+                None => !acts_at_start(name),
+            },
+        )
+    }
+
+    /// Whether `spec` would start exactly the process a spare primed with this spec runs:
+    /// the same program and arguments, every fixed variable as it was (but the adjustable
+    /// ones), no other variable that acts at start, the same binds plus the function's on
+    /// the hand-over mount points, and the host's network.
+    pub fn accepts(&self, spec: &SpawnSpec) -> bool {
+        let fixed_kept = self.staged
+            || self.env.iter().all(|(name, value)| {
+                ADJUSTABLE.contains(&name.as_str())
+                    || spec.env.iter().any(|(n, v)| n == name && v == value)
+            });
+        spec.program == self.program
+            && spec.args == self.args
+            && spec.netns.is_none()
+            && fixed_kept
+            && self.admits(spec.env.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            && self.binds.iter().all(|b| spec.binds.contains(b))
+            && spec
+                .binds
+                .iter()
+                .filter(|b| !self.binds.contains(b))
+                .all(|b| {
+                    HANDOVER_MOUNT_POINTS
+                        .iter()
+                        .any(|p| b.target == Path::new(p))
+                })
+    }
+}
+
+/// A primed spare claimed for one environment (put it in [`SpawnSpec::primed`]); dropped
+/// unused, the spare is discarded.
+#[derive(Debug)]
+pub struct Primed {
+    key: PrimeSpec,
+    spare: Option<supervisor::PrimedSpare>,
+}
+
+impl Drop for Primed {
+    fn drop(&mut self) {
+        if let Some(spare) = self.spare.take() {
+            spare.discard();
+        }
+    }
+}
+
+/// What [`Sandbox::take_primed`] gives: the spare, and its output pipe's ends. The read
+/// end is the environment's log; the write end goes in [`SpawnSpec::output`].
+#[derive(Debug)]
+pub struct Claimed {
+    /// The spare.
+    pub primed: Primed,
+    /// Its runtime's stdout and stderr.
+    pub reader: OwnedFd,
+    /// The pipe's write end (for a fresh start if the spare cannot be used).
+    pub writer: OwnedFd,
 }
 
 /// Starts environment processes.
@@ -87,6 +219,24 @@ pub trait Sandbox: Send + Sync + std::fmt::Debug {
     fn spawn(&self, spec: SpawnSpec) -> Result<SandboxProcess, SandboxError>;
     /// A one-line description for the startup report.
     fn describe(&self) -> String;
+    /// Whether spares are primed per runtime ([`Sandbox::take_primed`] can give one).
+    fn primes(&self) -> bool {
+        false
+    }
+    /// Claims a spare primed for `key`, if one is ready, and keeps `key` primed from now
+    /// on (refilling on a thread).
+    fn take_primed(&self, key: &PrimeSpec) -> Option<Claimed> {
+        let _ = key;
+        None
+    }
+    /// Keeps at least one spare primed for `key` (at server start, for `--prestart`).
+    fn prime(&self, key: &PrimeSpec) {
+        let _ = key;
+    }
+    /// Primed spares ready now, per runtime label, and their supervisors' host pids.
+    fn primed_spares(&self) -> (Vec<(String, usize)>, Vec<u32>) {
+        (Vec::new(), Vec::new())
+    }
     /// Releases what the sandbox holds on the host (at server shutdown, after every
     /// environment has been stopped).
     fn close(&self) {}
@@ -423,6 +573,47 @@ pub fn socket_inodes(proc_root: &Path, pid: u32) -> Vec<u64> {
         .collect()
 }
 
+/// Starts `extensions` beside the runtime `pid` (not isolated): in its process group and
+/// cgroup, with its environment, directory, output and seccomp filter. Failures are written
+/// to the output (the extension then never registers and INIT reports it).
+fn start_extensions(
+    extensions: &[PathBuf],
+    env: &[(String, String)],
+    cwd: &Path,
+    output: &OwnedFd,
+    pid: u32,
+    cgroup: &Option<Arc<cgroup::EnvCgroup>>,
+    config: &ProcessSandboxConfig,
+) {
+    for program in extensions {
+        let started = (|| -> std::io::Result<()> {
+            let procs = match cgroup {
+                Some(cgroup) => cgroup.procs_files().map_err(std::io::Error::other)?,
+                None => Vec::new(),
+            };
+            let mut command = std::process::Command::new(program);
+            command
+                .current_dir(cwd)
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(output.try_clone()?))
+                .stderr(Stdio::from(output.try_clone()?))
+                .process_group(i32::try_from(pid).unwrap_or(0));
+            prepare_child(&mut command, procs, config.seccomp.as_ref().ok().cloned());
+            // Reaped by tokio once it exits (the handle is not kept).
+            tokio::process::Command::from(command).spawn().map(drop)
+        })();
+        if let Err(error) = started {
+            let line = format!(
+                "Extension {} could not be started: {error}\n",
+                program.display()
+            );
+            let _ = nix::unistd::write(output, line.as_bytes());
+        }
+    }
+}
+
 /// Where the host allows it, each environment gets its own cgroup.
 #[derive(Debug, Clone)]
 pub struct ProcessSandboxConfig {
@@ -436,6 +627,8 @@ pub struct ProcessSandboxConfig {
     pub seccomp: Result<Arc<Vec<seccompiler::BpfProgram>>, String>,
     /// Namespaces and Lambda's filesystem, or why environments run without them.
     pub isolation: Result<isolate::Isolation, String>,
+    /// Most primed spares kept per launch key (0: none are primed).
+    pub primed_max: usize,
 }
 
 /// Each environment is a process group of the server's user, in its own cgroup when the
@@ -444,6 +637,7 @@ pub struct ProcessSandboxConfig {
 pub struct ProcessSandbox {
     config: ProcessSandboxConfig,
     spares: Arc<supervisor::Spares>,
+    primed: Arc<supervisor::PrimedPools>,
 }
 
 /// Joins the cgroup (`procs`) and applies seccomp `filters`, between fork and exec.
@@ -483,6 +677,7 @@ impl Default for ProcessSandbox {
             pids_max: 1024,
             seccomp: Err("not requested".into()),
             isolation: Err("not requested".into()),
+            primed_max: 0,
         })
     }
 }
@@ -493,6 +688,7 @@ impl ProcessSandbox {
         ProcessSandbox {
             config,
             spares: Arc::default(),
+            primed: Arc::default(),
         }
     }
 
@@ -534,6 +730,11 @@ impl ProcessSandbox {
                     isolate::NetworkMode::Host => ("network".into(), true, "host network: outbound connections allowed, as Lambda outside a VPC (--sandbox-network none for loopback only)".into()),
                     isolate::NetworkMode::None => ("network".into(), true, "none: each environment has its own network namespace with loopback only, where its Runtime API listens".into()),
                 });
+                lines.push(match (self.config.primed_max, isolation.network) {
+                    (0, _) => ("prestart".into(), false, "off (--prestart off): every environment starts its runtime afresh".into()),
+                    (_, isolate::NetworkMode::None) => ("prestart".into(), false, "off with --sandbox-network none: every environment starts its runtime afresh".into()),
+                    (max, _) => ("prestart".into(), true, format!("Python and Node.js runtimes primed and custom runtimes' sandboxes staged ahead of cold starts (1 to {max} spares per runtime, by the recent cold-start rate)")),
+                });
             }
             Err(reason) => lines.push(("isolation".into(), false, format!("unavailable ({reason}): functions run as the server's user, see its filesystem and processes, and share its network"))),
         }
@@ -547,6 +748,9 @@ impl Sandbox for ProcessSandbox {
             return self.spawn_isolated(isolation, spec);
         }
         let stderr = spec.output.try_clone().map_err(SandboxError::Output)?;
+        let extension_output = (!spec.extensions.is_empty())
+            .then(|| spec.output.try_clone().map_err(SandboxError::Output))
+            .transpose()?;
         let cgroup = match &self.config.cgroups {
             Ok(cgroups) => {
                 let limits = cgroup::Limits {
@@ -590,6 +794,17 @@ impl Sandbox for ProcessSandbox {
             }
         };
         let pid = child.id().unwrap_or(0);
+        if let Some(output) = &extension_output {
+            start_extensions(
+                &spec.extensions,
+                &spec.env,
+                &spec.cwd,
+                output,
+                pid,
+                &cgroup,
+                &self.config,
+            );
+        }
         Ok(SandboxProcess {
             child,
             pid,
@@ -600,6 +815,22 @@ impl Sandbox for ProcessSandbox {
 
     fn isolated(&self) -> bool {
         self.config.isolation.is_ok()
+    }
+
+    fn primes(&self) -> bool {
+        ProcessSandbox::primes(self)
+    }
+
+    fn take_primed(&self, key: &PrimeSpec) -> Option<Claimed> {
+        self.claim_primed(key)
+    }
+
+    fn prime(&self, key: &PrimeSpec) {
+        self.keep_primed(key);
+    }
+
+    fn primed_spares(&self) -> (Vec<(String, usize)>, Vec<u32>) {
+        (self.primed.ready(), self.primed.pids())
     }
 
     fn private_network(
@@ -660,6 +891,8 @@ mod tests {
             tmp_mb: 16,
             binds: Vec::new(),
             netns: None,
+            extensions: Vec::new(),
+            primed: None,
         }
     }
 
@@ -746,6 +979,113 @@ mod tests {
         // Nor is an address with no connection at all.
         assert!(!controls.owns_connection(local, SocketAddr::from(([127, 0, 0, 1], 1))));
         process.kill().await;
+    }
+
+    #[test]
+    fn a_primed_spare_serves_only_the_process_it_would_start() {
+        let bind = |source: &str, target: &str| isolate::Bind {
+            source: source.into(),
+            target: target.into(),
+        };
+        let key = PrimeSpec {
+            label: "python3.11".into(),
+            program: "/usr/bin/python3.11".into(),
+            args: vec!["-u".into(), "/var/runtime/python/bootstrap.py".into()],
+            env: vec![
+                ("LANG".into(), "en_US.UTF-8".into()),
+                ("TZ".into(), ":UTC".into()),
+            ],
+            binds: vec![bind("/data/runtime", "/var/runtime")],
+            staged: false,
+        };
+        let (_reader, writer) = std::io::pipe().unwrap();
+        let mut full = spec("", writer.into());
+        full.program = key.program.clone();
+        full.args = key.args.clone();
+        full.env = vec![
+            ("LANG".into(), "en_US.UTF-8".into()),
+            ("TZ".into(), "Asia/Tokyo".into()),
+            ("CUSTOM".into(), "x".into()),
+        ];
+        full.binds = vec![
+            bind("/data/code/1", "/var/task"),
+            bind("/data/runtime", "/var/runtime"),
+            bind("/data/layers/1", "/opt"),
+        ];
+        assert!(key.accepts(&full));
+        assert!(key.admits([("TZ", "Asia/Tokyo"), ("CUSTOM", "x")]));
+        // Variables that act at process start, or a fixed one changed or missing.
+        for (name, value) in [
+            ("PYTHONPATH", "/x"),
+            ("NODE_OPTIONS", "--x"),
+            ("LD_PRELOAD", "/x.so"),
+            ("LC_ALL", "C"),
+            ("LANG", "C"),
+            ("AWS_LAMBDA_EXEC_WRAPPER", "/opt/wrapper"),
+            ("_GUST_HANDOVER_FD", "4"),
+        ] {
+            assert!(!key.admits([(name, value)]), "{name}");
+            let mut other = spec("", full.output.try_clone().unwrap());
+            other.program = full.program.clone();
+            other.args = full.args.clone();
+            other.binds = full.binds.clone();
+            other.env = full.env.clone();
+            other.env.retain(|(n, _)| n != name);
+            other.env.push((name.into(), value.into()));
+            assert!(!key.accepts(&other), "{name}");
+        }
+        let without_lang = SpawnSpec {
+            env: vec![("TZ".into(), ":UTC".into())],
+            output: full.output.try_clone().unwrap(),
+            binds: full.binds.clone(),
+            ..spec_for(&key)
+        };
+        assert!(!key.accepts(&without_lang));
+        // Another program or arguments, a bind elsewhere, a network namespace.
+        let mut args = spec_for(&key);
+        args.args.push("extra".into());
+        assert!(!key.accepts(&args));
+        let mut binds = spec_for(&key);
+        binds.binds.push(bind("/data/x", "/var/other"));
+        assert!(!key.accepts(&binds));
+        let mut missing = spec_for(&key);
+        missing.binds.clear();
+        assert!(!key.accepts(&missing));
+        assert!(key.accepts(&spec_for(&key)));
+
+        // A staged spare started nothing: any variable is fine, but not another program,
+        // other binds or a network namespace.
+        let staged = PrimeSpec {
+            label: "provided.al2023".into(),
+            program: "/var/task/bootstrap".into(),
+            args: Vec::new(),
+            staged: true,
+            ..key.clone()
+        };
+        let mut own = spec_for(&staged);
+        own.env = vec![
+            ("LD_PRELOAD".into(), "/var/task/x.so".into()),
+            ("LANG".into(), "C".into()),
+        ];
+        own.binds.push(bind("/data/code/1", "/var/task"));
+        assert!(staged.accepts(&own));
+        assert!(staged.admits([("LD_PRELOAD", "/x.so"), ("TZ", "x")]));
+        own.binds.push(bind("/data/x", "/var/other"));
+        assert!(!staged.accepts(&own));
+        let mut program = spec_for(&staged);
+        program.program = "/bin/sh".into();
+        assert!(!staged.accepts(&program));
+    }
+
+    fn spec_for(key: &PrimeSpec) -> SpawnSpec {
+        let (_reader, writer) = std::io::pipe().unwrap();
+        SpawnSpec {
+            program: key.program.clone(),
+            args: key.args.clone(),
+            env: key.env.clone(),
+            binds: key.binds.clone(),
+            ..spec("", writer.into())
+        }
     }
 
     #[test]

@@ -74,37 +74,71 @@ impl Supervisor {
     /// Sends the environment: the payload's length with the output descriptor (and the
     /// network namespace's) attached, then the payload, then end-of-file.
     fn hand_over(&mut self, spec: &SpawnSpec, payload: &[u8]) -> std::io::Result<()> {
-        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-        use std::io::Write;
         let mut fds = vec![spec.output.as_raw_fd()];
         fds.extend(spec.netns.as_ref().map(AsRawFd::as_raw_fd));
+        self.send(&fds, payload)?;
+        self.control.shutdown(std::net::Shutdown::Write)
+    }
+
+    /// The payload's length (with `fds` attached, if any), then the payload.
+    fn send(&mut self, fds: &[std::os::fd::RawFd], payload: &[u8]) -> std::io::Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        use std::io::Write;
         let header = (payload.len() as u64).to_le_bytes();
+        let rights = [ControlMessage::ScmRights(fds)];
         let sent = sendmsg::<()>(
             self.control.as_raw_fd(),
             &[std::io::IoSlice::new(&header)],
-            &[ControlMessage::ScmRights(&fds)],
+            if fds.is_empty() { &[] } else { &rights },
             MsgFlags::MSG_NOSIGNAL,
             None,
         )
         .map_err(std::io::Error::from)?;
         self.control.write_all(&header[sent..])?;
-        self.control.write_all(payload)?;
-        self.control.shutdown(std::net::Shutdown::Write)
+        self.control.write_all(payload)
+    }
+
+    /// Primes it: sends the runtime's part of the environment with `output` (the spare's
+    /// own pipe) and waits until its runtime was started in prime mode.
+    fn prime(&mut self, output: &OwnedFd, payload: &[u8]) -> std::io::Result<()> {
+        use std::io::Read;
+        self.send(&[output.as_raw_fd()], payload)?;
+        self.control
+            .set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut answer = [0u8; 1];
+        match (&self.control).read(&mut answer)? {
+            1 if answer[0] == b'S' => Ok(()),
+            0 => Err(std::io::Error::other(
+                "the supervisor ended before priming its runtime",
+            )),
+            _ => {
+                let mut reason = Vec::new();
+                (&self.control).take(64 * 1024).read_to_end(&mut reason)?;
+                Err(std::io::Error::other(
+                    String::from_utf8_lossy(&reason).into_owned(),
+                ))
+            }
+        }
     }
 
     /// Waits until the supervisor reports that the runtime started, or why the environment
     /// could not be set up (a mount, a bad `#!` line, ...).
     fn wait_started(&mut self) -> std::io::Result<()> {
+        self.wait_report()?.map_err(std::io::Error::other)
+    }
+
+    /// The supervisor's report: `Ok(Ok(()))` when the runtime started, `Ok(Err(reason))`
+    /// when the init said why the environment could not be set up, `Err` when the report
+    /// could not be read (the supervisor ended, a timeout).
+    fn wait_report(&mut self) -> std::io::Result<Result<(), String>> {
         use std::io::Read;
         self.control
             .set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut answer = Vec::new();
         (&self.control).take(64 * 1024).read_to_end(&mut answer)?;
         match answer.split_first() {
-            Some((b'S', _)) => Ok(()),
-            Some((b'E', reason)) => Err(std::io::Error::other(
-                String::from_utf8_lossy(reason).into_owned(),
-            )),
+            Some((b'S', _)) => Ok(Ok(())),
+            Some((b'E', reason)) => Ok(Err(String::from_utf8_lossy(reason).into_owned())),
             _ => Err(std::io::Error::other(
                 "the environment's supervisor ended before starting the runtime",
             )),
@@ -216,8 +250,13 @@ impl ProcessSandbox {
     pub(crate) fn spawn_isolated(
         &self,
         isolation: &isolate::Isolation,
-        spec: SpawnSpec,
+        mut spec: SpawnSpec,
     ) -> Result<SandboxProcess, SandboxError> {
+        if let Some(primed) = spec.primed.take() {
+            if let Some(process) = self.hand_over_primed(isolation, primed, &spec)? {
+                return Ok(process);
+            }
+        }
         let limits = cgroup::Limits {
             memory_bytes: u64::from(spec.memory_mb) << 20,
             // INIT runs unthrottled; the quota is applied once the runtime is ready.
@@ -279,6 +318,7 @@ impl ProcessSandbox {
         self.spares
             .closed
             .store(true, std::sync::atomic::Ordering::Release);
+        self.close_primed();
         // A spare being made right now is discarded by its thread; wait for it, so the
         // cgroups below are removed after it.
         for _ in 0..500 {
@@ -299,6 +339,367 @@ impl ProcessSandbox {
             .take()
         {
             spare.discard_now();
+        }
+    }
+}
+
+/// How long a claim counts towards a launch key's number of primed spares.
+const CLAIM_WINDOW: Duration = Duration::from_secs(10);
+/// Claims in the window per primed spare kept (beyond the first).
+const CLAIMS_PER_SPARE: usize = 5;
+/// Priming a key that failed this many times in a row stops.
+const MAX_PRIME_FAILURES: u32 = 3;
+
+/// A primed spare: a supervisor whose runtime was started in prime mode, and both ends of
+/// the pipe its output goes to (the sandbox keeps the write end until the hand-over, so
+/// a failed hand-over can start the environment afresh on the same pipe).
+#[derive(Debug)]
+pub(crate) struct PrimedSpare {
+    supervisor: Supervisor,
+    reader: OwnedFd,
+    writer: OwnedFd,
+}
+
+impl PrimedSpare {
+    pub(crate) fn discard(self) {
+        self.supervisor.discard();
+    }
+}
+
+/// The primed spares of one launch key.
+#[derive(Debug, Default)]
+struct Pool {
+    ready: std::collections::VecDeque<PrimedSpare>,
+    filling: bool,
+    claims: std::collections::VecDeque<std::time::Instant>,
+    target: usize,
+    failures: u32,
+}
+
+impl Pool {
+    /// Spares to keep: one, and one more per [`CLAIMS_PER_SPARE`] recent claims, up to `max`.
+    fn retarget(&mut self, now: std::time::Instant, max: usize) {
+        while self
+            .claims
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > CLAIM_WINDOW)
+        {
+            self.claims.pop_front();
+        }
+        self.target = self.claims.len().div_ceil(CLAIMS_PER_SPARE).clamp(1, max);
+    }
+}
+
+/// Primed spares by launch key, refilled on a thread per key.
+#[derive(Debug, Default)]
+pub(crate) struct PrimedPools {
+    pools: std::sync::Mutex<std::collections::HashMap<crate::PrimeSpec, Pool>>,
+    fillers: std::sync::atomic::AtomicUsize,
+    janitor: std::sync::atomic::AtomicBool,
+}
+
+impl PrimedPools {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<crate::PrimeSpec, Pool>> {
+        self.pools.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Primed spares ready now, by key label (for reports and tests).
+    pub(crate) fn ready(&self) -> Vec<(String, usize)> {
+        self.lock()
+            .iter()
+            .map(|(key, pool)| (key.label.clone(), pool.ready.len()))
+            .collect()
+    }
+
+    /// The host pids of every ready primed spare's supervisor.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.lock()
+            .values()
+            .flat_map(|pool| pool.ready.iter().map(|s| s.supervisor.pid))
+            .collect()
+    }
+}
+
+impl ProcessSandbox {
+    /// Whether primed spares are made: on with isolation on the host's network.
+    pub(crate) fn primes(&self) -> bool {
+        self.config.primed_max > 0
+            && self
+                .config
+                .isolation
+                .as_ref()
+                .is_ok_and(|i| i.network == isolate::NetworkMode::Host)
+            && tokio::runtime::Handle::try_current().is_ok()
+    }
+
+    /// Keeps at least one spare primed for `key` from now on.
+    pub(crate) fn keep_primed(&self, key: &crate::PrimeSpec) {
+        if !self.primes() {
+            return;
+        }
+        {
+            let mut pools = self.primed.lock();
+            let pool = pools.entry(key.clone()).or_default();
+            pool.target = pool.target.max(1);
+        }
+        self.fill(key);
+    }
+
+    /// Claims a primed spare for `key`, if one is ready, and refills (a key never seen
+    /// before is kept primed from now on).
+    pub(crate) fn claim_primed(&self, key: &crate::PrimeSpec) -> Option<crate::Claimed> {
+        if !self.primes() {
+            return None;
+        }
+        let spare = {
+            let mut pools = self.primed.lock();
+            let pool = pools.entry(key.clone()).or_default();
+            let now = std::time::Instant::now();
+            pool.claims.push_back(now);
+            pool.retarget(now, self.config.primed_max);
+            pool.ready.pop_front()
+        };
+        self.fill(key);
+        let spare = spare?;
+        let reader = spare.reader.try_clone().ok()?;
+        let writer = spare.writer.try_clone().ok()?;
+        Some(crate::Claimed {
+            reader,
+            writer,
+            primed: crate::Primed {
+                key: key.clone(),
+                spare: Some(spare),
+            },
+        })
+    }
+
+    /// Makes primed spares for `key` on a thread until it has its target.
+    fn fill(&self, key: &crate::PrimeSpec) {
+        use std::sync::atomic::Ordering;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.spares.closed.load(Ordering::Acquire) {
+            return;
+        }
+        {
+            let mut pools = self.primed.lock();
+            let Some(pool) = pools.get_mut(key) else {
+                return;
+            };
+            if pool.filling
+                || pool.failures >= MAX_PRIME_FAILURES
+                || pool.ready.len() >= pool.target
+            {
+                return;
+            }
+            pool.filling = true;
+        }
+        self.start_janitor(&runtime);
+        let (spares, primed, config, key) = (
+            Arc::clone(&self.spares),
+            Arc::clone(&self.primed),
+            self.config.clone(),
+            key.clone(),
+        );
+        primed.fillers.fetch_add(1, Ordering::AcqRel);
+        std::thread::spawn(move || {
+            let _guard = runtime.enter();
+            loop {
+                let n = spares.made.fetch_add(1, Ordering::Relaxed);
+                let made = Self::make_primed(&config, &key, n);
+                let mut pools = primed.lock();
+                let Some(pool) = pools.get_mut(&key) else {
+                    break;
+                };
+                match made {
+                    Ok(spare) if !spares.closed.load(Ordering::Acquire) => {
+                        pool.failures = 0;
+                        pool.ready.push_back(spare);
+                    }
+                    Ok(spare) => {
+                        drop(pools);
+                        spare.supervisor.discard_now();
+                        break;
+                    }
+                    Err(error) => {
+                        pool.failures += 1;
+                        tracing::warn!(%error, runtime = %key.label, failures = pool.failures, "cannot prime an environment");
+                    }
+                }
+                if spares.closed.load(Ordering::Acquire)
+                    || pool.failures >= MAX_PRIME_FAILURES
+                    || pool.ready.len() >= pool.target
+                {
+                    pool.filling = false;
+                    break;
+                }
+            }
+            if let Some(pool) = primed.lock().get_mut(&key) {
+                pool.filling = false;
+            }
+            primed.fillers.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    /// A spare supervisor, primed for `key`.
+    fn make_primed(
+        config: &ProcessSandboxConfig,
+        key: &crate::PrimeSpec,
+        n: u64,
+    ) -> Result<PrimedSpare, SandboxError> {
+        let Ok(isolation) = &config.isolation else {
+            return Err(SandboxError::Output(std::io::Error::other(
+                "priming needs isolation",
+            )));
+        };
+        let mut supervisor = Self::make_spare(config, n)?;
+        let (reader, writer) = std::io::pipe().map_err(SandboxError::Output)?;
+        let (reader, writer) = (OwnedFd::from(reader), OwnedFd::from(writer));
+        let payload = isolation.prime_payload(key, config.seccomp.is_ok());
+        match supervisor.prime(&writer, &payload) {
+            Ok(()) => Ok(PrimedSpare {
+                supervisor,
+                reader,
+                writer,
+            }),
+            Err(source) => {
+                supervisor.discard_now();
+                Err(SandboxError::Spawn {
+                    program: key.program.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Once per sandbox: a thread that shrinks each key's spares to what its recent claims
+    /// call for (one when idle), every two seconds, until the sandbox closes.
+    fn start_janitor(&self, runtime: &tokio::runtime::Handle) {
+        use std::sync::atomic::Ordering;
+        if self.primed.janitor.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (spares, primed, max) = (
+            Arc::clone(&self.spares),
+            Arc::clone(&self.primed),
+            self.config.primed_max,
+        );
+        let runtime = runtime.clone();
+        std::thread::spawn(move || {
+            let _guard = runtime.enter();
+            while !spares.closed.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_secs(2));
+                let now = std::time::Instant::now();
+                let mut excess = Vec::new();
+                for pool in primed.lock().values_mut() {
+                    pool.retarget(now, max);
+                    while pool.ready.len() > pool.target {
+                        excess.extend(pool.ready.pop_back());
+                    }
+                }
+                for spare in excess {
+                    spare.supervisor.discard_now();
+                }
+            }
+        });
+    }
+
+    /// Hands the rest of `spec` to the primed (or staged) spare claimed for it. `None`
+    /// when the spare cannot take it (it is discarded; nothing of the function ran): the
+    /// environment is then started afresh on the same output pipe. A staged spare's init
+    /// that says why it could not start the environment failed where a fresh one would
+    /// (the function's bootstrap, its binds): that is the spawn's error.
+    pub(crate) fn hand_over_primed(
+        &self,
+        isolation: &isolate::Isolation,
+        mut primed: crate::Primed,
+        spec: &SpawnSpec,
+    ) -> Result<Option<SandboxProcess>, SandboxError> {
+        let Some(spare) = primed.spare.take() else {
+            return Ok(None);
+        };
+        if !primed.key.accepts(spec) {
+            tracing::debug!(runtime = %primed.key.label, "environment not eligible for its primed spare");
+            spare.discard();
+            return Ok(None);
+        }
+        let PrimedSpare {
+            mut supervisor,
+            reader,
+            writer,
+        } = spare;
+        drop((reader, writer));
+        let limits = cgroup::Limits {
+            memory_bytes: u64::from(spec.memory_mb) << 20,
+            cpu_quota: None,
+            pids_max: self.config.pids_max,
+        };
+        let payload = isolation.hand_over_payload(spec, self.config.seccomp.is_ok());
+        let started = std::time::Instant::now();
+        let handed = match &supervisor.cgroup {
+            Some(cgroup) => cgroup.apply(&limits).map_err(std::io::Error::other),
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            let limited = started.elapsed();
+            supervisor.send(&[], &payload)?;
+            supervisor.control.shutdown(std::net::Shutdown::Write)?;
+            let report = supervisor.wait_report()?;
+            // `GUST_LOG=gust::coldstart=debug`: the cgroup's limits, then the init's mounts,
+            // pivot and privilege drop until the runtime has its environment.
+            tracing::debug!(
+                target: "gust::coldstart",
+                staged = primed.key.staged,
+                cgroup_limits_us = limited.as_micros() as u64,
+                handed_over_us = started.elapsed().as_micros() as u64,
+                "primed hand-over"
+            );
+            Ok(report)
+        });
+        match handed {
+            Ok(Ok(())) => Ok(Some(supervisor.into_process())),
+            Ok(Err(reason)) if primed.key.staged => {
+                supervisor.discard();
+                Err(SandboxError::Spawn {
+                    program: spec.program.clone(),
+                    source: std::io::Error::other(reason),
+                })
+            }
+            Ok(Err(reason)) => {
+                tracing::warn!(error = %reason, runtime = %primed.key.label, "primed environment unusable; starting one afresh");
+                supervisor.discard();
+                Ok(None)
+            }
+            Err(error) => {
+                tracing::warn!(%error, runtime = %primed.key.label, "primed environment unusable; starting one afresh");
+                supervisor.discard();
+                Ok(None)
+            }
+        }
+    }
+
+    /// Ends every primed spare (at shutdown, after `closed` is set).
+    pub(crate) fn close_primed(&self) {
+        for _ in 0..500 {
+            if self
+                .primed
+                .fillers
+                .load(std::sync::atomic::Ordering::Acquire)
+                == 0
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let spares: Vec<PrimedSpare> = self
+            .primed
+            .lock()
+            .values_mut()
+            .flat_map(|pool| pool.ready.drain(..))
+            .collect();
+        for spare in spares {
+            spare.supervisor.discard_now();
         }
     }
 }

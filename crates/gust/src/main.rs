@@ -40,6 +40,8 @@ enum Command {
     Logs(cli::invoke::LogsArgs),
     /// Report what this host offers execution environments (cgroups, freezer, namespaces, ...).
     Doctor,
+    /// Show which interpreter each runtime id runs on; `install` Node.js releases and the SDKs.
+    Runtimes(cli::runtimes::RuntimesArgs),
     /// List, show or delete functions.
     Functions {
         #[command(subcommand)]
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Functions { command } => cli::functions::run(command),
         Command::Invoke(args) => cli::invoke::run_invoke(args),
         Command::Doctor => doctor::run(),
+        Command::Runtimes(args) => cli::runtimes::run(args),
         Command::Logs(args) => cli::invoke::run_logs(args),
     };
     match result {

@@ -58,6 +58,15 @@ pub struct ServeArgs {
     /// `none` (loopback only, in a network namespace per environment).
     #[arg(long, default_value = "host", value_parser = parse_network)]
     sandbox_network: gust_sandbox::isolate::NetworkMode,
+    /// Primed environments (isolated, host network): runtime identifiers to prime at start,
+    /// e.g. `python3.11,nodejs20.x` (any other Python or Node.js runtime is primed after its
+    /// first cold start), or `off` to start every environment afresh.
+    #[arg(long, default_value = "", value_parser = parse_prestart)]
+    prestart: Prestart,
+    /// Most primed environments kept per runtime (their number follows the recent cold-start
+    /// rate between one and this).
+    #[arg(long, default_value_t = 8)]
+    prestart_max: usize,
     /// Each account's concurrency limit: invocations in flight at once, as Lambda's
     /// account quota (reserved and provisioned concurrency come out of it).
     #[arg(long, default_value_t = gust_model::limits::ACCOUNT_CONCURRENT_EXECUTIONS)]
@@ -116,6 +125,16 @@ pub struct ServeArgs {
     /// set-up; both forms are always served.
     #[arg(long, value_parser = gust_api::front::UrlDomain::parse)]
     url_domain: Option<gust_api::front::UrlDomain>,
+    /// Run a runtime id on this interpreter (repeatable), e.g.
+    /// `--runtime python3.12=/opt/python/3.12/bin/python3.12`; it must be of the version the
+    /// id names. Other ids are found on PATH and in pyenv, uv, mise, asdf and nvm installs
+    /// (`gust runtimes` lists them).
+    #[arg(long = "runtime", value_name = "ID=PATH", value_parser = crate::cli::runtimes::parse_runtime_flag)]
+    runtime: Vec<(String, PathBuf)>,
+    /// Where Gust-installed Node.js releases and the AWS SDKs are (`gust runtimes install`);
+    /// default `<data-dir>/runtimes`. Servers may share one.
+    #[arg(long, env = "GUST_RUNTIMES_DIR", value_name = "DIR")]
+    runtimes_dir: Option<PathBuf>,
 }
 
 /// One more account, as `--accounts` lists it.
@@ -182,7 +201,7 @@ struct PlaneParts<'a> {
     dir: &'a std::path::Path,
     scope: Scope,
     sandbox: &'a Arc<dyn gust_sandbox::Sandbox>,
-    runtime_dir: std::path::PathBuf,
+    registry: gust_runtime::RuntimeRegistry,
     clock: Arc<SystemClock>,
     directory: Arc<AccountDirectory>,
     access: Arc<crate::bridge::Shared>,
@@ -197,9 +216,7 @@ fn start_plane(
         Store::open(parts.dir)
             .with_context(|| format!("cannot open the store in {}", parts.dir.display()))?,
     );
-    let path_var = std::env::var("PATH").unwrap_or_default();
-    let registry = gust_runtime::RuntimeRegistry::install(&parts.runtime_dir, &path_var)
-        .context("cannot install the runtime bootstraps")?;
+    let registry = parts.registry;
     let catalog = registry.catalog();
     let engine = gust_engine::Engine::new(
         gust_engine::EngineConfig {
@@ -344,6 +361,25 @@ fn parse_network(text: &str) -> Result<gust_sandbox::isolate::NetworkMode, Strin
     text.parse()
 }
 
+/// `--prestart`: off, or the runtimes to prime at start.
+#[derive(Debug, Clone)]
+enum Prestart {
+    Off,
+    Runtimes(Vec<gust_model::Runtime>),
+}
+
+fn parse_prestart(text: &str) -> Result<Prestart, String> {
+    if text.trim() == "off" {
+        return Ok(Prestart::Off);
+    }
+    text.split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(|id| gust_model::Runtime::parse(id).map_err(|e| format!("{id}: {e}")))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Prestart::Runtimes)
+}
+
 /// Namespaces and Lambda's filesystem for environments, tried once at start so the report
 /// says what actually works on this host.
 fn isolation(
@@ -439,10 +475,14 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     // hands them (code, bootstraps, the sandbox root) is under the data directory.
     args.data_dir = std::fs::canonicalize(&args.data_dir)
         .with_context(|| format!("cannot resolve {}", args.data_dir.display()))?;
-    let path_var = std::env::var("PATH").unwrap_or_default();
-    let catalog = gust_runtime::RuntimeRegistry::install(&args.data_dir.join("runtime"), &path_var)
-        .context("cannot install the runtime bootstraps")?
-        .catalog();
+    // One discovery of the host's interpreters, shared by every account's engine.
+    let registry = gust_runtime::RuntimeRegistry::open(crate::cli::runtimes::registry_config(
+        &args.data_dir,
+        args.runtimes_dir.as_deref(),
+        &args.runtime,
+    ))
+    .context("cannot set up the runtimes")?;
+    let catalog = registry.catalog();
     let isolation = isolation(&args.data_dir, args.no_isolation, args.sandbox_network);
     if let (gust_sandbox::isolate::NetworkMode::None, Err(reason)) =
         (args.sandbox_network, &isolation)
@@ -465,6 +505,10 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             pids_max: 1024,
             seccomp: gust_sandbox::seccomp::filters().map(Arc::new),
             isolation,
+            primed_max: match args.prestart {
+                Prestart::Off => 0,
+                Prestart::Runtimes(_) => args.prestart_max,
+            },
         },
     ));
     let protections = sandbox.report();
@@ -497,7 +541,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             dir: &args.data_dir,
             scope: scope.clone(),
             sandbox: &sandbox,
-            runtime_dir: args.data_dir.join("runtime"),
+            registry: registry.clone(),
             clock: clock.clone(),
             directory: Arc::clone(&directory),
             access: Arc::clone(&access),
@@ -519,7 +563,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
                 dir: &dir,
                 scope: account_scope,
                 sandbox: &sandbox,
-                runtime_dir: args.data_dir.join("runtime"),
+                registry: registry.clone(),
                 clock: clock.clone(),
                 directory: Arc::clone(&directory),
                 access: Arc::clone(&access),
@@ -542,6 +586,10 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             .collect(),
     );
     let engines: Vec<gust_engine::Engine> = planes.iter().map(|p| p.engine.clone()).collect();
+    // Primed spares are the sandbox's, shared by every account's engine.
+    if let (Prestart::Runtimes(runtimes), Some(engine)) = (&args.prestart, engines.first()) {
+        engine.prestart(runtimes);
+    }
     let account_count = planes.len();
     let auth = if args.no_auth {
         Auth::Disabled

@@ -14,6 +14,52 @@ import sys
 import time
 import traceback
 
+
+def await_hand_over(fd):
+    """Prime mode (a pre-started environment): everything above is loaded; block until the
+    sandbox hands over the function's environment on `fd` (its working directory, then its
+    variables, each a 4-byte little-endian length and its bytes, until end-of-file), then
+    take it as this process's whole environment and go on as a freshly started bootstrap."""
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    data = b"".join(chunks)
+    if not data:
+        # The environment ended before it was used.
+        os._exit(0)
+    items = []
+    offset = 0
+    while offset < len(data):
+        length = int.from_bytes(data[offset:offset + 4], "little")
+        items.append(data[offset + 4:offset + 4 + length])
+        offset += 4 + length
+    # What the interpreter itself added at start (PEP 538's LC_CTYPE coercion) it would add
+    # again on a fresh start with the same fixed variables: keep it.
+    try:
+        with open("/proc/self/environ", "rb") as initial:
+            started_with = {entry.partition(b"=")[0] for entry in initial.read().split(b"\0")}
+    except OSError:
+        started_with = set(os.environb)
+    added = {name: value for name, value in os.environb.items() if name not in started_with}
+    os.environ.clear()
+    for name, value in added.items():
+        os.environb[name] = value
+    for item in items[1:]:
+        name, _, value = item.partition(b"=")
+        os.environ[os.fsdecode(name)] = os.fsdecode(value)
+    time.tzset()
+    os.chdir(os.fsdecode(items[0]))
+
+
+if "_GUST_HANDOVER_FD" in os.environ:
+    # What the first connection would import (a host name goes through the IDNA codec).
+    import encodings.idna  # noqa: F401
+    await_hand_over(int(os.environ["_GUST_HANDOVER_FD"]))
+
 API = os.environ["AWS_LAMBDA_RUNTIME_API"]
 PREFIX = "/2018-06-01/runtime"
 _current_request_id = ""

@@ -4,6 +4,7 @@ pub mod deploy;
 pub mod functions;
 pub mod invoke;
 mod output;
+pub mod runtimes;
 
 /// Runs a client command on a small single-threaded runtime.
 fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {

@@ -1,0 +1,387 @@
+//! Lambda extensions and the Telemetry API, as the invoke path sees them: finding the
+//! external extensions a function's layers bring (`/opt/extensions`), the platform's
+//! `EXTENSION`/`TELEMETRY` lines at the end of INIT, `platform.*` telemetry events, the
+//! wait for extensions after an invocation, and SHUTDOWN's grace.
+//!
+//! An environment without extensions pays one atomic load per check here.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gust_model::{FunctionConfig, LogFormat};
+use gust_runtime::extensions::{Extensions, FunctionInfo};
+use gust_runtime::telemetry::{Connect, Kind, Telemetry};
+use gust_runtime::{InitOutcome, RuntimeApi};
+use serde_json::json;
+
+use crate::collector::Collector;
+use crate::environment::Environment;
+use crate::platform::Status;
+
+/// How long external extensions have after SHUTDOWN (Lambda's limit with external
+/// extensions registered); the runtime's SIGTERM grace follows.
+pub(crate) const SHUTDOWN_EXTENSIONS_GRACE: Duration = Duration::from_millis(2_000);
+/// How long buffered telemetry may take to go out before SHUTDOWN is sent.
+const TELEMETRY_FLUSH: Duration = Duration::from_millis(500);
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Now, as telemetry's `time` (`2022-10-12T00:00:00.000Z`).
+pub(crate) fn timestamp() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        ))
+        .unwrap_or_default()
+}
+
+/// The executables in `<opt>/extensions` (the stacked layers' tree), by name as Lambda
+/// starts them: file names in order.
+pub(crate) fn discover(opt_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(opt_dir.join("extensions")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::metadata(e.path())
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A connector that reaches listeners inside the network namespace `namespace` (from a
+/// short-lived thread that joined it: a socket keeps the namespace it was made in).
+fn namespace_connect(namespace: OwnedFd) -> Connect {
+    let namespace = Arc::new(namespace);
+    Arc::new(move |address| {
+        let namespace = Arc::clone(&namespace);
+        std::thread::spawn(move || {
+            nix::sched::setns(&*namespace, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)?;
+            std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("connect thread panicked")))
+    })
+}
+
+/// Before the spawn: tells the Runtime API which external extensions INIT waits for and
+/// how telemetry listeners are reached, connects the log collector to telemetry, and
+/// emits `platform.initStart`. Returns the extensions' programs as the environment sees
+/// them (`<view opt>/extensions/<name>`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare(
+    api: &RuntimeApi,
+    collector: &Collector,
+    config: &FunctionConfig,
+    account: &str,
+    opt_dir: Option<&Path>,
+    view_opt: &Path,
+    runtime_version: &str,
+    provisioned: bool,
+    netns: Option<&OwnedFd>,
+) -> Vec<PathBuf> {
+    let names = opt_dir.map(discover).unwrap_or_default();
+    let programs = names
+        .iter()
+        .map(|name| view_opt.join("extensions").join(name))
+        .collect();
+    api.expect_extensions(
+        FunctionInfo {
+            function_name: config.name.to_string(),
+            function_version: config.version.to_string(),
+            handler: config.handler.clone(),
+            account_id: account.to_owned(),
+        },
+        names,
+    );
+    let connect = match netns {
+        None => Some(gust_runtime::telemetry::host_connect()),
+        Some(fd) => fd.try_clone().ok().map(namespace_connect),
+    };
+    api.telemetry().set_connect(connect);
+    collector.attach(Arc::clone(api.telemetry()));
+    api.telemetry().emit(
+        Kind::Platform,
+        &timestamp(),
+        "platform.initStart",
+        json!({
+            "initializationType": init_type(provisioned),
+            "phase": "init",
+            "runtimeVersion": runtime_version,
+            "functionName": config.name.as_str(),
+            "functionVersion": config.version.to_string(),
+        }),
+    );
+    programs
+}
+
+fn init_type(provisioned: bool) -> &'static str {
+    if provisioned {
+        "provisioned-concurrency"
+    } else {
+        "on-demand"
+    }
+}
+
+/// INIT ended (`outcome` `None`: the runtime exited): the platform's `EXTENSION` and
+/// `TELEMETRY` lines, the INIT telemetry events, and registration closes.
+pub(crate) fn init_ended(
+    env: &Environment,
+    config: &FunctionConfig,
+    outcome: Option<&InitOutcome>,
+    duration: Duration,
+    provisioned: bool,
+) {
+    let extensions = env.api.extensions();
+    let telemetry = env.api.telemetry();
+    if !extensions.active() && !telemetry.active() {
+        env.api.end_init();
+        return;
+    }
+    let json_logs = config.log_format == LogFormat::Json;
+    let mut lines = Vec::new();
+    let now = timestamp();
+    let mut extension_line = |name: &str, state: &str, events: &[&str], error: Option<&str>| {
+        let record = json!({"name": name, "state": state, "events": events});
+        let mut record = record;
+        if let Some(error) = error {
+            record["errorType"] = json!(error);
+        }
+        if json_logs {
+            lines.push(
+                json!({"time": now, "type": "platform.extension", "record": record}).to_string(),
+            );
+        } else {
+            let mut line = format!(
+                "EXTENSION\tName: {name}\tState: {state}\tEvents: [{}]",
+                events.join(", ")
+            );
+            if let Some(error) = error {
+                line.push_str(&format!("\tError Type: {error}"));
+            }
+            lines.push(line);
+        }
+        telemetry.emit(Kind::Platform, &now, "platform.extension", record);
+    };
+    for agent in extensions.summary() {
+        extension_line(
+            &agent.name,
+            agent.state,
+            &agent.events,
+            agent.error_type.as_deref(),
+        );
+    }
+    for name in extensions.missing() {
+        extension_line(&name, "Launched", &[], None);
+    }
+    for (name, types) in telemetry.subscriptions() {
+        let record = json!({"name": name, "state": "Subscribed", "types": types});
+        if json_logs {
+            lines.push(
+                json!({"time": now, "type": "platform.telemetrySubscription", "record": record})
+                    .to_string(),
+            );
+        } else {
+            let shown: Vec<String> = types
+                .iter()
+                .map(|t| {
+                    let mut c = t.chars();
+                    c.next()
+                        .map(|f| f.to_uppercase().chain(c).collect())
+                        .unwrap_or_default()
+                })
+                .collect();
+            lines.push(format!(
+                "TELEMETRY\tName: {name}\tState: Subscribed\tTypes: [{}]",
+                shown.join(", ")
+            ));
+        }
+        telemetry.emit(
+            Kind::Platform,
+            &now,
+            "platform.telemetrySubscription",
+            record,
+        );
+    }
+    // Platform records are INFO: a JSON log's `SystemLogLevel` of WARN keeps none.
+    let quiet = json_logs
+        && config
+            .log_levels
+            .as_ref()
+            .is_some_and(|l| l.system == "WARN");
+    if !lines.is_empty() && !quiet {
+        env.collector.platform(lines);
+    }
+    let (status, error_type) = match outcome {
+        Some(InitOutcome::Ready) => ("success", None),
+        Some(InitOutcome::Failed { error_type, .. }) => ("error", error_type.clone()),
+        None => ("failure", Some("Runtime.ExitError".to_owned())),
+    };
+    let mut done = json!({
+        "initializationType": init_type(provisioned),
+        "phase": "init",
+        "status": status,
+        "spans": [],
+    });
+    let mut report = json!({
+        "initializationType": init_type(provisioned),
+        "phase": "init",
+        "status": status,
+        "metrics": {"durationMs": (ms(duration) * 1000.0).round() / 1000.0},
+        "spans": [],
+    });
+    if let Some(kind) = error_type {
+        done["errorType"] = json!(kind);
+        report["errorType"] = json!(kind);
+    }
+    telemetry.emit(Kind::Platform, &now, "platform.initRuntimeDone", done);
+    telemetry.emit(Kind::Platform, &now, "platform.initReport", report);
+    env.api.end_init();
+}
+
+fn tracing_context(trace_id: &str) -> serde_json::Value {
+    json!({"type": "X-Amzn-Trace-Id", "value": trace_id})
+}
+
+/// `platform.start`.
+pub(crate) fn start(env: &Environment, config: &FunctionConfig, request_id: &str, trace_id: &str) {
+    let telemetry = env.api.telemetry();
+    if telemetry.active() {
+        telemetry.emit(
+            Kind::Platform,
+            &timestamp(),
+            "platform.start",
+            json!({
+                "requestId": request_id,
+                "version": config.version.to_string(),
+                "tracing": tracing_context(trace_id),
+            }),
+        );
+    }
+}
+
+fn status_fields(status: &Status) -> (&'static str, Option<&str>) {
+    match status {
+        Status::Success => ("success", None),
+        Status::Timeout => ("timeout", None),
+        Status::Error(kind) => ("error", kind.as_deref()),
+    }
+}
+
+/// `platform.runtimeDone`: the runtime answered (or failed) after `duration`.
+pub(crate) fn runtime_done(
+    env: &Environment,
+    request_id: &str,
+    status: &Status,
+    function_error: bool,
+    duration: Duration,
+    produced_bytes: usize,
+) {
+    let telemetry = env.api.telemetry();
+    if !telemetry.active() {
+        return;
+    }
+    let (mut status, error_type) = status_fields(status);
+    if function_error && status == "success" {
+        status = "error";
+    }
+    let mut record = json!({
+        "requestId": request_id,
+        "status": status,
+        "metrics": {
+            "durationMs": (ms(duration) * 1000.0).round() / 1000.0,
+            "producedBytes": produced_bytes,
+        },
+        "spans": [],
+    });
+    match error_type {
+        Some(kind) => record["errorType"] = json!(kind),
+        None if function_error => record["errorType"] = json!("Unhandled"),
+        None => {}
+    }
+    telemetry.emit(Kind::Platform, &timestamp(), "platform.runtimeDone", record);
+}
+
+/// `platform.report`.
+pub(crate) fn report(env: &Environment, memory_mb: u32, request: &crate::platform::Report<'_>) {
+    let telemetry = env.api.telemetry();
+    if !telemetry.active() {
+        return;
+    }
+    let init_ms = request.init.map_or(0.0, ms);
+    let billed = (ms(request.duration) + init_ms).ceil() as u64;
+    let (status, error_type) = status_fields(&request.status);
+    let mut metrics = json!({
+        "durationMs": (ms(request.duration) * 1000.0).round() / 1000.0,
+        "billedDurationMs": billed,
+        "memorySizeMB": memory_mb,
+        "maxMemoryUsedMB": request.max_memory_mb,
+    });
+    if request.init.is_some() {
+        metrics["initDurationMs"] = json!((init_ms * 1000.0).round() / 1000.0);
+    }
+    let mut record = json!({
+        "requestId": request.request_id,
+        "status": status,
+        "metrics": metrics,
+        "spans": [],
+    });
+    if let Some(kind) = error_type {
+        record["errorType"] = json!(kind);
+    }
+    telemetry.emit(Kind::Platform, &timestamp(), "platform.report", record);
+}
+
+/// SHUTDOWN for the extensions subscribed to it: buffered telemetry goes out, then the
+/// event, then up to [`SHUTDOWN_EXTENSIONS_GRACE`] for each to call `next` again. The
+/// runtime's SIGTERM follows (the caller's).
+pub(crate) async fn before_shutdown(
+    extensions: &Extensions,
+    telemetry: &Telemetry,
+    controls: &gust_sandbox::Controls,
+) {
+    if !extensions.active() && !telemetry.active() {
+        return;
+    }
+    // A frozen environment cannot answer.
+    controls.thaw();
+    telemetry.flush(TELEMETRY_FLUSH).await;
+    if !extensions.subscribed(true) {
+        return;
+    }
+    let deadline_ms = u64::try_from(crate::collector::now_ms()).unwrap_or(0)
+        + SHUTDOWN_EXTENSIONS_GRACE.as_millis() as u64;
+    if extensions.shutdown("spindown", deadline_ms) {
+        let _ = tokio::time::timeout(SHUTDOWN_EXTENSIONS_GRACE, extensions.wait_idle(true)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions_are_the_executables_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let extensions = dir.path().join("extensions");
+        std::fs::create_dir(&extensions).unwrap();
+        for (name, mode) in [("zeta", 0o755), ("alpha", 0o555), ("data.txt", 0o644)] {
+            let path = extensions.join(name);
+            std::fs::write(&path, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        std::fs::create_dir(extensions.join("pkg")).unwrap();
+        assert_eq!(discover(dir.path()), ["alpha", "zeta"]);
+        assert!(discover(&dir.path().join("missing")).is_empty());
+    }
+}
