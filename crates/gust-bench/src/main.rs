@@ -79,6 +79,10 @@ struct Args {
     /// request and the disk; PutObject to notified function start).
     #[arg(long)]
     s3_only: bool,
+    /// Only the per-runtime figures (warm latency, throughput at 1/8/32 clients, cold
+    /// starts, sandboxed against unsandboxed).
+    #[arg(long)]
+    runtimes_only: bool,
     /// Only the primed-environment figures (cold start per runtime with `--prestart` on
     /// and off, a burst of first invokes on both, PSS per idle environment).
     #[arg(long)]
@@ -818,16 +822,18 @@ async fn main() -> Result<()> {
         });
         return prestart::run(&args, &runtimes).await;
     }
-    queues::run(&target, &floor_target, &args).await?;
-    events::run(&target, &floor_target, &args).await?;
-    if args.queues_only {
-        return Ok(());
+    if !args.runtimes_only {
+        queues::run(&target, &floor_target, &args).await?;
+        events::run(&target, &floor_target, &args).await?;
+        if args.queues_only {
+            return Ok(());
+        }
+        storm_and_restart(&args, &runtimes[0]).await?;
+        concurrency::run(&args, &runtimes[0]).await?;
+        mappings::run(&args, &runtimes[0]).await?;
+        http::run(&target, &args).await?;
+        s3::run(&target, &floor_target, &args).await?;
     }
-    storm_and_restart(&args, &runtimes[0]).await?;
-    concurrency::run(&args, &runtimes[0]).await?;
-    mappings::run(&args, &runtimes[0]).await?;
-    http::run(&target, &args).await?;
-    s3::run(&target, &floor_target, &args).await?;
     let bare = floor_target.clone();
     let (floor_p50, floor_p99) = latency(args.warm, || {
         let t = bare.clone();
