@@ -201,6 +201,42 @@ def test_the_javascript_sdk_is_preinstalled(rlam):
     assert invoke(rlam, "sdk-packaged", {"sdk": True})["sdk"] == "0.0.1"
 
 
+ESM_APP = """
+import { LambdaClient, ListFunctionsCommand } from '@aws-sdk/client-lambda';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { greet } from 'layer-lib';
+
+const client = new LambdaClient({});
+
+export const handler = async () => {
+  const listed = await client.send(new ListFunctionsCommand({}));
+  return { functions: listed.Functions.map((f) => f.FunctionName), doc: typeof DynamoDBDocumentClient,
+           greeting: greet() };
+};
+"""
+
+
+def test_an_es_module_imports_the_sdk_and_layer_packages(rlam):
+    """The Lambda console's default Node.js function is an `index.mjs` importing the SDK:
+    ES modules ignore NODE_PATH, yet on Lambda the runtime's SDK and layer packages resolve."""
+    layer = rlam.publish_layer_version(
+        LayerName="esm-lib", Content={"ZipFile": make_zip({
+            "nodejs/node_modules/layer-lib/package.json": '{"name":"layer-lib","type":"module","exports":"./i.js"}',
+            "nodejs/node_modules/layer-lib/i.js": "export const greet = () => 'from the layer';"})})
+    deploy(rlam, "esm-sdk", "nodejs22.x", {"index.mjs": ESM_APP}, "index.handler")
+    rlam.update_function_configuration(FunctionName="esm-sdk", Layers=[layer["LayerVersionArn"]])
+    rlam.get_waiter("function_updated_v2").wait(FunctionName="esm-sdk")
+    body = invoke(rlam, "esm-sdk")
+    assert "esm-sdk" in body["functions"] and body["doc"] == "function"
+    assert body["greeting"] == "from the layer"
+    # Still Node's own error for a package nobody has.
+    deploy(rlam, "esm-missing", "nodejs22.x", {"index.mjs": "import 'not-anywhere';\nexport const handler = () => 1;\n"},
+           "index.handler")
+    response = rlam.invoke(FunctionName="esm-missing")
+    error = json.loads(response["Payload"].read())
+    assert error["errorType"] == "Runtime.ImportModuleError" and "not-anywhere" in error["errorMessage"], error
+
+
 def test_sdks_without_isolation(make_server, listing):
     """On the host's paths (--no-isolation) the runtimes find the same SDKs where they are."""
     lam = make_server(["--no-isolation"], env={"GUST_RUNTIMES_DIR": RUNTIMES_DIR}).client()

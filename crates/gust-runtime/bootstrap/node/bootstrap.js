@@ -232,7 +232,10 @@ function nearestPackageType(dir) {
 
 async function loadModule(appRoot, moduleRoot, file) {
   const base = path.resolve(appRoot, moduleRoot, file);
-  const importFile = async (f) => import(pathToFileURL(f).href);
+  const importFile = async (f) => {
+    resolveBareImportsThroughNodePath();
+    return import(pathToFileURL(f).href);
+  };
   if (fs.existsSync(`${base}.js`)) {
     if (nearestPackageType(path.dirname(base)) === 'module') return importFile(`${base}.js`);
     try {
@@ -246,6 +249,37 @@ async function loadModule(appRoot, moduleRoot, file) {
   if (fs.existsSync(`${base}.cjs`)) return require(`${base}.cjs`);
   const resolved = require.resolve(file, { paths: [appRoot, path.resolve(appRoot, moduleRoot)] });
   return require(resolved);
+}
+
+// ES modules ignore NODE_PATH, yet on Lambda an ES module handler imports the runtime's
+// AWS SDK (`import { S3Client } from '@aws-sdk/client-s3'`) and layer packages: a bare
+// specifier the default resolution cannot find is resolved again from each `node_modules`
+// folder on NODE_PATH, in order (with ESM conditions, so packages' `import` entries win).
+// Registered only when an ES module is loaded; needs `module.register` (Node.js 18.19+).
+let bareImportsHooked = false;
+function resolveBareImportsThroughNodePath() {
+  if (bareImportsHooked) return;
+  bareImportsHooked = true;
+  const { register } = require('module');
+  const folders = (process.env.NODE_PATH || '').split(':').filter((d) => d.endsWith('node_modules'));
+  if (typeof register !== 'function' || folders.length === 0) return;
+  const parents = folders.map((d) => pathToFileURL(path.join(path.dirname(d), 'gust-resolve.mjs')).href);
+  const hooks = `
+    let parents = [];
+    export async function initialize(data) { parents = data.parents; }
+    export async function resolve(specifier, context, next) {
+      try {
+        return await next(specifier, context);
+      } catch (error) {
+        const bare = !/^(\\.|\\/|[a-zA-Z][a-zA-Z0-9+.-]*:)/.test(specifier);
+        if (!bare || !error || error.code !== 'ERR_MODULE_NOT_FOUND') throw error;
+        for (const parentURL of parents) {
+          try { return await next(specifier, { ...context, parentURL }); } catch (_) { /* next folder */ }
+        }
+        throw error;
+      }
+    }`;
+  register(`data:text/javascript,${encodeURIComponent(hooks)}`, { data: { parents } });
 }
 
 async function loadHandler(appRoot, spec) {
