@@ -132,3 +132,29 @@ def handler(event, context):
         assert body["errorMessage"].endswith(f"Error: {expected}"), body
         # The tail holds this invoke's lines only: not the previous environment's.
         assert log.count("dying") == 1 and f"dying {how}" in log, log
+
+
+def test_custom_runtime_bootstraps(lam):
+    # None in the package or a layer: Lambda's message, with Lambda's paths.
+    deploy(lam, "no-bootstrap", {"README": "nothing to run"}, runtime="provided.al2023", handler="x")
+    response, body, _ = call(lam, "no-bootstrap")
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.InvalidEntrypoint"
+    assert "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]" in body["errorMessage"], body
+    # A layer's bootstrap serves a package without one.
+    layer = lam.publish_layer_version(LayerName="runtime-layer",
+                                      Content={"ZipFile": package({"bootstrap": PROVIDED_BOOTSTRAP},
+                                                                  executables=("bootstrap",))})
+    deploy(lam, "layer-bootstrap", {"README": "code only"}, runtime="provided.al2023", handler="x",
+           Layers=[layer["LayerVersionArn"]])
+    response, body, _ = call(lam, "layer-bootstrap", {"k": 1})
+    assert "FunctionError" not in response and body["event"] == {"k": 1}, body
+    # A bash-style bootstrap whose program is missing exits 127: Runtime.ExitError, Unhandled.
+    deploy(lam, "bash-bootstrap", {"bootstrap": "#!/bin/sh\nset -euo pipefail\n[[ -n \"$_HANDLER\" ]]\n"
+                                                "exec ./missing-binary\n"},
+           runtime="provided.al2023", handler="x", executables=("bootstrap",))
+    response, body, log = call(lam, "bash-bootstrap")
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.ExitError"
+    assert body["errorMessage"].endswith("Runtime exited with error: exit status 127"), body
+    assert "missing-binary" in log

@@ -241,7 +241,7 @@ impl Engine {
         let launch = self
             .inner
             .registry
-            .launch(&config.runtime, &code_dir, &view);
+            .launch_with_layers(&config.runtime, &code_dir, opt_dir.as_deref(), &view);
         // A spare primed for this runtime, if the function may use one: its runtime's
         // output pipe becomes the environment's.
         let primed = launch

@@ -288,17 +288,37 @@ impl RuntimeRegistry {
         code_dir: &Path,
         view: &View,
     ) -> Result<Launch, LaunchError> {
+        self.launch_with_layers(runtime, code_dir, None, view)
+    }
+
+    /// [`RuntimeRegistry::launch`] for code with layers stacked at `layers_dir` on the host
+    /// (where a custom runtime's `bootstrap` may come from).
+    pub fn launch_with_layers(
+        &self,
+        runtime: &Runtime,
+        code_dir: &Path,
+        layers_dir: Option<&Path>,
+        view: &View,
+    ) -> Result<Launch, LaunchError> {
         let id = runtime.id();
         // An isolated environment sees Lambda's paths, not the server's.
         let isolated = view.runtime_dir != self.inner.runtime_dir;
         let family = runtime.family();
         if family == RuntimeFamily::Provided {
-            let bootstrap = code_dir.join("bootstrap");
-            if !is_executable(&bootstrap) {
-                return Err(LaunchError::NoBootstrap(format!("{}", bootstrap.display())));
-            }
+            // Lambda's order: the package's bootstrap, else a layer's.
+            let program = if is_executable(&code_dir.join("bootstrap")) {
+                view.task_root.join("bootstrap")
+            } else if layers_dir.is_some_and(|opt| is_executable(&opt.join("bootstrap"))) {
+                view.opt_dir.join("bootstrap")
+            } else {
+                return Err(LaunchError::NoBootstrap(format!(
+                    "{} {}",
+                    view.task_root.join("bootstrap").display(),
+                    view.opt_dir.join("bootstrap").display()
+                )));
+            };
             return Ok(Launch {
-                program: view.task_root.join("bootstrap"),
+                program,
                 args: Vec::new(),
                 env: Vec::new(),
                 bin_dir: None,
@@ -413,6 +433,27 @@ mod tests {
             .launch(&provided, &code, &View::lambda())
             .unwrap_err();
         assert_eq!(err.error_type(), "Runtime.InvalidEntrypoint");
+        // Lambda's message names Lambda's paths, never the server's.
+        assert_eq!(
+            err.to_string(),
+            "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]"
+        );
+        // A layer's bootstrap serves when the package has none.
+        let opt = dir.path().join("opt");
+        std::fs::create_dir(&opt).unwrap();
+        std::fs::write(opt.join("bootstrap"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            opt.join("bootstrap"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        assert_eq!(
+            registry
+                .launch_with_layers(&provided, &code, Some(&opt), &View::lambda())
+                .unwrap()
+                .program,
+            Path::new("/opt/bootstrap")
+        );
         std::fs::write(code.join("bootstrap"), "#!/bin/sh\n").unwrap();
         assert!(
             registry.launch(&provided, &code, &View::lambda()).is_err(),
