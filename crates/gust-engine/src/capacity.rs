@@ -225,21 +225,11 @@ impl Scaling {
         }
     }
 
-    /// Whether `function` may add one more environment now, without counting it.
-    pub(crate) fn can_add(
-        &mut self,
-        function: &FunctionName,
-        rate: ScalingRate,
-        now: Instant,
-    ) -> bool {
-        let Some(bucket) = self.buckets.get_mut(function) else {
-            return true;
-        };
-        let burst = f64::from(rate.burst);
-        let refill = now.saturating_duration_since(bucket.at).as_secs_f64()
-            / rate.period.as_secs_f64()
-            * burst;
-        bucket.tokens + refill >= 1.0
+    /// Gives back one environment's allowance taken by [`Scaling::allow`] and not used.
+    pub(crate) fn refund(&mut self, function: &FunctionName, rate: ScalingRate) {
+        if let Some(bucket) = self.buckets.get_mut(function) {
+            bucket.tokens = (bucket.tokens + 1.0).min(f64::from(rate.burst));
+        }
     }
 
     /// Drops buckets that have refilled: a full bucket is the default, so the map holds
@@ -277,10 +267,10 @@ mod tests {
         let f = FunctionName::parse("f").unwrap();
         let mut scaling = Scaling::default();
         let t0 = Instant::now();
-        // Looking spends nothing.
-        assert!((0..10).all(|_| scaling.can_add(&f, rate, t0)));
         assert!((0..3).all(|_| scaling.allow(&f, rate, t0)));
-        assert!(!scaling.can_add(&f, rate, t0));
+        // What was taken and not used comes back.
+        scaling.refund(&f, rate);
+        assert!(scaling.allow(&f, rate, t0));
         assert!(
             !scaling.allow(&f, rate, t0),
             "a burst is all there is at once"

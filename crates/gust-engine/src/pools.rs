@@ -266,6 +266,8 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + QUEUE_WAIT_MAX;
         let capacity = &self.inner.config.capacity;
         let mut capacity_deadline = None;
+        // A scaling allowance taken for this invoke, given back if it ends up warm or fails.
+        let mut reservation: Option<RateReservation<'_>> = None;
         loop {
             // Registered before looking, so a release in between is not missed.
             let notified = released.notified();
@@ -293,15 +295,21 @@ impl Engine {
             if let Some(env) = self.take_idle(config, generation) {
                 return Ok(Slot::Warm(env));
             }
-            // The function's scaling rate bounds how fast it adds environments: looked at
-            // before anything is evicted for it, and spent only by an environment that is
-            // really started (an invoke that waits for memory and then gets a warm
-            // environment has not scaled the function).
-            let rate = self.inner.config.scaling_rate;
-            if !lock(&self.inner.scaling).can_add(&config.name, rate, std::time::Instant::now()) {
-                return Err(EngineError::Throttled(
-                    "FunctionInvocationRateLimitExceeded",
-                ));
+            // The function's scaling rate bounds how fast it adds environments: taken before
+            // anything is evicted for it, and given back unless an environment is really
+            // started (an invoke that waits for memory and then gets a warm environment has
+            // not scaled the function).
+            if reservation.is_none() {
+                let rate = self.inner.config.scaling_rate;
+                if !lock(&self.inner.scaling).allow(&config.name, rate, std::time::Instant::now()) {
+                    return Err(EngineError::Throttled(
+                        "FunctionInvocationRateLimitExceeded",
+                    ));
+                }
+                reservation = Some(RateReservation {
+                    engine: self,
+                    function: &config.name,
+                });
             }
             // The host's memory: idle environments make room; when none can, wait briefly
             // for one of this function to come back or memory to be given back.
@@ -317,11 +325,8 @@ impl Engine {
                     }
                 }
             };
-            if !lock(&self.inner.scaling).allow(&config.name, rate, std::time::Instant::now()) {
-                // Another invoke took the last of the allowance meanwhile.
-                return Err(EngineError::Throttled(
-                    "FunctionInvocationRateLimitExceeded",
-                ));
+            if let Some(reservation) = reservation.take() {
+                reservation.spend();
             }
             return Ok(Slot::Cold(permit, lease));
         }
@@ -426,5 +431,26 @@ impl Engine {
         if !current {
             self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
         }
+    }
+}
+
+/// One environment's worth of a function's scaling allowance, taken while an invoke decides
+/// whether it starts one; dropped (given back) unless it was spent.
+struct RateReservation<'a> {
+    engine: &'a Engine,
+    function: &'a gust_model::FunctionName,
+}
+
+impl RateReservation<'_> {
+    /// An environment is being started: the allowance stays taken.
+    fn spend(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for RateReservation<'_> {
+    fn drop(&mut self) {
+        lock(&self.engine.inner.scaling)
+            .refund(self.function, self.engine.inner.config.scaling_rate);
     }
 }
