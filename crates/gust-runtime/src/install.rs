@@ -456,6 +456,7 @@ pub fn install_python_sdk(
 ) -> Result<Installed, InstallError> {
     let dest = python_sdk_dir(runtimes_dir, sdk);
     if dest.join("boto3").is_dir() {
+        compile_for(&dest, sdk, pythons);
         return Ok(Installed::Present(dest));
     }
     let python = pip_python(pythons)?;
@@ -491,7 +492,41 @@ pub fn install_python_sdk(
         &format!("pip install boto3=={}", sdk.boto3),
     )?;
     staging.commit(&built, &dest)?;
+    compile_for(&dest, sdk, pythons);
     Ok(Installed::New(dest))
+}
+
+/// Byte-compiles an installed SDK for each interpreter (its own `__pycache__` tag), once per
+/// interpreter: the SDK is read-only inside environments, so without this every cold start
+/// that imports boto3 would compile botocore from source again. Best effort: an interpreter
+/// the set does not support just leaves its modules uncompiled.
+fn compile_for(dest: &Path, sdk: &PythonSdk, pythons: &[PathBuf]) {
+    for python in pythons {
+        let Some(name) = python.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        // Only the versions this set is for (`python3.12` → 12).
+        let minor = name
+            .strip_prefix("python3.")
+            .and_then(|m| m.parse::<u32>().ok());
+        if !minor.is_some_and(|m| m >= sdk.min_minor && sdk.max_minor.is_none_or(|max| m <= max)) {
+            continue;
+        }
+        let marker = dest.join(format!(".compiled-{name}"));
+        if marker.exists() {
+            continue;
+        }
+        let compiled = Command::new(python)
+            .args(["-m", "compileall", "-q", "-j", "0"])
+            .arg(dest)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if compiled {
+            let _ = std::fs::write(&marker, b"");
+        }
+    }
 }
 
 /// Installs the Node.js SDK set with `npm ci` from the pinned lockfile (kept beside it).
