@@ -11,6 +11,7 @@ Needs root (namespaces and mounts); skipped where the server reports isolation u
 import base64
 import json
 import os
+import re
 import time
 
 import pytest
@@ -309,7 +310,7 @@ def test_a_staged_custom_runtime_environment_is_isolated_exactly_as_a_fresh_one(
     lam = server.client()
 
     def staged_hand_overs():
-        return server.log().count("staged=true")
+        return re.sub(r"\x1b\[[0-9;]*m", "", server.log()).count("primed hand-over staged=true")
 
     def deploy_native(name, **kwargs):
         lam.create_function(

@@ -1,12 +1,15 @@
 //! One execution environment: a runtime process with its own Runtime API, serving one
 //! function revision, one invocation at a time.
 
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use gust_model::{FunctionName, FunctionVersion};
 use gust_runtime::RuntimeApi;
 use gust_sandbox::{Controls, SandboxProcess};
+use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 
 use crate::capacity::Lease;
@@ -85,6 +88,11 @@ pub(crate) struct Environment {
     final_peak_kib: Arc<std::sync::atomic::AtomicU64>,
     /// Idle periods and whether the cgroup is frozen (see [`Environment::idle_begins`]).
     freezer: Mutex<Freezer>,
+    /// The leader's pid (the runtime's, or an isolated environment's supervisor's).
+    leader: u32,
+    /// The external extensions' processes, by name: each pidfd is readable once its
+    /// process has exited (see [`crate::extensions::watch`]).
+    extension_processes: Mutex<Vec<(String, Arc<AsyncFd<OwnedFd>>)>>,
 }
 
 #[derive(Debug, Default)]
@@ -180,6 +188,7 @@ impl Environment {
             provisioned,
             memory,
         } = parts;
+        let leader = process.pid();
         let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
         let (exit_tx, exit_rx) = watch::channel(None);
         let oom = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -243,6 +252,55 @@ impl Environment {
             oom,
             final_peak_kib,
             freezer: Mutex::new(Freezer::default()),
+            leader,
+            extension_processes: Mutex::default(),
+        }
+    }
+
+    /// The leader's pid.
+    pub(crate) fn leader(&self) -> u32 {
+        self.leader
+    }
+
+    /// Watches these external extensions' processes (pidfds), by name.
+    pub(crate) fn watch_extensions(&self, processes: Vec<(String, AsyncFd<OwnedFd>)>) {
+        *lock(&self.extension_processes) = processes
+            .into_iter()
+            .map(|(name, pidfd)| (name, Arc::new(pidfd)))
+            .collect();
+    }
+
+    /// The first watched extension found exited, polling each with `cx`.
+    fn poll_extension_exit(
+        watched: &[(String, Arc<AsyncFd<OwnedFd>>)],
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<String> {
+        for (name, pidfd) in watched {
+            // Readable (or failing): the process is gone.
+            if pidfd.poll_read_ready(cx).is_ready() {
+                return Poll::Ready(name.clone());
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Waits until a watched external extension's process exits; its name. Never returns
+    /// for an environment without any.
+    pub(crate) async fn extension_exited(&self) -> String {
+        let watched = lock(&self.extension_processes).clone();
+        std::future::poll_fn(|cx| Self::poll_extension_exit(&watched, cx)).await
+    }
+
+    /// The name of a watched external extension whose process has exited already, if any.
+    pub(crate) fn extension_gone(&self) -> Option<String> {
+        let watched = lock(&self.extension_processes);
+        if watched.is_empty() {
+            return None;
+        }
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match Self::poll_extension_exit(&watched, &mut cx) {
+            Poll::Ready(name) => Some(name),
+            Poll::Pending => None,
         }
     }
 

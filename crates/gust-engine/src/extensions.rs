@@ -247,6 +247,170 @@ pub(crate) fn init_ended(
     telemetry.emit(Kind::Platform, &now, "platform.initRuntimeDone", done);
     telemetry.emit(Kind::Platform, &now, "platform.initReport", report);
     env.api.end_init();
+    if matches!(outcome, Some(InitOutcome::Ready)) {
+        watch(env);
+    }
+}
+
+/// Starts watching the environment's external extensions' processes, so that one exiting
+/// is seen at once (Lambda then resets the environment): see [`extension_processes`].
+fn watch(env: &Environment) {
+    let mut names: Vec<String> = env
+        .api
+        .extensions()
+        .summary()
+        .into_iter()
+        .filter(|a| a.external)
+        .map(|a| a.name)
+        .chain(env.api.extensions().missing())
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    // The order they were started in.
+    names.sort();
+    let found = extension_processes(Path::new("/proc"), env.leader(), std::process::id());
+    // One process per name: they pair up in start order. Otherwise (one could not start)
+    // by the program on each one's command line (a launcher may have exec'd another).
+    let named: Vec<(String, u32)> = if found.len() == names.len() {
+        names
+            .into_iter()
+            .zip(found.into_iter().map(|(pid, _)| pid))
+            .collect()
+    } else {
+        found
+            .into_iter()
+            .filter_map(|(pid, cmdline)| {
+                names
+                    .iter()
+                    .find(|name| {
+                        let program = format!("/extensions/{name}");
+                        cmdline.iter().any(|arg| arg.ends_with(&program))
+                    })
+                    .map(|name| (name.clone(), pid))
+            })
+            .collect()
+    };
+    let pidfds = named
+        .into_iter()
+        .filter_map(|(name, pid)| match gust_sandbox::watch_exit(pid) {
+            Ok(pidfd) => Some((name, pidfd)),
+            Err(error) => {
+                tracing::debug!(%error, pid, "cannot watch an extension's process");
+                None
+            }
+        })
+        .collect();
+    env.watch_extensions(pidfds);
+}
+
+/// The external extensions' processes of the environment whose leader is `leader`, in the
+/// order they started, with their command lines. Isolated, they are the children of the
+/// environment's pid 1 (the leader's child) that lead a process group of their own (the
+/// runtime does not); otherwise this server (`server`) started them beside the runtime,
+/// in its process group.
+pub(crate) fn extension_processes(
+    proc: &Path,
+    leader: u32,
+    server: u32,
+) -> Vec<(u32, Vec<String>)> {
+    let read = |pid: u32, file: &str| std::fs::read(proc.join(pid.to_string()).join(file)).ok();
+    // Every thread's list: a child is listed under the thread that started it.
+    let children = |pid: u32| -> Vec<u32> {
+        let Ok(tasks) = std::fs::read_dir(proc.join(pid.to_string()).join("task")) else {
+            return Vec::new();
+        };
+        tasks
+            .filter_map(Result::ok)
+            .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+            .flat_map(|list| {
+                list.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect()
+    };
+    // (process group, start time)
+    let stat = |pid: u32| -> Option<(u32, u64)> {
+        let text = String::from_utf8(read(pid, "stat")?).ok()?;
+        let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+        Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+    };
+    let namespace_init = |pid: u32| {
+        read(pid, "status")
+            .and_then(|status| {
+                let status = String::from_utf8_lossy(&status).into_owned();
+                let ids: Vec<String> = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("NSpid:"))?
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect();
+                Some(ids.len() > 1 && ids.last().is_some_and(|id| id == "1"))
+            })
+            .unwrap_or(false)
+    };
+    let (parent, group) = match children(leader).into_iter().find(|c| namespace_init(*c)) {
+        Some(init) => (init, None),
+        None => (server, Some(leader)),
+    };
+    let mut found: Vec<(u64, u32)> = children(parent)
+        .into_iter()
+        .filter(|pid| *pid != leader)
+        .filter_map(|pid| {
+            let (pgrp, started) = stat(pid)?;
+            (pgrp == group.unwrap_or(pid)).then_some((started, pid))
+        })
+        .collect();
+    found.sort_unstable();
+    found
+        .into_iter()
+        .map(|(_, pid)| {
+            let cmdline = read(pid, "cmdline").unwrap_or_default();
+            let args = cmdline
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            (pid, args)
+        })
+        .collect()
+}
+
+/// An external extension's process exited while the environment was in an invocation:
+/// the platform's lines, as Lambda logs an extension crash (`EXTENSION ... State:
+/// Crashed`, then the request's `Extension.Crash`).
+pub(crate) fn crashed(
+    env: &Environment,
+    config: &FunctionConfig,
+    request_id: &str,
+    name: &str,
+) -> Vec<String> {
+    let events: Vec<&str> = env
+        .api
+        .extensions()
+        .summary()
+        .into_iter()
+        .find(|a| a.name == name)
+        .map(|a| a.events)
+        .unwrap_or_default();
+    let extension = if config.log_format == LogFormat::Json {
+        json!({
+            "time": timestamp(),
+            "type": "platform.extension",
+            "record": {"name": name, "state": "Crashed", "events": events, "errorType": "Extension.Crash"},
+        })
+        .to_string()
+    } else {
+        format!(
+            "EXTENSION\tName: {name}\tState: Crashed\tEvents: [{}]",
+            events.join(", ")
+        )
+    };
+    vec![
+        extension,
+        format!("RequestId: {request_id} Error: extension {name} exited\tExtension.Crash"),
+    ]
 }
 
 fn tracing_context(trace_id: &str) -> serde_json::Value {
@@ -369,6 +533,40 @@ pub(crate) async fn before_shutdown(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn extensions_beside_the_runtime_are_found_and_their_exit_seen() {
+        use std::os::unix::process::CommandExt;
+        let sleep = |group: u32, seconds: &str| {
+            std::process::Command::new("sleep")
+                .arg(seconds)
+                .process_group(i32::try_from(group).unwrap())
+                .spawn()
+                .unwrap()
+        };
+        // A "runtime" leading its group, two "extensions" in it, one process elsewhere.
+        let mut runtime = sleep(0, "30");
+        let leader = runtime.id();
+        let mut first = sleep(leader, "30");
+        std::thread::sleep(Duration::from_millis(20));
+        let mut second = sleep(leader, "0.3");
+        let mut other = sleep(0, "30");
+        let found = extension_processes(Path::new("/proc"), leader, std::process::id());
+        let pids: Vec<u32> = found.iter().map(|(pid, _)| *pid).collect();
+        assert_eq!(pids, [first.id(), second.id()]);
+        assert_eq!(found[0].1, ["sleep", "30"]);
+        // A pidfd is readable once its process exits.
+        let pidfd = gust_sandbox::watch_exit(second.id()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), pidfd.readable())
+            .await
+            .unwrap()
+            .unwrap()
+            .retain_ready();
+        for child in [&mut runtime, &mut first, &mut second, &mut other] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 
     #[test]
     fn extensions_are_the_executables_in_order() {

@@ -776,7 +776,12 @@ impl Engine {
             extensions::report(&env, config.memory_mb, &report);
             lines.extend(platform::end(config, config.memory_mb, &report));
             let log = env.collector.end(lines).await;
-            if healthy {
+            if let Some(name) = healthy.then(|| env.extension_gone()).flatten() {
+                // An extension exited (one not subscribed to INVOKE): Lambda resets the
+                // environment.
+                tracing::debug!(function = %config.name, extension = %name, "extension exited; environment retired");
+                self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
+            } else if healthy {
                 self.release(env);
             }
             drop(admitted);
@@ -807,7 +812,9 @@ impl Engine {
 impl Engine {
     /// The end of an invocation whose runtime has answered while extensions subscribed to
     /// INVOKE are still working on it: it is complete when each has called `next` again
-    /// (bounded by the function's timeout, after which the environment is not reused).
+    /// (bounded by the function's timeout, after which the environment is not reused). An
+    /// external extension whose process exits ends it at once, as `Extension.Crash`, and
+    /// the environment is not reused (Lambda resets it).
     fn complete_after_extensions(
         &self,
         config: &FunctionConfig,
@@ -821,27 +828,42 @@ impl Engine {
         let config = config.clone();
         tokio::spawn(async move {
             let _admitted = admitted;
+            let mut crashed = None;
             let done = tokio::select! {
                 biased;
                 () = env.api.extensions().wait_idle(false) => true,
+                name = env.extension_exited() => {
+                    crashed = Some(name);
+                    false
+                }
                 _ = env.exited() => false,
                 () = tokio::time::sleep_until(deadline.into()) => false,
+            };
+            // One that asked for its next event and then exited is as gone.
+            let crashed = crashed.or_else(|| env.extension_gone());
+            let mut lines = Vec::new();
+            let status = match &crashed {
+                Some(name) => {
+                    lines = extensions::crashed(&env, &config, &request_id, name);
+                    platform::Status::Error(Some("Extension.Crash".to_owned()))
+                }
+                None if done => platform::Status::Success,
+                None => platform::Status::Timeout,
             };
             let report = platform::Report {
                 request_id: &request_id,
                 duration: started.elapsed(),
                 init,
                 max_memory_mb: env.max_memory_mb(),
-                status: if done {
-                    platform::Status::Success
-                } else {
-                    platform::Status::Timeout
-                },
+                status,
             };
             extensions::report(&env, config.memory_mb, &report);
-            env.collector
-                .platform(platform::end(&config, config.memory_mb, &report));
-            if done && !env.api.extensions().broken() {
+            lines.extend(platform::end(&config, config.memory_mb, &report));
+            env.collector.platform(lines);
+            if crashed.is_some() {
+                // Not reused; the other extensions get SHUTDOWN first.
+                engine.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
+            } else if done && !env.api.extensions().broken() {
                 engine.release(env);
             } else {
                 engine.shut_down(&env, Stop::Kill);

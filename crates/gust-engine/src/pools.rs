@@ -353,6 +353,7 @@ impl Engine {
                 if env.generation == generation
                     && env.revision == config.revision_id
                     && !env.has_exited()
+                    && env.extension_gone().is_none()
                     && env.age() < MAX_ENVIRONMENT_AGE
                     && env.transition(EnvState::Busy).is_ok()
                 {
@@ -367,6 +368,8 @@ impl Engine {
                 if env.generation == generation
                     && env.revision == config.revision_id
                     && !env.has_exited()
+                    // Nor is one whose extension exited while it was idle (Lambda resets it).
+                    && env.extension_gone().is_none()
                     && env.transition(EnvState::Busy).is_ok()
                 {
                     found = Some(env);

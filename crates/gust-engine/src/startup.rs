@@ -238,10 +238,12 @@ impl Engine {
                 opt_dir: opt_dir.clone().unwrap_or_else(|| "/opt".into()),
             }
         };
-        let launch = self
-            .inner
-            .registry
-            .launch_with_layers(&config.runtime, &code_dir, opt_dir.as_deref(), &view);
+        let launch = self.inner.registry.launch_with_layers(
+            &config.runtime,
+            &code_dir,
+            opt_dir.as_deref(),
+            &view,
+        );
         // A spare primed for this runtime, if the function may use one: its runtime's
         // output pipe becomes the environment's.
         let primed = launch
@@ -300,10 +302,15 @@ impl Engine {
             .into_iter()
             .collect();
         let listening_at = started.elapsed();
-        let network = tokio::task::spawn_blocking(move || sandbox.private_network(&api_port))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-            .map_err(|e| EngineError::Internal(format!("environment network: {e}")))?;
+        // (On the host's network there is none to make: no hop to the blocking pool.)
+        let network = if sandbox.private_networks() {
+            tokio::task::spawn_blocking(move || sandbox.private_network(&api_port))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))?
+                .map_err(|e| EngineError::Internal(format!("environment network: {e}")))?
+        } else {
+            None
+        };
         let mut attached = None;
         let (api, init, netns) = match network {
             Some(mut network) => {
@@ -392,7 +399,15 @@ impl Engine {
         // network, other environments share its loopback).
         let owner = controls.clone();
         api.admit(Arc::new(move |local, peer| {
-            owner.owns_connection(local, peer)
+            let checking = Instant::now();
+            let owned = owner.owns_connection(local, peer);
+            tracing::debug!(
+                target: "gust::coldstart",
+                owned,
+                took_us = checking.elapsed().as_micros() as u64,
+                "connection check"
+            );
+            owned
         }));
         let env = Arc::new(Environment::new(Parts {
             function: config.name.clone(),

@@ -3,15 +3,18 @@
 //! Gust POSTs them there as JSON arrays of `{"time","type","record"}` in batches bounded by
 //! the subscription's `buffering` (`maxItems`, `maxBytes`, `timeoutMs`).
 //!
-//! Emitting never waits: each subscriber has a bounded queue, drained by a task of its own
-//! that connects (through the environment's [`Connect`]: the host's loopback, or a thread
-//! that entered the environment's network namespace) and posts. A queue that is full drops
-//! events. Events emitted during INIT before a subscription are kept (when extensions are
-//! expected) and replayed to subscribers that subscribe during INIT, so they see
-//! `platform.initStart`.
+//! Emitting never waits: each subscriber has a queue bounded in bytes ([`QUEUE_BYTES`]),
+//! drained by a task of its own that connects (through the environment's [`Connect`]: the
+//! host's loopback, or a thread that entered the environment's network namespace) and
+//! posts, each delivery bounded by [`DELIVERY_TIMEOUT`]. Events that do not fit are dropped
+//! and counted; the subscriber's next batch starts with Lambda's `platform.logsDropped`
+//! record saying how many (`droppedRecords`, `droppedBytes`, `reason`). Events emitted
+//! during INIT before a subscription are kept (when extensions are expected, up to
+//! [`BACKLOG`] events and [`BACKLOG_BYTES`]) and replayed to subscribers that subscribe
+//! during INIT, so they see `platform.initStart`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,13 +26,23 @@ pub type Connect = Arc<dyn Fn(SocketAddr) -> std::io::Result<std::net::TcpStream
 
 /// Schema versions Lambda accepts.
 const SCHEMA_VERSIONS: &[&str] = &["2022-07-01", "2022-12-13", "2025-01-29"];
-/// Events queued for one subscriber before new ones are dropped.
-const QUEUE: usize = 10_000;
+/// Bytes queued for one subscriber (each event's JSON plus [`EVENT_OVERHEAD`]) before new
+/// events are dropped: a listener that stops reading costs the server this much, no more.
+pub const QUEUE_BYTES: usize = 4 << 20;
+/// What one queued event costs beyond its text (its allocation and the queue's slot), so
+/// that many tiny events are bounded too.
+const EVENT_OVERHEAD: usize = 64;
 /// Events kept from INIT for subscribers to come.
-const BACKLOG: usize = 1_000;
-/// How long one delivery may take (the extension's listener may be frozen with its
-/// environment; the batch is delivered when it thaws).
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+pub const BACKLOG: usize = 1_000;
+/// Bytes of events kept from INIT for subscribers to come.
+pub const BACKLOG_BYTES: usize = 1 << 20;
+/// How long one delivery may take. A listener that accepts but does not answer holds its
+/// queue up this long per batch (meanwhile events beyond [`QUEUE_BYTES`] are dropped); a
+/// listener frozen with its environment has the batch in its socket's buffer already.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(3);
+/// `platform.logsDropped`'s `reason`.
+const DROPPED_REASON: &str =
+    "Some logs were dropped because the downstream consumer is slower than the logs production rate";
 
 /// What kind of telemetry an event is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,8 +224,103 @@ struct Subscriber {
     agent: String,
     kinds: u8,
     types: Vec<String>,
-    queue: mpsc::Sender<ItemBox>,
+    queue: mpsc::UnboundedSender<ItemBox>,
+    budget: Arc<Budget>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// One subscriber's queue's size in bytes, and what it dropped since its last batch.
+#[derive(Debug, Default)]
+struct Budget {
+    queued: AtomicUsize,
+    dropped_records: AtomicU64,
+    dropped_bytes: AtomicU64,
+}
+
+impl Budget {
+    /// Takes `text`'s room in the queue; `false` (and the event counted as dropped) when
+    /// it does not fit.
+    fn take(&self, text: &str) -> bool {
+        let cost = text.len() + EVENT_OVERHEAD;
+        let fits = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued + cost <= QUEUE_BYTES).then_some(queued + cost)
+            })
+            .is_ok();
+        if !fits {
+            self.dropped(1, text.len() as u64);
+        }
+        fits
+    }
+
+    /// Gives `text`'s room back (it left the queue).
+    fn give(&self, text: &str) {
+        self.queued
+            .fetch_sub(text.len() + EVENT_OVERHEAD, Ordering::AcqRel);
+    }
+
+    fn dropped(&self, records: u64, bytes: u64) {
+        self.dropped_records.fetch_add(records, Ordering::Relaxed);
+        self.dropped_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The `platform.logsDropped` event for what was dropped since the last one, if any.
+    fn take_dropped(&self) -> Option<Arc<str>> {
+        let records = self.dropped_records.swap(0, Ordering::Relaxed);
+        let bytes = self.dropped_bytes.swap(0, Ordering::Relaxed);
+        (records > 0).then(|| {
+            serde_json::json!({
+                "time": now(),
+                "type": "platform.logsDropped",
+                "record": {
+                    "droppedBytes": bytes,
+                    "droppedRecords": records,
+                    "reason": DROPPED_REASON,
+                },
+            })
+            .to_string()
+            .into()
+        })
+    }
+}
+
+impl Subscriber {
+    /// Queues `text` if it fits the budget (else it is counted as dropped).
+    fn push(&self, text: &Arc<str>) {
+        if self.budget.take(text) {
+            if let Err(mpsc::error::SendError(ItemBox(Item::Event(text)))) =
+                self.queue.send(ItemBox(Item::Event(Arc::clone(text))))
+            {
+                self.budget.give(&text);
+            }
+        }
+    }
+}
+
+/// Now, as telemetry's `time` (`2022-10-12T00:00:00.000Z`).
+fn now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (days, rest) = (now.as_secs() / 86_400, now.as_secs() % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60,
+        now.subsec_millis()
+    )
 }
 
 /// Boxed so the enum's channel is `Debug`.
@@ -230,9 +338,19 @@ impl Drop for Subscriber {
     }
 }
 
+/// Events kept from INIT for subscribers to come (bounded by [`BACKLOG`] and
+/// [`BACKLOG_BYTES`]), and what did not fit.
+#[derive(Default)]
+struct Backlog {
+    events: Vec<(u8, Arc<str>)>,
+    bytes: usize,
+    dropped_records: u64,
+    dropped_bytes: u64,
+}
+
 struct Hub {
     subscribers: Vec<Subscriber>,
-    backlog: Option<Vec<(u8, Arc<str>)>>,
+    backlog: Option<Backlog>,
     connect: Option<Connect>,
 }
 
@@ -287,7 +405,7 @@ impl Telemetry {
 
     /// Keeps events from now until [`Telemetry::end_init`] for subscribers to come.
     pub fn keep_init_events(&self) {
-        lock(&self.hub).backlog = Some(Vec::new());
+        lock(&self.hub).backlog = Some(Backlog::default());
         self.active.store(true, Ordering::Release);
     }
 
@@ -312,16 +430,19 @@ impl Telemetry {
         let bit = kind.bit();
         let mut hub = lock(&self.hub);
         if let Some(backlog) = &mut hub.backlog {
-            if backlog.len() < BACKLOG {
-                backlog.push((bit, Arc::clone(&text)));
+            if backlog.events.len() < BACKLOG && backlog.bytes + text.len() <= BACKLOG_BYTES {
+                backlog.bytes += text.len();
+                backlog.events.push((bit, Arc::clone(&text)));
+            } else {
+                backlog.dropped_records += 1;
+                backlog.dropped_bytes += text.len() as u64;
             }
         }
         for subscriber in &hub.subscribers {
             if subscriber.kinds & bit != 0 {
-                // Full: dropped (delivery never holds the invocation up).
-                let _ = subscriber
-                    .queue
-                    .try_send(ItemBox(Item::Event(Arc::clone(&text))));
+                // Past the budget: dropped and counted (delivery never holds the
+                // invocation up).
+                subscriber.push(&text);
             }
         }
     }
@@ -333,22 +454,35 @@ impl Telemetry {
             return Err("The Telemetry API is not available in this environment".into());
         };
         hub.subscribers.retain(|s| s.agent != agent);
-        let (tx, rx) = mpsc::channel(QUEUE);
-        if let Some(backlog) = &hub.backlog {
-            for (bit, text) in backlog {
-                if subscription.kinds & bit != 0 {
-                    let _ = tx.try_send(ItemBox(Item::Event(Arc::clone(text))));
-                }
-            }
-        }
-        let task = tokio::spawn(deliver(rx, subscription.clone(), connect));
-        hub.subscribers.push(Subscriber {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let budget = Arc::new(Budget::default());
+        let task = tokio::spawn(deliver(
+            rx,
+            subscription.clone(),
+            connect,
+            Arc::clone(&budget),
+        ));
+        let subscriber = Subscriber {
             agent: agent.to_owned(),
             kinds: subscription.kinds,
             types: subscription.types.clone(),
             queue: tx,
+            budget,
             task,
-        });
+        };
+        if let Some(backlog) = &hub.backlog {
+            if backlog.dropped_records > 0 {
+                subscriber
+                    .budget
+                    .dropped(backlog.dropped_records, backlog.dropped_bytes);
+            }
+            for (bit, text) in &backlog.events {
+                if subscription.kinds & bit != 0 {
+                    subscriber.push(text);
+                }
+            }
+        }
+        hub.subscribers.push(subscriber);
         self.active.store(true, Ordering::Release);
         Ok(())
     }
@@ -374,7 +508,7 @@ impl Telemetry {
                 .iter()
                 .filter_map(|s| {
                     let (tx, rx) = oneshot::channel();
-                    s.queue.try_send(ItemBox(Item::Flush(tx))).ok().map(|()| rx)
+                    s.queue.send(ItemBox(Item::Flush(tx))).ok().map(|()| rx)
                 })
                 .collect()
         };
@@ -387,8 +521,14 @@ impl Telemetry {
     }
 }
 
-/// One subscriber's delivery loop: batches by count, bytes and time.
-async fn deliver(mut rx: mpsc::Receiver<ItemBox>, subscription: Subscription, connect: Connect) {
+/// One subscriber's delivery loop: batches by count, bytes and time. A batch after events
+/// were dropped starts with `platform.logsDropped`.
+async fn deliver(
+    mut rx: mpsc::UnboundedReceiver<ItemBox>,
+    subscription: Subscription,
+    connect: Connect,
+    budget: Arc<Budget>,
+) {
     let timeout = Duration::from_millis(subscription.buffering.timeout_ms);
     let mut batch: Vec<Arc<str>> = Vec::new();
     let mut bytes = 0usize;
@@ -410,8 +550,14 @@ async fn deliver(mut rx: mpsc::Receiver<ItemBox>, subscription: Subscription, co
             post(&subscription, &connect, batch).await;
             return;
         };
+        if let Some(dropped) = budget.take_dropped() {
+            bytes += dropped.len();
+            batch.push(dropped);
+            deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
+        }
         match item {
             Item::Event(text) => {
+                budget.give(&text);
                 if !batch.is_empty() && bytes + text.len() > subscription.buffering.max_bytes {
                     post(&subscription, &connect, std::mem::take(&mut batch)).await;
                     bytes = 0;
@@ -518,6 +664,135 @@ mod tests {
         ] {
             assert!(parse_subscription(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    fn subscription(port: u16) -> Subscription {
+        let body = format!(
+            r#"{{"schemaVersion":"2022-12-13","destination":{{"protocol":"HTTP","URI":"http://sandbox.localdomain:{port}/in"}},"types":["platform","function"],"buffering":{{"timeoutMs":25}}}}"#
+        );
+        parse_subscription(body.as_bytes()).unwrap()
+    }
+
+    /// Reads one POST's JSON body from `stream`.
+    async fn read_post(stream: &mut tokio::net::TcpStream) -> serde_json::Value {
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 65536];
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the request ended early");
+            received.extend_from_slice(&chunk[..n]);
+            let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&received[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            if received.len() >= end + 4 + length {
+                return serde_json::from_slice(&received[end + 4..end + 4 + length]).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn times_are_utc_with_milliseconds() {
+        let time = now();
+        assert_eq!(time.len(), "2022-10-12T00:00:00.000Z".len(), "{time}");
+        assert!(time.starts_with("20") && time.ends_with('Z') && time.as_bytes()[10] == b'T');
+    }
+
+    #[tokio::test]
+    async fn a_queue_is_bounded_in_bytes_and_reports_what_it_dropped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let telemetry = Telemetry::default();
+        telemetry.set_connect(Some(host_connect()));
+        telemetry.subscribe("ext", &subscription(port)).unwrap();
+        // 64 MiB of function output while the delivery task has not run (this test's
+        // runtime is single-threaded): only the budget's worth is kept.
+        let line = "x".repeat(256 * 1024);
+        for _ in 0..256 {
+            telemetry.emit(Kind::Function, "t", "function", serde_json::json!(line));
+        }
+        let budget = Arc::clone(&lock(&telemetry.hub).subscribers[0].budget);
+        let queued = budget.queued.load(Ordering::Acquire);
+        assert!(
+            queued <= QUEUE_BYTES && queued > QUEUE_BYTES / 2,
+            "{queued}"
+        );
+        let dropped = budget.dropped_records.load(Ordering::Relaxed);
+        assert!(
+            dropped >= 256 - (QUEUE_BYTES / line.len()) as u64,
+            "{dropped}"
+        );
+        // The first batch delivered says what was dropped, then carries what was kept.
+        let (mut stream, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        let events = read_post(&mut stream).await;
+        let first = &events[0];
+        assert_eq!(first["type"], "platform.logsDropped");
+        assert_eq!(first["record"]["droppedRecords"], dropped);
+        assert!(first["record"]["droppedBytes"].as_u64().unwrap() >= dropped * line.len() as u64);
+        assert!(first["record"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("dropped"));
+        // (The events kept follow, in this batch or, too big to join it, the next.)
+        // Counted once: the next batch does not repeat it.
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let events = read_post(&mut stream).await;
+        assert_eq!(events[0]["type"], "function");
+        assert_eq!(budget.dropped_records.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_never_answers_holds_a_batch_up_for_the_delivery_timeout_only() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let telemetry = Telemetry::default();
+        telemetry.set_connect(Some(host_connect()));
+        telemetry.subscribe("ext", &subscription(port)).unwrap();
+        telemetry.emit(Kind::Platform, "t", "platform.start", serde_json::json!({}));
+        let flushed = telemetry.flush(DELIVERY_TIMEOUT * 3);
+        tokio::pin!(flushed);
+        // Accepted, never read nor answered.
+        let (_silent, _) = tokio::select! {
+            accepted = listener.accept() => accepted.unwrap(),
+            () = &mut flushed => panic!("flushed without a delivery"),
+        };
+        let started = tokio::time::Instant::now();
+        flushed.await;
+        let waited = started.elapsed();
+        assert!(
+            waited >= DELIVERY_TIMEOUT && waited < DELIVERY_TIMEOUT * 2,
+            "{waited:?}"
+        );
+    }
+
+    #[test]
+    fn the_init_backlog_is_bounded_in_bytes() {
+        let telemetry = Telemetry::default();
+        telemetry.keep_init_events();
+        let line = "y".repeat(100 * 1024);
+        for _ in 0..100 {
+            telemetry.emit(Kind::Function, "t", "function", serde_json::json!(line));
+        }
+        let hub = lock(&telemetry.hub);
+        let backlog = hub.backlog.as_ref().unwrap();
+        assert!(backlog.bytes <= BACKLOG_BYTES, "{}", backlog.bytes);
+        assert_eq!(backlog.events.len() + backlog.dropped_records as usize, 100);
+        assert!(backlog.dropped_records > 80);
+        let kept: usize = backlog.events.iter().map(|(_, t)| t.len()).sum();
+        assert_eq!(kept, backlog.bytes);
     }
 
     #[tokio::test]

@@ -1075,13 +1075,16 @@ fn init_primed(spec: &InitSpec, status: OwnedFd, report: &mut Report) -> Result<
         extensions: rest.extensions.clone(),
         ..spec.clone()
     });
+    // Nothing privileged is left in the environment: the server may go on (reported before
+    // the runtime is woken, which would otherwise take this CPU before the report is out).
+    // A runtime that cannot take its environment now exits, as a fresh one that fails.
+    report.started();
     // Now the function's: its working directory, then its variables.
     let mut environment = vec![rest.cwd.into_os_string()];
     environment.extend(rest.env.unwrap_or_default());
-    File::from(handover_write)
-        .write_all(&encode(&environment))
-        .map_err(io("hand the environment to the runtime"))?;
-    report.started();
+    if let Err(error) = File::from(handover_write).write_all(&encode(&environment)) {
+        eprintln!("gust sandbox: hand the environment to the runtime: {error}");
+    }
     reap(runtime, status)
 }
 
@@ -1196,11 +1199,14 @@ fn hosts_file() -> String {
 
 /// Starts the environment's external extensions as the runtime will be (same user,
 /// environment, directory, output and seccomp filter: called just before the runtime is
-/// started); pid 1 reaps them. One that cannot start says why on the output.
+/// started); pid 1 reaps them. One that cannot start says why on the output. Each leads a
+/// process group of its own: that is how the server tells them from the runtime among pid
+/// 1's children, to watch them (an extension that exits retires the environment).
 fn start_extensions(spec: &InitSpec) {
+    use std::os::unix::process::CommandExt;
     for program in &spec.extensions {
         let mut command = std::process::Command::new(program);
-        command.current_dir(&spec.cwd);
+        command.current_dir(&spec.cwd).process_group(0);
         if let Some(env) = &spec.env {
             command.env_clear();
             for variable in env {

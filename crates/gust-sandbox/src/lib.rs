@@ -250,6 +250,11 @@ pub trait Sandbox: Send + Sync + std::fmt::Debug {
     fn isolated(&self) -> bool {
         false
     }
+    /// Whether environments get a network namespace of their own
+    /// ([`Sandbox::private_network`] gives one; else it gives none, without blocking).
+    fn private_networks(&self) -> bool {
+        false
+    }
     /// A network namespace of the environment's own with the Runtime API's listener in it
     /// (and listeners on `extra_ports`), when environments have no network.
     fn private_network(
@@ -281,6 +286,9 @@ pub struct Controls {
     /// The socket inodes the environment's processes held at the last scan of their
     /// descriptors (shared by every clone): see [`Controls::owns_connection`].
     sockets: Arc<std::sync::Mutex<HashSet<u64>>>,
+    /// The environment shares this process's network namespace: a connection's socket is
+    /// looked up by the kernel (`sock_diag`) rather than in `/proc/<pid>/net/tcp`.
+    same_network: bool,
 }
 
 impl Controls {
@@ -321,10 +329,18 @@ impl Controls {
     /// peer port, which another process may bind once the environment closed it).
     pub fn owns_connection(&self, local: SocketAddr, peer: SocketAddr) -> bool {
         let proc_root = Path::new("/proc");
-        // The leader's view of the kernel's table: its network namespace's, which is the
-        // environment's own with `--sandbox-network none`.
-        let Some(inode) = tcp_socket_inode(&proc_root.join(self.pid.to_string()), peer, local)
-        else {
+        // Asked of the kernel by the connection's addresses where the environment shares
+        // this process's network (a lookup: reading `net/tcp` walks the whole hash table,
+        // ~1.5 ms here); else the leader's view of the kernel's table, its network
+        // namespace's, which is the environment's own with `--sandbox-network none`.
+        let inode = match self.same_network.then(|| diag_socket_inode(peer, local)) {
+            Some(Ok(inode)) => inode,
+            // No sock_diag (a kernel without it, a seccomp'd server): the table.
+            Some(Err(_)) | None => {
+                tcp_socket_inode(&proc_root.join(self.pid.to_string()), peer, local)
+            }
+        };
+        let Some(inode) = inode else {
             return false;
         };
         let lock = || {
@@ -444,11 +460,14 @@ impl SandboxProcess {
 
     /// Handles to the environment's limits and freezer.
     pub fn controls(&self, cpu_quota: Option<cgroup::CpuQuota>) -> Controls {
+        let namespace = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+        let own = namespace("self");
         Controls {
             pid: self.pid,
             cgroup: self.cgroup.clone(),
             cpu_quota,
             sockets: Arc::default(),
+            same_network: own.is_some() && own == namespace(&self.pid.to_string()),
         }
     }
 }
@@ -549,6 +568,98 @@ pub fn tcp_socket_inode(proc_root: &Path, local: SocketAddr, remote: SocketAddr)
             }
             fields.nth(6)?.parse().ok()
         })
+}
+
+/// The inode of the TCP socket whose local end is `local` and remote end `remote`, in this
+/// process's network namespace, asked of the kernel through `NETLINK_SOCK_DIAG` (an exact
+/// lookup of one socket, `inet_diag_req_v2` without `NLM_F_DUMP`).
+pub fn diag_socket_inode(local: SocketAddr, remote: SocketAddr) -> std::io::Result<Option<u64>> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockProtocol, SockType};
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLM_F_REQUEST: u16 = 1;
+    const NLMSG_ERROR: u16 = 2;
+    if local.is_ipv4() != remote.is_ipv4() {
+        return Ok(None);
+    }
+    let address = |a: SocketAddr| -> [u8; 16] {
+        let mut bytes = [0u8; 16];
+        match a.ip() {
+            IpAddr::V4(ip) => bytes[..4].copy_from_slice(&ip.octets()),
+            IpAddr::V6(ip) => bytes = ip.octets(),
+        }
+        bytes
+    };
+    let mut request = Vec::with_capacity(72);
+    request.extend(72u32.to_ne_bytes());
+    request.extend(SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    request.extend(NLM_F_REQUEST.to_ne_bytes());
+    request.extend(1u32.to_ne_bytes()); // sequence
+    request.extend(0u32.to_ne_bytes()); // port id: the kernel's
+    let family = if local.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    request.extend([family as u8, libc::IPPROTO_TCP as u8, 0, 0]);
+    request.extend(u32::MAX.to_ne_bytes()); // every state
+    request.extend(local.port().to_be_bytes());
+    request.extend(remote.port().to_be_bytes());
+    request.extend(address(local));
+    request.extend(address(remote));
+    request.extend(0u32.to_ne_bytes()); // any interface
+    request.extend([0xff; 8]); // INET_DIAG_NOCOOKIE
+    let netlink = socket(
+        AddressFamily::Netlink,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkSockDiag,
+    )?;
+    if nix::unistd::write(&netlink, &request)? != request.len() {
+        return Err(std::io::Error::other("short write to sock_diag"));
+    }
+    // The answer is queued before the request's write returns.
+    let mut answer = [0u8; 512];
+    let length = nix::unistd::read(&netlink, &mut answer)?;
+    let field = |range: std::ops::Range<usize>| -> std::io::Result<[u8; 4]> {
+        answer[..length]
+            .get(range)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| std::io::Error::other("short answer from sock_diag"))
+    };
+    let kind = u16::from_ne_bytes([answer[4], answer[5]]);
+    match kind {
+        // nlmsghdr (16), then inet_diag_msg: family, state, timer, retrans, the socket's
+        // id (48), expires, rqueue, wqueue, uid, inode.
+        SOCK_DIAG_BY_FAMILY => Ok(Some(u64::from(u32::from_ne_bytes(field(84..88)?)))),
+        NLMSG_ERROR => match -i32::from_ne_bytes(field(16..20)?) {
+            libc::ENOENT => Ok(None),
+            errno => Err(std::io::Error::from_raw_os_error(errno)),
+        },
+        other => Err(std::io::Error::other(format!("sock_diag answered {other}"))),
+    }
+}
+
+/// A pidfd for process `pid` (`pidfd_open`), registered with the tokio reactor (call it
+/// in a runtime): readable once the process has exited, and never another process's, even
+/// if the pid is reused. Used to watch an environment's external extensions.
+pub fn watch_exit(pid: u32) -> std::io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    use std::os::fd::FromRawFd;
+    let pid = libc::pid_t::try_from(pid).map_err(|_| std::io::Error::other("pid out of range"))?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; nothing
+    // is read from or written to this process's memory.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = std::os::fd::RawFd::try_from(fd).map_err(|_| std::io::Error::other("bad pidfd"))?;
+    // SAFETY: the kernel just returned this descriptor, and nothing else owns it.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: the descriptor is owned by the `AsyncFd` from here on: it stays open and the
+    // same until the `AsyncFd` drops it.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| e.into_parts().1)
 }
 
 /// Most socket inodes [`Controls::owns_connection`] records per environment.
@@ -833,6 +944,13 @@ impl Sandbox for ProcessSandbox {
         (self.primed.ready(), self.primed.pids())
     }
 
+    fn private_networks(&self) -> bool {
+        self.config
+            .isolation
+            .as_ref()
+            .is_ok_and(|i| i.network == isolate::NetworkMode::None)
+    }
+
     fn private_network(
         &self,
         extra_ports: &[u16],
@@ -948,6 +1066,16 @@ mod tests {
         assert!(!socket_inodes(proc_root, 1).contains(&inode) || std::process::id() == 1);
         // The server side is another socket: the lookup is by direction.
         assert_ne!(tcp_socket_inode(proc_root, local, peer), Some(inode));
+        // The kernel's own lookup finds the same sockets.
+        assert_eq!(diag_socket_inode(peer, local).unwrap(), Some(inode));
+        assert_eq!(
+            diag_socket_inode(local, peer).unwrap(),
+            tcp_socket_inode(proc_root, local, peer)
+        );
+        assert_eq!(
+            diag_socket_inode(SocketAddr::from(([127, 0, 0, 1], 1)), local).unwrap(),
+            None
+        );
         drop(client);
     }
 

@@ -2,7 +2,8 @@
 """An external extension of the test suite's own: registers for INVOKE and SHUTDOWN and
 prints what it sees (its output is the function's log). Behaviour knobs come from the
 function's environment, which extensions share: EXT_REGISTER_DELAY (seconds before it
-registers) and EXT_INVOKE_DELAY (seconds it works on each INVOKE before asking again)."""
+registers), EXT_INVOKE_DELAY (seconds it works on each INVOKE before asking again) and
+EXT_EXIT_ON_INVOKE (an exit status: it exits with it on its first INVOKE, as a crash)."""
 
 import json
 import os
@@ -34,6 +35,9 @@ while True:
     if event["eventType"] == "INVOKE":
         say(f"INVOKE {event['requestId']} arn={event['invokedFunctionArn']} "
             f"trace={event['tracing']['type']} deadline={event['deadlineMs']}")
+        if os.environ.get("EXT_EXIT_ON_INVOKE"):
+            say(f"EXITING {event['requestId']}")
+            sys.exit(int(os.environ["EXT_EXIT_ON_INVOKE"]))
         delay = float(os.environ.get("EXT_INVOKE_DELAY", "0"))
         if delay:
             time.sleep(delay)
