@@ -925,6 +925,15 @@ fn init_staged(spec: &InitSpec, report: &mut Report) -> Result<InitSpec, Isolate
     build_tree(spec)?;
     report.primed()?;
     let rest = report.receive_rest()?;
+    mount_handed_over(spec, &rest, "staged")?;
+    Ok(rest)
+}
+
+/// Checks that the environment handed over (`rest`) is the one this sandbox was `what`
+/// (staged or primed) for, whatever the server sent: the same program, arguments, root,
+/// user, seccomp and every bind it was built with, the function's own binds only onto the
+/// empty mount points the root has; then mounts those.
+fn mount_handed_over(spec: &InitSpec, rest: &InitSpec, what: &str) -> Result<(), IsolateError> {
     if (
         &rest.program,
         &rest.args,
@@ -943,25 +952,24 @@ fn init_staged(spec: &InitSpec, report: &mut Report) -> Result<InitSpec, Isolate
         spec.seccomp,
     ) || !spec.binds.iter().all(|b| rest.binds.contains(b))
     {
-        return Err(IsolateError::Args(
-            "the environment is not the one this sandbox was staged for".into(),
-        ));
+        return Err(IsolateError::Args(format!(
+            "the environment is not the one this sandbox was {what} for"
+        )));
     }
     for bind in rest.binds.iter().filter(|b| !spec.binds.contains(b)) {
-        // Only onto the empty mount points the root has.
         if !["/var/task", "/opt"]
             .iter()
             .any(|p| bind.target == Path::new(p))
         {
             return Err(IsolateError::Args(format!(
-                "a bind onto {} in a staged environment",
+                "a bind onto {} in a {what} environment",
                 bind.target.display()
             )));
         }
         let relative = bind.target.strip_prefix("/").unwrap_or(&bind.target);
         bind_read_only(&bind.source, &spec.root.join(relative))?;
     }
-    Ok(rest)
+    Ok(())
 }
 
 /// Pid 1 of a *primed* environment. Before the hand-over: the root is built (without
@@ -1052,16 +1060,7 @@ fn init_primed(spec: &InitSpec, status: OwnedFd, report: &mut Report) -> Result<
     report.primed()?;
     // Waits (for as long as the spare is kept) for the rest of the environment.
     let rest = report.receive_rest()?;
-    if rest.program != spec.program || rest.args != spec.args || rest.root != spec.root {
-        return Err(IsolateError::Args(
-            "the environment is not the one this runtime was primed for".into(),
-        ));
-    }
-    for bind in rest.binds.iter().filter(|b| !spec.binds.contains(b)) {
-        // Only onto the empty mount points the sealed root has.
-        let relative = bind.target.strip_prefix("/").unwrap_or(&bind.target);
-        bind_read_only(&bind.source, &spec.root.join(relative))?;
-    }
+    mount_handed_over(spec, &rest, "primed")?;
     mount_tmp(&InitSpec {
         tmp_mb: rest.tmp_mb,
         ..spec.clone()

@@ -125,6 +125,8 @@ const STARTUP_NAMES: &[&str] = &[
     "LANG",
     "LANGUAGE",
     "HOME",
+    // glibc's locale files, read by the `setlocale` Python calls at start.
+    "LOCPATH",
     "AWS_LAMBDA_EXEC_WRAPPER",
     isolate::HANDOVER_VAR,
 ];
@@ -136,8 +138,13 @@ const ADJUSTABLE: &[&str] = &["TZ", "PATH", "AWS_XRAY_CONTEXT_MISSING"];
 /// mount points.
 const HANDOVER_MOUNT_POINTS: &[&str] = &["/var/task", "/opt"];
 
+/// Names under a [`STARTUP_PREFIXES`] prefix that nothing reads at start: only the
+/// function's own code does (most Node.js functions set `NODE_ENV`).
+const READ_LATER: &[&str] = &["NODE_ENV"];
+
 fn acts_at_start(name: &str) -> bool {
-    STARTUP_NAMES.contains(&name) || STARTUP_PREFIXES.iter().any(|p| name.starts_with(p))
+    !READ_LATER.contains(&name)
+        && (STARTUP_NAMES.contains(&name) || STARTUP_PREFIXES.iter().any(|p| name.starts_with(p)))
 }
 
 impl PrimeSpec {
@@ -1141,12 +1148,17 @@ mod tests {
             bind("/data/layers/1", "/opt"),
         ];
         assert!(key.accepts(&full));
-        assert!(key.admits([("TZ", "Asia/Tokyo"), ("CUSTOM", "x")]));
+        assert!(key.admits([
+            ("TZ", "Asia/Tokyo"),
+            ("CUSTOM", "x"),
+            ("NODE_ENV", "production")
+        ]));
         // Variables that act at process start, or a fixed one changed or missing.
         for (name, value) in [
             ("PYTHONPATH", "/x"),
             ("NODE_OPTIONS", "--x"),
             ("LD_PRELOAD", "/x.so"),
+            ("LOCPATH", "/var/task/locale"),
             ("LC_ALL", "C"),
             ("LANG", "C"),
             ("AWS_LAMBDA_EXEC_WRAPPER", "/opt/wrapper"),

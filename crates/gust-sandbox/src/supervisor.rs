@@ -374,9 +374,36 @@ struct Pool {
     claims: std::collections::VecDeque<std::time::Instant>,
     target: usize,
     failures: u32,
+    /// When priming last failed (to try again after [`PRIME_RETRY_AFTER`]).
+    failed_at: Option<std::time::Instant>,
+    /// When a spare was last claimed.
+    last_claim: Option<std::time::Instant>,
 }
 
+/// A runtime's spares are let go when none has been claimed for this long (the default
+/// idle timeout of environments).
+const SPARE_UNUSED_FOR: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// How long a runtime whose priming kept failing is started afresh before priming is tried
+/// again (a failure may have been passing: memory, a full disk).
+const PRIME_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Pool {
+    /// Whether priming has failed too often lately to try now.
+    fn given_up(&mut self, now: std::time::Instant) -> bool {
+        if self.failures < MAX_PRIME_FAILURES {
+            return false;
+        }
+        if self
+            .failed_at
+            .is_some_and(|at| now.duration_since(at) >= PRIME_RETRY_AFTER)
+        {
+            self.failures = 0;
+            return false;
+        }
+        true
+    }
+
     /// Spares to keep: one, and one more per [`CLAIMS_PER_SPARE`] recent claims, up to `max`.
     fn retarget(&mut self, now: std::time::Instant, max: usize) {
         while self
@@ -386,7 +413,20 @@ impl Pool {
         {
             self.claims.pop_front();
         }
-        self.target = self.claims.len().div_ceil(CLAIMS_PER_SPARE).clamp(1, max);
+        // One is kept while the runtime is in use; a runtime whose spare has not been
+        // claimed for [`SPARE_UNUSED_FOR`] keeps none (one primed at start-up, never
+        // claimed, is kept: the operator asked for it).
+        let unused = self
+            .claims
+            .back()
+            .copied()
+            .or(self.last_claim)
+            .is_some_and(|last| now.duration_since(last) > SPARE_UNUSED_FOR);
+        self.target = if unused {
+            0
+        } else {
+            self.claims.len().div_ceil(CLAIMS_PER_SPARE).clamp(1, max)
+        };
     }
 }
 
@@ -456,6 +496,7 @@ impl ProcessSandbox {
             let pool = pools.entry(key.clone()).or_default();
             let now = std::time::Instant::now();
             pool.claims.push_back(now);
+            pool.last_claim = Some(now);
             pool.retarget(now, self.config.primed_max);
             pool.ready.pop_front()
         };
@@ -488,7 +529,7 @@ impl ProcessSandbox {
                 return;
             };
             if pool.filling
-                || pool.failures >= MAX_PRIME_FAILURES
+                || pool.given_up(std::time::Instant::now())
                 || pool.ready.len() >= pool.target
             {
                 return;
@@ -524,6 +565,7 @@ impl ProcessSandbox {
                     }
                     Err(error) => {
                         pool.failures += 1;
+                        pool.failed_at = Some(std::time::Instant::now());
                         tracing::warn!(%error, runtime = %key.label, failures = pool.failures, "cannot prime an environment");
                     }
                 }
@@ -574,7 +616,8 @@ impl ProcessSandbox {
     }
 
     /// Once per sandbox: a thread that shrinks each key's spares to what its recent claims
-    /// call for (one when idle), every two seconds, until the sandbox closes.
+    /// call for (one while in use, none once unused for [`SPARE_UNUSED_FOR`]), every two
+    /// seconds, until the sandbox closes.
     fn start_janitor(&self, runtime: &tokio::runtime::Handle) {
         use std::sync::atomic::Ordering;
         if self.primed.janitor.swap(true, Ordering::AcqRel) {
@@ -701,5 +744,43 @@ impl ProcessSandbox {
         for spare in spares {
             spare.supervisor.discard_now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn spares_follow_claims_and_go_when_unused() {
+        let t0 = Instant::now();
+        let mut pool = Pool::default();
+        pool.retarget(t0, 8);
+        assert_eq!(pool.target, 1, "primed at start-up, never claimed: kept");
+        for i in 0..12 {
+            let at = t0 + Duration::from_millis(i * 100);
+            pool.claims.push_back(at);
+            pool.last_claim = Some(at);
+        }
+        pool.retarget(t0 + Duration::from_secs(2), 8);
+        assert_eq!(pool.target, 12usize.div_ceil(CLAIMS_PER_SPARE).clamp(1, 8));
+        pool.retarget(t0 + Duration::from_secs(60), 8);
+        assert_eq!(pool.target, 1, "in use lately: one");
+        pool.retarget(t0 + SPARE_UNUSED_FOR + Duration::from_secs(5), 8);
+        assert_eq!(pool.target, 0, "unused: none");
+    }
+
+    #[test]
+    fn priming_is_tried_again_after_failures() {
+        let t0 = Instant::now();
+        let mut pool = Pool {
+            failures: MAX_PRIME_FAILURES,
+            failed_at: Some(t0),
+            ..Pool::default()
+        };
+        assert!(pool.given_up(t0 + Duration::from_secs(1)));
+        assert!(!pool.given_up(t0 + PRIME_RETRY_AFTER));
+        assert_eq!(pool.failures, 0);
     }
 }
