@@ -88,6 +88,23 @@ pub struct PythonSdk {
 }
 
 /// The pinned Python SDK sets, newest first.
+/// Wheels both Python SDK sets pin alike: (name, version, sha256).
+const JMESPATH: Wheel = (
+    "jmespath",
+    "1.1.0",
+    "a5663118de4908c91729bea0acadca56526eb2698e83de10cd116ae0f4e97c64",
+);
+const DATEUTIL: Wheel = (
+    "python-dateutil",
+    "2.9.0.post0",
+    "a8b2bc7bffae282281c8140a97d3aa9c14da0b136dfe83f850eea9a5f7470427",
+);
+const SIX: Wheel = (
+    "six",
+    "1.17.0",
+    "4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",
+);
+
 pub const PYTHON_SDKS: &[PythonSdk] = &[
     PythonSdk {
         name: "boto3-1.44.8",
@@ -110,21 +127,9 @@ pub const PYTHON_SDKS: &[PythonSdk] = &[
                 "0.19.3",
                 "24eb7535804306355e31c952a90022bf5b2f9d760f9a11062c7493a217c08553",
             ),
-            (
-                "jmespath",
-                "1.1.0",
-                "a5663118de4908c91729bea0acadca56526eb2698e83de10cd116ae0f4e97c64",
-            ),
-            (
-                "python-dateutil",
-                "2.9.0.post0",
-                "a8b2bc7bffae282281c8140a97d3aa9c14da0b136dfe83f850eea9a5f7470427",
-            ),
-            (
-                "six",
-                "1.17.0",
-                "4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",
-            ),
+            JMESPATH,
+            DATEUTIL,
+            SIX,
             (
                 "urllib3",
                 "2.8.0",
@@ -153,21 +158,9 @@ pub const PYTHON_SDKS: &[PythonSdk] = &[
                 "0.16.1",
                 "61bcd00ccb83b21a0fe7e91a553fff9729d46c83b4e0106e7c314a733891f7c2",
             ),
-            (
-                "jmespath",
-                "1.1.0",
-                "a5663118de4908c91729bea0acadca56526eb2698e83de10cd116ae0f4e97c64",
-            ),
-            (
-                "python-dateutil",
-                "2.9.0.post0",
-                "a8b2bc7bffae282281c8140a97d3aa9c14da0b136dfe83f850eea9a5f7470427",
-            ),
-            (
-                "six",
-                "1.17.0",
-                "4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",
-            ),
+            JMESPATH,
+            DATEUTIL,
+            SIX,
             (
                 "urllib3",
                 "2.6.3",

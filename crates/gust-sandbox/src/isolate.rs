@@ -601,16 +601,7 @@ impl Report {
         socket
             .read_exact(&mut header)
             .map_err(io("receive the environment"))?;
-        let length = usize::try_from(u64::from_le_bytes(header)).unwrap_or(usize::MAX);
-        if length > 1 << 20 {
-            return Err(IsolateError::Args(format!(
-                "an environment of {length} bytes"
-            )));
-        }
-        let mut payload = vec![0u8; length];
-        socket
-            .read_exact(&mut payload)
-            .map_err(io("receive the environment"))?;
+        let payload = read_payload(socket, header)?;
         decode(&payload).and_then(|args| InitSpec::parse(&args))
     }
 
@@ -619,6 +610,22 @@ impl Report {
             let _ = socket.write_all(format!("E{error}").as_bytes());
         }
     }
+}
+
+/// The payload announced by an 8-byte little-endian `header`, read from `source`; an
+/// environment is at most 1 MiB.
+fn read_payload(source: &mut impl Read, header: [u8; 8]) -> Result<Vec<u8>, IsolateError> {
+    let length = usize::try_from(u64::from_le_bytes(header)).unwrap_or(usize::MAX);
+    if length > 1 << 20 {
+        return Err(IsolateError::Args(format!(
+            "an environment of {length} bytes"
+        )));
+    }
+    let mut payload = vec![0u8; length];
+    source
+        .read_exact(&mut payload)
+        .map_err(io("receive the environment"))?;
+    Ok(payload)
 }
 
 /// Receives the environment on stdin (a Unix socket, kept for the [`Report`]): an 8-byte length with the output
@@ -654,16 +661,7 @@ fn receive_spec() -> Result<(InitSpec, File), IsolateError> {
     stdin
         .read_exact(&mut header[received..])
         .map_err(io("receive the environment"))?;
-    let length = usize::try_from(u64::from_le_bytes(header)).unwrap_or(usize::MAX);
-    if length > 1 << 20 {
-        return Err(IsolateError::Args(format!(
-            "an environment of {length} bytes"
-        )));
-    }
-    let mut payload = vec![0u8; length];
-    stdin
-        .read_exact(&mut payload)
-        .map_err(io("receive the environment"))?;
+    let payload = read_payload(&mut *stdin, header)?;
     let Some(&output) = fds.first() else {
         return Err(IsolateError::Args("no output descriptor".into()));
     };
