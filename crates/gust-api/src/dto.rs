@@ -239,11 +239,6 @@ impl SettingsDto {
         if self.image_config.as_ref().is_some_and(|i| !i.is_empty()) {
             return Err(unsupported("ImageConfig"));
         }
-        if let Some(snap) = &self.snap_start {
-            if snap.apply_on.as_deref().is_some_and(|a| a != "None") {
-                return Err(unsupported("SnapStart"));
-            }
-        }
         Ok(())
     }
 
@@ -270,6 +265,7 @@ impl SettingsDto {
             application_log_level: logging.application_log_level,
             system_log_level: logging.system_log_level,
             log_group: logging.log_group,
+            snap_start_apply_on: self.snap_start.and_then(|s| s.apply_on),
         })
     }
 }
@@ -572,8 +568,12 @@ impl FunctionConfiguration {
                 size: config.ephemeral_mb,
             },
             snap_start: SnapStartOut {
-                apply_on: "None",
-                optimization_status: "Off",
+                apply_on: if config.snap_start {
+                    "PublishedVersions"
+                } else {
+                    "None"
+                },
+                optimization_status: if config.snap_start_on() { "On" } else { "Off" },
             },
             runtime_version_config: RuntimeVersionOut {
                 runtime_version_arn: gust_control::runtime_version_arn(scope, config.runtime.id()),
@@ -698,10 +698,11 @@ mod tests {
         assert!(json(serde_json::json!({"SnapStart": {"ApplyOn": "None"}}))
             .refuse_unsupported()
             .is_ok());
+        // SnapStart is offered (the model checks the runtime).
         assert!(
             json(serde_json::json!({"SnapStart": {"ApplyOn": "PublishedVersions"}}))
                 .refuse_unsupported()
-                .is_err()
+                .is_ok()
         );
     }
 

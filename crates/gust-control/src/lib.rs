@@ -128,6 +128,9 @@ pub trait FunctionObserver: Send + Sync + std::fmt::Debug {
     /// `name`'s provisioned concurrency is now `configs`: per configuring qualifier, the
     /// environments wanted of each version.
     fn provisioned_changed(&self, _name: &FunctionName, _configs: &[(String, Vec<(u64, u32)>)]) {}
+    /// Version `version` of `name` was published (a SnapStart version's snapshots are made
+    /// now, ahead of its first invoke).
+    fn version_published(&self, _name: &FunctionName, _version: u64) {}
 }
 
 /// The control plane of one server: one region, one account.

@@ -104,7 +104,7 @@ impl ControlPlane {
             return Err(self.update_in_progress(&latest.name));
         }
         let now = self.clock.now();
-        let (version, _new) = self
+        let (version, new) = self
             .store
             .publish_version(latest, |number| {
                 latest.published_as(number, description, Self::new_revision(), now)
@@ -118,6 +118,11 @@ impl ControlPlane {
                 StoreError::NotFound(_) => self.not_found(&latest.name, None),
                 other => other.into(),
             })?;
+        if new {
+            if let gust_model::FunctionVersion::Published(number) = version.version {
+                self.notify(|o| o.version_published(&version.name, number));
+            }
+        }
         Ok(version)
     }
 

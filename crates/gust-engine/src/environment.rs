@@ -74,10 +74,13 @@ pub(crate) struct Environment {
     /// The provisioned-concurrency configuration (its qualifier) this environment was
     /// started for; `None` for an on-demand environment.
     pub provisioned: Option<String>,
+    /// The runtime's description (`INIT_START`/`RESTORE_START`'s `Runtime Version`).
+    pub runtime: String,
     /// Its share of the host's memory budget, given back when it is shut down.
     memory: Mutex<Option<Lease>>,
     state: Mutex<EnvState>,
     init_duration: Mutex<Option<Duration>>,
+    restore_duration: Mutex<Option<Duration>>,
     last_used: Mutex<Instant>,
     /// When it started (an environment is retired before its credentials expire).
     born: Instant,
@@ -169,6 +172,7 @@ pub(crate) struct Parts {
     pub attached: Option<Box<dyn std::any::Any + Send + Sync>>,
     pub provisioned: Option<String>,
     pub memory: Lease,
+    pub runtime: String,
 }
 
 impl Environment {
@@ -187,6 +191,7 @@ impl Environment {
             attached,
             provisioned,
             memory,
+            runtime,
         } = parts;
         let leader = process.pid();
         let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
@@ -242,9 +247,11 @@ impl Environment {
             api,
             collector,
             provisioned,
+            runtime,
             memory: Mutex::new(Some(memory)),
             state: Mutex::new(EnvState::Initializing),
             init_duration: Mutex::new(None),
+            restore_duration: Mutex::new(None),
             last_used: Mutex::new(Instant::now()),
             born: Instant::now(),
             stop: stop_tx,
@@ -334,6 +341,15 @@ impl Environment {
             self.controls.thaw();
             freezer.frozen = false;
         }
+    }
+
+    pub(crate) fn set_restore_duration(&self, duration: Duration) {
+        *lock(&self.restore_duration) = Some(duration);
+    }
+
+    /// A SnapStart environment's restore duration, the first time it is asked for.
+    pub(crate) fn take_restore_duration(&self) -> Option<Duration> {
+        lock(&self.restore_duration).take()
     }
 
     pub(crate) fn set_init_duration(&self, duration: Duration) {

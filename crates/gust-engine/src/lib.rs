@@ -16,6 +16,7 @@ pub mod logs;
 mod platform;
 mod pools;
 mod provisioned;
+mod snapstart;
 mod startup;
 
 use std::collections::HashMap;
@@ -456,40 +457,86 @@ impl Engine {
             .request_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let env = match self.acquire(&config, generation).await? {
-            Slot::Warm(env) => env,
-            Slot::Cold(_init, lease) => {
-                let started = match self.cold_start(&config, generation, lease).await {
-                    // The function changed under this invoke (its old code may be gone
-                    // already): start again from the current configuration, once.
-                    // (An unpack failure too: the package may have gone with the change.)
-                    Err(EngineError::Internal(cause) | EngineError::InvalidZipFile(cause))
-                        if self.changed_since(&config).await =>
-                    {
-                        tracing::debug!(function = %config.name, %cause, "function changed during a cold start; retrying");
-                        self.retire(&key, |k| k == &key);
-                        (config, generation) = self.config(&key).await?;
-                        let lease = self
-                            .inner
-                            .config
-                            .capacity
-                            .take_or_evict(u64::from(config.memory_mb))
-                            .ok_or(EngineError::Throttled("HostCapacityExceeded"))?;
-                        self.cold_start(&config, generation, lease).await?
-                    }
-                    other => other?,
-                };
-                match started {
-                    Ok(env) => env,
-                    Err(failure) => {
-                        return Ok(self.init_failed(&config, &request_id, failure).await)
+        // SnapStart: a cold start restores an environment initialised ahead (its memory
+        // is already held; no INIT slot is needed).
+        let snapshot = if config.snap_start_on() {
+            match self.take_idle(&config, generation) {
+                Some(env) => Some(Ok(env)),
+                None => match self.take_snapshot(&config, generation) {
+                    Some(env) => Some(self.restored(&config, env, &request_id).await?),
+                    None => None,
+                },
+            }
+        } else {
+            None
+        };
+        let snapshot = match snapshot {
+            Some(Ok(env)) => Some(env),
+            Some(Err(outcome)) => return Ok(outcome),
+            None => None,
+        };
+        let env = match snapshot {
+            Some(env) => env,
+            None => match self.acquire(&config, generation).await? {
+                Slot::Warm(env) => env,
+                Slot::Cold(_init, lease) => {
+                    let started = match self.cold_start(&config, generation, lease).await {
+                        // The function changed under this invoke (its old code may be gone
+                        // already): start again from the current configuration, once.
+                        // (An unpack failure too: the package may have gone with the change.)
+                        Err(EngineError::Internal(cause) | EngineError::InvalidZipFile(cause))
+                            if self.changed_since(&config).await =>
+                        {
+                            tracing::debug!(function = %config.name, %cause, "function changed during a cold start; retrying");
+                            self.retire(&key, |k| k == &key);
+                            (config, generation) = self.config(&key).await?;
+                            let lease = self
+                                .inner
+                                .config
+                                .capacity
+                                .take_or_evict(u64::from(config.memory_mb))
+                                .ok_or(EngineError::Throttled("HostCapacityExceeded"))?;
+                            self.cold_start(&config, generation, lease).await?
+                        }
+                        other => other?,
+                    };
+                    match started {
+                        // A SnapStart version's cold start without a ready snapshot: INIT, the
+                        // snapshot point, then the restore, in this invocation.
+                        Ok(env) if config.snap_start_on() => {
+                            match self.restored(&config, env, &request_id).await? {
+                                Ok(env) => env,
+                                Err(outcome) => return Ok(outcome),
+                            }
+                        }
+                        Ok(env) => env,
+                        Err(failure) => {
+                            return Ok(self.init_failed(&config, &request_id, failure).await)
+                        }
                     }
                 }
-            }
+            },
         };
         Ok(self
             .run(&config, env, request, request_id, stream_to, admitted)
             .await)
+    }
+
+    /// A SnapStart environment restored for `request_id`'s invocation; a failed restore is
+    /// the invocation's outcome.
+    async fn restored(
+        &self,
+        config: &FunctionConfig,
+        env: Arc<Environment>,
+        request_id: &str,
+    ) -> Result<Result<Arc<Environment>, InvokeOutcome>, EngineError> {
+        let runtime = env.runtime.clone();
+        Ok(match self.restore(config, env, &runtime).await {
+            snapstart::Restored::Ready(env) => Ok(env),
+            snapstart::Restored::Failed(failure) => {
+                Err(self.init_failed(config, request_id, failure).await)
+            }
+        })
     }
 
     /// Carries a streamed response to its caller (or, for a caller that did not ask for a
@@ -633,6 +680,7 @@ impl Engine {
         let duration = started.elapsed();
         let max_memory = env.max_memory_mb();
         let init = env.take_init_duration();
+        let restore = env.take_restore_duration();
         let (body, function_error, healthy, mut lines, status) = match finish {
             Finish::Result(InvocationResult::Response(body)) => {
                 (body, false, true, vec![], platform::Status::Success)
@@ -761,7 +809,7 @@ impl Engine {
                 env,
                 request_id.clone(),
                 (started, started + timeout),
-                init,
+                (init, restore),
                 admitted,
             );
             log
@@ -770,6 +818,7 @@ impl Engine {
                 request_id: &request_id,
                 duration,
                 init,
+                restore,
                 max_memory_mb: max_memory,
                 status,
             };
@@ -821,7 +870,7 @@ impl Engine {
         env: Arc<Environment>,
         request_id: String,
         (started, deadline): (Instant, Instant),
-        init: Option<Duration>,
+        (init, restore): (Option<Duration>, Option<Duration>),
         admitted: admission::Admitted,
     ) {
         let engine = self.clone();
@@ -854,6 +903,7 @@ impl Engine {
                 request_id: &request_id,
                 duration: started.elapsed(),
                 init,
+                restore,
                 max_memory_mb: env.max_memory_mb(),
                 status,
             };

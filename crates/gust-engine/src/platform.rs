@@ -26,6 +26,8 @@ pub(crate) struct Report<'a> {
     pub request_id: &'a str,
     pub duration: Duration,
     pub init: Option<Duration>,
+    /// A SnapStart environment's restore, reported by its first invocation.
+    pub restore: Option<Duration>,
     pub max_memory_mb: u64,
     pub status: Status,
 }
@@ -71,6 +73,50 @@ pub(crate) fn init_start(config: &FunctionConfig, runtime: &str) -> Vec<String> 
     }
 }
 
+/// `RESTORE_START` when a SnapStart environment is restored.
+pub(crate) fn restore_start(config: &FunctionConfig, runtime: &str) -> Vec<String> {
+    match json_records(config) {
+        None => vec![format!("RESTORE_START Runtime Version: {runtime}")],
+        Some(false) => Vec::new(),
+        Some(true) => vec![record(
+            "platform.restoreStart",
+            json!({
+                "runtimeVersion": runtime,
+                "functionName": config.name.as_str(),
+                "functionVersion": config.version.to_string(),
+            }),
+        )],
+    }
+}
+
+/// `RESTORE_REPORT` when a restore ended; `error` is the error type of a failed one.
+pub(crate) fn restore_report(
+    config: &FunctionConfig,
+    duration: Duration,
+    error: Option<&str>,
+) -> Vec<String> {
+    match json_records(config) {
+        None => {
+            let mut line = format!("RESTORE_REPORT Restore Duration: {:.2} ms", ms(duration));
+            if let Some(kind) = error {
+                line.push_str(&format!("\tStatus: error\tError Type: {kind}"));
+            }
+            vec![line]
+        }
+        Some(false) => Vec::new(),
+        Some(true) => {
+            let mut record_ = json!({
+                "status": if error.is_some() { "error" } else { "success" },
+                "metrics": {"durationMs": (ms(duration) * 1000.0).round() / 1000.0},
+            });
+            if let Some(kind) = error {
+                record_["errorType"] = json!(kind);
+            }
+            vec![record("platform.restoreReport", record_)]
+        }
+    }
+}
+
 /// `START` of an invocation.
 pub(crate) fn start(config: &FunctionConfig, request_id: &str) -> Vec<String> {
     match json_records(config) {
@@ -90,6 +136,7 @@ pub(crate) fn start(config: &FunctionConfig, request_id: &str) -> Vec<String> {
 pub(crate) fn end(config: &FunctionConfig, memory_mb: u32, report: &Report<'_>) -> Vec<String> {
     let init_ms = report.init.map_or(0.0, ms);
     let billed = (ms(report.duration) + init_ms).ceil() as u64;
+    let restore_ms = report.restore.map(ms);
     match json_records(config) {
         None => {
             let mut line = format!(
@@ -100,6 +147,12 @@ pub(crate) fn end(config: &FunctionConfig, memory_mb: u32, report: &Report<'_>) 
             );
             if let Some(init) = report.init {
                 line.push_str(&format!("Init Duration: {:.2} ms\t", ms(init)));
+            }
+            if let Some(restore) = restore_ms {
+                line.push_str(&format!(
+                    "Restore Duration: {restore:.2} ms\tBilled Restore Duration: {} ms\t",
+                    restore.ceil() as u64
+                ));
             }
             match &report.status {
                 Status::Success => {}
@@ -126,6 +179,10 @@ pub(crate) fn end(config: &FunctionConfig, memory_mb: u32, report: &Report<'_>) 
             });
             if report.init.is_some() {
                 metrics["initDurationMs"] = json!((init_ms * 1000.0).round() / 1000.0);
+            }
+            if let Some(restore) = restore_ms {
+                metrics["restoreDurationMs"] = json!((restore * 1000.0).round() / 1000.0);
+                metrics["billedRestoreDurationMs"] = json!(restore.ceil() as u64);
             }
             let mut done = json!({"requestId": report.request_id, "status": status});
             let mut full =

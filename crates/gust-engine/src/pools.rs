@@ -31,6 +31,8 @@ pub(crate) struct Pool {
     pub(crate) released: Arc<tokio::sync::Notify>,
     /// Provisioned concurrency of this version.
     pub(crate) provisioned: ProvisionedPool,
+    /// SnapStart's ready snapshot environments of this version.
+    pub(crate) snapshots: crate::snapstart::SnapshotPool,
 }
 
 /// What an invoke got to run on.
@@ -49,6 +51,7 @@ impl Engine {
             .flat_map(|p| {
                 let mut idle = std::mem::take(&mut p.idle);
                 idle.append(&mut p.provisioned.idle);
+                idle.append(&mut p.snapshots.ready);
                 idle
             })
             .collect()
@@ -175,7 +178,12 @@ impl Engine {
             let keys: Vec<PoolKey> = pools.keys().filter(|k| which(k)).cloned().collect();
             keys.iter()
                 .filter_map(|k| pools.remove(k))
-                .flat_map(|pool| pool.idle.into_iter().chain(pool.provisioned.idle))
+                .flat_map(|pool| {
+                    pool.idle
+                        .into_iter()
+                        .chain(pool.provisioned.idle)
+                        .chain(pool.snapshots.ready)
+                })
                 .collect()
         };
         for env in idle {
@@ -225,6 +233,7 @@ impl Engine {
             return Err(EngineError::NotFound(key.0.clone()));
         };
         let config = Arc::new(config);
+        self.saw_config(key, &config);
         let mut pools = lock(&self.inner.pools);
         let pool = pools.entry(key.clone()).or_default();
         // Only cache what is still current: a change since the read bumped the generation,

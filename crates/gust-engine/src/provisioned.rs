@@ -248,6 +248,7 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.provision_one(key, qualifier).await });
         }
+        self.reconcile_snapshots();
     }
 
     /// Whether `key`'s pool still wants another environment for `qualifier` (the one
@@ -380,7 +381,7 @@ impl Engine {
             .live
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self
-            .start_environment(&config, generation, lease, Some(qualifier))
+            .start_environment(&config, generation, lease, Some(qualifier), false)
             .await
         {
             Ok(Ok(env)) => Ok(Some(env)),

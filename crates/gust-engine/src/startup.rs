@@ -22,9 +22,9 @@ use crate::{
 
 /// An INIT that did not end with the runtime ready.
 pub(crate) struct InitFailure {
-    body: Bytes,
-    environment: Option<Arc<Environment>>,
-    collector: Option<Collector>,
+    pub(crate) body: Bytes,
+    pub(crate) environment: Option<Arc<Environment>>,
+    pub(crate) collector: Option<Collector>,
 }
 
 /// Where an environment runs and why it was started.
@@ -34,6 +34,8 @@ pub(crate) struct Placement {
     pub private_network: bool,
     /// Started ahead of requests for provisioned concurrency.
     pub provisioned: bool,
+    /// A SnapStart environment (INIT then the snapshot point).
+    pub snapshot: bool,
 }
 
 fn is_primed(primed: &Option<gust_sandbox::Primed>) -> bool {
@@ -103,6 +105,7 @@ impl Engine {
         let Placement {
             private_network,
             provisioned,
+            snapshot,
         } = placement;
         let scope = &self.inner.config.scope;
         let runtime_dir = &view.runtime_dir;
@@ -155,7 +158,9 @@ impl Engine {
             ("AWS_LAMBDA_LOG_STREAM_NAME".into(), stream.to_owned()),
             (
                 "AWS_LAMBDA_INITIALIZATION_TYPE".into(),
-                if provisioned {
+                if snapshot {
+                    "snap-start"
+                } else if provisioned {
                     "provisioned-concurrency"
                 } else {
                     "on-demand"
@@ -183,7 +188,7 @@ impl Engine {
     ) -> Result<Result<Arc<Environment>, InitFailure>, EngineError> {
         self.inner.live.fetch_add(1, Ordering::Relaxed);
         let result = self
-            .start_environment(config, generation, lease, None)
+            .start_environment(config, generation, lease, None, config.snap_start_on())
             .await;
         match &result {
             Ok(Ok(_)) => {}
@@ -196,13 +201,16 @@ impl Engine {
     }
 
     /// INIT of one environment holding `lease` of the memory budget; `provisioned` names
-    /// the provisioned-concurrency configuration it is started for (ahead of requests).
+    /// the provisioned-concurrency configuration it is started for (ahead of requests);
+    /// `snapshot`: a SnapStart environment, whose INIT ends at the snapshot point
+    /// (`restore/next`) and which is restored before its first invocation.
     pub(crate) async fn start_environment(
         &self,
         config: &FunctionConfig,
         generation: u64,
         lease: Lease,
         provisioned: Option<&str>,
+        snapshot: bool,
     ) -> Result<Result<Arc<Environment>, InitFailure>, EngineError> {
         let started = Instant::now();
         let store = Arc::clone(&self.inner.store);
@@ -286,7 +294,7 @@ impl Engine {
         // The cold start's log is part of its first invocation's log tail; a provisioned
         // environment's INIT happens before any invocation.
         let init_start = crate::platform::init_start(config, &launch.description);
-        if provisioned.is_some() {
+        if provisioned.is_some() || snapshot {
             collector.platform(init_start);
         } else {
             collector.begin(init_start).await;
@@ -349,9 +357,12 @@ impl Engine {
             opt_dir.as_deref(),
             &view.opt_dir,
             &launch.description,
-            provisioned.is_some(),
+            provisioned.is_some() || snapshot,
             netns.as_ref(),
         );
+        if snapshot {
+            api.enable_snap_start();
+        }
         let spec = SpawnSpec {
             program: launch.program.clone(),
             args: launch.args.clone(),
@@ -364,6 +375,7 @@ impl Engine {
                 Placement {
                     private_network: netns.is_some(),
                     provisioned: provisioned.is_some(),
+                    snapshot,
                 },
             ),
             cwd: view.task_root.clone(),
@@ -422,6 +434,7 @@ impl Engine {
             attached,
             provisioned: provisioned.map(str::to_owned),
             memory: lease,
+            runtime: launch.description.clone(),
         }));
         let init_timeout = INIT_TIMEOUT_MIN.max(Duration::from_secs(u64::from(config.timeout_s)));
         let outcome = tokio::select! {
@@ -454,13 +467,21 @@ impl Engine {
             config,
             outcome.as_ref(),
             init_duration,
-            provisioned.is_some(),
+            provisioned.is_some() || snapshot,
         );
         match outcome {
             Some(InitOutcome::Ready) => {
                 // Only an on-demand environment's first invocation waited for its INIT.
-                if provisioned.is_none() {
+                if provisioned.is_none() && !snapshot {
                     env.set_init_duration(init_duration);
+                }
+                if snapshot {
+                    // The snapshot's INIT is reported in the function's log, not to an
+                    // invocation.
+                    env.collector.platform(vec![format!(
+                        "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: success",
+                        ms(init_duration)
+                    )]);
                 }
                 // INIT ran unthrottled; invocations get the function's CPU share.
                 env.controls.limit_cpu();
@@ -620,6 +641,7 @@ impl Engine {
                             request_id,
                             duration: Duration::ZERO,
                             init: None,
+                            restore: None,
                             max_memory_mb: 0,
                             status: crate::platform::Status::Error(None),
                         },

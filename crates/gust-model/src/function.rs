@@ -296,6 +296,9 @@ pub struct FunctionConfig {
     pub log_levels: Option<LogLevels>,
     /// Log group name.
     pub log_group: String,
+    /// `SnapStart.ApplyOn` is `PublishedVersions`: published versions start from
+    /// initialized snapshots ([`FunctionConfig::snap_start_on`]).
+    pub snap_start: bool,
     /// The code package.
     pub code: CodeRef,
     /// Changes on every mutation.
@@ -344,6 +347,8 @@ pub struct FunctionUpdate {
     pub system_log_level: Option<String>,
     /// `LoggingConfig.LogGroup`.
     pub log_group: Option<String>,
+    /// `SnapStart.ApplyOn` (`PublishedVersions` or `None`).
+    pub snap_start_apply_on: Option<String>,
 }
 
 /// A validated CreateFunction request.
@@ -402,6 +407,7 @@ impl FunctionConfig {
             log_format: LogFormat::Text,
             log_levels: None,
             log_group,
+            snap_start: false,
             code,
             revision_id,
             last_modified: now,
@@ -574,6 +580,17 @@ impl FunctionConfig {
                 );
             }
         }
+        if let Some(apply_on) = update
+            .snap_start_apply_on
+            .as_deref()
+            .filter(|a| !SNAP_START_APPLY_ON.contains(a))
+        {
+            v.push(
+                apply_on,
+                "snapStart.applyOn",
+                "Member must satisfy enum value set: [PublishedVersions, None]",
+            );
+        }
         v.finish()?;
         for (value, member, max) in [
             (update.memory_size, "MemorySize", MEMORY_MAX_MB),
@@ -612,6 +629,18 @@ impl FunctionConfig {
             }
         }
 
+        let snap_start_after = update
+            .snap_start_apply_on
+            .as_deref()
+            .map_or(self.snap_start, |a| a == "PublishedVersions");
+        let runtime_after = runtime.as_ref().unwrap_or(&self.runtime);
+        if snap_start_after && !supports_snap_start(runtime_after) {
+            return Err(ModelError::invalid(format!(
+                "{} is not supported for SnapStart enabled functions.",
+                runtime_after.id()
+            )));
+        }
+
         let format_after = match log_format {
             Some((_, Some(format))) => format,
             _ => self.log_format,
@@ -628,6 +657,7 @@ impl FunctionConfig {
         if let Some(runtime) = runtime {
             self.runtime = runtime;
         }
+        self.snap_start = snap_start_after;
         set(&mut self.role, &update.role);
         set(&mut self.handler, &update.handler);
         set(&mut self.description, &update.description);
@@ -803,6 +833,27 @@ fn validate_environment(env: &EnvironmentVariables) -> Result<(), ModelError> {
     Ok(())
 }
 
+/// `SnapStart.ApplyOn`'s values.
+const SNAP_START_APPLY_ON: &[&str] = &["PublishedVersions", "None"];
+
+/// The runtimes SnapStart is offered for: Lambda's Python 3.12 and later (Java and .NET,
+/// which also have it, are not runtimes Gust runs).
+fn supports_snap_start(runtime: &crate::Runtime) -> bool {
+    runtime
+        .id()
+        .strip_prefix("python3.")
+        .and_then(|minor| minor.parse::<u32>().ok())
+        .is_some_and(|minor| minor >= 12)
+}
+
+impl FunctionConfig {
+    /// Whether this version's environments start from initialized snapshots: SnapStart
+    /// applies to published versions only.
+    pub fn snap_start_on(&self) -> bool {
+        self.snap_start && self.version != crate::version::FunctionVersion::Latest
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -833,6 +884,49 @@ mod tests {
             "rev-1".into(),
             OffsetDateTime::UNIX_EPOCH,
         )
+    }
+
+    #[test]
+    fn snap_start_is_for_python_3_12_and_later_and_published_versions() {
+        let mut settings = base_settings();
+        settings.snap_start_apply_on = Some("PublishedVersions".into());
+        let mut config = create(&settings).unwrap();
+        assert!(
+            config.snap_start && !config.snap_start_on(),
+            "not on $LATEST"
+        );
+        config.version = crate::version::FunctionVersion::Published(1);
+        assert!(config.snap_start_on());
+        // Another runtime: Lambda's message; a bad value: the model's enum.
+        settings.runtime = Some("python3.11".into());
+        assert_eq!(
+            create(&settings).unwrap_err().to_string(),
+            "python3.11 is not supported for SnapStart enabled functions."
+        );
+        settings.snap_start_apply_on = Some("Always".into());
+        let err = create(&settings).unwrap_err().to_string();
+        assert!(
+            err.contains("'snapStart.applyOn' failed to satisfy constraint: Member must satisfy enum value set: [PublishedVersions, None]"),
+            "{err}"
+        );
+        // Changing the runtime of a SnapStart function to one without it is refused too.
+        let mut config = create(&FunctionUpdate {
+            snap_start_apply_on: Some("PublishedVersions".into()),
+            ..base_settings()
+        })
+        .unwrap();
+        let change = FunctionUpdate {
+            runtime: Some("nodejs22.x".into()),
+            ..FunctionUpdate::default()
+        };
+        assert!(config.apply(&change, &catalog()).is_err());
+        let off = FunctionUpdate {
+            runtime: Some("nodejs22.x".into()),
+            snap_start_apply_on: Some("None".into()),
+            ..FunctionUpdate::default()
+        };
+        config.apply(&off, &catalog()).unwrap();
+        assert!(!config.snap_start);
     }
 
     #[test]

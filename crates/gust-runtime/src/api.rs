@@ -146,6 +146,34 @@ pub enum InitOutcome {
     },
 }
 
+/// How a SnapStart environment's restore ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreOutcome {
+    /// The runtime ran its after-restore hooks and asked for its first invocation.
+    Ready,
+    /// `POST /runtime/restore/error` (an after-restore hook failed).
+    Failed {
+        /// The error JSON.
+        body: Bytes,
+        /// `Lambda-Runtime-Function-Error-Type`, when sent.
+        error_type: Option<String>,
+    },
+}
+
+/// The SnapStart side of an environment (`/runtime/restore/…`).
+#[derive(Debug, Default)]
+struct Snap {
+    /// The environment is a SnapStart one: `restore/next` is allowed (once).
+    enabled: bool,
+    /// The runtime called `restore/next` (the snapshot point).
+    asked: bool,
+    /// What `restore/next` waits on; opened by [`RuntimeApi::restore`].
+    gate: Option<oneshot::Receiver<()>>,
+    open: Option<oneshot::Sender<()>>,
+    /// Where the restore's end goes: the runtime's next `next` or `restore/error`.
+    outcome: Option<oneshot::Sender<RestoreOutcome>>,
+}
+
 type Dispatch = (Invocation, oneshot::Sender<InvocationResult>);
 
 #[derive(Debug)]
@@ -166,6 +194,8 @@ struct Shared {
     telemetry: Arc<Telemetry>,
     /// The runtime has asked for its first event (INIT then waits for extensions only).
     runtime_ready: std::sync::atomic::AtomicBool,
+    /// SnapStart's restore state.
+    snap: Mutex<Snap>,
 }
 
 /// Why a connection was closed unanswered.
@@ -298,6 +328,7 @@ impl RuntimeApi {
             extensions: Arc::default(),
             telemetry: Arc::default(),
             runtime_ready: std::sync::atomic::AtomicBool::new(false),
+            snap: Mutex::default(),
         });
         let (peers, admitted) = tokio::sync::watch::channel(None);
         let server = Arc::new(Serving(tokio::spawn(serve(
@@ -358,6 +389,36 @@ impl RuntimeApi {
     pub fn end_init(&self) {
         self.shared.extensions.close_registration();
         self.shared.telemetry.end_init();
+    }
+
+    /// Makes this a SnapStart environment (call before the runtime starts): its runtime
+    /// ends INIT with `restore/next`, which answers only once [`RuntimeApi::restore`] is
+    /// called.
+    pub fn enable_snap_start(&self) {
+        let (open, gate) = oneshot::channel();
+        let mut snap = lock(&self.shared.snap);
+        snap.enabled = true;
+        snap.gate = Some(gate);
+        snap.open = Some(open);
+    }
+
+    /// Restores a SnapStart environment: answers the runtime's waiting `restore/next`; the
+    /// receiver completes when the runtime asks for its first invocation (its after-restore
+    /// hooks ran) or reports `restore/error`. A runtime that never called `restore/next`
+    /// (it ended INIT with `next`) is restored at once.
+    pub fn restore(&self) -> oneshot::Receiver<RestoreOutcome> {
+        let (tx, rx) = oneshot::channel();
+        let mut snap = lock(&self.shared.snap);
+        match snap.open.take() {
+            Some(open) if snap.asked => {
+                snap.outcome = Some(tx);
+                let _ = open.send(());
+            }
+            _ => {
+                let _ = tx.send(RestoreOutcome::Ready);
+            }
+        }
+        rx
     }
 
     /// Queues an invocation for the runtime's next `next`; the receiver completes when the
@@ -489,6 +550,8 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
             error(shared, &id, request).await
         }
         (&Method::POST, ["init", "error"]) => init_error(shared, request).await,
+        (&Method::GET, ["restore", "next"]) => restore_next(shared).await,
+        (&Method::POST, ["restore", "error"]) => restore_error(shared, request).await,
         _ => api_error(
             StatusCode::NOT_FOUND,
             "UnknownOperation",
@@ -497,7 +560,8 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
     }
 }
 
-async fn next(shared: &Shared) -> Response<Full<Bytes>> {
+/// The runtime is ready for work: INIT ends (with extensions, once they are ready too).
+fn runtime_ready(shared: &Shared) {
     if !shared.extensions.active() {
         if let Some(init) = lock(&shared.init).take() {
             let _ = init.send(InitOutcome::Ready);
@@ -506,9 +570,67 @@ async fn next(shared: &Shared) -> Response<Full<Bytes>> {
         .runtime_ready
         .swap(true, std::sync::atomic::Ordering::AcqRel)
     {
-        // With extensions, INIT ends when they are ready too; this `next` just waits.
         finish_init(shared);
     }
+}
+
+fn invalid_state(from: &str, to: &str) -> Response<Full<Bytes>> {
+    api_error(
+        StatusCode::FORBIDDEN,
+        "InvalidStateTransition",
+        &format!("State transition from {from} to {to} failed for runtime. Error: State transition is not allowed"),
+    )
+}
+
+/// `GET /runtime/restore/next` (SnapStart): INIT and the before-snapshot hooks are done;
+/// answers once the environment is restored.
+async fn restore_next(shared: &Shared) -> Response<Full<Bytes>> {
+    let gate = {
+        let mut snap = lock(&shared.snap);
+        if !snap.enabled || snap.asked {
+            return invalid_state("Ready", "RestoreReady");
+        }
+        snap.asked = true;
+        snap.gate.take()
+    };
+    runtime_ready(shared);
+    let opened = match gate {
+        Some(gate) => gate.await.is_ok(),
+        None => false,
+    };
+    if opened {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::OK;
+        response
+    } else {
+        api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceUnavailable",
+            "The environment is shutting down",
+        )
+    }
+}
+
+/// `POST /runtime/restore/error` (SnapStart): an after-restore hook failed.
+async fn restore_error(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let error_type = error_type_header(&request);
+    let body = read_body(request, MAX_RESPONSE_BYTES)
+        .await
+        .unwrap_or_default();
+    let Some(outcome) = lock(&shared.snap).outcome.take() else {
+        return invalid_state("Ready", "RestoreError");
+    };
+    let _ = outcome.send(RestoreOutcome::Failed { body, error_type });
+    accepted()
+}
+
+async fn next(shared: &Shared) -> Response<Full<Bytes>> {
+    // A restored SnapStart runtime asking for work: its restore is over.
+    if let Some(outcome) = lock(&shared.snap).outcome.take() {
+        let _ = outcome.send(RestoreOutcome::Ready);
+    }
+    // With extensions, INIT ends when they are ready too; this `next` just waits.
+    runtime_ready(shared);
     // An event is handed out at most once. A runtime asks for the next event only after
     // answering the last one, so one still unanswered was lost by the runtime: it fails
     // now, and this request waits for a new event. (Handing it out again let a runtime
@@ -1629,6 +1751,108 @@ mod tests {
         )
         .await
         .unwrap();
+    }
+
+    #[tokio::test]
+    async fn snap_start_restore_next_ends_init_and_waits_for_the_restore() {
+        // Not a SnapStart environment: refused.
+        let (api, _init) = open_api().await;
+        let mut runtime = TcpStream::connect(api.address()).await.unwrap();
+        let (status, _, _) = request(
+            &mut runtime,
+            "GET",
+            "/2018-06-01/runtime/restore/next",
+            "",
+            b"",
+        )
+        .await;
+        assert_eq!(status, 403);
+
+        let (api, init) = open_api().await;
+        api.enable_snap_start();
+        let address = api.address();
+        let waiting = tokio::spawn(async move {
+            let mut runtime = TcpStream::connect(address).await.unwrap();
+            let answer = request(
+                &mut runtime,
+                "GET",
+                "/2018-06-01/runtime/restore/next",
+                "",
+                b"",
+            )
+            .await;
+            (runtime, answer)
+        });
+        assert_eq!(init.await.unwrap(), InitOutcome::Ready);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiting.is_finished(),
+            "restore/next answers only at the restore"
+        );
+        let restored = api.restore();
+        let (mut runtime, (status, _, body)) = waiting.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(body.is_empty());
+        // A second restore/next is refused; the first `next` completes the restore.
+        let (status, _, _) = request(
+            &mut runtime,
+            "GET",
+            "/2018-06-01/runtime/restore/next",
+            "",
+            b"",
+        )
+        .await;
+        assert_eq!(status, 403);
+        let sent = tokio::spawn(async move {
+            request(
+                &mut runtime,
+                "GET",
+                "/2018-06-01/runtime/invocation/next",
+                "",
+                b"",
+            )
+            .await
+        });
+        assert_eq!(restored.await.unwrap(), RestoreOutcome::Ready);
+        sent.abort();
+    }
+
+    #[tokio::test]
+    async fn snap_start_restore_error_fails_the_restore() {
+        let (api, init) = open_api().await;
+        api.enable_snap_start();
+        let address = api.address();
+        let waiting = tokio::spawn(async move {
+            let mut runtime = TcpStream::connect(address).await.unwrap();
+            let _ = request(
+                &mut runtime,
+                "GET",
+                "/2018-06-01/runtime/restore/next",
+                "",
+                b"",
+            )
+            .await;
+            runtime
+        });
+        assert_eq!(init.await.unwrap(), InitOutcome::Ready);
+        let restored = api.restore();
+        let mut runtime = waiting.await.unwrap();
+        let (status, _, _) = request(
+            &mut runtime,
+            "POST",
+            "/2018-06-01/runtime/restore/error",
+            "Lambda-Runtime-Function-Error-Type: Runtime.AfterRestoreError\r\n",
+            b"{\"errorType\":\"Runtime.AfterRestoreError\"}",
+        )
+        .await;
+        assert_eq!(status, 202);
+        assert_eq!(
+            restored.await.unwrap(),
+            RestoreOutcome::Failed {
+                body: Bytes::from_static(b"{\"errorType\":\"Runtime.AfterRestoreError\"}"),
+                error_type: Some("Runtime.AfterRestoreError".into()),
+            }
+        );
     }
 
     #[tokio::test]

@@ -12,8 +12,8 @@ pub mod registry;
 pub mod telemetry;
 
 pub use api::{
-    Closed, InitOutcome, Invocation, InvocationResult, PeerCheck, RuntimeApi, StreamFailure,
-    StreamPart, StreamedResponse, MAX_RESPONSE_BYTES, MAX_STREAMED_BYTES,
+    Closed, InitOutcome, Invocation, InvocationResult, PeerCheck, RestoreOutcome, RuntimeApi,
+    StreamFailure, StreamPart, StreamedResponse, MAX_RESPONSE_BYTES, MAX_STREAMED_BYTES,
 };
 pub use registry::{
     Launch, LaunchError, RegistryConfig, RegistryError, RuntimeRegistry, RuntimeStatus, SdkStatus,

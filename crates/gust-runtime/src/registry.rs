@@ -17,6 +17,9 @@ use crate::install;
 
 const PYTHON_BOOTSTRAP: &str = include_str!("../bootstrap/python/bootstrap.py");
 const NODE_BOOTSTRAP: &str = include_str!("../bootstrap/node/bootstrap.js");
+/// SnapStart's runtime hooks for Python (the `snapshot-restore-py` API), importable by
+/// functions from the bootstrap's directory.
+const PYTHON_SNAPSHOT_RESTORE: &str = include_str!("../bootstrap/python/snapshot_restore_py.py");
 
 /// How to start one runtime process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +167,7 @@ fn is_executable(path: &Path) -> bool {
 fn write_bootstraps(runtime_dir: &Path) -> std::io::Result<()> {
     for (relative, text) in [
         ("python/bootstrap.py", PYTHON_BOOTSTRAP),
+        ("python/snapshot_restore_py.py", PYTHON_SNAPSHOT_RESTORE),
         ("node/bootstrap.js", NODE_BOOTSTRAP),
     ] {
         let path = runtime_dir.join(relative);
@@ -502,6 +506,7 @@ mod tests {
         fake(&bin.join("python3"), "3.11.7");
         let registry = registry(dir.path(), bin.to_str().unwrap());
         assert!(dir.path().join("rt/python/bootstrap.py").exists());
+        assert!(dir.path().join("rt/python/snapshot_restore_py.py").exists());
         assert!(dir.path().join("rt/node/bootstrap.js").exists());
         assert!(
             dir.path().join("rt/sdk/python").is_dir()

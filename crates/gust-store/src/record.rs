@@ -39,6 +39,10 @@ pub(crate) struct FunctionRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_levels: Option<(String, String)>,
     pub log_group: String,
+    /// `SnapStart.ApplyOn` is `PublishedVersions`; absent (false) in records written
+    /// before SnapStart existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub snap_start: bool,
     /// Unix time in milliseconds.
     pub last_modified_ms: i64,
     pub state: String,
@@ -74,6 +78,7 @@ impl FunctionRecord {
                 .as_ref()
                 .map(|l| (l.application.clone(), l.system.clone())),
             log_group: config.log_group.clone(),
+            snap_start: config.snap_start,
             last_modified_ms: unix_millis(config.last_modified),
             state: config.state.as_str().to_owned(),
             last_update: config.last_update.map(|s| s.as_str().to_owned()),
@@ -128,6 +133,7 @@ impl FunctionRecord {
                 system,
             }),
             log_group: self.log_group,
+            snap_start: self.snap_start,
             code: CodeRef {
                 digest: CodeDigest::from_hex(code_sha256)
                     .ok_or_else(|| bad("code digest", code_sha256))?,

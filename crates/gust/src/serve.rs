@@ -431,6 +431,10 @@ impl gust_control::FunctionObserver for EngineObserver {
         self.0.version_deleted(name, version);
     }
 
+    fn version_published(&self, name: &gust_model::FunctionName, version: u64) {
+        self.0.version_published(name, version);
+    }
+
     fn provisioned_changed(
         &self,
         name: &gust_model::FunctionName,
@@ -781,6 +785,11 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             .iter()
             .flat_map(|e| [e.start_reaper(), e.start_provisioner()])
             .collect();
+        // SnapStart versions stored before this start get their snapshot environments.
+        for engine in &engines {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.discover_snap_start().await });
+        }
         eprintln!(
             "Memory budget for environments: {budget_mb} MiB (--memory-budget); concurrency limit {} per account",
             args.concurrency_limit

@@ -293,6 +293,43 @@ def error_body(error_type, message, request_id, stack):
                        "requestId": request_id, "stackTrace": stack}).encode()
 
 
+def run_hook(func, args, kwargs, error_type):
+    try:
+        func(*args, **kwargs)
+    except Exception as error:
+        raise InitError(error_type, str(error), user_stack(error.__traceback__))
+
+
+def snap_start(client):
+    """SnapStart: run the before-snapshot hooks (newest first), wait at the snapshot point
+    (`restore/next`) until the environment is restored, re-seed the random generators, and
+    run the after-restore hooks (in registration order)."""
+    import snapshot_restore_py
+    before = snapshot_restore_py.get_before_snapshot()
+    try:
+        while before:
+            func, args, kwargs = before.pop()
+            run_hook(func, args, kwargs, "Runtime.BeforeSnapshotError")
+    except InitError as error:
+        log_error(error.error_type, str(error), error.stack)
+        client.post("/init/error", error_body(error.error_type, str(error), "", error.stack), error.error_type)
+        sys.exit(1)
+    sys.stdout.flush()
+    status, _, body = client.request("GET", "/restore/next")
+    if status != 200:
+        raise RuntimeError(f"Runtime API /restore/next answered {status}: {body!r}")
+    # Restored environments must not share the snapshot's random state.
+    import random
+    random.seed()
+    try:
+        for func, args, kwargs in snapshot_restore_py.get_after_restore():
+            run_hook(func, args, kwargs, "Runtime.AfterRestoreError")
+    except InitError as error:
+        log_error(error.error_type, str(error), error.stack)
+        client.post("/restore/error", error_body(error.error_type, str(error), "", error.stack), error.error_type)
+        sys.exit(1)
+
+
 def main():
     global _current_request_id
     task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
@@ -309,6 +346,8 @@ def main():
         log_error(error.error_type, str(error), error.stack)
         client.post("/init/error", error_body(error.error_type, str(error), "", error.stack), error.error_type)
         sys.exit(1)
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+        snap_start(client)
 
     while True:
         headers, body = client.next()
