@@ -324,6 +324,16 @@ impl Environment {
         freezer.period
     }
 
+    /// Freezes the environment after `after` if it is then still in idle period `period`
+    /// (back-to-back invokes skip the freeze/thaw round trip).
+    pub(crate) fn freeze_later(self: &Arc<Self>, period: u64, after: Duration) {
+        let env = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            env.freeze_if_idle(period);
+        });
+    }
+
     /// Freezes the environment if it is still in idle period `period`.
     pub(crate) fn freeze_if_idle(&self, period: u64) {
         let mut freezer = lock(&self.freezer);

@@ -356,37 +356,16 @@ impl Engine {
         let found = {
             let mut pools = lock(&self.inner.pools);
             let pool = pools.get_mut(&(config.name.clone(), config.version))?;
-            let mut found = None;
-            // Provisioned environments serve first; on-demand ones take the spill-over.
-            while let Some(env) = pool.provisioned.idle.pop() {
-                if env.generation == generation
-                    && env.revision == config.revision_id
-                    && !env.has_exited()
-                    && env.extension_gone().is_none()
-                    && env.age() < MAX_ENVIRONMENT_AGE
-                    && env.transition(EnvState::Busy).is_ok()
-                {
-                    found = Some(env);
-                    break;
-                }
-                stale.push(env);
-            }
-            while found.is_none() {
-                let Some(env) = pool.idle.pop() else { break };
-                // A runtime that died while idle (a crash after answering) is not reused.
-                if env.generation == generation
-                    && env.revision == config.revision_id
-                    && !env.has_exited()
-                    // Nor is one whose extension exited while it was idle (Lambda resets it).
-                    && env.extension_gone().is_none()
-                    && env.transition(EnvState::Busy).is_ok()
-                {
-                    found = Some(env);
-                    break;
-                }
-                stale.push(env);
-            }
-            found
+            // Provisioned environments serve first (and are renewed past their age, as
+            // Lambda recycles them); on-demand ones take the spill-over.
+            take_usable(
+                &mut pool.provisioned.idle,
+                config,
+                generation,
+                true,
+                &mut stale,
+            )
+            .or_else(|| take_usable(&mut pool.idle, config, generation, false, &mut stale))
         };
         for env in stale {
             self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
@@ -430,11 +409,7 @@ impl Engine {
                     // Frozen once it has stayed idle a moment: idle environments use no CPU
                     // and their threads do not run, while back-to-back invokes skip the
                     // freeze/thaw round trip.
-                    let idle = Arc::clone(&env);
-                    tokio::spawn(async move {
-                        tokio::time::sleep(FREEZE_AFTER).await;
-                        idle.freeze_if_idle(period);
-                    });
+                    env.freeze_later(period, FREEZE_AFTER);
                     true
                 }
                 _ => false,
@@ -465,4 +440,30 @@ impl Drop for RateReservation<'_> {
         lock(&self.engine.inner.scaling)
             .refund(self.function, self.engine.inner.config.scaling_rate);
     }
+}
+
+/// The newest environment of `list` that can serve `config` at `generation` now (made
+/// `Busy`); the unusable ones it passes over (another revision, exited, an extension gone,
+/// or, with `aged`, past [`MAX_ENVIRONMENT_AGE`]) go to `stale`, to be shut down.
+pub(crate) fn take_usable(
+    list: &mut Vec<Arc<Environment>>,
+    config: &FunctionConfig,
+    generation: u64,
+    aged: bool,
+    stale: &mut Vec<Arc<Environment>>,
+) -> Option<Arc<Environment>> {
+    while let Some(env) = list.pop() {
+        if env.generation == generation
+            && env.revision == config.revision_id
+            && !env.has_exited()
+            // One whose extension exited while it was idle is not reused (Lambda resets it).
+            && env.extension_gone().is_none()
+            && !(aged && env.age() >= MAX_ENVIRONMENT_AGE)
+            && env.transition(EnvState::Busy).is_ok()
+        {
+            return Some(env);
+        }
+        stale.push(env);
+    }
+    None
 }

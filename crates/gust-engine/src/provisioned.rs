@@ -312,11 +312,7 @@ impl Engine {
                         let period = env.idle_begins();
                         provisioned.idle.push(Arc::clone(&env));
                         pool.released.notify_one();
-                        let idle = Arc::clone(&env);
-                        tokio::spawn(async move {
-                            tokio::time::sleep(FREEZE_AFTER).await;
-                            idle.freeze_if_idle(period);
-                        });
+                        env.freeze_later(period, FREEZE_AFTER);
                     } else {
                         surplus = Some(env);
                     }

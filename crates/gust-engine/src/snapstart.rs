@@ -210,10 +210,7 @@ impl Engine {
                                 let period = env.idle_begins();
                                 snapshots.ready.push(Arc::clone(&env));
                                 // Frozen at the snapshot point: it uses no CPU until restored.
-                                tokio::spawn(async move {
-                                    tokio::time::sleep(FREEZE_AFTER).await;
-                                    env.freeze_if_idle(period);
-                                });
+                                env.freeze_later(period, FREEZE_AFTER);
                             } else {
                                 surplus = Some(env);
                             }
@@ -298,21 +295,7 @@ impl Engine {
             let pool = pools.get_mut(&(config.name.clone(), config.version))?;
             let snapshots = &mut pool.snapshots;
             snapshots.claims.push_back(Instant::now());
-            let mut found = None;
-            while let Some(env) = snapshots.ready.pop() {
-                if env.generation == generation
-                    && env.revision == config.revision_id
-                    && !env.has_exited()
-                    && env.extension_gone().is_none()
-                    && env.age() < MAX_ENVIRONMENT_AGE
-                    && env.transition(EnvState::Busy).is_ok()
-                {
-                    found = Some(env);
-                    break;
-                }
-                stale.push(env);
-            }
-            found
+            crate::pools::take_usable(&mut snapshots.ready, config, generation, true, &mut stale)
         };
         for env in stale {
             self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
