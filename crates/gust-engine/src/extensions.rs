@@ -87,7 +87,7 @@ pub(crate) fn prepare(
     opt_dir: Option<&Path>,
     view_opt: &Path,
     runtime_version: &str,
-    provisioned: bool,
+    init_type: &'static str,
     netns: Option<&OwnedFd>,
 ) -> Vec<PathBuf> {
     let names = opt_dir.map(discover).unwrap_or_default();
@@ -115,7 +115,7 @@ pub(crate) fn prepare(
         &timestamp(),
         "platform.initStart",
         json!({
-            "initializationType": init_type(provisioned),
+            "initializationType": init_type,
             "phase": "init",
             "runtimeVersion": runtime_version,
             "functionName": config.name.as_str(),
@@ -125,14 +125,6 @@ pub(crate) fn prepare(
     programs
 }
 
-fn init_type(provisioned: bool) -> &'static str {
-    if provisioned {
-        "provisioned-concurrency"
-    } else {
-        "on-demand"
-    }
-}
-
 /// INIT ended (`outcome` `None`: the runtime exited): the platform's `EXTENSION` and
 /// `TELEMETRY` lines, the INIT telemetry events, and registration closes.
 pub(crate) fn init_ended(
@@ -140,7 +132,7 @@ pub(crate) fn init_ended(
     config: &FunctionConfig,
     outcome: Option<&InitOutcome>,
     duration: Duration,
-    provisioned: bool,
+    init_type: &'static str,
 ) {
     let extensions = env.api.extensions();
     let telemetry = env.api.telemetry();
@@ -228,13 +220,13 @@ pub(crate) fn init_ended(
         None => ("failure", Some("Runtime.ExitError".to_owned())),
     };
     let mut done = json!({
-        "initializationType": init_type(provisioned),
+        "initializationType": init_type,
         "phase": "init",
         "status": status,
         "spans": [],
     });
     let mut report = json!({
-        "initializationType": init_type(provisioned),
+        "initializationType": init_type,
         "phase": "init",
         "status": status,
         "metrics": {"durationMs": (ms(duration) * 1000.0).round() / 1000.0},

@@ -34,6 +34,8 @@ const MAX_READY: usize = 4;
 const MAX_STARTING: u32 = 2;
 /// How long a restore (the after-restore hooks) may take.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after a failed snapshot INIT the next is tried ahead of demand.
+const RETRY_AFTER: Duration = Duration::from_secs(300);
 /// `errorType` of a restore whose after-restore hook failed.
 pub(crate) const RESTORE_ERROR: &str = "Runtime.AfterRestoreError";
 
@@ -52,8 +54,10 @@ pub(crate) struct SnapshotPool {
     pub(crate) ready: Vec<Arc<Environment>>,
     /// Snapshot INITs under way.
     starting: u32,
-    /// INIT failed: no more snapshots are made ahead (cold starts still try).
-    failed: bool,
+    /// When a snapshot's INIT last failed: none is made ahead for [`RETRY_AFTER`] (cold
+    /// starts still try; a published version's code does not change, but a failure may
+    /// have been passing: memory, the host).
+    failed: Option<Instant>,
     /// When environments were claimed recently.
     claims: VecDeque<Instant>,
 }
@@ -72,7 +76,11 @@ impl SnapshotPool {
 
     /// How many more to start now.
     fn missing(&mut self, now: Instant) -> usize {
-        if !self.on || self.failed {
+        if !self.on
+            || self
+                .failed
+                .is_some_and(|at| now.duration_since(at) < RETRY_AFTER)
+        {
             return 0;
         }
         let want = wanted(self.recent_claims(now));
@@ -216,7 +224,7 @@ impl Engine {
                             }
                         }
                         Ok(None) => {}
-                        Err(()) => snapshots.failed = true,
+                        Err(()) => snapshots.failed = Some(Instant::now()),
                     }
                 }
             }
@@ -393,8 +401,9 @@ mod tests {
         assert_eq!(pool.missing(now), 2);
         assert_eq!(pool.missing(now + CLAIM_WINDOW + Duration::from_secs(1)), 0);
         assert!(pool.claims.is_empty());
-        pool.failed = true;
+        pool.failed = Some(now);
         pool.starting = 0;
         assert_eq!(pool.missing(now), 0, "a failed INIT stops snapshots ahead");
+        assert_eq!(pool.missing(now + RETRY_AFTER), 1, "for a while");
     }
 }

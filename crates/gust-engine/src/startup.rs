@@ -38,6 +38,18 @@ pub(crate) struct Placement {
     pub snapshot: bool,
 }
 
+/// `AWS_LAMBDA_INITIALIZATION_TYPE` (and telemetry's `initializationType`) of an
+/// environment started for provisioned concurrency, as a SnapStart snapshot, or on demand.
+fn initialization_type(provisioned: bool, snapshot: bool) -> &'static str {
+    if snapshot {
+        "snap-start"
+    } else if provisioned {
+        "provisioned-concurrency"
+    } else {
+        "on-demand"
+    }
+}
+
 fn is_primed(primed: &Option<gust_sandbox::Primed>) -> bool {
     primed.is_some()
 }
@@ -158,14 +170,7 @@ impl Engine {
             ("AWS_LAMBDA_LOG_STREAM_NAME".into(), stream.to_owned()),
             (
                 "AWS_LAMBDA_INITIALIZATION_TYPE".into(),
-                if snapshot {
-                    "snap-start"
-                } else if provisioned {
-                    "provisioned-concurrency"
-                } else {
-                    "on-demand"
-                }
-                .into(),
+                initialization_type(provisioned, snapshot).into(),
             ),
             ("AWS_REGION".into(), scope.region.clone()),
             ("AWS_DEFAULT_REGION".into(), scope.region.clone()),
@@ -357,7 +362,7 @@ impl Engine {
             opt_dir.as_deref(),
             &view.opt_dir,
             &launch.description,
-            provisioned.is_some() || snapshot,
+            initialization_type(provisioned.is_some(), snapshot),
             netns.as_ref(),
         );
         if snapshot {
@@ -467,7 +472,7 @@ impl Engine {
             config,
             outcome.as_ref(),
             init_duration,
-            provisioned.is_some() || snapshot,
+            initialization_type(provisioned.is_some(), snapshot),
         );
         match outcome {
             Some(InitOutcome::Ready) => {
