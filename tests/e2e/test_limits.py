@@ -18,8 +18,8 @@ def limited(server):
     return server.client()
 
 
-def deploy(lam, name, code, **kwargs):
-    lam.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+def deploy(lam, name, code, runtime="python3.12", **kwargs):
+    lam.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler="app.handler",
                         Code={"ZipFile": package({"app.py": code})}, **kwargs)
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
 
@@ -116,6 +116,11 @@ def test_without_cgroups_memory_is_kept_by_a_watchdog(make_server):
     assert new_pid != pid
 
 
+# The system's Python (Debian's /usr/bin/python3.11): an unprivileged user cannot run root's
+# pyenv installations, and a runtime id runs only on an interpreter of its own version.
+UNPRIVILEGED_PYTHON = "python3.11"
+
+
 def test_unprivileged_server_runs_functions_and_says_what_is_missing(tmp_path):
     """The same server started without root (privileges dropped to nobody) still runs
     functions, and its startup report names the protections it could not get."""
@@ -160,7 +165,7 @@ def test_unprivileged_server_runs_functions_and_says_what_is_missing(tmp_path):
         if "isolation  on  rootless" in log:
             # Isolated through a user namespace: Lambda's user and layout, nothing of the host.
             from test_isolation import PROBE
-            deploy(lam, "probe", PROBE)
+            deploy(lam, "probe", PROBE, runtime=UNPRIVILEGED_PYTHON)
             response, body, _ = invoke(lam, "probe", {"read": ["/etc/shadow", str(data)]})
             assert "FunctionError" not in response, body
             assert body["uid"] == 993 and body["cwd"] == "/var/task" and body["pids"] == [1, 2]
@@ -169,7 +174,8 @@ def test_unprivileged_server_runs_functions_and_says_what_is_missing(tmp_path):
             assert body["write"]["/var/task/x"] in ("EROFS", "EACCES") and body["write"]["/tmp/ok"] == "allowed"
         else:
             assert "isolation  OFF unavailable (the server is not root" in log, log
-            deploy(lam, "plain", "import os\ndef handler(event, context):\n    return os.geteuid()\n")
+            deploy(lam, "plain", "import os\ndef handler(event, context):\n    return os.geteuid()\n",
+                   runtime=UNPRIVILEGED_PYTHON)
             response, uid, _ = invoke(lam, "plain")
             assert "FunctionError" not in response
             assert uid == nobody.pw_uid, "the function runs as the (unprivileged) server user"
