@@ -154,3 +154,36 @@ def test_publishing_makes_the_snapshot_ahead_of_the_first_invoke(lam):
     assert "Restore Duration" in report_line(log) and "Init Duration" not in report_line(log)
     assert took < 1.0, f"the first invoke waited {took:.2f} s: its snapshot was not made ahead"
     assert "INIT_START" not in log and "RESTORE_START" in log, log
+
+
+def test_a_ready_snapshot_is_evicted_for_another_functions_cold_start(make_server):
+    server = make_server(["--memory-budget", "256M"])
+    lam = server.client()
+    create(lam, "snap-held", SLOW_INIT, SnapStart=SNAP, Timeout=30, MemorySize=256)
+    lam.get_waiter("function_active_v2").wait(FunctionName="snap-held")
+    version = lam.publish_version(FunctionName="snap-held")["Version"]
+    time.sleep(6)  # the snapshot environment now holds the whole budget
+    create(lam, "plain-needs-room", MemorySize=128, Timeout=30)
+    lam.get_waiter("function_active_v2").wait(FunctionName="plain-needs-room")
+    response = lam.invoke(FunctionName="plain-needs-room", Payload=b"{}")
+    assert "FunctionError" not in response, response["Payload"].read()
+    # The snapshot is not made again by evicting that warm environment: the version's
+    # next cold start initialises in the invoke (evicting it then).
+    time.sleep(2)
+    started = time.monotonic()
+    response, body, log = invoke(lam, "snap-held", version)
+    assert body == "ready", body
+    # (A SnapStart INIT is in the function's log, not the invocation's: its 1.5 s tell.)
+    assert time.monotonic() - started > 1.4, "a snapshot was made by evicting a warm environment"
+
+
+def test_an_unclaimed_snapshot_goes_after_the_idle_timeout(make_server):
+    server = make_server(["--idle-timeout", "2s"])
+    lam = server.client()
+    version = snap_function(lam, "snap-reaped", SLOW_INIT)
+    # Made ahead (about 2 s), then reaped after the idle timeout and not made again.
+    time.sleep(8)
+    started = time.monotonic()
+    response, body, log = invoke(lam, "snap-reaped", version)
+    assert body == "ready", body
+    assert time.monotonic() - started > 1.4, "the unclaimed snapshot was kept (or made again)"

@@ -122,7 +122,9 @@ impl Capacity {
         self.freed.notified()
     }
 
-    /// Shuts down the on-demand environment idle longest on any engine.
+    /// Shuts down the on-demand environment idle longest on any engine; when none is
+    /// idle, a ready SnapStart snapshot environment (made ahead of demand, it comes after
+    /// environments that served).
     fn evict_one(&self) -> bool {
         let engines = self.engines();
         let mut candidates: Vec<(Duration, &Engine)> = engines
@@ -132,7 +134,8 @@ impl Capacity {
         candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
         candidates
             .into_iter()
-            .any(|(_, engine)| engine.evict_one_idle())
+            .any(|(_, engine)| engine.evict_one_idle(false))
+            || engines.iter().any(|engine| engine.evict_one_idle(true))
     }
 }
 

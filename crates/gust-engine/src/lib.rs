@@ -463,7 +463,21 @@ impl Engine {
             match self.take_idle(&config, generation) {
                 Some(env) => Some(Ok(env)),
                 None => match self.take_snapshot(&config, generation) {
-                    Some(env) => Some(self.restored(&config, env, &request_id).await?),
+                    Some(env) => {
+                        let runtime = env.runtime.clone();
+                        match self.restore(&config, env, &runtime).await {
+                            snapstart::Restored::Ready(env) => Some(Ok(env)),
+                            snapstart::Restored::Failed(failure) => {
+                                Some(Err(self.init_failed(&config, &request_id, failure).await))
+                            }
+                            // Not the function's fault: an ordinary cold start instead
+                            // (whose own restore is not retried).
+                            snapstart::Restored::Lost(_) => {
+                                tracing::debug!(function = %config.name, "snapshot restore lost; cold start instead");
+                                None
+                            }
+                        }
+                    }
                     None => None,
                 },
             }
@@ -533,7 +547,7 @@ impl Engine {
         let runtime = env.runtime.clone();
         Ok(match self.restore(config, env, &runtime).await {
             snapstart::Restored::Ready(env) => Ok(env),
-            snapstart::Restored::Failed(failure) => {
+            snapstart::Restored::Failed(failure) | snapstart::Restored::Lost(failure) => {
                 Err(self.init_failed(config, request_id, failure).await)
             }
         })

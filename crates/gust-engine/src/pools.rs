@@ -66,11 +66,13 @@ impl Engine {
             .sum()
     }
 
-    /// Memory held by on-demand idle environments (what eviction could give back), MiB.
+    /// Memory held by on-demand idle and ready snapshot environments (what eviction could
+    /// give back), MiB.
     pub(crate) fn idle_memory_mb(&self) -> u64 {
         lock(&self.inner.pools)
             .values()
-            .flat_map(|pool| pool.idle.iter().map(|env| env.memory_mb()))
+            .flat_map(|pool| pool.idle.iter().chain(&pool.snapshots.ready))
+            .map(|env| env.memory_mb())
             .sum()
     }
 
@@ -102,12 +104,14 @@ impl Engine {
         let timeout = self.inner.config.idle_timeout;
         let mut expired = Vec::new();
         for pool in lock(&self.inner.pools).values_mut() {
-            let (old, keep): (Vec<_>, Vec<_>) = pool
-                .idle
-                .drain(..)
-                .partition(|env| env.idle_for() >= timeout);
-            pool.idle = keep;
-            expired.extend(old);
+            // Ready snapshot environments too: by then their version wants none (see
+            // `snapstart::wanted`), unless it was claimed since, and they are made again.
+            for list in [&mut pool.idle, &mut pool.snapshots.ready] {
+                let (old, keep): (Vec<_>, Vec<_>) =
+                    list.drain(..).partition(|env| env.idle_for() >= timeout);
+                *list = keep;
+                expired.extend(old);
+            }
         }
         for env in expired {
             tracing::debug!(function = %env.function, stream = %env.stream, "idle timeout: shutting down environment");
@@ -115,21 +119,28 @@ impl Engine {
         }
     }
 
-    /// Shuts down the environment idle longest; `false` if none is idle.
-    pub(crate) fn evict_one_idle(&self) -> bool {
+    /// Shuts down the on-demand environment idle longest (with `snapshots`, the ready
+    /// snapshot environment idle longest instead); `false` if there is none.
+    pub(crate) fn evict_one_idle(&self, snapshots: bool) -> bool {
+        fn list(pool: &mut Pool, snapshots: bool) -> &mut Vec<Arc<Environment>> {
+            if snapshots {
+                &mut pool.snapshots.ready
+            } else {
+                &mut pool.idle
+            }
+        }
         let victim = {
             let mut pools = lock(&self.inner.pools);
-            let oldest = pools
-                .iter()
-                .flat_map(|(name, pool)| {
-                    pool.idle
-                        .iter()
-                        .enumerate()
-                        .map(move |(i, env)| (name.clone(), i, env.idle_for()))
-                })
-                .max_by_key(|(_, _, idle)| *idle);
-            oldest.and_then(|(name, index, _)| {
-                pools.get_mut(&name).map(|pool| pool.idle.remove(index))
+            let oldest = longest_idle_of(pools.iter_mut().flat_map(|(name, pool)| {
+                list(pool, snapshots)
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, env)| ((name.clone(), i), env.idle_for()))
+            }));
+            oldest.and_then(|(name, index)| {
+                pools
+                    .get_mut(&name)
+                    .map(|pool| list(pool, snapshots).remove(index))
             })
         };
         match victim {
@@ -203,6 +214,7 @@ impl Engine {
                 pool.generation += 1;
                 pool.config = None;
                 idle.append(&mut pool.idle);
+                idle.append(&mut pool.snapshots.ready);
             }
             idle
         };
@@ -233,14 +245,19 @@ impl Engine {
             return Err(EngineError::NotFound(key.0.clone()));
         };
         let config = Arc::new(config);
-        self.saw_config(key, &config);
         let mut pools = lock(&self.inner.pools);
         let pool = pools.entry(key.clone()).or_default();
         // Only cache what is still current: a change since the read bumped the generation,
         // a deletion the counter (the pool read before may be gone, and this one new).
-        if pool.generation == generation && self.inner.deletions.load(Ordering::SeqCst) == deletions
-        {
-            pool.config = Some(Arc::clone(&config));
+        // Nor is a SnapStart version marked then: a read racing its deletion would bring
+        // its snapshots back.
+        if self.inner.deletions.load(Ordering::SeqCst) == deletions {
+            if pool.generation == generation {
+                pool.config = Some(Arc::clone(&config));
+            }
+            if pool.snapshots.saw(&config, std::time::Instant::now()) {
+                self.inner.provisioner.notify_one();
+            }
         }
         Ok((config, generation))
     }
@@ -442,6 +459,11 @@ impl Drop for RateReservation<'_> {
     }
 }
 
+/// The key of the longest idle of `candidates` (key, how long idle).
+fn longest_idle_of<K>(candidates: impl Iterator<Item = (K, Duration)>) -> Option<K> {
+    candidates.max_by_key(|(_, idle)| *idle).map(|(key, _)| key)
+}
+
 /// The newest environment of `list` that can serve `config` at `generation` now (made
 /// `Busy`); the unusable ones it passes over (another revision, exited, an extension gone,
 /// or, with `aged`, past [`MAX_ENVIRONMENT_AGE`]) go to `stale`, to be shut down.
@@ -466,4 +488,19 @@ pub(crate) fn take_usable(
         stale.push(env);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eviction_takes_the_longest_idle() {
+        let s = Duration::from_secs;
+        assert_eq!(longest_idle_of(std::iter::empty::<(u8, Duration)>()), None);
+        assert_eq!(
+            longest_idle_of([(1, s(3)), (2, s(9)), (3, s(5))].into_iter()),
+            Some(2)
+        );
+    }
 }

@@ -9,8 +9,11 @@
 //! an initialised environment kept ready, not a copy of one.
 //!
 //! Each SnapStart version pool keeps [`wanted`] snapshot environments ready (one, more
-//! with the recent claim rate), started by the provisioner task through the same INIT
-//! bound and memory budget as provisioned concurrency, and dropped with the version.
+//! with the recent claim rate; none once the version has gone the idle timeout without a
+//! claim), started by the provisioner task through the same INIT bound as provisioned
+//! concurrency, from free memory only (they evict nothing), and dropped with the version.
+//! Ready ones are idle environments to the rest of the engine: the idle reaper shuts them
+//! down after the idle timeout, and eviction takes them after on-demand idle ones.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -40,8 +43,13 @@ const RETRY_AFTER: Duration = Duration::from_secs(300);
 pub(crate) const RESTORE_ERROR: &str = "Runtime.AfterRestoreError";
 
 /// How many snapshot environments a version keeps ready, given the claims of the last
-/// [`CLAIM_WINDOW`].
-pub(crate) fn wanted(recent_claims: usize) -> usize {
+/// [`CLAIM_WINDOW`] and how long it has been `quiet` (since its last claim, or since
+/// SnapStart was seen on for it if it was never claimed): none once that reaches the
+/// `idle_timeout`, as an idle environment would be reaped by then.
+pub(crate) fn wanted(recent_claims: usize, quiet: Duration, idle_timeout: Duration) -> usize {
+    if quiet >= idle_timeout {
+        return 0;
+    }
     (1 + recent_claims / CLAIMS_PER_EXTRA).min(MAX_READY)
 }
 
@@ -60,6 +68,8 @@ pub(crate) struct SnapshotPool {
     failed: Option<Instant>,
     /// When environments were claimed recently.
     claims: VecDeque<Instant>,
+    /// When an environment was last claimed, or SnapStart first seen on (see [`wanted`]).
+    active: Option<Instant>,
 }
 
 impl SnapshotPool {
@@ -74,8 +84,19 @@ impl SnapshotPool {
         self.claims.len()
     }
 
+    /// A configuration of the version was read (at the current deletions count): with
+    /// SnapStart on, snapshots are kept ready from now on. `true` when that is new.
+    pub(crate) fn saw(&mut self, config: &FunctionConfig, now: Instant) -> bool {
+        if !config.snap_start_on() || self.on {
+            return false;
+        }
+        self.on = true;
+        self.active = Some(now);
+        true
+    }
+
     /// How many more to start now.
-    fn missing(&mut self, now: Instant) -> usize {
+    fn missing(&mut self, now: Instant, idle_timeout: Duration) -> usize {
         if !self.on
             || self
                 .failed
@@ -83,7 +104,10 @@ impl SnapshotPool {
         {
             return 0;
         }
-        let want = wanted(self.recent_claims(now));
+        let quiet = self
+            .active
+            .map_or(Duration::MAX, |at| now.saturating_duration_since(at));
+        let want = wanted(self.recent_claims(now), quiet, idle_timeout);
         want.saturating_sub(self.ready.len() + self.starting as usize)
     }
 }
@@ -91,25 +115,14 @@ impl SnapshotPool {
 /// How a restore went.
 pub(crate) enum Restored {
     Ready(Arc<Environment>),
+    /// An after-restore hook failed (the function's own error).
     Failed(InitFailure),
+    /// The restore did not complete for a reason not the hooks' (the runtime died, it
+    /// timed out): a snapshot taken ahead is then given up for an ordinary cold start.
+    Lost(InitFailure),
 }
 
 impl Engine {
-    /// A configuration was read: a SnapStart version's pool keeps snapshots ready from now
-    /// on.
-    pub(crate) fn saw_config(&self, key: &PoolKey, config: &FunctionConfig) {
-        if !config.snap_start_on() {
-            return;
-        }
-        let mut pools = lock(&self.inner.pools);
-        let pool = pools.entry(key.clone()).or_default();
-        if !pool.snapshots.on {
-            pool.snapshots.on = true;
-            drop(pools);
-            self.inner.provisioner.notify_one();
-        }
-    }
-
     /// A version was published (or found at start-up): if it has SnapStart on, its
     /// snapshot environments are started now, ahead of its first invocation.
     pub fn version_published(&self, function: &gust_model::FunctionName, version: u64) {
@@ -135,10 +148,8 @@ impl Engine {
                 let Ok(page) = store.list_functions(marker.as_deref(), 100) else {
                     break;
                 };
+                // `$LATEST`'s setting says nothing of its published versions': each is looked at.
                 for config in &page.functions {
-                    if !config.snap_start {
-                        continue;
-                    }
                     for version in store.list_versions(&config.name).unwrap_or_default() {
                         if version.snap_start_on() {
                             if let gust_model::FunctionVersion::Published(n) = version.version {
@@ -165,6 +176,7 @@ impl Engine {
     /// ones, start missing ones.
     pub(crate) fn reconcile_snapshots(&self) {
         let now = Instant::now();
+        let idle_timeout = self.inner.config.idle_timeout;
         let mut retire = Vec::new();
         let mut start = Vec::new();
         {
@@ -178,7 +190,7 @@ impl Engine {
                     .partition(|e| e.has_exited() || e.age() >= MAX_ENVIRONMENT_AGE);
                 snapshots.ready = kept;
                 retire.extend(gone);
-                let n = (snapshots.missing(now) as u32).min(budget);
+                let n = (snapshots.missing(now, idle_timeout) as u32).min(budget);
                 budget -= n;
                 snapshots.starting += n;
                 for _ in 0..n {
@@ -199,6 +211,9 @@ impl Engine {
     async fn snapshot_one(&self, key: PoolKey) {
         let started = self.start_snapshot(&key).await;
         let mut surplus = None;
+        // Another pass at once only after one was made: one that found no room (or failed)
+        // waits for the periodic pass, or it would spin.
+        let made = matches!(started, Ok(Some(_)));
         {
             let mut pools = lock(&self.inner.pools);
             match pools.get_mut(&key) {
@@ -232,18 +247,26 @@ impl Engine {
         if let Some(env) = surplus {
             self.shut_down(&env, Stop::Terminate(SHUTDOWN_GRACE));
         }
-        self.inner.provisioner.notify_one();
+        if made {
+            self.inner.provisioner.notify_one();
+        }
     }
 
     /// INIT of one snapshot environment: `Ok(None)` when there is no room for it now (or
     /// the version is gone), `Err` when its INIT failed.
     async fn start_snapshot(&self, key: &PoolKey) -> Result<Option<Arc<Environment>>, ()> {
-        let Ok((config, generation)) = self.config(key).await else {
+        let config = match self.config(key).await {
+            Ok((config, generation)) if config.snap_start_on() => Ok((config, generation)),
+            Ok(_) | Err(crate::EngineError::NotFound(_)) => Err(()),
+            Err(_) => return Ok(None),
+        };
+        let Ok((config, generation)) = config else {
+            // The version is gone (or has SnapStart off): no more snapshots for it.
+            if let Some(pool) = lock(&self.inner.pools).get_mut(key) {
+                pool.snapshots.on = false;
+            }
             return Ok(None);
         };
-        if !config.snap_start_on() {
-            return Ok(None);
-        }
         let Ok(_permit) = self.inner.inits.acquire().await else {
             return Ok(None);
         };
@@ -255,11 +278,13 @@ impl Engine {
         {
             return Ok(None);
         }
+        // Free memory only: a snapshot made ahead of demand does not evict warm
+        // environments (which would then evict it back at their next cold start).
         let Some(lease) = self
             .inner
             .config
             .capacity
-            .take_or_evict(u64::from(config.memory_mb))
+            .try_take(u64::from(config.memory_mb))
         else {
             tracing::debug!(function = %config.name, "no memory for a snapshot environment yet");
             return Ok(None);
@@ -302,7 +327,9 @@ impl Engine {
             let mut pools = lock(&self.inner.pools);
             let pool = pools.get_mut(&(config.name.clone(), config.version))?;
             let snapshots = &mut pool.snapshots;
-            snapshots.claims.push_back(Instant::now());
+            let now = Instant::now();
+            snapshots.claims.push_back(now);
+            snapshots.active = Some(now);
             crate::pools::take_usable(&mut snapshots.ready, config, generation, true, &mut stale)
         };
         for env in stale {
@@ -318,7 +345,8 @@ impl Engine {
 
     /// Restores a snapshot environment: RESTORE_START, the runtime's after-restore hooks,
     /// RESTORE_REPORT (in the first invocation's log). A failed restore retires the
-    /// environment and fails the invocation.
+    /// environment; a hook's failure fails the invocation ([`Restored::Failed`]), any other
+    /// ([`Restored::Lost`]) lets a caller that took a ready snapshot cold-start instead.
     pub(crate) async fn restore(
         &self,
         config: &FunctionConfig,
@@ -340,7 +368,7 @@ impl Engine {
             () = tokio::time::sleep(RESTORE_TIMEOUT) => Err("Sandbox.Timedout"),
         };
         let duration = started.elapsed();
-        let (body, kind) = match outcome {
+        let (body, kind, lost) = match outcome {
             Ok(RestoreOutcome::Ready) => {
                 env.collector
                     .platform(platform::restore_report(config, duration, None));
@@ -349,7 +377,7 @@ impl Engine {
             }
             Ok(RestoreOutcome::Failed { body, error_type }) => {
                 let kind = error_type.unwrap_or_else(|| RESTORE_ERROR.to_owned());
-                (body, kind)
+                (body, kind, false)
             }
             Err(kind) => (
                 platform_error(
@@ -360,16 +388,22 @@ impl Engine {
                     ),
                 ),
                 kind.to_owned(),
+                true,
             ),
         };
         env.collector
             .platform(platform::restore_report(config, duration, Some(&kind)));
         self.shut_down(&env, Stop::Kill);
-        Restored::Failed(InitFailure {
+        let failure = InitFailure {
             body,
             environment: Some(env),
             collector: None,
-        })
+        };
+        if lost {
+            Restored::Lost(failure)
+        } else {
+            Restored::Failed(failure)
+        }
     }
 }
 
@@ -377,33 +411,70 @@ impl Engine {
 mod tests {
     use super::*;
 
+    const IDLE: Duration = Duration::from_secs(60);
+
     #[test]
     fn one_ready_then_more_with_the_claim_rate() {
-        assert_eq!(wanted(0), 1);
-        assert_eq!(wanted(4), 1);
-        assert_eq!(wanted(5), 2);
-        assert_eq!(wanted(12), 3);
-        assert_eq!(wanted(1000), MAX_READY);
+        let quiet = Duration::ZERO;
+        assert_eq!(wanted(0, quiet, IDLE), 1);
+        assert_eq!(wanted(4, quiet, IDLE), 1);
+        assert_eq!(wanted(5, quiet, IDLE), 2);
+        assert_eq!(wanted(12, quiet, IDLE), 3);
+        assert_eq!(wanted(1000, quiet, IDLE), MAX_READY);
+    }
+
+    #[test]
+    fn none_once_quiet_for_the_idle_timeout() {
+        assert_eq!(wanted(0, IDLE - Duration::from_millis(1), IDLE), 1);
+        assert_eq!(wanted(0, IDLE, IDLE), 0);
+        assert_eq!(wanted(0, Duration::MAX, IDLE), 0);
     }
 
     #[test]
     fn missing_counts_ready_and_starting_and_forgets_old_claims() {
         let mut pool = SnapshotPool::default();
         let now = Instant::now();
-        assert_eq!(pool.missing(now), 0, "not a SnapStart version");
+        let idle = Duration::from_secs(3600);
+        assert_eq!(pool.missing(now, idle), 0, "not a SnapStart version");
         pool.on = true;
-        assert_eq!(pool.missing(now), 1);
+        pool.active = Some(now);
+        assert_eq!(pool.missing(now, idle), 1);
         pool.starting = 1;
-        assert_eq!(pool.missing(now), 0);
+        assert_eq!(pool.missing(now, idle), 0);
         for _ in 0..10 {
             pool.claims.push_back(now);
         }
-        assert_eq!(pool.missing(now), 2);
-        assert_eq!(pool.missing(now + CLAIM_WINDOW + Duration::from_secs(1)), 0);
+        assert_eq!(pool.missing(now, idle), 2);
+        assert_eq!(
+            pool.missing(now + CLAIM_WINDOW + Duration::from_secs(1), idle),
+            0
+        );
         assert!(pool.claims.is_empty());
         pool.failed = Some(now);
         pool.starting = 0;
-        assert_eq!(pool.missing(now), 0, "a failed INIT stops snapshots ahead");
-        assert_eq!(pool.missing(now + RETRY_AFTER), 1, "for a while");
+        assert_eq!(
+            pool.missing(now, idle),
+            0,
+            "a failed INIT stops snapshots ahead"
+        );
+        assert_eq!(pool.missing(now + RETRY_AFTER, idle), 1, "for a while");
+    }
+
+    #[test]
+    fn a_version_unclaimed_for_the_idle_timeout_keeps_none() {
+        let mut pool = SnapshotPool::default();
+        let seen = Instant::now();
+        let idle = Duration::from_secs(2);
+        // Never claimed since SnapStart was seen on: its one until the idle timeout.
+        pool.on = true;
+        pool.active = Some(seen);
+        assert_eq!(pool.missing(seen + Duration::from_secs(1), idle), 1);
+        assert_eq!(pool.missing(seen + idle, idle), 0);
+        // A claim (a cold start) brings it back, for another idle timeout.
+        let claimed = seen + Duration::from_secs(5);
+        pool.claims.push_back(claimed);
+        pool.active = Some(claimed);
+        assert_eq!(pool.missing(claimed, idle), 1);
+        assert_eq!(pool.missing(claimed + idle, idle), 0);
     }
 }

@@ -415,6 +415,9 @@ impl RuntimeApi {
                 let _ = open.send(());
             }
             _ => {
+                // The snapshot point is past: a later `restore/next` is refused (403), not
+                // left waiting on a gate that can no longer open.
+                snap.enabled = false;
                 let _ = tx.send(RestoreOutcome::Ready);
             }
         }
@@ -1815,6 +1818,25 @@ mod tests {
         });
         assert_eq!(restored.await.unwrap(), RestoreOutcome::Ready);
         sent.abort();
+    }
+
+    #[tokio::test]
+    async fn snap_start_restore_next_after_a_restore_it_missed_is_refused() {
+        let (api, _init) = open_api().await;
+        api.enable_snap_start();
+        // The runtime never reached the snapshot point: restored at once.
+        assert_eq!(api.restore().await.unwrap(), RestoreOutcome::Ready);
+        let mut runtime = TcpStream::connect(api.address()).await.unwrap();
+        let (status, _, body) = request(
+            &mut runtime,
+            "GET",
+            "/2018-06-01/runtime/restore/next",
+            "",
+            b"",
+        )
+        .await;
+        assert_eq!(status, 403);
+        assert!(String::from_utf8_lossy(&body).contains("InvalidStateTransition"));
     }
 
     #[tokio::test]
