@@ -15,6 +15,7 @@ pub mod limits;
 pub mod mapping;
 pub mod names;
 pub mod notification;
+pub mod observe;
 pub mod pattern;
 pub mod policy;
 pub mod runtime;

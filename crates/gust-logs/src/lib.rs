@@ -1,0 +1,1 @@
+//! Gust's CloudWatch Logs (skeleton: being written).
