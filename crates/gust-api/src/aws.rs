@@ -15,7 +15,10 @@ use serde_json::Value;
 
 use crate::protocol::{self, ServiceError};
 use crate::sigv4::{self, AuthError};
-use crate::{apigw, autoscaling, events, scheduler, sns, sqs, sts, ApiState, BodyError, Received};
+use crate::{
+    apigw, autoscaling, events, logs, monitoring, scheduler, sns, sqs, sts, ApiState, BodyError,
+    Received,
+};
 
 /// An AWS service served here besides Lambda.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,10 @@ pub(crate) enum Service {
     Scheduler,
     /// API Gateway v2, HTTP APIs' control plane (REST-JSON).
     Apigw,
+    /// CloudWatch Logs (AWS JSON 1.1).
+    Logs,
+    /// CloudWatch metrics (Smithy RPC v2 CBOR, AWS JSON 1.0, query).
+    Monitoring,
 }
 
 impl Service {
@@ -44,6 +51,8 @@ impl Service {
             Service::Events => "events",
             Service::Scheduler => "scheduler",
             Service::Apigw => "apigateway",
+            Service::Logs => "logs",
+            Service::Monitoring => "monitoring",
         }
     }
 
@@ -54,14 +63,19 @@ impl Service {
             Service::Sqs => Some(protocol::model("sqs")),
             Service::Sns => Some(protocol::model("sns")),
             Service::Sts => Some(protocol::model("sts")),
-            Service::Autoscaling | Service::Events | Service::Scheduler | Service::Apigw => None,
+            Service::Monitoring => Some(protocol::model("cloudwatch")),
+            Service::Autoscaling
+            | Service::Events
+            | Service::Scheduler
+            | Service::Apigw
+            | Service::Logs => None,
         }
     }
 
     /// The JSON protocol's content type.
     fn json_content_type(self) -> &'static str {
         match self {
-            Service::Autoscaling | Service::Events => "application/x-amz-json-1.1",
+            Service::Autoscaling | Service::Events | Service::Logs => "application/x-amz-json-1.1",
             Service::Scheduler | Service::Apigw => "application/json",
             _ => "application/x-amz-json-1.0",
         }
@@ -76,6 +90,8 @@ impl Service {
             "events" => Some(Service::Events),
             "scheduler" => Some(Service::Scheduler),
             "apigateway" => Some(Service::Apigw),
+            "logs" => Some(Service::Logs),
+            "monitoring" => Some(Service::Monitoring),
             _ => None,
         }
     }
@@ -90,6 +106,8 @@ pub(crate) enum Protocol {
     Query,
     /// REST-JSON: the method and path name the operation (EventBridge Scheduler).
     Rest,
+    /// Smithy RPC v2 CBOR: `POST /service/<Service>/operation/<Operation>` (CloudWatch).
+    Cbor { operation: String },
 }
 
 /// Which service a request is for, if not Lambda's REST API. `None` when nothing marks it
@@ -105,12 +123,28 @@ pub(crate) fn detect(
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
+    if header("smithy-protocol").is_some_and(|p| p.eq_ignore_ascii_case("rpc-v2-cbor")) {
+        let rest = parts.uri.path().strip_prefix("/service/")?;
+        let (service, operation) = rest.split_once("/operation/")?;
+        let service = match service {
+            "GraniteServiceVersion20100801" => Some(Service::Monitoring),
+            _ => None,
+        };
+        return Some((
+            service,
+            Protocol::Cbor {
+                operation: operation.to_owned(),
+            },
+        ));
+    }
     if let Some(target) = header("x-amz-target") {
         let (prefix, operation) = target.split_once('.')?;
         let service = match prefix {
             "AmazonSQS" => Some(Service::Sqs),
             "AnyScaleFrontendService" => Some(Service::Autoscaling),
             "AWSEvents" => Some(Service::Events),
+            "Logs_20140328" => Some(Service::Logs),
+            "GraniteServiceVersion20100801" => Some(Service::Monitoring),
             _ => None,
         };
         return Some((
@@ -143,9 +177,14 @@ pub(crate) fn detect(
 
 /// The service whose model has `action` (for unsigned query requests under `--no-auth`).
 fn service_of_action(action: &str) -> Option<Service> {
-    [Service::Sqs, Service::Sns, Service::Sts]
-        .into_iter()
-        .find(|s| s.model().is_some_and(|m| m.has_operation(action)))
+    [
+        Service::Sqs,
+        Service::Sns,
+        Service::Sts,
+        Service::Monitoring,
+    ]
+    .into_iter()
+    .find(|s| s.model().is_some_and(|m| m.has_operation(action)))
 }
 
 fn auth_error(error: &AuthError) -> ServiceError {
@@ -171,6 +210,8 @@ fn auth_error(error: &AuthError) -> ServiceError {
 struct Writer {
     service: Option<Service>,
     json: bool,
+    /// Smithy RPC v2 CBOR.
+    cbor: bool,
     /// REST-JSON (the success status is the operation's).
     rest: bool,
     status: u16,
@@ -194,6 +235,17 @@ impl Writer {
             }
             return response;
         }
+        if self.cbor {
+            let shape = error
+                .shape
+                .rsplit_once('#')
+                .map_or(error.shape.as_str(), |(_, shape)| shape);
+            let error = ServiceError {
+                shape: shape.to_owned(),
+                ..error.clone()
+            };
+            return crate::cbor::error(&error, "com.amazonaws.cloudwatch");
+        }
         if self.json {
             let (namespace, shape) = match error.shape.split_once('#') {
                 Some((ns, shape)) => (ns.to_owned(), shape.to_owned()),
@@ -206,6 +258,8 @@ impl Writer {
                         Service::Events => "com.amazonaws.events".to_owned(),
                         Service::Scheduler => "com.amazonaws.scheduler".to_owned(),
                         Service::Apigw => "com.amazonaws.apigatewayv2".to_owned(),
+                        Service::Logs => "com.amazonaws.logs".to_owned(),
+                        Service::Monitoring => "com.amazonaws.cloudwatch".to_owned(),
                     },
                     error.shape.clone(),
                 ),
@@ -214,8 +268,9 @@ impl Writer {
                 shape,
                 ..error.clone()
             };
-            // SQS's JSON protocol is query-compatible (clients read the query code).
-            let query_compatible = service == Service::Sqs;
+            // SQS's and CloudWatch's JSON protocols are query-compatible (clients read the
+            // query code).
+            let query_compatible = matches!(service, Service::Sqs | Service::Monitoring);
             protocol::json_error(
                 &error,
                 &namespace,
@@ -241,6 +296,12 @@ impl Writer {
                 axum::http::StatusCode::from_u16(self.status).unwrap_or(axum::http::StatusCode::OK);
             return response;
         }
+        if self.cbor {
+            let model = service
+                .model()
+                .unwrap_or_else(|| protocol::model("cloudwatch"));
+            return crate::cbor::response(model, &self.operation, value);
+        }
         if self.json {
             protocol::json_response(value, service.json_content_type())
         } else {
@@ -263,10 +324,11 @@ pub(crate) async fn handle(
     let mut writer = Writer {
         service,
         json: matches!(protocol, Protocol::Json { .. }),
+        cbor: matches!(protocol, Protocol::Cbor { .. }),
         rest: protocol == Protocol::Rest,
         status: 200,
         operation: match &protocol {
-            Protocol::Json { operation } => operation.clone(),
+            Protocol::Json { operation } | Protocol::Cbor { operation } => operation.clone(),
             Protocol::Query | Protocol::Rest => String::new(),
         },
         request_id: request_id.to_owned(),
@@ -363,6 +425,16 @@ async fn serve(
             (operation.clone(), input)
         }
         Protocol::Rest => (String::new(), Value::Null),
+        Protocol::Cbor { operation } => {
+            let model = writer
+                .service
+                .and_then(Service::model)
+                .unwrap_or_else(|| protocol::model("cloudwatch"));
+            (
+                operation.clone(),
+                crate::cbor::input(model, operation, &body)?,
+            )
+        }
         Protocol::Query => {
             let mut params = protocol::parse_form(raw_query);
             if !body.is_empty() {
@@ -525,6 +597,22 @@ async fn serve(
             writer.status = status;
             Ok(value)
         }
+        Service::Logs => {
+            let service = Arc::clone(&state.services.logs);
+            tokio::task::spawn_blocking(move || {
+                logs::handle(&service, &account, &operation, &input)
+            })
+            .await
+            .map_err(|e| ServiceError::internal(&e))?
+        }
+        Service::Monitoring => {
+            let service = Arc::clone(&state.services.metrics);
+            tokio::task::spawn_blocking(move || {
+                monitoring::handle(&service, &account, &operation, &input)
+            })
+            .await
+            .map_err(|e| ServiceError::internal(&e))?
+        }
         Service::Autoscaling => {
             let service = Arc::clone(&state.services.autoscaling);
             tokio::task::spawn_blocking(move || {
@@ -591,4 +679,8 @@ pub struct Services {
     pub s3: Arc<gust_s3::S3>,
     /// What checks S3 notification destinations (the binary's targets).
     pub s3_destinations: Option<Arc<dyn gust_model::targets::Deliver>>,
+    /// CloudWatch Logs: every function's output, and the Logs API.
+    pub logs: Arc<gust_logs::Logs>,
+    /// CloudWatch metrics: Lambda's and those put with PutMetricData.
+    pub metrics: Arc<gust_metrics::Metrics>,
 }

@@ -83,9 +83,11 @@ pub fn model(name: &str) -> &'static Model {
     static SQS: OnceLock<Model> = OnceLock::new();
     static SNS: OnceLock<Model> = OnceLock::new();
     static STS: OnceLock<Model> = OnceLock::new();
+    static CLOUDWATCH: OnceLock<Model> = OnceLock::new();
     let (cell, text) = match name {
         "sqs" => (&SQS, include_str!("../models/sqs-query.json")),
         "sns" => (&SNS, include_str!("../models/sns.json")),
+        "cloudwatch" => (&CLOUDWATCH, include_str!("../models/cloudwatch.json")),
         _ => (&STS, include_str!("../models/sts.json")),
     };
     cell.get_or_init(|| {

@@ -238,6 +238,15 @@ fn harness() -> Harness {
                 "us-east-1",
             ),
             s3_destinations: None,
+            logs: gust_logs::Logs::open(&dir.path().join("logs.db"), clock.clone(), "us-east-1")
+                .unwrap(),
+            metrics: gust_metrics::Metrics::open(
+                &dir.path().join("metrics.db"),
+                clock.clone(),
+                "us-east-1",
+                std::time::Duration::from_secs(15 * 86_400),
+            )
+            .unwrap(),
         },
     );
     Harness {

@@ -690,6 +690,16 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("cannot open the object store: {e}"))?;
     let s3 = gust_s3::S3::new(Arc::new(objects), clock.clone(), &scope.region);
+    // CloudWatch Logs and metrics of every account.
+    let logs = gust_logs::Logs::open(&args.data_dir.join("logs.db"), clock.clone(), &scope.region)
+        .map_err(|e| anyhow::anyhow!("cannot open the log store: {e}"))?;
+    let metrics = gust_metrics::Metrics::open(
+        &args.data_dir.join("metrics.db"),
+        clock.clone(),
+        &scope.region,
+        std::time::Duration::from_secs(15 * 86_400),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the metric store: {e}"))?;
     let _ = targets.s3.set(Arc::clone(&s3));
     let accounts: Vec<String> = by_account.keys().cloned().collect();
     // The most environments the budget holds (all at Lambda's smallest MemorySize).
@@ -746,6 +756,8 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
                 apigw: Arc::clone(&apigw),
                 s3: Arc::clone(&s3),
                 s3_destinations: Some(Arc::clone(&targets) as Arc<dyn gust_model::targets::Deliver>),
+                logs: Arc::clone(&logs),
+                metrics: Arc::clone(&metrics),
             },
         );
         // Bucket notifications: the events gust-s3 commits with object changes, delivered.
