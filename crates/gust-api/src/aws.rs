@@ -683,4 +683,8 @@ pub struct Services {
     pub logs: Arc<gust_logs::Logs>,
     /// CloudWatch metrics: Lambda's and those put with PutMetricData.
     pub metrics: Arc<gust_metrics::Metrics>,
+    /// Usage and cost.
+    pub usage: Arc<gust_metrics::usage::Usage>,
+    /// Prometheus exposition (`/metrics`).
+    pub prometheus: Arc<gust_metrics::prometheus::Exporter>,
 }

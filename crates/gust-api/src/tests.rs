@@ -247,6 +247,9 @@ fn harness() -> Harness {
                 std::time::Duration::from_secs(15 * 86_400),
             )
             .unwrap(),
+            usage: gust_metrics::usage::Usage::open(&dir.path().join("usage.db"), clock.clone())
+                .unwrap(),
+            prometheus: Arc::new(gust_metrics::prometheus::Exporter::new()),
         },
     );
     Harness {

@@ -128,6 +128,10 @@ pub struct FunctionGauges {
     /// Provisioned concurrency ready (the denominator of
     /// `ProvisionedConcurrencyUtilization`); 0 without any.
     pub provisioned_ready: u32,
+    /// The memory of its provisioned environments, in MB (provisioned GB-seconds).
+    pub memory_mb: u32,
+    /// Their architecture.
+    pub architecture: Option<Architecture>,
 }
 
 /// Whoever watches. Implementations must be cheap and never block: they are called on

@@ -700,6 +700,9 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         std::time::Duration::from_secs(15 * 86_400),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the metric store: {e}"))?;
+    let usage = gust_metrics::usage::Usage::open(&args.data_dir.join("usage.db"), clock.clone())
+        .map_err(|e| anyhow::anyhow!("cannot open the usage store: {e}"))?;
+    let prometheus = Arc::new(gust_metrics::prometheus::Exporter::new());
     let _ = targets.s3.set(Arc::clone(&s3));
     let accounts: Vec<String> = by_account.keys().cloned().collect();
     // The most environments the budget holds (all at Lambda's smallest MemorySize).
@@ -758,6 +761,8 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
                 s3_destinations: Some(Arc::clone(&targets) as Arc<dyn gust_model::targets::Deliver>),
                 logs: Arc::clone(&logs),
                 metrics: Arc::clone(&metrics),
+                usage: Arc::clone(&usage),
+                prometheus: Arc::clone(&prometheus),
             },
         );
         // Bucket notifications: the events gust-s3 commits with object changes, delivered.
