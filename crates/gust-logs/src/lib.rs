@@ -1,34 +1,25 @@
-//! Gust's CloudWatch Logs (skeleton: being written).
+//! Gust's CloudWatch Logs: log groups, streams and events of every account, filter
+//! patterns, retention and tags, kept in SQLite behind [`LogsStore`]. Function output
+//! arrives through [`Logs::ingest`], batched by a background writer. No HTTP: the
+//! protocol adapter lives in `gust-api`.
 
-use std::path::Path;
-use std::sync::Arc;
+mod error;
+pub mod filter;
+mod ingest;
+mod model;
+mod service;
+pub mod sqlite;
+mod store;
 
-use gust_model::Clock;
+#[cfg(test)]
+mod tests;
 
-/// Why an operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LogsError {
-    /// The store failed.
-    #[error("{0}")]
-    Internal(String),
-}
-
-/// The logs of every account.
-#[derive(Debug)]
-pub struct Logs {
-    #[allow(dead_code)]
-    clock: Arc<dyn Clock>,
-    #[allow(dead_code)]
-    region: String,
-}
-
-impl Logs {
-    /// Logs kept in the SQLite database at `path`.
-    pub fn open(path: &Path, clock: Arc<dyn Clock>, region: &str) -> Result<Arc<Self>, LogsError> {
-        let _ = path;
-        Ok(Arc::new(Logs {
-            clock,
-            region: region.to_owned(),
-        }))
-    }
-}
+pub use error::LogsError;
+pub use filter::{FilterPattern, PatternError};
+pub use ingest::{MESSAGE_MAX, PENDING_MAX};
+pub use model::{
+    Event, EventsPage, FilterQuery, GetEventsQuery, GroupQuery, LogGroup, LogStream, NewEvent,
+    Page, Position, PutOutcome, Rejected, StreamOrder, StreamQuery, DAY_MS, RETENTION_DAYS,
+};
+pub use service::{Logs, BATCH_BYTES_MAX, EVENTS_LIMIT_MAX};
+pub use store::{Append, LogsStore, Scan};
