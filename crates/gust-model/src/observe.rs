@@ -44,6 +44,11 @@ pub struct Invocation {
     pub cold_start: Option<Duration>,
     /// Whether it ran on provisioned concurrency.
     pub provisioned: bool,
+    /// The request id the runtime saw.
+    pub request_id: String,
+    /// The trace header it ran with (`Root=1-…;Parent=…;Sampled=…`), as the runtime saw
+    /// it in `_X_AMZN_TRACE_ID`.
+    pub trace: Option<String>,
 }
 
 /// Something the platform observed.
