@@ -401,6 +401,10 @@ async fn serve(
             ))
         }
     };
+    // A body the client compressed (botocore gzips large PutMetricData requests): the
+    // signature covers the bytes sent, the operation reads them decompressed.
+    let signed_body = body.clone();
+    let body = decode_content(parts, body, limit)?;
     // The operation and its input.
     let (operation, input) = match &protocol {
         Protocol::Json { operation } => {
@@ -485,7 +489,7 @@ async fn serve(
         };
         sigv4::verify_session(
             &request_parts,
-            sigv4::payload_hash(&body),
+            sigv4::payload_hash(&signed_body),
             &key.credentials,
             key.token.as_deref(),
             service.signing_name(),
@@ -621,6 +625,41 @@ async fn serve(
             .await
             .map_err(|e| ServiceError::internal(&e))?
         }
+    }
+}
+
+/// The body as the operation reads it: decompressed when `Content-Encoding: gzip` says it
+/// was compressed, within the same size limit as a plain body.
+fn decode_content(
+    parts: &Parts,
+    body: bytes::Bytes,
+    limit: usize,
+) -> Result<bytes::Bytes, ServiceError> {
+    let gzip = parts
+        .headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().eq_ignore_ascii_case("gzip")));
+    if !gzip || body.is_empty() {
+        return Ok(body);
+    }
+    use std::io::Read;
+    let mut decoded = Vec::new();
+    let read = flate2::read::GzDecoder::new(&body[..])
+        .take(limit as u64 + 1)
+        .read_to_end(&mut decoded);
+    match read {
+        Ok(_) if decoded.len() > limit => Err(ServiceError::client(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request must be smaller than {limit} bytes."),
+        )),
+        Ok(_) => Ok(decoded.into()),
+        Err(_) => Err(ServiceError::client(
+            400,
+            "SerializationException",
+            "The request body is not valid gzip.",
+        )),
     }
 }
 

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::Bytes;
-use gust_engine::{Engine, EngineError, InvokeRequest};
+use gust_engine::{EngineError, InvokeRequest};
 use gust_model::{FunctionVersion, IdKind, ModelError, Qualifier};
 
 use crate::error::ApiError;
@@ -386,11 +386,13 @@ pub(crate) async fn invoke_async(
 
 /// `GET /_gust/logs/{fn}?since=<epoch ms>&limit=<n>`: the function's log events.
 pub(crate) async fn logs(
-    engine: &Engine,
+    plane: &crate::Plane,
+    logs: &std::sync::Arc<gust_logs::Logs>,
     function: &str,
     query: &Query,
 ) -> Result<Response, ApiError> {
-    let name = gust_model::FunctionName::parse(function)?;
+    let reference =
+        gust_model::FunctionRef::parse(function, gust_model::names::IdKind::Namespaced)?;
     let number = |key: &'static str, default: i64| -> Result<i64, ApiError> {
         query
             .get(key)
@@ -403,14 +405,19 @@ pub(crate) async fn logs(
     };
     let since = number("since", 0)?;
     let limit = usize::try_from(number("limit", 10_000)?.clamp(1, 100_000)).unwrap_or(10_000);
-    let engine = engine.clone();
-    let events =
-        tokio::task::spawn_blocking(move || engine.logs().read(name.as_str(), since, limit))
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
+    let control = std::sync::Arc::clone(&plane.control);
+    let logs = std::sync::Arc::clone(logs);
+    let account = plane.account_id().to_owned();
+    // The function's own log group (`LoggingConfig.LogGroup`), in the CloudWatch Logs store.
+    let events = tokio::task::spawn_blocking(move || {
+        let details = control.get_function(&reference)?;
+        Ok::<_, ApiError>(logs.tail(&account, &details.config.log_group, since, limit))
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))??;
     let events: Vec<serde_json::Value> = events
         .into_iter()
-        .map(|e| serde_json::json!({ "timestamp": e.timestamp_ms, "stream": e.stream, "message": e.message }))
+        .map(|e| serde_json::json!({ "timestamp": e.timestamp, "stream": e.stream, "message": e.message }))
         .collect();
     crate::json(StatusCode::OK, &serde_json::json!({ "events": events }))
 }

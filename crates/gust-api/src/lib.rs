@@ -14,6 +14,7 @@ mod cbor;
 mod code_s3;
 pub mod code_url;
 mod concurrency;
+mod console;
 pub mod dto;
 pub mod error;
 mod event_invoke;
@@ -40,6 +41,7 @@ mod sqs;
 mod streaming;
 mod sts;
 mod urls;
+mod usage;
 mod validate;
 mod versions;
 
@@ -153,6 +155,10 @@ async fn handle(
     let (parts, body) = request.into_parts();
     let raw_path = parts.uri.path().to_owned();
     let raw_query = parts.uri.query().unwrap_or("").to_owned();
+    // The web console has its own sessions; it is never SigV4-signed.
+    if raw_path == "/console" || raw_path.starts_with("/console/") {
+        return Ok(console::serve(state, parts, body).await);
+    }
     let headers = header_list(&parts.headers);
     // SNS's signing certificate, named in every message it signs (`SigningCertURL`).
     if parts.method == Method::GET && raw_path == state.services.sns.signing_certificate_path() {
@@ -197,6 +203,7 @@ async fn handle(
     // Gust's own unauthenticated endpoints.
     match &route {
         Route::Health => return Ok((StatusCode::OK, "ok\n").into_response()),
+        Route::Metrics => return usage::metrics(&state.services.prometheus, &parts.headers),
         Route::CodeDownload(file) => {
             let stores: Vec<Arc<ControlPlane>> =
                 state.planes.all().map(|p| Arc::clone(&p.control)).collect();
@@ -396,7 +403,10 @@ async fn handle(
             return provisioned::handle(&plane, &operation, function, &query, &body).await;
         }
         Operation::GustLogs(function) => {
-            return invoke::logs(&plane.engine, function, &query).await
+            return invoke::logs(&plane, &state.services.logs, function, &query).await
+        }
+        Operation::GustUsage => {
+            return usage::report(&state.services.usage, &caller, &query).await;
         }
         _ => {}
     }

@@ -106,11 +106,13 @@ impl Model {
         self.value["operations"].get(name).is_some()
     }
 
-    fn shape(&self, name: &str) -> &Value {
+    /// A shape's botocore definition (`Null` when the model has none of that name).
+    pub(crate) fn shape(&self, name: &str) -> &Value {
         &self.value["shapes"][name]
     }
 
-    fn operation(&self, name: &str) -> &Value {
+    /// An operation's botocore definition (`Null` when unknown).
+    pub(crate) fn operation(&self, name: &str) -> &Value {
         &self.value["operations"][name]
     }
 }
@@ -286,8 +288,57 @@ fn scalar(kind: &str, text: &str) -> Value {
             .and_then(serde_json::Number::from_f64)
             .map(Value::Number)
             .unwrap_or_else(|| Value::from(text)),
+        // The JSON protocols carry epoch seconds, which the handlers read.
+        "timestamp" => epoch_seconds(text).unwrap_or_else(|| Value::from(text)),
         _ => Value::from(text),
     }
+}
+
+/// An ISO 8601 timestamp as botocore's query serializer writes it
+/// (`2026-12-06T18:00:00Z`, `2026-12-06T18:00:00.250000Z`, or with an offset), or plain
+/// epoch seconds, as the JSON protocols' epoch seconds: an integer when whole, else with
+/// the fraction (to the millisecond, AWS's resolution).
+pub(crate) fn epoch_seconds(text: &str) -> Option<Value> {
+    let text = text.trim();
+    let millis =
+        match time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+            Ok(at) => i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()?,
+            Err(_) => {
+                let seconds = text.parse::<f64>().ok().filter(|s| s.is_finite())?;
+                (seconds * 1000.0).round() as i64
+            }
+        };
+    Some(millis_value(millis))
+}
+
+/// Epoch milliseconds as epoch seconds: an integer when whole.
+fn millis_value(millis: i64) -> Value {
+    if millis % 1000 == 0 {
+        Value::from(millis / 1000)
+    } else {
+        serde_json::Number::from_f64(millis as f64 / 1000.0).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// Epoch seconds as the query protocol writes a timestamp (ISO 8601 in UTC, with
+/// milliseconds only when there are any); `None` when out of range.
+pub(crate) fn iso8601(seconds: f64) -> Option<String> {
+    if !seconds.is_finite() {
+        return None;
+    }
+    let millis = (seconds * 1000.0).round() as i128;
+    let at =
+        time::OffsetDateTime::from_unix_timestamp_nanos(millis.checked_mul(1_000_000)?).ok()?;
+    let text = if millis % 1000 == 0 {
+        at.format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
+    } else {
+        at.format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        ))
+    };
+    text.ok()
 }
 
 /// Escapes text for XML, keeping carriage returns (a parser would fold them into newlines).
@@ -369,10 +420,16 @@ fn write_value(model: &Model, shape_name: &str, name: &str, value: &Value, out: 
                 );
             }
         }
-        _ => {
+        kind => {
             let text = match value {
                 Value::String(s) => s.clone(),
                 Value::Null => return,
+                // Handlers give timestamps as the JSON protocols' epoch seconds; the query
+                // protocol writes ISO 8601 (strings, as STS's handler gives, pass as they are).
+                Value::Number(n) if kind == "timestamp" => n
+                    .as_f64()
+                    .and_then(iso8601)
+                    .unwrap_or_else(|| n.to_string()),
                 other => other.to_string(),
             };
             element(name, |out| escape(&text, out), out);

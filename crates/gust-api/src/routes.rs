@@ -43,6 +43,8 @@ pub enum Operation {
     Invoke(String),
     /// `GET /_gust/logs/{fn}`: Gust's own log query (SigV4-signed like the rest).
     GustLogs(String),
+    /// `GET /_gust/usage?month=YYYY-MM`: the caller's usage and cost (SigV4-signed).
+    GustUsage,
     /// `POST /2014-11-13/functions/{fn}/invoke-async` (deprecated).
     InvokeAsync(String),
     /// `PUT /2017-10-31/functions/{fn}/concurrency`
@@ -242,6 +244,8 @@ pub(crate) enum Route {
     Health,
     /// A pre-signed code package download (`/_gust/code/{file}`).
     CodeDownload(String),
+    /// The Prometheus scrape (`GET /metrics`), guarded by its own access setting.
+    Metrics,
     /// Nothing Lambda has.
     Unknown,
 }
@@ -317,6 +321,7 @@ pub(crate) fn route(method: &Method, raw_path: &str, raw_query: &str) -> Route {
     let op = match (m, s.as_slice()) {
         ("GET", ["_gust", "health"]) => return Route::Health,
         ("GET", ["_gust", "code", file]) => return Route::CodeDownload((*file).to_owned()),
+        ("GET", ["metrics"]) => return Route::Metrics,
         ("POST", ["2015-03-31", "functions"]) => Operation::CreateFunction,
         ("GET", ["2015-03-31", "functions"]) => Operation::ListFunctions,
         ("GET", ["2015-03-31", "functions", f]) => Operation::GetFunction((*f).to_owned()),
@@ -338,6 +343,7 @@ pub(crate) fn route(method: &Method, raw_path: &str, raw_query: &str) -> Route {
             Operation::Invoke((*f).to_owned())
         }
         ("GET", ["_gust", "logs", f]) => Operation::GustLogs((*f).to_owned()),
+        ("GET", ["_gust", "usage"]) => Operation::GustUsage,
         ("POST", ["2014-11-13", "functions", f, "invoke-async"]) => {
             Operation::InvokeAsync((*f).to_owned())
         }
@@ -833,6 +839,7 @@ pub(crate) fn execute(
         | Operation::DeleteFunctionUrlConfig(_)
         | Operation::ListFunctionUrlConfigs(_)
         | Operation::GustLogs(_)
+        | Operation::GustUsage
         | Operation::PutFunctionConcurrency(_)
         | Operation::GetFunctionConcurrency(_)
         | Operation::DeleteFunctionConcurrency(_)

@@ -144,6 +144,8 @@ fn harness() -> Harness {
             capacity: gust_engine::Capacity::new(4096),
             scaling_rate: gust_engine::ScalingRate::default(),
             logs_dir: dir.path().join("logs"),
+            log_sink: None,
+            observer: Arc::new(gust_model::observe::NoObserver),
             services: None,
         },
         store.clone(),

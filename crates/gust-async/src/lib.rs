@@ -23,6 +23,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use gust_model::observe::{FunctionKey, Observation};
 use gust_model::Clock;
 use gust_sqs::attributes::QueueConfig;
 use gust_sqs::message::{AttributeValue, Attributes};
@@ -129,6 +130,8 @@ pub struct AsyncConfig {
     pub retry_base: Duration,
     /// Events running at once, over all functions.
     pub concurrency: usize,
+    /// Who is told of events received, their age, drops and failed deliveries.
+    pub observer: Arc<dyn gust_model::observe::Observer>,
 }
 
 impl Default for AsyncConfig {
@@ -136,6 +139,7 @@ impl Default for AsyncConfig {
         AsyncConfig {
             retry_base: Duration::from_secs(60),
             concurrency: 64,
+            observer: Arc::new(gust_model::observe::NoObserver),
         }
     }
 }
@@ -383,6 +387,19 @@ impl AsyncInvoker {
         Ok(id)
     }
 
+    fn observe(
+        &self,
+        event: &AsyncEvent,
+        kind: fn(FunctionKey, time::OffsetDateTime) -> Observation,
+    ) {
+        let key = FunctionKey {
+            account: event.account.clone(),
+            function: event.function.clone(),
+            qualifier: event.qualifier.clone(),
+        };
+        self.config.observer.observe(kind(key, self.clock.now()));
+    }
+
     /// Accepts an event: returns once it is on disk.
     pub async fn enqueue(&self, event: AsyncEvent) -> Result<(), AsyncError> {
         let queue = self.queue(&event.account, &event.function).await?;
@@ -395,8 +412,10 @@ impl AsyncInvoker {
             delivery: None,
         };
         let message = stored.message(now, now);
+        let observed = stored.event.clone();
         self.blocking(move |store| store.send(queue, vec![message], 0))
             .await?;
+        self.observe(&observed, |key, at| Observation::AsyncReceived { key, at });
         self.wake.notify_one();
         Ok(())
     }
@@ -565,6 +584,21 @@ impl AsyncInvoker {
                     attributes.clone(),
                 )
                 .await;
+            if delivered.is_err() {
+                // A dead letter carries the event's request id as an attribute; a record
+                // for a destination carries none.
+                if attributes.iter().any(|(name, _, _)| name == "RequestID") {
+                    self.observe(&stored.event, |key, at| Observation::DeadLetterError {
+                        key,
+                        at,
+                    });
+                } else {
+                    self.observe(&stored.event, |key, at| Observation::DestinationFailure {
+                        key,
+                        at,
+                    });
+                }
+            }
             let next = match delivered {
                 Ok(()) => None,
                 Err(error) if stored.setbacks + 1 >= i64::from(DELIVERY_ATTEMPTS) => {
@@ -628,6 +662,16 @@ impl AsyncInvoker {
             .await;
             return;
         }
+        let age = Duration::from_millis(u64::try_from(now - stored.enqueued_ms).unwrap_or(0));
+        self.config.observer.observe(Observation::AsyncAge {
+            key: FunctionKey {
+                account: stored.event.account.clone(),
+                function: stored.event.function.clone(),
+                qualifier: stored.event.qualifier.clone(),
+            },
+            at: self.clock.now(),
+            age,
+        });
         let attempt = self
             .runner
             .run(&AsyncEvent {
@@ -705,6 +749,10 @@ impl AsyncInvoker {
             Attempt::Gone => {
                 tracing::warn!(request_id = %stored.event.request_id, function = %stored.event.function,
                     "asynchronous invocation: the function no longer exists; the event is dropped");
+                self.observe(&stored.event, |key, at| Observation::AsyncDropped {
+                    key,
+                    at,
+                });
                 self.replace(queue, &message, None).await;
             }
         }
@@ -752,6 +800,10 @@ impl AsyncInvoker {
         condition: &str,
         response: Option<(&str, &str, Option<&str>)>,
     ) {
+        self.observe(&stored.event, |key, at| Observation::AsyncDropped {
+            key,
+            at,
+        });
         let mut steps = Vec::new();
         if let Some(target) = &settings.dead_letter {
             let error_message = response

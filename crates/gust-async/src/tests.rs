@@ -85,6 +85,7 @@ fn invoker(dir: &std::path::Path, script: Arc<Script>) -> Arc<AsyncInvoker> {
         AsyncConfig {
             retry_base: Duration::from_millis(30),
             concurrency: 4,
+            ..AsyncConfig::default()
         },
     )
 }
@@ -215,4 +216,61 @@ async fn events_left_by_a_stopped_server_run_after_a_restart() {
     runs.sort();
     runs.dedup();
     assert_eq!(runs.len(), 40, "each event once");
+}
+
+/// Remembers what it was told, by kind.
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl gust_model::observe::Observer for Recorder {
+    fn observe(&self, observation: Observation) {
+        let kind = match observation {
+            Observation::AsyncReceived { .. } => "received",
+            Observation::AsyncAge { .. } => "age",
+            Observation::AsyncDropped { .. } => "dropped",
+            Observation::DeadLetterError { .. } => "dead-letter-error",
+            Observation::DestinationFailure { .. } => "destination-failure",
+            _ => "other",
+        };
+        self.0.lock().unwrap().push(kind.to_owned());
+    }
+}
+
+#[tokio::test]
+async fn received_aged_and_dropped_events_are_observed() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Arc::new(Script {
+        failures: u32::MAX,
+        settings: Some(settings()),
+        ..Script::default()
+    });
+    let recorder = Arc::new(Recorder::default());
+    let store = SqliteQueues::open(&dir.path().join("async.db")).unwrap();
+    let invoker = AsyncInvoker::new(
+        Arc::new(store),
+        Arc::clone(&script) as Arc<dyn Runner>,
+        Arc::new(SystemClock),
+        AsyncConfig {
+            retry_base: Duration::from_millis(30),
+            concurrency: 4,
+            observer: Arc::clone(&recorder) as Arc<dyn gust_model::observe::Observer>,
+        },
+    );
+    invoker.start(vec![]);
+    invoker.enqueue(event(1)).await.unwrap();
+    until(|| script.delivered.lock().unwrap().len() == 2).await;
+    let seen = recorder.0.lock().unwrap().clone();
+    // One receipt, an age per attempt (1 + 2 retries), one drop (after the last
+    // failure: its record and dead letter go on, the event itself is done).
+    assert_eq!(
+        seen.iter().filter(|k| *k == "received").count(),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(seen.iter().filter(|k| *k == "age").count(), 3, "{seen:?}");
+    assert_eq!(
+        seen.iter().filter(|k| *k == "dropped").count(),
+        1,
+        "{seen:?}"
+    );
 }

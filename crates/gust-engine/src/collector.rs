@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::logs::{LogEvent, LogStore};
+use crate::logs::LogSink;
 
 /// The longest log event; longer output is split (CloudWatch's event limit is 256 KiB).
 const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -43,12 +43,12 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 impl Collector {
-    /// Starts collecting from `reader` into `function`'s log under `stream`.
+    /// Starts collecting from `reader` into `function`'s log `group` under `stream`.
     pub(crate) fn start(
         reader: OwnedFd,
-        function: String,
+        (function, group): (String, String),
         stream: String,
-        logs: Arc<LogStore>,
+        logs: Arc<dyn LogSink>,
     ) -> std::io::Result<Self> {
         let receiver = pipe::Receiver::from_owned_fd(reader)?;
         // Shares the non-blocking file description, so reads on it never wait.
@@ -56,6 +56,7 @@ impl Collector {
         let (commands, rx) = mpsc::unbounded_channel();
         let state = State {
             function,
+            group,
             stream,
             logs,
             partial: Vec::new(),
@@ -117,11 +118,12 @@ impl Collector {
 
 struct State {
     function: String,
+    group: String,
     stream: String,
-    logs: Arc<LogStore>,
+    logs: Arc<dyn LogSink>,
     partial: Vec<u8>,
     capture: Option<String>,
-    pending: Vec<LogEvent>,
+    pending: Vec<(i64, String)>,
     /// Message bytes in `pending`.
     pending_bytes: usize,
     telemetry: Option<Arc<gust_runtime::telemetry::Telemetry>>,
@@ -161,11 +163,7 @@ impl State {
             self.write();
         }
         self.pending_bytes += message.len();
-        self.pending.push(LogEvent {
-            timestamp_ms: now_ms(),
-            stream: self.stream.clone(),
-            message,
-        });
+        self.pending.push((now_ms(), message));
     }
 
     fn bytes(&mut self, mut data: &[u8]) {
@@ -193,7 +191,8 @@ impl State {
     fn write(&mut self) {
         self.pending_bytes = 0;
         let events = std::mem::take(&mut self.pending);
-        self.logs.append(&self.function, &events);
+        self.logs
+            .append(&self.function, &self.group, &self.stream, events);
     }
 }
 
@@ -288,14 +287,20 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+    use crate::logs::LogStore;
 
     #[tokio::test]
     async fn output_before_the_end_mark_is_in_the_capture_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let logs = Arc::new(LogStore::new(dir.path()).unwrap());
         let (reader, mut writer) = std::io::pipe().unwrap();
-        let collector =
-            Collector::start(reader.into(), "f".into(), "stream-1".into(), logs.clone()).unwrap();
+        let collector = Collector::start(
+            reader.into(),
+            ("f".into(), "/aws/lambda/f".into()),
+            "stream-1".into(),
+            logs.clone(),
+        )
+        .unwrap();
         collector.platform(vec!["INIT_START".into()]);
         collector.begin(vec!["START".into()]).await;
         writer.write_all(b"hello\nno newline at the end").unwrap();

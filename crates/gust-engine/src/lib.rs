@@ -13,6 +13,7 @@ mod collector;
 mod environment;
 mod extensions;
 pub mod logs;
+mod observe;
 mod platform;
 mod pools;
 mod provisioned;
@@ -36,7 +37,7 @@ pub use crate::capacity::{Capacity, ScalingRate};
 use crate::collector::now_ms;
 pub use crate::environment::{EnvState as EnvironmentState, InvalidTransition};
 use crate::environment::{Environment, Stop};
-pub use crate::logs::{LogEvent, LogStore};
+pub use crate::logs::{LogEvent, LogSink, LogStore};
 use crate::pools::{Pool, PoolKey, Slot};
 pub use crate::provisioned::{ProvisionedStatus, INIT_FAILURE};
 
@@ -71,8 +72,13 @@ pub struct EngineConfig {
     pub capacity: Arc<Capacity>,
     /// How fast one function may add environments.
     pub scaling_rate: ScalingRate,
-    /// Where logs are kept.
+    /// Where logs are kept when there is no `log_sink`.
     pub logs_dir: PathBuf,
+    /// Where environments' output goes (the server's CloudWatch Logs); files under
+    /// `logs_dir` when `None`.
+    pub log_sink: Option<Arc<dyn LogSink>>,
+    /// Who is told of invocations, throttles and the engine's gauges.
+    pub observer: Arc<dyn gust_model::observe::Observer>,
     /// How functions reach this server's APIs (none: they get no credentials).
     pub services: Option<Arc<dyn ServiceAccess>>,
 }
@@ -194,6 +200,7 @@ struct Inner {
     sandbox: Arc<dyn Sandbox>,
     registry: RuntimeRegistry,
     logs: Arc<LogStore>,
+    log_sink: Arc<dyn LogSink>,
     pools: Mutex<HashMap<PoolKey, Pool>>,
     live: AtomicUsize,
     /// Bounds the INITs running at once: a burst of cold starts on a small host otherwise
@@ -322,6 +329,10 @@ impl Engine {
         registry: RuntimeRegistry,
     ) -> std::io::Result<Self> {
         let logs = Arc::new(LogStore::new(&config.logs_dir)?);
+        let log_sink = config
+            .log_sink
+            .clone()
+            .unwrap_or_else(|| Arc::clone(&logs) as Arc<dyn LogSink>);
         let capacity = Arc::clone(&config.capacity);
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -330,6 +341,7 @@ impl Engine {
                 sandbox,
                 registry,
                 logs,
+                log_sink,
                 pools: Mutex::new(HashMap::new()),
                 live: AtomicUsize::new(0),
                 inits: tokio::sync::Semaphore::new(concurrent_inits()),
@@ -429,9 +441,14 @@ impl Engine {
         stream_to: Option<StreamHead>,
     ) -> Result<InvokeOutcome, EngineError> {
         let function = request.function.clone();
+        let invoked_arn = request.invoked_arn.clone();
         let result = self.admitted_invoke(request, stream_to).await;
-        if let Err(EngineError::Throttled(reason)) = &result {
-            lock(&self.inner.admission).throttled(&function, reason);
+        if let Err(error @ (EngineError::Throttled(_) | EngineError::TooManyEnvironments)) = &result
+        {
+            if let EngineError::Throttled(reason) = error {
+                lock(&self.inner.admission).throttled(&function, reason);
+            }
+            self.observe_throttled(function.as_str(), &invoked_arn);
         }
         result
     }
@@ -645,6 +662,7 @@ impl Engine {
             .begin(platform::start(config, &request_id))
             .await;
         let started = Instant::now();
+        let qualifier = observe::qualifier_of(&request.invoked_arn);
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload: request.payload,
@@ -655,6 +673,7 @@ impl Engine {
             cognito_identity: None,
         };
         extensions::start(&env, config, &request_id, &invocation.trace_id);
+        let trace = invocation.trace_id.clone();
         let finish = match env.api.dispatch(invocation).await {
             // Nothing will answer: stop the runtime, then report how it ended (bounded, so the
             // caller always gets an answer).
@@ -813,6 +832,18 @@ impl Engine {
             function_error,
             duration,
             body.len(),
+        );
+        self.observe_invoked(
+            config,
+            observe::Ended {
+                qualifier,
+                duration,
+                cold_start: init.or(restore),
+                error: function_error,
+                provisioned: env.provisioned.is_some(),
+                request_id: request_id.clone(),
+                trace: Some(trace),
+            },
         );
         let log = if healthy && env.api.extensions().subscribed(false) {
             // The caller has its answer now; END, REPORT, the environment's release and the

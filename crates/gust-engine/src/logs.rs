@@ -1,5 +1,6 @@
-//! Function logs: one file per function under `logs/`, one JSON line per log event
-//! (`{"t": epoch-ms, "s": stream, "m": message}`), bounded by rotating to `.1`.
+//! Function logs: the [`LogSink`] collectors write to, and [`LogStore`], the sink of an
+//! engine without a log service (one file per function under `logs/`, one JSON line per
+//! log event `{"t": epoch-ms, "s": stream, "m": message}`, bounded by rotating to `.1`).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -8,6 +9,29 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+
+/// Where environments' output goes: the function's log group (`LoggingConfig.LogGroup`,
+/// `/aws/lambda/<name>` by default), one stream per environment. Called from the
+/// collectors, off the invocation's critical path but on the runtime: implementations
+/// must not block for long (back-pressure for a bounded buffer is fine).
+pub trait LogSink: Send + Sync + std::fmt::Debug {
+    /// Appends `events` (epoch milliseconds, line) of an environment of `function`.
+    fn append(&self, function: &str, group: &str, stream: &str, events: Vec<(i64, String)>);
+}
+
+impl LogSink for LogStore {
+    fn append(&self, function: &str, _group: &str, stream: &str, events: Vec<(i64, String)>) {
+        let events: Vec<LogEvent> = events
+            .into_iter()
+            .map(|(timestamp_ms, message)| LogEvent {
+                timestamp_ms,
+                stream: stream.to_owned(),
+                message,
+            })
+            .collect();
+        LogStore::append(self, function, &events);
+    }
+}
 
 /// Size at which a function's log file is rotated; at most twice this is kept.
 pub const ROTATE_BYTES: u64 = 8 * 1024 * 1024;

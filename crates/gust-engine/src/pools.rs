@@ -66,6 +66,57 @@ impl Engine {
             .sum()
     }
 
+    /// Per version with provisioned concurrency: (function, environments ready, of them
+    /// busy, memory MB, architecture).
+    pub(crate) fn provisioned_gauges(
+        &self,
+    ) -> Vec<(String, u32, u32, u32, gust_model::function::Architecture)> {
+        lock(&self.inner.pools)
+            .iter()
+            .filter_map(|((name, _), pool)| {
+                let ready = pool.provisioned.live_total();
+                let config = pool.config.as_ref()?;
+                (ready > 0).then(|| {
+                    let idle = u32::try_from(pool.provisioned.idle.len()).unwrap_or(u32::MAX);
+                    (
+                        name.to_string(),
+                        ready,
+                        ready.saturating_sub(idle),
+                        config.memory_mb,
+                        config.architecture,
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Environments of this engine by state: `idle` (on-demand, waiting), `provisioned`
+    /// (provisioned, waiting), `snapshot` (SnapStart, frozen), `busy` (the rest of the
+    /// live ones: invoking or starting).
+    pub(crate) fn environments_by_state(&self) -> Vec<(String, u32)> {
+        let (idle, provisioned, snapshot) =
+            lock(&self.inner.pools)
+                .values()
+                .fold((0usize, 0usize, 0usize), |(i, p, s), pool| {
+                    (
+                        i + pool.idle.len(),
+                        p + pool.provisioned.idle.len(),
+                        s + pool.snapshots.ready.len(),
+                    )
+                });
+        let live = self.live_environments();
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        vec![
+            ("idle".to_owned(), count(idle)),
+            ("provisioned".to_owned(), count(provisioned)),
+            ("snapshot".to_owned(), count(snapshot)),
+            (
+                "busy".to_owned(),
+                count(live.saturating_sub(idle + provisioned + snapshot)),
+            ),
+        ]
+    }
+
     /// Memory held by on-demand idle and ready snapshot environments (what eviction could
     /// give back), MiB.
     pub(crate) fn idle_memory_mb(&self) -> u64 {

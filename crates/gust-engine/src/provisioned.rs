@@ -53,6 +53,11 @@ impl ProvisionedPool {
         self.live.get(qualifier).copied().unwrap_or(0)
     }
 
+    /// Initialised and alive over every qualifier.
+    pub(crate) fn live_total(&self) -> u32 {
+        self.live.values().sum()
+    }
+
     /// Whether an environment of `qualifier` coming back from an invocation is still wanted.
     pub(crate) fn keeps(&self, qualifier: &str) -> bool {
         self.live(qualifier) <= self.wanted(qualifier)

@@ -274,9 +274,9 @@ impl Engine {
         let claimed_at = (started.elapsed(), is_primed(&primed));
         let collector = Collector::start(
             reader,
-            config.name.to_string(),
+            (config.name.to_string(), config.log_group.clone()),
             stream.clone(),
-            Arc::clone(&self.inner.logs),
+            Arc::clone(&self.inner.log_sink),
         )
         .map_err(|e| EngineError::Internal(format!("log collector: {e}")))?;
         let launch = match launch {
@@ -655,6 +655,19 @@ impl Engine {
             }
             None => String::new(),
         };
+        // The invocation's qualifier is not known here: it counts without `Resource`.
+        self.observe_invoked(
+            config,
+            crate::observe::Ended {
+                qualifier: None,
+                duration: Duration::ZERO,
+                cold_start: None,
+                error: true,
+                provisioned: false,
+                request_id: request_id.to_owned(),
+                trace: None,
+            },
+        );
         InvokeOutcome {
             body: failure.body,
             function_error: true,

@@ -9,6 +9,7 @@ mod delivery;
 mod doctor;
 mod events;
 mod mappings;
+mod observability;
 mod s3_events;
 mod scaling;
 mod serve;
@@ -38,6 +39,8 @@ enum Command {
     Invoke(cli::invoke::InvokeArgs),
     /// Print a function's log (optionally following it).
     Logs(cli::invoke::LogsArgs),
+    /// Show the account's usage and its AWS-equivalent price in a month.
+    Usage(cli::usage::UsageArgs),
     /// Report what this host offers execution environments (cgroups, freezer, namespaces, ...).
     Doctor,
     /// Show which interpreter each runtime id runs on; `install` Node.js releases and the SDKs.
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Doctor => doctor::run(),
         Command::Runtimes(args) => cli::runtimes::run(args),
         Command::Logs(args) => cli::invoke::run_logs(args),
+        Command::Usage(args) => cli::usage::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

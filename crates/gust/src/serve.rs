@@ -135,6 +135,37 @@ pub struct ServeArgs {
     /// default `<data-dir>/runtimes`. Servers may share one.
     #[arg(long, env = "GUST_RUNTIMES_DIR", value_name = "DIR")]
     runtimes_dir: Option<PathBuf>,
+    /// Who may read the Prometheus metrics at `/metrics`: anyone who reaches the listener
+    /// (`open`), only with `Authorization: Bearer <--metrics-token>` (`token`), or nobody.
+    #[arg(long, value_enum, default_value = "open")]
+    metrics_access: MetricsAccess,
+    /// The bearer token `/metrics` requires with `--metrics-access token`.
+    #[arg(long, env = "GUST_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// A JSON price table for usage and cost (`gust usage`); default: AWS's public prices.
+    #[arg(long, value_name = "FILE")]
+    prices: Option<PathBuf>,
+}
+
+/// `--metrics-access`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MetricsAccess {
+    Off,
+    Open,
+    Token,
+}
+
+/// The Prometheus exporter's access setting; `token` needs a non-empty token.
+fn metrics_access(args: &ServeArgs) -> Result<gust_metrics::prometheus::Access> {
+    use gust_metrics::prometheus::Access;
+    Ok(match args.metrics_access {
+        MetricsAccess::Off => Access::Off,
+        MetricsAccess::Open => Access::Open,
+        MetricsAccess::Token => match args.metrics_token.as_deref().map(str::trim) {
+            Some(token) if !token.is_empty() => Access::Token(token.to_owned()),
+            _ => bail!("--metrics-access token needs --metrics-token (or GUST_METRICS_TOKEN)"),
+        },
+    })
 }
 
 /// One more account, as `--accounts` lists it.
@@ -205,6 +236,10 @@ struct PlaneParts<'a> {
     clock: Arc<SystemClock>,
     directory: Arc<AccountDirectory>,
     access: Arc<crate::bridge::Shared>,
+    /// Where its functions' output goes.
+    log_sink: Arc<dyn gust_engine::LogSink>,
+    /// Who watches its invocations.
+    observer: Arc<dyn gust_model::observe::Observer>,
 }
 
 fn start_plane(
@@ -226,6 +261,8 @@ fn start_plane(
             capacity: Arc::clone(capacity),
             scaling_rate: args.scaling_rate,
             logs_dir: parts.dir.join("logs"),
+            log_sink: Some(Arc::clone(&parts.log_sink)),
+            observer: Arc::clone(&parts.observer),
             services: Some(Arc::new(crate::bridge::FunctionAccess {
                 shared: Arc::clone(&parts.access),
                 account: parts.scope.account_id.clone(),
@@ -519,6 +556,37 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     let sandbox: Arc<dyn gust_sandbox::Sandbox> = sandbox;
     let (credentials, source) = datadir::server_credentials(&args.data_dir, explicit)?;
     let clock = Arc::new(SystemClock);
+    // CloudWatch Logs and metrics of every account.
+    let logs = gust_logs::Logs::open(&args.data_dir.join("logs.db"), clock.clone(), &scope.region)
+        .map_err(|e| anyhow::anyhow!("cannot open the log store: {e}"))?;
+    let metrics = gust_metrics::Metrics::open(
+        &args.data_dir.join("metrics.db"),
+        clock.clone(),
+        &scope.region,
+        std::time::Duration::from_secs(15 * 86_400),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the metric store: {e}"))?;
+    let prices = match &args.prices {
+        Some(path) => {
+            gust_metrics::usage::Prices::load(path).map_err(|e| anyhow::anyhow!("{e}"))?
+        }
+        None => gust_metrics::usage::Prices::default(),
+    };
+    let usage = gust_metrics::usage::Usage::open_with_prices(
+        &args.data_dir.join("usage.db"),
+        clock.clone(),
+        prices,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the usage store: {e}"))?;
+    let prometheus = Arc::new(gust_metrics::prometheus::Exporter::with_access(
+        metrics_access(&args)?,
+    ));
+    let observer: Arc<dyn gust_model::observe::Observer> =
+        Arc::new(crate::observability::FanOut(vec![
+            Arc::clone(&metrics) as Arc<dyn gust_model::observe::Observer>,
+            Arc::clone(&usage) as Arc<dyn gust_model::observe::Observer>,
+            Arc::clone(&prometheus) as Arc<dyn gust_model::observe::Observer>,
+        ]));
     let others = match &args.accounts {
         Some(path) => read_accounts(path, &scope, &credentials.access_key_id)?,
         None => Vec::new(),
@@ -549,6 +617,11 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             clock: clock.clone(),
             directory: Arc::clone(&directory),
             access: Arc::clone(&access),
+            log_sink: Arc::new(crate::observability::FunctionLogs {
+                logs: Arc::clone(&logs),
+                account: scope.account_id.clone(),
+            }),
+            observer: Arc::clone(&observer),
         },
         &args,
         &capacity,
@@ -571,6 +644,11 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
                 clock: clock.clone(),
                 directory: Arc::clone(&directory),
                 access: Arc::clone(&access),
+                log_sink: Arc::new(crate::observability::FunctionLogs {
+                    logs: Arc::clone(&logs),
+                    account: entry.account_id.clone(),
+                }),
+                observer: Arc::clone(&observer),
             },
             &args,
             &capacity,
@@ -638,6 +716,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         gust_async::AsyncConfig {
             retry_base: args.async_retry_base,
             concurrency: (args.concurrency_limit as usize).clamp(1, 64),
+            observer: Arc::clone(&observer),
         },
     );
     let _ = targets.events.set(Arc::downgrade(&events));
@@ -690,19 +769,6 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("cannot open the object store: {e}"))?;
     let s3 = gust_s3::S3::new(Arc::new(objects), clock.clone(), &scope.region);
-    // CloudWatch Logs and metrics of every account.
-    let logs = gust_logs::Logs::open(&args.data_dir.join("logs.db"), clock.clone(), &scope.region)
-        .map_err(|e| anyhow::anyhow!("cannot open the log store: {e}"))?;
-    let metrics = gust_metrics::Metrics::open(
-        &args.data_dir.join("metrics.db"),
-        clock.clone(),
-        &scope.region,
-        std::time::Duration::from_secs(15 * 86_400),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot open the metric store: {e}"))?;
-    let usage = gust_metrics::usage::Usage::open(&args.data_dir.join("usage.db"), clock.clone())
-        .map_err(|e| anyhow::anyhow!("cannot open the usage store: {e}"))?;
-    let prometheus = Arc::new(gust_metrics::prometheus::Exporter::new());
     let _ = targets.s3.set(Arc::clone(&s3));
     let accounts: Vec<String> = by_account.keys().cloned().collect();
     // The most environments the budget holds (all at Lambda's smallest MemorySize).
@@ -716,6 +782,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         sqs.start_sweeper();
+        logs.start_sweeper();
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -800,7 +867,13 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         }
         let reapers: Vec<_> = engines
             .iter()
-            .flat_map(|e| [e.start_reaper(), e.start_provisioner()])
+            .flat_map(|e| {
+                [
+                    e.start_reaper(),
+                    e.start_provisioner(),
+                    e.start_gauges(Duration::from_secs(1)),
+                ]
+            })
             .collect();
         // SnapStart versions stored before this start get their snapshot environments.
         for engine in &engines {
@@ -843,6 +916,8 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         for engine in &engines {
             engine.shutdown().await;
         }
+        // What functions wrote last and what was counted last, on disk before exiting.
+        logs.flush();
         datadir::remove_server_info(&args.data_dir);
         tracing::info!("stopped");
         Ok(())

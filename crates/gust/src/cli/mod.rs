@@ -5,6 +5,7 @@ pub mod functions;
 pub mod invoke;
 mod output;
 pub mod runtimes;
+pub mod usage;
 
 /// Runs a client command on a small single-threaded runtime.
 fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
