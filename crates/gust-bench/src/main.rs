@@ -87,12 +87,20 @@ struct Args {
     /// and off, a burst of first invokes on both, PSS per idle environment).
     #[arg(long)]
     prestart_only: bool,
+    /// Only the observability figures (the warm path against `--baseline-gust`, a
+    /// function printing 50 MB).
+    #[arg(long)]
+    observability_only: bool,
+    /// A build without logs and metrics shipping, for the warm-path comparison.
+    #[arg(long)]
+    baseline_gust: Option<PathBuf>,
 }
 
 mod concurrency;
 mod events;
 mod http;
 mod mappings;
+mod observability;
 mod prestart;
 mod queues;
 mod s3;
@@ -813,6 +821,9 @@ async fn main() -> Result<()> {
     }
     if args.s3_only {
         return s3::run(&target, &floor_target, &args).await;
+    }
+    if args.observability_only {
+        return observability::run(&args, &runtimes[0]).await;
     }
     if args.prestart_only {
         runtimes.retain(|r| {

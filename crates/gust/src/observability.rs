@@ -35,6 +35,18 @@ pub struct FunctionLogs {
 
 impl gust_engine::LogSink for FunctionLogs {
     fn append(&self, _function: &str, group: &str, stream: &str, events: Vec<(i64, String)>) {
-        self.logs.ingest(&self.account, group, stream, events);
+        let bytes: usize = events.iter().map(|(_, m)| m.len() + 26).sum();
+        // Collectors run on the async runtime: when the queue may be full (the caller then
+        // waits for the writer), the wait must not take a runtime worker with it.
+        let may_wait = self.logs.pending_bytes() + bytes > gust_logs::PENDING_MAX / 2;
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if may_wait && multi_thread {
+            tokio::task::block_in_place(|| {
+                self.logs.ingest(&self.account, group, stream, events);
+            });
+        } else {
+            self.logs.ingest(&self.account, group, stream, events);
+        }
     }
 }
