@@ -52,12 +52,18 @@ enum Slot {
     Ellipsis,
 }
 
+/// A condition. `&&` and `||` chains are flat lists rather than nested pairs, so the
+/// tree is only as deep as the parentheses, which the parser bounds by [`DEPTH_MAX`]:
+/// evaluating and dropping it cannot overflow the stack.
 #[derive(Debug, Clone, PartialEq)]
 enum Expr {
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
     Test(Selector, Test),
 }
+
+/// Parentheses nested this deep at most.
+const DEPTH_MAX: usize = 64;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Selector {
@@ -246,7 +252,7 @@ fn spaced(text: &str) -> Result<Form, PatternError> {
         .and_then(|t| t.strip_suffix(']'))
         .map_or_else(|| invalid("unclosed '['"), Ok)?;
     let mut fields = Vec::new();
-    let mut condition: Option<Expr> = None;
+    let mut conditions: Vec<Expr> = Vec::new();
     for part in split_top_level(inner)? {
         let part = part.trim();
         if part.is_empty() {
@@ -274,16 +280,13 @@ fn spaced(text: &str) -> Result<Form, PatternError> {
             continue;
         }
         let mut parser = Parser::new(part, false);
-        let expr = parser.expression()?;
+        conditions.push(parser.expression()?);
         parser.end()?;
-        condition = Some(match condition {
-            None => expr,
-            Some(before) => Expr::And(Box::new(before), Box::new(expr)),
-        });
     }
     if fields.is_empty() {
         return invalid("no fields");
     }
+    let condition = (!conditions.is_empty()).then(|| joined(conditions, Expr::And));
     Ok(Form::Spaced { fields, condition })
 }
 
@@ -352,36 +355,29 @@ fn split_fields(message: &str) -> Vec<&str> {
     out
 }
 
-/// Binds slot names to words; `None` when the counts cannot line up. An ellipsis takes as
-/// few words as it can while the slots after it still fit (leftmost binding).
+/// Binds slot names to words; `None` when the counts cannot line up. Every ellipsis but
+/// the last takes no words and the last takes whatever the named slots leave (the leftmost
+/// binding). Named slots take any word, so the counts alone decide: no search is needed.
 fn bind<'m>(slots: &[Slot], words: &[&'m str]) -> Option<Vec<(String, &'m str)>> {
-    fn go<'m>(slots: &[Slot], words: &[&'m str], bound: &mut Vec<(String, &'m str)>) -> bool {
-        match slots.split_first() {
-            None => words.is_empty(),
-            Some((Slot::Named(name), rest)) => match words.split_first() {
-                Some((word, others)) => {
-                    bound.push((name.clone(), word));
-                    if go(rest, others, bound) {
-                        return true;
-                    }
-                    bound.pop();
-                    false
-                }
-                None => false,
-            },
-            Some((Slot::Ellipsis, rest)) => {
-                let needed = rest.iter().filter(|s| matches!(s, Slot::Named(_))).count();
-                let has_more_ellipses = rest.iter().any(|s| matches!(s, Slot::Ellipsis));
-                if !has_more_ellipses {
-                    return words.len() >= needed
-                        && go(rest, &words[words.len() - needed..], bound);
-                }
-                (0..=words.len()).any(|skip| go(rest, &words[skip..], bound))
+    let named = slots.iter().filter(|s| matches!(s, Slot::Named(_))).count();
+    let last_ellipsis = slots.iter().rposition(|s| matches!(s, Slot::Ellipsis));
+    let spare = words.len().checked_sub(named)?;
+    if last_ellipsis.is_none() && spare != 0 {
+        return None;
+    }
+    let mut bound = Vec::with_capacity(named);
+    let mut at = 0;
+    for (index, slot) in slots.iter().enumerate() {
+        match slot {
+            Slot::Named(name) => {
+                bound.push((name.clone(), *words.get(at)?));
+                at += 1;
             }
+            Slot::Ellipsis if Some(index) == last_ellipsis => at += spare,
+            Slot::Ellipsis => {}
         }
     }
-    let mut bound = Vec::new();
-    go(slots, words, &mut bound).then_some(bound)
+    Some(bound)
 }
 
 /// What a selector found.
@@ -411,8 +407,8 @@ fn lookup_json(root: &Value, selector: &Selector) -> Found {
 impl Expr {
     fn eval(&self, lookup: &dyn Fn(&Selector) -> Found) -> bool {
         match self {
-            Expr::And(a, b) => a.eval(lookup) && b.eval(lookup),
-            Expr::Or(a, b) => a.eval(lookup) || b.eval(lookup),
+            Expr::And(all) => all.iter().all(|e| e.eval(lookup)),
+            Expr::Or(any) => any.iter().any(|e| e.eval(lookup)),
             Expr::Test(selector, test) => {
                 let found = lookup(selector);
                 match (test, found) {
@@ -487,12 +483,24 @@ fn wildcard(pattern: &str, text: &str) -> bool {
     remaining.len() >= last.len() && remaining.ends_with(last)
 }
 
+/// One expression as itself, several joined by `join`.
+fn joined(mut items: Vec<Expr>, join: fn(Vec<Expr>) -> Expr) -> Expr {
+    if items.len() == 1 {
+        if let Some(only) = items.pop() {
+            return only;
+        }
+    }
+    join(items)
+}
+
 /// A recursive-descent parser for the expressions of JSON and space-delimited patterns.
 struct Parser {
     chars: Vec<char>,
     at: usize,
     /// Selectors are `$.paths` (JSON) rather than field names.
     json: bool,
+    /// Parentheses open at this point.
+    depth: usize,
 }
 
 impl Parser {
@@ -501,6 +509,7 @@ impl Parser {
             chars: text.chars().collect(),
             at: 0,
             json,
+            depth: 0,
         }
     }
 
@@ -551,26 +560,30 @@ impl Parser {
     }
 
     fn expression(&mut self) -> Result<Expr, PatternError> {
-        let mut left = self.conjunction()?;
+        let mut any = vec![self.conjunction()?];
         while self.eat("||") {
-            let right = self.conjunction()?;
-            left = Expr::Or(Box::new(left), Box::new(right));
+            any.push(self.conjunction()?);
         }
-        Ok(left)
+        Ok(joined(any, Expr::Or))
     }
 
     fn conjunction(&mut self) -> Result<Expr, PatternError> {
-        let mut left = self.primary()?;
+        let mut all = vec![self.primary()?];
         while self.eat("&&") {
-            let right = self.primary()?;
-            left = Expr::And(Box::new(left), Box::new(right));
+            all.push(self.primary()?);
         }
-        Ok(left)
+        Ok(joined(all, Expr::And))
     }
 
     fn primary(&mut self) -> Result<Expr, PatternError> {
         if self.eat("(") {
+            // Bounded so that parsing (recursive) cannot exhaust the stack.
+            if self.depth >= DEPTH_MAX {
+                return invalid("parentheses nested too deeply");
+            }
+            self.depth += 1;
             let inner = self.expression()?;
+            self.depth -= 1;
             if !self.eat(")") {
                 return invalid("unclosed '('");
             }
@@ -887,6 +900,50 @@ mod tests {
         bad("[ip, , user]");
         bad("[ip, ip]");
         bad("[ip = ]");
+    }
+
+    #[test]
+    fn space_delimited_binding_is_linear() {
+        // Many ellipses and more named fields than words: refused at once.
+        let fields: Vec<String> = (0..140).map(|i| format!("a{i},...")).collect();
+        let pattern = format!("[{},z]", fields.join(","));
+        let parsed = FilterPattern::parse(&pattern).unwrap();
+        let started = std::time::Instant::now();
+        assert!(!parsed.matches(&vec!["w"; 26].join(" ")));
+        // Enough words: bound in one pass, however many ways the ellipses could split them.
+        let long = vec!["w"; 5_000].join(" ");
+        assert!(parsed.matches(&long));
+        for _ in 0..100 {
+            assert!(!parsed.matches(&vec!["w"; 140].join(" ")));
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "took {:?}",
+            started.elapsed()
+        );
+        // The leftmost binding: early ellipses take nothing, the last takes the rest.
+        assert!(m("[a, ..., b = 2, ..., c = 9]", "1 2 3 4 5 6 7 8 9"));
+        assert!(!m("[a, ..., b = 3, ..., c = 9]", "1 2 3 4 5 6 7 8 9"));
+        assert!(m("[..., a = 1, b = 2, ...]", "1 2"));
+        assert!(!m("[a, b, c]", "1 2"));
+        assert!(!m("[a, b]", "1 2 3"));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let nested = |n: usize| format!("{{ {}$.a = 1{} }}", "(".repeat(n), ")".repeat(n));
+        assert!(m(&nested(DEPTH_MAX), r#"{"a": 1}"#));
+        bad(&nested(DEPTH_MAX + 1));
+        bad(&nested(505));
+        bad(&format!("{{ {}$.a = 1 }}", "(".repeat(100_000)));
+        bad(&format!("[a = {}1]", "(".repeat(100_000)));
+        // Long chains stay flat: matching and dropping them needs no deep recursion.
+        let chain = vec!["$.a = 1"; 20_000].join(" && ");
+        assert!(m(&format!("{{ {chain} }}"), r#"{"a": 1}"#));
+        let chain = vec!["$.a = 2"; 20_000].join(" || ");
+        assert!(!m(&format!("{{ {chain} }}"), r#"{"a": 1}"#));
+        let mixed = vec!["($.a = 1 || $.b = 2) && $.a = 1"; 5_000].join(" || ");
+        assert!(m(&format!("{{ {mixed} }}"), r#"{"a": 1}"#));
     }
 
     #[test]

@@ -19,6 +19,11 @@ pub const PENDING_MAX: usize = 32 * 1024 * 1024;
 /// Bytes committed in one transaction at most (more waits for the next).
 const BATCH_MAX: usize = 8 * 1024 * 1024;
 
+/// How long the writer gathers output before committing it (unless a flush waits or a
+/// large batch is ready): many small transactions cost the server far more CPU and
+/// write-ahead log than a few larger ones, and readers still see output within this.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The largest message kept whole: CloudWatch's 256 KiB event size less its 26-byte
 /// overhead. Longer function output is cut there, as Lambda does.
 pub const MESSAGE_MAX: usize = 262_144 - 26;
@@ -45,6 +50,10 @@ struct State {
     /// Every append up to this sequence number is committed (or was dropped on error).
     done: u64,
     closing: bool,
+    /// The writer thread has ended (shut down, or panicked): nothing will be committed.
+    stopped: bool,
+    /// Callers waiting in `flush`: the writer commits at once rather than gathering.
+    flushing: usize,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +77,9 @@ impl Shared {
     }
 }
 
+/// What the writer does with a batch (the store's `append`, or a stand-in in tests).
+type Commit = Box<dyn FnMut(Vec<Append>) + Send>;
+
 /// The ingestion queue and its writer thread.
 #[derive(Debug)]
 pub(crate) struct Ingest {
@@ -78,11 +90,18 @@ pub(crate) struct Ingest {
 
 impl Ingest {
     pub(crate) fn start(store: Arc<dyn LogsStore>, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
+        Self::start_with(clock, Box::new(move |batch| commit(store.as_ref(), batch)))
+    }
+
+    fn start_with(clock: Arc<dyn Clock>, commit: Commit) -> std::io::Result<Self> {
         let shared = Arc::new(Shared::default());
         let for_writer = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("logs-ingest".into())
-            .spawn(move || write_loop(&for_writer, store.as_ref()))?;
+            .spawn(move || {
+                let _stopped = Stopped(&for_writer);
+                write_loop(&for_writer, commit);
+            })?;
         Ok(Ingest {
             shared,
             clock,
@@ -127,10 +146,14 @@ impl Ingest {
         };
         let mut state = self.shared.lock();
         // An empty queue takes anything, so one append larger than the bound still goes.
-        while state.bytes > 0 && state.bytes + bytes > PENDING_MAX && !state.closing {
+        while state.bytes > 0
+            && state.bytes + bytes > PENDING_MAX
+            && !state.closing
+            && !state.stopped
+        {
             state = self.shared.wait(state);
         }
-        if state.closing {
+        if state.closing || state.stopped {
             tracing::warn!(group, stream, "log ingestion has stopped; events dropped");
             return;
         }
@@ -150,20 +173,13 @@ impl Ingest {
     pub(crate) fn flush(&self) {
         let mut state = self.shared.lock();
         let target = state.enqueued;
-        while state.done < target {
-            if state.closing && self.writer_gone() {
-                return;
-            }
+        state.flushing += 1;
+        self.shared.changed.notify_all();
+        // Once the writer is gone, what it had not committed never will be.
+        while state.done < target && !state.stopped {
             state = self.shared.wait(state);
         }
-    }
-
-    fn writer_gone(&self) -> bool {
-        self.writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .is_none_or(JoinHandle::is_finished)
+        state.flushing -= 1;
     }
 
     /// Bytes queued or being committed (for tests and metrics).
@@ -188,7 +204,49 @@ impl Ingest {
     }
 }
 
-fn write_loop(shared: &Shared, store: &dyn LogsStore) {
+/// Marks the writer stopped and wakes every waiter when the writer thread ends, however
+/// it ends (a panic unwinds through this too).
+struct Stopped<'a>(&'a Shared);
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        self.0.lock().stopped = true;
+        self.0.changed.notify_all();
+    }
+}
+
+fn commit(store: &dyn LogsStore, batch: Vec<Append>) {
+    match store.append(batch) {
+        Ok(results) => {
+            for error in results.into_iter().filter_map(Result::err) {
+                tracing::error!(%error, "function output could not be stored");
+            }
+        }
+        // The caller is long gone: the events are lost, the server goes on.
+        Err(error) => tracing::error!(%error, "function output could not be stored"),
+    }
+}
+
+/// Adds `append` to `batch`, into an earlier append of the same stream when there is one
+/// (one lookup and one stream update per stream and batch, not per collector write).
+fn push_merged(batch: &mut Vec<Append>, append: Append) {
+    let same = batch.iter_mut().rev().find(|a| {
+        a.account == append.account
+            && a.group == append.group
+            && a.stream == append.stream
+            && a.create == append.create
+    });
+    match same {
+        Some(earlier) => {
+            earlier.ingestion_ms = earlier.ingestion_ms.max(append.ingestion_ms);
+            earlier.events.extend(append.events);
+        }
+        None => batch.push(append),
+    }
+}
+
+fn write_loop(shared: &Shared, mut commit: Commit) {
+    let mut last_commit = std::time::Instant::now();
     loop {
         let (batch, bytes, last) = {
             let mut state = shared.lock();
@@ -197,6 +255,22 @@ fn write_loop(shared: &Shared, store: &dyn LogsStore) {
             }
             if state.queue.is_empty() {
                 return;
+            }
+            // Gather for a while after the last commit, unless someone waits for it.
+            loop {
+                let left = GATHER.saturating_sub(last_commit.elapsed());
+                if left.is_zero()
+                    || state.closing
+                    || state.flushing > 0
+                    || state.bytes >= BATCH_MAX / 2
+                {
+                    break;
+                }
+                state = shared
+                    .changed
+                    .wait_timeout(state, left)
+                    .map(|(guard, _)| guard)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner().0);
             }
             let mut batch = Vec::new();
             let mut bytes = 0;
@@ -210,23 +284,93 @@ fn write_loop(shared: &Shared, store: &dyn LogsStore) {
                 };
                 bytes += queued.bytes;
                 last = queued.sequence;
-                batch.push(queued.append);
+                push_merged(&mut batch, queued.append);
             }
             (batch, bytes, last)
         };
-        match store.append(batch) {
-            Ok(results) => {
-                for error in results.into_iter().filter_map(Result::err) {
-                    tracing::error!(%error, "function output could not be stored");
-                }
-            }
-            // The caller is long gone: the events are lost, the server goes on.
-            Err(error) => tracing::error!(%error, "function output could not be stored"),
-        }
+        last_commit = std::time::Instant::now();
+        commit(batch);
         let mut state = shared.lock();
         state.bytes = state.bytes.saturating_sub(bytes);
         state.done = last;
         drop(state);
         shared.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Fixed;
+
+    impl Clock for Fixed {
+        fn now(&self) -> time::OffsetDateTime {
+            time::OffsetDateTime::UNIX_EPOCH
+        }
+    }
+
+    /// 1 MiB of output.
+    fn chunk() -> Vec<(i64, String)> {
+        (0..16).map(|_| (0, "x".repeat(64 * 1024))).collect()
+    }
+
+    /// A writer that dies on its first batch must release `flush` and full-queue `push`.
+    #[test]
+    fn a_dead_writer_releases_waiters() {
+        let (started, wait_started) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let ingest = Arc::new(
+            Ingest::start_with(
+                Arc::new(Fixed),
+                Box::new(move |_| {
+                    let _ = started.send(());
+                    let _ = released.recv();
+                    panic!("the store broke");
+                }),
+            )
+            .unwrap(),
+        );
+        // The writer takes the first append and stalls; the queue then fills up.
+        ingest.push("a", "g", "s", chunk());
+        wait_started.recv().unwrap();
+        let per_push = 16 * (64 * 1024 + 26);
+        while ingest.pending_bytes() + per_push <= PENDING_MAX {
+            ingest.push("a", "g", "s", chunk());
+        }
+        let (done, finished) = mpsc::channel();
+        for _ in 0..2 {
+            let ingest = Arc::clone(&ingest);
+            let done = done.clone();
+            std::thread::spawn(move || {
+                ingest.push("a", "g", "s", chunk());
+                done.send("push").unwrap();
+            });
+        }
+        {
+            let ingest = Arc::clone(&ingest);
+            std::thread::spawn(move || {
+                ingest.flush();
+                done.send("flush").unwrap();
+            });
+        }
+        assert!(
+            finished.recv_timeout(Duration::from_millis(200)).is_err(),
+            "waiters wait while the writer lives"
+        );
+        release.send(()).unwrap();
+        let mut woke: Vec<&str> = (0..3)
+            .map(|_| finished.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        woke.sort_unstable();
+        assert_eq!(woke, ["flush", "push", "push"]);
+        // Later calls return at once too.
+        ingest.push("a", "g", "s", chunk());
+        ingest.flush();
+        ingest.shutdown();
     }
 }

@@ -21,5 +21,5 @@ pub use model::{
     Event, EventsPage, FilterQuery, GetEventsQuery, GroupQuery, LogGroup, LogStream, NewEvent,
     Page, Position, PutOutcome, Rejected, StreamOrder, StreamQuery, DAY_MS, RETENTION_DAYS,
 };
-pub use service::{Logs, BATCH_BYTES_MAX, EVENTS_LIMIT_MAX};
-pub use store::{Append, LogsStore, Scan};
+pub use service::{Logs, BATCH_BYTES_MAX, EVENTS_LIMIT_MAX, TAIL_BYTES_MAX};
+pub use store::{Append, Budget, LogsStore, Rows, Scan};

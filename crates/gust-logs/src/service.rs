@@ -14,7 +14,7 @@ use crate::model::{
     Page, Position, PutOutcome, Rejected, StreamOrder, StreamQuery, DAY_MS, RETENTION_DAYS,
 };
 use crate::sqlite::SqliteStore;
-use crate::store::{Append, LogsStore, Scan};
+use crate::store::{Append, Budget, LogsStore, Rows, Scan};
 
 /// PutLogEvents' batch size at most (message bytes plus 26 per event).
 pub const BATCH_BYTES_MAX: usize = 1_048_576;
@@ -24,8 +24,13 @@ pub const EVENTS_LIMIT_MAX: usize = 10_000;
 const PAGE_BYTES_MAX: usize = 1_048_576;
 /// Events one FilterLogEvents call looks at before answering with a token to go on.
 const SCAN_MAX: usize = 100_000;
-/// Rows read from the store at a time while filtering.
-const SCAN_CHUNK: usize = 1_000;
+/// Rows read from the store at a time while filtering, and their bytes at most.
+const SCAN_CHUNK: Budget = Budget {
+    events: 500,
+    bytes: 1_048_576,
+};
+/// Bytes of events one [`Logs::tail`] call returns at most (its caller pages on).
+pub const TAIL_BYTES_MAX: usize = 1_048_576;
 /// How far ahead of now an event may be.
 const TOO_NEW_MS: i64 = 2 * 3_600_000;
 /// How far behind now an event may be.
@@ -436,25 +441,21 @@ impl Logs {
                 }
             }
         };
+        // A page holds 1 MB at most: the store stops there, keeping the events nearest
+        // the cursor.
+        let budget = Budget {
+            events: limit,
+            bytes: PAGE_BYTES_MAX,
+        };
         let mut events = self
             .store
-            .read_stream(account, group, stream, range, cursor, backward, limit)?
+            .read_stream(account, group, stream, range, cursor, backward, budget)?
             .ok_or_else(|| match self.store.group(account, group) {
                 Ok(Some(_)) => LogsError::stream_not_found(),
                 Ok(None) => LogsError::group_not_found(),
                 Err(error) => error,
-            })?;
-        // A page holds 1 MB at most: keep the events nearest the cursor.
-        let mut bytes = 0;
-        let fit = events
-            .iter()
-            .take_while(|e| {
-                bytes += event_size(&e.message);
-                bytes <= PAGE_BYTES_MAX
-            })
-            .count()
-            .max(1);
-        events.truncate(fit);
+            })?
+            .events;
         if backward {
             events.reverse();
         }
@@ -545,25 +546,31 @@ impl Logs {
         let mut bytes = 0;
         let mut scanned = 0;
         let more = 'scan: loop {
-            let rows = self
+            let Rows { events, more } = self
                 .store
                 .read_group(account, group, &scan, cursor, SCAN_CHUNK)?
                 .ok_or_else(LogsError::group_not_found)?;
-            let exhausted = rows.len() < SCAN_CHUNK;
-            for event in rows {
-                cursor = Some(position(&event));
-                scanned += 1;
+            let mut events = events.into_iter().peekable();
+            while let Some(event) = events.next() {
                 if pattern.matches(&event.message) {
-                    bytes += event_size(&event.message);
-                    found.push(event);
-                    if found.len() >= limit || bytes >= PAGE_BYTES_MAX {
-                        // Another event in range means another page.
-                        let next = self.store.read_group(account, group, &scan, cursor, 1)?;
-                        break 'scan next.is_some_and(|rows| !rows.is_empty());
+                    let size = event_size(&event.message);
+                    if !found.is_empty() && bytes + size > PAGE_BYTES_MAX {
+                        // It opens the next page: the cursor stays before it.
+                        break 'scan true;
                     }
+                    bytes += size;
+                    cursor = Some(position(&event));
+                    found.push(event);
+                    if found.len() >= limit {
+                        // Another event in range means another page.
+                        break 'scan events.peek().is_some() || more;
+                    }
+                } else {
+                    cursor = Some(position(&event));
                 }
+                scanned += 1;
             }
-            if exhausted {
+            if !more {
                 break false;
             }
             if scanned >= SCAN_MAX {
@@ -717,21 +724,33 @@ impl Logs {
         self.ingest.pending_bytes()
     }
 
-    /// Up to `limit` events of a group with timestamps at or after `since_ms`, oldest
-    /// first, across its streams (empty when the group is missing). Passing the last
-    /// event's timestamp plus one as the next `since_ms` follows the group.
-    pub fn tail(&self, account: &str, group: &str, since_ms: i64, limit: usize) -> Vec<Event> {
+    /// Events of a group with timestamps at or after `since_ms` (and, with `after`, after
+    /// that position), oldest first across its streams: up to `limit` of them and
+    /// [`TAIL_BYTES_MAX`] bytes (none when the group is missing). Passing the last event's
+    /// position as the next `after` follows the group without skipping or repeating any.
+    pub fn tail(
+        &self,
+        account: &str,
+        group: &str,
+        since_ms: i64,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Rows {
         let scan = Scan {
             streams: &[],
             prefix: None,
             from_ms: since_ms,
             to_ms: i64::MAX,
         };
-        match self.store.read_group(account, group, &scan, None, limit) {
-            Ok(events) => events.unwrap_or_default(),
+        let budget = Budget {
+            events: limit,
+            bytes: TAIL_BYTES_MAX,
+        };
+        match self.store.read_group(account, group, &scan, after, budget) {
+            Ok(rows) => rows.unwrap_or_default(),
             Err(error) => {
                 tracing::error!(%error, "reading log events failed");
-                Vec::new()
+                Rows::default()
             }
         }
     }

@@ -14,8 +14,9 @@ use gust_store::sqlite::{json, open_versioned};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::LogsError;
+use crate::ingest::event_size;
 use crate::model::{Event, LogGroup, LogStream, Position};
-use crate::store::{Append, LogsStore, Scan};
+use crate::store::{Append, Budget, LogsStore, Rows, Scan};
 
 /// The schema's version (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -140,6 +141,36 @@ fn event_row(row: &Row<'_>) -> rusqlite::Result<Event> {
         ingestion_ms: row.get(3)?,
         message: row.get(4)?,
     })
+}
+
+/// Takes rows while `budget` lasts. Rows are stepped one at a time, so what lies past the
+/// budget is never loaded (but for the one row that shows there is more).
+fn take(
+    rows: impl Iterator<Item = rusqlite::Result<Event>>,
+    budget: Budget,
+) -> rusqlite::Result<Rows> {
+    let mut events = Vec::new();
+    let mut bytes = 0usize;
+    for row in rows {
+        let event = row?;
+        let size = event_size(&event.message);
+        if events.len() >= budget.events
+            || (!events.is_empty() && bytes.saturating_add(size) > budget.bytes)
+        {
+            return Ok(Rows { events, more: true });
+        }
+        bytes = bytes.saturating_add(size);
+        events.push(event);
+    }
+    Ok(Rows {
+        events,
+        more: false,
+    })
+}
+
+/// The SQL `LIMIT` for a budget: one row more than it takes, to tell whether there is more.
+fn sql_limit(budget: Budget) -> i64 {
+    i64::try_from(budget.events.saturating_add(1)).unwrap_or(i64::MAX)
 }
 
 fn group_id(connection: &Connection, account: &str, name: &str) -> rusqlite::Result<Option<i64>> {
@@ -384,8 +415,8 @@ impl LogsStore for SqliteStore {
         range: (i64, i64),
         cursor: Option<Position>,
         backward: bool,
-        limit: usize,
-    ) -> Result<Option<Vec<Event>>, LogsError> {
+        budget: Budget,
+    ) -> Result<Option<Rows>, LogsError> {
         let connection = self.read();
         let Some(group) = group_id(&connection, account, group)? else {
             return Ok(None);
@@ -415,7 +446,7 @@ impl LogsStore for SqliteStore {
              ORDER BY e.ts, e.id LIMIT ?7"
         };
         let mut statement = connection.prepare_cached(sql)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = sql_limit(budget);
         let rows = statement.query_map(
             params![
                 stream_id,
@@ -428,7 +459,7 @@ impl LogsStore for SqliteStore {
             ],
             event_row,
         )?;
-        Ok(Some(rows.collect::<rusqlite::Result<Vec<_>>>()?))
+        Ok(Some(take(rows, budget)?))
     }
 
     fn read_group(
@@ -437,8 +468,8 @@ impl LogsStore for SqliteStore {
         group: &str,
         scan: &Scan<'_>,
         after: Option<Position>,
-        limit: usize,
-    ) -> Result<Option<Vec<Event>>, LogsError> {
+        budget: Budget,
+    ) -> Result<Option<Rows>, LogsError> {
         let connection = self.read();
         let Some(group) = group_id(&connection, account, group)? else {
             return Ok(None);
@@ -453,7 +484,7 @@ impl LogsStore for SqliteStore {
              WHERE e.group_id = ?1 AND e.ts >= ?2 AND e.ts <= ?3 AND (e.ts, e.id) > (?4, ?5)
              AND substr(s.name, 1, length(?6)) = ?6",
         );
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = sql_limit(budget);
         let mut values: Vec<rusqlite::types::Value> = vec![
             group.into(),
             scan.from_ms.into(),
@@ -473,7 +504,7 @@ impl LogsStore for SqliteStore {
         sql.push_str(" ORDER BY e.ts, e.id LIMIT ?7");
         let mut statement = connection.prepare_cached(&sql)?;
         let rows = statement.query_map(rusqlite::params_from_iter(values), event_row)?;
-        Ok(Some(rows.collect::<rusqlite::Result<Vec<_>>>()?))
+        Ok(Some(take(rows, budget)?))
     }
 
     fn expire(&self, account: &str, group: &str, before_ms: i64) -> Result<u64, LogsError> {

@@ -37,6 +37,25 @@ pub struct Scan<'a> {
     pub to_ms: i64,
 }
 
+/// How much one read returns at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Events.
+    pub events: usize,
+    /// Bytes, each event counting its message plus 26 (CloudWatch's event size). The
+    /// first event is returned whatever its size, so a read always makes progress.
+    pub bytes: usize,
+}
+
+/// Events a read returned, in the read's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rows {
+    /// The events.
+    pub events: Vec<Event>,
+    /// The budget ran out before the events in range did.
+    pub more: bool,
+}
+
 /// Durable storage for CloudWatch Logs.
 pub trait LogsStore: Send + Sync + std::fmt::Debug {
     /// Creates a group; `ResourceAlreadyExists` when the name is taken.
@@ -86,9 +105,10 @@ pub trait LogsStore: Send + Sync + std::fmt::Debug {
     /// others); each result is the stream's new sequence number.
     fn append(&self, appends: Vec<Append>) -> Result<Vec<Result<i64, LogsError>>, LogsError>;
 
-    /// Up to `limit` events of one stream with timestamps in `from_ms..=to_ms`, ordered by
-    /// (timestamp, id): forward from after `cursor` (oldest first), or backward from
-    /// before it (newest first). `None` when the stream is missing.
+    /// Events of one stream with timestamps in `from_ms..=to_ms`, as many as `budget`
+    /// allows, ordered by (timestamp, id): forward from after `cursor` (oldest first), or
+    /// backward from before it (newest first). `None` when the stream is missing.
+    /// Memory stays within the budget (plus one event) however many events are in range.
     #[allow(clippy::too_many_arguments)]
     fn read_stream(
         &self,
@@ -98,19 +118,20 @@ pub trait LogsStore: Send + Sync + std::fmt::Debug {
         range: (i64, i64),
         cursor: Option<Position>,
         backward: bool,
-        limit: usize,
-    ) -> Result<Option<Vec<Event>>, LogsError>;
+        budget: Budget,
+    ) -> Result<Option<Rows>, LogsError>;
 
-    /// Up to `limit` events of a group after `after`, ordered by (timestamp, id) across
-    /// streams. `None` when the group is missing.
+    /// Events of a group after `after`, as many as `budget` allows, ordered by
+    /// (timestamp, id) across streams. `None` when the group is missing. Memory stays
+    /// within the budget (plus one event) however many events are in range.
     fn read_group(
         &self,
         account: &str,
         group: &str,
         scan: &Scan<'_>,
         after: Option<Position>,
-        limit: usize,
-    ) -> Result<Option<Vec<Event>>, LogsError>;
+        budget: Budget,
+    ) -> Result<Option<Rows>, LogsError>;
 
     /// Deletes a group's events with timestamps before `before_ms`; how many went.
     fn expire(&self, account: &str, group: &str, before_ms: i64) -> Result<u64, LogsError>;

@@ -523,10 +523,13 @@ fn ingest_creates_group_and_stream_and_flush_commits() {
         vec![(NOW_MS, "hello".into()), (NOW_MS + 1, String::new())],
     );
     logs.flush();
-    let tail = logs.tail(ACCOUNT, "/aws/lambda/f", 0, 10);
+    let tail = logs.tail(ACCOUNT, "/aws/lambda/f", 0, None, 10).events;
     assert_eq!(messages(&tail), ["hello"], "empty messages are skipped");
     assert_eq!(tail[0].stream, "2024/01/01/[$LATEST]abc");
-    assert!(logs.tail(ACCOUNT, "/aws/lambda/none", 0, 10).is_empty());
+    assert!(logs
+        .tail(ACCOUNT, "/aws/lambda/none", 0, None, 10)
+        .events
+        .is_empty());
 
     // Drop commits what was queued.
     logs.ingest(
@@ -537,7 +540,9 @@ fn ingest_creates_group_and_stream_and_flush_commits() {
     );
     drop(logs);
     let logs = open(&dir);
-    let tail = logs.tail(ACCOUNT, "/aws/lambda/f", NOW_MS + 1, 10);
+    let tail = logs
+        .tail(ACCOUNT, "/aws/lambda/f", NOW_MS + 1, None, 10)
+        .events;
     assert_eq!(messages(&tail), ["bye"]);
 }
 
@@ -577,7 +582,121 @@ fn ingest_bounds_pending_memory() {
         .unwrap();
     // A page holds 1 MB; count the rest through tail.
     assert!(!count.items.is_empty());
-    assert_eq!(logs.tail(ACCOUNT, "big", 0, 100_000).len(), 48 * 16);
+    assert_eq!(follow(&logs, "big").len(), 48 * 16);
+}
+
+/// Every event of a group through `tail`, page after page; each page within its budget.
+fn follow(logs: &Logs, group: &str) -> Vec<Event> {
+    let mut all: Vec<Event> = Vec::new();
+    loop {
+        let after = all.last().map(|e| Position {
+            timestamp: e.timestamp,
+            id: e.id,
+        });
+        let page = logs.tail(ACCOUNT, group, 0, after, 100_000);
+        assert!(page_bytes(&page.events) <= TAIL_BYTES_MAX || page.events.len() == 1);
+        assert!(
+            !page.more || !page.events.is_empty(),
+            "more without progress"
+        );
+        all.extend(page.events);
+        if !page.more {
+            return all;
+        }
+    }
+}
+
+/// Messages' first characters (the big ones differ there), for readable failures.
+fn heads(messages: &[String]) -> Vec<&str> {
+    messages.iter().map(|m| &m[..m.len().min(8)]).collect()
+}
+
+fn page_bytes(events: &[Event]) -> usize {
+    events.iter().map(|e| e.message.len() + 26).sum()
+}
+
+/// Ten 200 KB events sharing one timestamp, then three small ones.
+fn big_events(logs: &Logs, group: &str) -> Vec<String> {
+    let mut expected = Vec::new();
+    let batch: Vec<(i64, String)> = (0..10)
+        .map(|i| {
+            let message = format!("{i:02}{}", "z".repeat(200_000));
+            expected.push(message.clone());
+            (NOW_MS, message)
+        })
+        .chain((0..3).map(|i| (NOW_MS + 1 + i, format!("small {i}"))))
+        .collect();
+    expected.extend((0..3).map(|i| format!("small {i}")));
+    logs.ingest(ACCOUNT, group, "s", batch);
+    logs.flush();
+    expected
+}
+
+#[test]
+fn tail_pages_by_bytes_without_loss_or_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = open(&dir);
+    let expected = big_events(&logs, "g");
+    let first = logs.tail(ACCOUNT, "g", 0, None, 100_000);
+    // 5 × (200,002 + 26) bytes fit in 1 MiB; a sixth does not.
+    assert_eq!(first.events.len(), 5);
+    assert!(first.more);
+    assert_eq!(heads(&messages(&follow(&logs, "g"))), heads(&expected));
+    // The row limit ends a page too, and says so.
+    let page = logs.tail(ACCOUNT, "g", NOW_MS + 1, None, 2);
+    assert_eq!(messages(&page.events), ["small 0", "small 1"]);
+    assert!(page.more);
+    let page = logs.tail(ACCOUNT, "g", NOW_MS + 1, None, 3);
+    assert!(!page.more);
+}
+
+#[test]
+fn get_log_events_pages_hold_one_megabyte() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = open(&dir);
+    let expected = big_events(&logs, "g");
+    let mut seen = Vec::new();
+    let mut query = GetEventsQuery {
+        start_from_head: true,
+        ..Default::default()
+    };
+    loop {
+        let page = logs.get_log_events(ACCOUNT, "g", "s", &query).unwrap();
+        assert!(page_bytes(&page.events) <= 1_048_576);
+        if page.events.is_empty() {
+            break;
+        }
+        seen.extend(messages(&page.events));
+        query.next_token = Some(page.next_forward_token);
+    }
+    assert_eq!(heads(&seen), heads(&expected));
+    // Backward from the end: the newest events that fit, oldest first.
+    let page = logs
+        .get_log_events(ACCOUNT, "g", "s", &GetEventsQuery::default())
+        .unwrap();
+    assert_eq!(heads(&messages(&page.events)), heads(&expected[5..]));
+}
+
+#[test]
+fn filter_log_events_pages_hold_one_megabyte() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = open(&dir);
+    let expected = big_events(&logs, "g");
+    let mut seen = Vec::new();
+    let mut query = FilterQuery {
+        pattern: "z".into(),
+        ..Default::default()
+    };
+    loop {
+        let page = logs.filter_log_events(ACCOUNT, "g", &query).unwrap();
+        assert!(page_bytes(&page.items) <= 1_048_576);
+        seen.extend(messages(&page.items));
+        match page.next_token {
+            Some(token) => query.next_token = Some(token),
+            None => break,
+        }
+    }
+    assert_eq!(heads(&seen), heads(&expected[..10]));
 }
 
 #[test]
