@@ -229,6 +229,7 @@ mod tests {
             provisioned: false,
             request_id: "r".into(),
             trace: None,
+            caller_parent: None,
         }));
         // 3 metrics × 4 dimension sets.
         assert_eq!(samples.len(), 12);

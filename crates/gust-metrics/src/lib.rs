@@ -252,6 +252,10 @@ pub struct ListRequest {
 const MAX_STATISTICS_DATAPOINTS: i64 = 1440;
 /// The most datapoints one `GetMetricData` answer holds.
 const MAX_DATA_DATAPOINTS: i64 = 100_800;
+/// The most datapoints one `GetMetricData` request may compute: its metric queries' and
+/// expressions' time series, intermediate ones included (ten answers' worth, about 16 MB).
+/// Past it the request is refused rather than the server's memory spent.
+const MAX_COMPUTED_DATAPOINTS: usize = 10 * MAX_DATA_DATAPOINTS as usize;
 /// Metrics per `ListMetrics` page.
 const LIST_PAGE: usize = 500;
 
@@ -423,32 +427,39 @@ impl Metrics {
             .write(&buckets, gust_store::sqlite::ms(now))
     }
 
-    /// The aggregate of each period of a metric in `[start, end)` (aligned), with its unit.
+    /// Emits the aggregate of each period of a metric in `[start, end)` (aligned), with its
+    /// unit, oldest first. The buckets are merged as they are read: one period's aggregate
+    /// is held at a time, however many buckets the range holds. An error from `emit` stops.
     fn periods(
         &self,
         account: &str,
         metric: &MetricId,
         unit: Option<&str>,
         (start, end, period): (i64, i64, i64),
-    ) -> Result<Vec<(i64, String, Aggregate)>, MetricsError> {
+        emit: &mut dyn FnMut(i64, String, Aggregate) -> Result<(), MetricsError>,
+    ) -> Result<(), MetricsError> {
         self.flush()?;
-        let buckets = self.shared.store.buckets(
-            account,
-            &metric.namespace,
-            &metric.name,
-            &metric.dimensions,
-            unit,
-            (start, end),
-        )?;
-        let mut out: Vec<(i64, String, Aggregate)> = Vec::new();
-        for bucket in buckets {
-            let at = start + (bucket.ts - start).div_euclid(period) * period;
-            match out.last_mut() {
-                Some((t, _, aggregate)) if *t == at => aggregate.merge(&bucket.aggregate),
-                _ => out.push((at, bucket.unit, bucket.aggregate)),
-            }
+        let period = period.max(1);
+        let mut current: Option<(i64, String, Aggregate)> = None;
+        self.shared
+            .store
+            .buckets(account, metric, unit, (start, end), &mut |bucket| {
+                let at = start + (bucket.ts - start).div_euclid(period) * period;
+                match &mut current {
+                    Some((t, _, aggregate)) if *t == at => {
+                        aggregate.merge(&bucket.aggregate);
+                        Ok(())
+                    }
+                    _ => match current.replace((at, bucket.unit, bucket.aggregate)) {
+                        Some((t, unit, aggregate)) => emit(t, unit, aggregate),
+                        None => Ok(()),
+                    },
+                }
+            })?;
+        match current {
+            Some((t, unit, aggregate)) => emit(t, unit, aggregate),
+            None => Ok(()),
         }
-        Ok(out)
     }
 
     /// `GetMetricStatistics`: the label and datapoints (oldest first).
@@ -484,7 +495,7 @@ impl Metrics {
         }
         let now = self.shared.clock.now();
         let (start, end) = self.range(request.start, request.end, request.period, now, "")?;
-        let requested = (end - start + request.period - 1) / request.period;
+        let requested = periods_in(end - start, request.period);
         if requested > MAX_STATISTICS_DATAPOINTS {
             return Err(MetricsError::InvalidParameterCombination(format!(
                 "You have requested up to {requested} datapoints, which exceeds the limit of \
@@ -492,27 +503,33 @@ impl Metrics {
                  increasing Period, or decreasing the time range."
             )));
         }
-        let periods = self.periods(
+        // At most `MAX_STATISTICS_DATAPOINTS` periods, each aggregated as it is read.
+        let mut datapoints = Vec::new();
+        self.periods(
             account,
             &request.metric,
             request.unit.as_deref(),
             (start, end, request.period),
+            &mut |ts, unit, aggregate| {
+                datapoints.push(Datapoint {
+                    timestamp: at(ts),
+                    statistics: basic
+                        .iter()
+                        .filter_map(|(name, stat)| {
+                            aggregate.statistic(stat).map(|v| (name.clone(), v))
+                        })
+                        .collect(),
+                    extended: extended
+                        .iter()
+                        .filter_map(|(name, stat)| {
+                            aggregate.statistic(stat).map(|v| (name.clone(), v))
+                        })
+                        .collect(),
+                    unit,
+                });
+                Ok(())
+            },
         )?;
-        let datapoints = periods
-            .into_iter()
-            .map(|(ts, unit, aggregate)| Datapoint {
-                timestamp: at(ts),
-                statistics: basic
-                    .iter()
-                    .filter_map(|(name, stat)| aggregate.statistic(stat).map(|v| (name.clone(), v)))
-                    .collect(),
-                extended: extended
-                    .iter()
-                    .filter_map(|(name, stat)| aggregate.statistic(stat).map(|v| (name.clone(), v)))
-                    .collect(),
-                unit,
-            })
-            .collect();
         Ok((request.metric.name.clone(), datapoints))
     }
 
@@ -554,6 +571,16 @@ impl Metrics {
         account: &str,
         request: &DataRequest,
     ) -> Result<(Vec<DataResult>, Option<String>), MetricsError> {
+        self.metric_data(account, request)
+            .map(|(results, next, _)| (results, next))
+    }
+
+    /// `GetMetricData`, and how many datapoints its evaluation computed (before paging).
+    fn metric_data(
+        &self,
+        account: &str,
+        request: &DataRequest,
+    ) -> Result<(Vec<DataResult>, Option<String>, usize), MetricsError> {
         if request.queries.len() > 500 {
             return Err(MetricsError::Validation(
                 "The collection MetricDataQueries must not have a size greater than 500.".into(),
@@ -608,67 +635,78 @@ impl Metrics {
                 MetricsError::InvalidNextToken("The service couldn't process the token.".into())
             })?,
         };
-        let now = self.shared.clock.now();
+        // Every expression parsed first (the parser bounds their nesting).
+        let mut parsed = Vec::with_capacity(request.queries.len());
+        for query in &request.queries {
+            parsed.push(match &query.kind {
+                QueryKind::Metric { .. } => None,
+                QueryKind::Expression(text) => Some(math::parse(text).map_err(|e| {
+                    MetricsError::Validation(format!("Error in expression {}: {e}", query.id))
+                })?),
+            });
+        }
         let mut evaluation = Evaluation {
             metrics: self,
             account,
             request,
-            now,
+            now: self.shared.clock.now(),
+            parsed: &parsed,
+            index: request
+                .queries
+                .iter()
+                .enumerate()
+                .map(|(i, q)| (q.id.as_str(), i))
+                .collect(),
             cache: HashMap::new(),
-            busy: HashSet::new(),
+            charged: 0,
         };
-        let mut results = Vec::new();
-        for query in request.queries.iter().filter(|q| q.return_data) {
-            let value = evaluation
-                .value(&query.id)
-                .map_err(MetricsError::Validation)?;
+        let mut results: Vec<(String, String, Output)> = Vec::new();
+        for (index, query) in request.queries.iter().enumerate() {
+            if !query.return_data {
+                continue;
+            }
+            let value = evaluation.value(index).map_err(MetricsError::Validation)?;
             let label = query.label.clone();
-            let period = query.period.unwrap_or(60);
-            let mut series = match value {
+            let series = match value {
                 math::Value::Series(s) => vec![s],
                 math::Value::Array(items) => items,
-                math::Value::Scalar(x) => vec![math::Series {
-                    label: String::new(),
-                    period,
-                    points: evaluation
-                        .grid_of(period)
-                        .into_iter()
-                        .map(|t| (t, x))
-                        .collect(),
-                }],
+                // A scalar stays one number: its points are made only for the page answered.
+                math::Value::Scalar(value) => {
+                    let grid = evaluation.grid_spec(query.period.unwrap_or(60));
+                    let label = label.unwrap_or_else(|| query.id.clone());
+                    results.push((query.id.clone(), label, Output::Scalar { value, grid }));
+                    continue;
+                }
             };
             let single = series.len() == 1;
-            for s in &mut series {
-                // A scalar or infinite result is not a datapoint.
-                s.points.retain(|(_, v)| v.is_finite());
-                if !request.ascending {
-                    s.points.reverse();
-                }
+            for s in series {
                 let label = match (&label, single) {
                     (Some(label), true) => label.clone(),
                     (Some(label), false) => format!("{label} {}", s.label),
                     (None, _) if !s.label.is_empty() => s.label.clone(),
                     (None, _) => query.id.clone(),
                 };
-                results.push((query.id.clone(), label, std::mem::take(&mut s.points)));
+                results.push((query.id.clone(), label, Output::Points(s.points)));
             }
         }
         // Pages: `offset` datapoints (across the results, in order) were answered before.
         let max = request
             .max_datapoints
             .filter(|m| *m > 0)
-            .unwrap_or(MAX_DATA_DATAPOINTS) as usize;
+            .unwrap_or(MAX_DATA_DATAPOINTS)
+            .min(MAX_DATA_DATAPOINTS) as usize;
         let (mut skip, mut room) = (offset, max);
         let mut more = false;
         let mut out = Vec::new();
-        for (id, label, points) in results {
-            let from = skip.min(points.len());
+        for (id, label, output) in results {
+            let len = output.len();
+            let from = skip.min(len);
             skip -= from;
-            let take = room.min(points.len() - from);
+            let take = room.min(len - from);
             room -= take;
-            let partial = from + take < points.len();
+            let partial = from + take < len;
             more |= partial;
-            let page = &points[from..from + take];
+            let page = output.page(request.ascending, from, take);
             out.push(DataResult {
                 id,
                 label,
@@ -677,8 +715,8 @@ impl Metrics {
                 status: if partial { "PartialData" } else { "Complete" },
             });
         }
-        let next = more.then(|| (offset + max).to_string());
-        Ok((out, next))
+        let next = more.then(|| offset.saturating_add(max).to_string());
+        Ok((out, next, evaluation.charged))
     }
 
     /// `ListMetrics`: one page of metrics and the next page's token.
@@ -699,33 +737,39 @@ impl Metrics {
         } else {
             i64::MIN
         };
-        let all = self.shared.store.metrics(
+        // Read only up to the page's end (and one more, to know there is a next page).
+        let (mut page, mut matched, mut more) = (Vec::new(), 0usize, false);
+        self.shared.store.metrics(
             account,
             request.namespace.as_deref(),
             request.name.as_deref(),
             since,
-        )?;
-        let matching: Vec<MetricId> = all
-            .into_iter()
-            .filter(|(_, _, dims)| {
-                request.dimensions.iter().all(|(name, value)| {
-                    dims.iter()
+            &mut |(namespace, name, dimensions)| {
+                let wanted = request.dimensions.iter().all(|(name, value)| {
+                    dimensions
+                        .iter()
                         .any(|(n, v)| n == name && value.as_ref().is_none_or(|value| value == v))
-                })
-            })
-            .map(|(namespace, name, dimensions)| MetricId {
-                namespace,
-                name,
-                dimensions,
-            })
-            .collect();
-        let page: Vec<MetricId> = matching
-            .iter()
-            .skip(offset)
-            .take(LIST_PAGE)
-            .cloned()
-            .collect();
-        let next = (offset + LIST_PAGE < matching.len()).then(|| (offset + LIST_PAGE).to_string());
+                });
+                if !wanted {
+                    return true;
+                }
+                matched += 1;
+                if matched <= offset {
+                    return true;
+                }
+                if page.len() == LIST_PAGE {
+                    more = true;
+                    return false;
+                }
+                page.push(MetricId {
+                    namespace,
+                    name,
+                    dimensions,
+                });
+                true
+            },
+        )?;
+        let next = more.then(|| offset.saturating_add(LIST_PAGE).to_string());
         Ok((page, next))
     }
 }
@@ -761,6 +805,12 @@ impl gust_model::observe::Observer for Metrics {
 
 fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// How many periods of `period` seconds cover `span` seconds (the last one partly).
+fn periods_in(span: i64, period: i64) -> i64 {
+    let period = period.max(1);
+    span.div_euclid(period) + i64::from(span.rem_euclid(period) != 0)
 }
 
 /// `^[a-z][a-zA-Z0-9_]*$`.
@@ -909,72 +959,214 @@ fn bucket_of(
     Ok((key, resolution, ts, aggregate))
 }
 
+/// A request's grid for one period: `count` timestamps from `start`, `period` apart.
+#[derive(Debug, Clone, Copy)]
+struct Grid {
+    start: i64,
+    period: i64,
+    count: usize,
+}
+
+impl Grid {
+    fn at(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.period
+    }
+}
+
+/// One result's points before paging: a time series, or a scalar over the grid (whose
+/// points are made only for the page).
+#[derive(Debug)]
+enum Output {
+    Points(Arc<[(i64, f64)]>),
+    Scalar { value: f64, grid: Grid },
+}
+
+impl Output {
+    /// How many datapoints (a scalar or infinite value is not one).
+    fn len(&self) -> usize {
+        match self {
+            Output::Points(points) => points.iter().filter(|(_, v)| v.is_finite()).count(),
+            Output::Scalar { value, grid } if value.is_finite() => grid.count,
+            Output::Scalar { .. } => 0,
+        }
+    }
+
+    /// The datapoints `from..from + take`, in the order asked.
+    fn page(&self, ascending: bool, from: usize, take: usize) -> Vec<(i64, f64)> {
+        match self {
+            Output::Points(points) => {
+                let finite = |p: &&(i64, f64)| p.1.is_finite();
+                if ascending {
+                    Box::new(points.iter().filter(finite)) as Box<dyn Iterator<Item = _>>
+                } else {
+                    Box::new(points.iter().rev().filter(finite))
+                }
+                .skip(from)
+                .take(take)
+                .copied()
+                .collect()
+            }
+            Output::Scalar { value, grid } => (from..(from + take).min(self.len()))
+                .map(|i| {
+                    let i = if ascending { i } else { grid.count - 1 - i };
+                    (grid.at(i), *value)
+                })
+                .collect(),
+        }
+    }
+}
+
+fn too_many_datapoints() -> String {
+    format!(
+        "Too many datapoints: the queries of this request would compute more than \
+         {MAX_COMPUTED_DATAPOINTS}. Reduce the time range, increase the period or use \
+         fewer queries."
+    )
+}
+
 /// The evaluation of one `GetMetricData` request's queries (each once, on demand).
 struct Evaluation<'a> {
     metrics: &'a Metrics,
     account: &'a str,
     request: &'a DataRequest,
     now: OffsetDateTime,
-    cache: HashMap<String, math::Value>,
-    /// Queries being evaluated (a cycle if met again).
-    busy: HashSet<String>,
+    /// Each query's parsed expression (`None`: a metric query), in request order.
+    parsed: &'a [Option<math::Expr>],
+    /// Each query's index, by id.
+    index: HashMap<&'a str, usize>,
+    /// The queries evaluated, by index (their series shared, not copied, when read).
+    cache: HashMap<usize, math::Value>,
+    /// Datapoints computed so far, against `MAX_COMPUTED_DATAPOINTS`.
+    charged: usize,
 }
 
 impl Evaluation<'_> {
-    fn grid_of(&self, period: i64) -> Vec<i64> {
-        let Ok((start, end)) =
-            self.metrics
-                .range(self.request.start, self.request.end, period, self.now, "")
-        else {
-            return Vec::new();
-        };
+    fn grid_spec(&self, period: i64) -> Grid {
         let period = period.max(1);
-        let count = ((end - start + period - 1) / period).clamp(0, MAX_DATA_DATAPOINTS);
-        (0..count).map(|i| start + i * period).collect()
+        match self
+            .metrics
+            .range(self.request.start, self.request.end, period, self.now, "")
+        {
+            Ok((start, end)) => Grid {
+                start,
+                period,
+                count: periods_in(end - start, period).clamp(0, MAX_DATA_DATAPOINTS) as usize,
+            },
+            Err(_) => Grid {
+                start: 0,
+                period,
+                count: 0,
+            },
+        }
     }
 
-    fn value(&mut self, id: &str) -> Result<math::Value, String> {
-        if let Some(value) = self.cache.get(id) {
-            return Ok(value.clone());
-        }
-        let query = self
-            .request
+    fn id(&self, index: usize) -> &str {
+        self.request
             .queries
-            .iter()
-            .find(|q| q.id == id)
-            .ok_or_else(|| format!("Unrecognized metric or expression id {id}"))?;
-        if !self.busy.insert(id.to_owned()) {
-            return Err(format!("Circular dependency in expression {id}"));
+            .get(index)
+            .map(|q| q.id.as_str())
+            .unwrap_or_default()
+    }
+
+    /// The expressions query `index`'s expression names (metric queries are leaves).
+    fn dependencies(&self, index: usize) -> Vec<usize> {
+        let mut names = Vec::new();
+        if let Some(Some(expr)) = self.parsed.get(index) {
+            math::references(expr, &mut names);
         }
-        let value = match &query.kind {
-            QueryKind::Metric {
-                metric,
-                period,
-                stat,
-                unit,
-            } => {
+        names
+            .iter()
+            .rev()
+            .filter_map(|name| self.index.get(name.as_str()).copied())
+            .filter(|i| matches!(self.parsed.get(*i), Some(Some(_))))
+            .collect()
+    }
+
+    /// The value of query `index`. The expressions it names are evaluated first, deepest
+    /// first, with an explicit stack: a long chain of expressions naming expressions does
+    /// not recurse.
+    fn value(&mut self, index: usize) -> Result<math::Value, String> {
+        let mut open = HashSet::from([index]);
+        let mut stack = vec![(index, self.dependencies(index))];
+        while let Some((current, pending)) = stack.last_mut() {
+            let current = *current;
+            match pending.pop() {
+                Some(next) if self.cache.contains_key(&next) => {}
+                Some(next) if !open.insert(next) => {
+                    return Err(format!(
+                        "Error in expression {}: Circular dependency in expression {}",
+                        self.id(current),
+                        self.id(next)
+                    ));
+                }
+                Some(next) => stack.push((next, self.dependencies(next))),
+                None => {
+                    stack.pop();
+                    open.remove(&current);
+                    self.compute(current)?;
+                }
+            }
+        }
+        self.cache
+            .get(&index)
+            .cloned()
+            .ok_or_else(|| format!("Unrecognized metric or expression id {}", self.id(index)))
+    }
+
+    /// Evaluates query `index` (what its expression names already evaluated) and caches it.
+    fn compute(&mut self, index: usize) -> Result<(), String> {
+        if self.cache.contains_key(&index) {
+            return Ok(());
+        }
+        let request = self.request;
+        let Some(query) = request.queries.get(index) else {
+            return Err(format!("Unrecognized metric or expression id {index}"));
+        };
+        let id = &query.id;
+        let value = match (&query.kind, self.parsed.get(index)) {
+            (
+                QueryKind::Metric {
+                    metric,
+                    period,
+                    stat,
+                    unit,
+                },
+                _,
+            ) => {
                 let stat = Stat::parse(stat).ok_or_else(|| format!("Invalid stat {stat}"))?;
                 let (start, end) = self
                     .metrics
-                    .range(self.request.start, self.request.end, *period, self.now, "")
+                    .range(request.start, request.end, *period, self.now, "")
                     .map_err(|e| e.to_string())?;
-                let periods = self
-                    .metrics
-                    .periods(self.account, metric, unit.as_deref(), (start, end, *period))
+                // Refused as soon as the budget is spent, not once the series is whole.
+                let room = MAX_COMPUTED_DATAPOINTS.saturating_sub(self.charged);
+                let mut points = Vec::new();
+                self.metrics
+                    .periods(
+                        self.account,
+                        metric,
+                        unit.as_deref(),
+                        (start, end, *period),
+                        &mut |t, _, aggregate| {
+                            if let Some(v) = aggregate.statistic(&stat) {
+                                if points.len() >= room {
+                                    return Err(MetricsError::Validation(too_many_datapoints()));
+                                }
+                                points.push((t, v));
+                            }
+                            Ok(())
+                        },
+                    )
                     .map_err(|e| e.to_string())?;
+                math::Context::charge(self, points.len())?;
                 math::Value::Series(math::Series {
                     label: query.label.clone().unwrap_or_else(|| metric.name.clone()),
                     period: *period,
-                    points: periods
-                        .into_iter()
-                        .filter_map(|(t, _, a)| a.statistic(&stat).map(|v| (t, v)))
-                        .collect(),
+                    points: points.into(),
                 })
             }
-            QueryKind::Expression(text) => {
-                let parsed =
-                    math::parse(text).map_err(|e| format!("Error in expression {id}: {e}"))?;
-                let mut value = math::eval(&parsed, self).map_err(|e| {
+            (QueryKind::Expression(_), Some(Some(parsed))) => {
+                let mut value = math::eval(parsed, self).map_err(|e| {
                     if e.starts_with("Error in expression") {
                         e
                     } else {
@@ -986,40 +1178,61 @@ impl Evaluation<'_> {
                 }
                 value
             }
+            (QueryKind::Expression(_), _) => {
+                return Err(format!("Error in expression {id}: not parsed"));
+            }
         };
-        self.busy.remove(id);
-        self.cache.insert(id.to_owned(), value.clone());
-        Ok(value)
+        self.cache.insert(index, value);
+        Ok(())
     }
 }
 
 impl math::Context for Evaluation<'_> {
     fn query(&mut self, id: &str) -> Result<Option<math::Value>, String> {
-        if !self.request.queries.iter().any(|q| q.id == id) {
+        let Some(&index) = self.index.get(id) else {
             return Ok(None);
+        };
+        if !self.cache.contains_key(&index) {
+            // Expressions named were evaluated before this one; one that was not is on
+            // the way to this one.
+            if matches!(self.parsed.get(index), Some(Some(_))) {
+                return Err(format!("Circular dependency in expression {id}"));
+            }
+            self.compute(index)?;
         }
-        self.value(id).map(Some)
+        Ok(self.cache.get(&index).cloned())
     }
 
     fn metrics(&mut self, filter: &str) -> Result<Vec<math::Series>, String> {
-        let ids: Vec<String> = self
+        let indexes: Vec<usize> = self
             .request
             .queries
             .iter()
-            .filter(|q| matches!(q.kind, QueryKind::Metric { .. }) && q.id.contains(filter))
-            .map(|q| q.id.clone())
+            .enumerate()
+            .filter(|(_, q)| matches!(q.kind, QueryKind::Metric { .. }) && q.id.contains(filter))
+            .map(|(i, _)| i)
             .collect();
         let mut out = Vec::new();
-        for id in ids {
-            if let math::Value::Series(s) = self.value(&id)? {
-                out.push(s);
+        for index in indexes {
+            self.compute(index)?;
+            if let Some(math::Value::Series(s)) = self.cache.get(&index) {
+                out.push(s.clone());
             }
         }
         Ok(out)
     }
 
     fn grid(&self, period: i64) -> Vec<i64> {
-        self.grid_of(period)
+        let grid = self.grid_spec(period);
+        (0..grid.count).map(|i| grid.at(i)).collect()
+    }
+
+    fn charge(&mut self, points: usize) -> Result<(), String> {
+        self.charged = self.charged.saturating_add(points);
+        if self.charged > MAX_COMPUTED_DATAPOINTS {
+            return Err(too_many_datapoints());
+        }
+        Ok(())
     }
 }
 

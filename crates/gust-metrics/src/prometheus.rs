@@ -679,6 +679,7 @@ mod tests {
             provisioned: false,
             request_id: "r".into(),
             trace: None,
+            caller_parent: None,
         })
     }
 

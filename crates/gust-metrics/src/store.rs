@@ -10,7 +10,7 @@ use gust_store::sqlite::open_versioned;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::sketch::{Aggregate, Sketch};
-use crate::MetricsError;
+use crate::{MetricId, MetricsError};
 
 const SCHEMA_VERSION: i64 = 1;
 
@@ -173,16 +173,17 @@ impl Store {
         Ok(())
     }
 
-    /// The buckets of a metric (every unit, or only `unit`) in `[from, to)` seconds.
+    /// Visits the buckets of a metric (every unit, or only `unit`) in `[from, to)`
+    /// seconds, oldest first, one at a time: a long range is read without holding it all.
+    /// An error from `visit` stops the reading and is returned.
     pub(crate) fn buckets(
         &self,
         account: &str,
-        namespace: &str,
-        name: &str,
-        dimensions: &[(String, String)],
+        metric: &MetricId,
         unit: Option<&str>,
         (from, to): (i64, i64),
-    ) -> Result<Vec<Bucket>, MetricsError> {
+        visit: &mut dyn FnMut(Bucket) -> Result<(), MetricsError>,
+    ) -> Result<(), MetricsError> {
         let inner = self.lock();
         let mut statement = inner.connection.prepare_cached(
             "SELECT p.ts, s.unit, p.count, p.sum, p.min, p.max, p.sketch
@@ -194,9 +195,9 @@ impl Store {
         let rows = statement.query_map(
             params![
                 account,
-                namespace,
-                name,
-                dimensions_text(dimensions),
+                metric.namespace,
+                metric.name,
+                dimensions_text(&metric.dimensions),
                 unit,
                 from,
                 to
@@ -215,18 +216,23 @@ impl Store {
                 })
             },
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        for bucket in rows {
+            visit(bucket?)?;
+        }
+        Ok(())
     }
 
-    /// The distinct metrics (namespace, name, dimensions) of `account`, optionally of one
-    /// namespace and name, active since `since_ms`, in a stable order.
+    /// Visits the distinct metrics (namespace, name, dimensions) of `account`, optionally
+    /// of one namespace and name, active since `since_ms`, in a stable order, until
+    /// `visit` answers false: a page is read without reading every metric.
     pub(crate) fn metrics(
         &self,
         account: &str,
         namespace: Option<&str>,
         name: Option<&str>,
         since_ms: i64,
-    ) -> Result<Vec<MetricRow>, MetricsError> {
+        visit: &mut dyn FnMut(MetricRow) -> bool,
+    ) -> Result<(), MetricsError> {
         let inner = self.lock();
         let mut statement = inner.connection.prepare_cached(
             "SELECT namespace, name, dimensions FROM series
@@ -239,7 +245,12 @@ impl Store {
             let dims: String = row.get(2)?;
             Ok((row.get(0)?, row.get(1)?, gust_store::sqlite::json(&dims)?))
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        for row in rows {
+            if !visit(row?) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Deletes the buckets that start before `before` (seconds) and the series with

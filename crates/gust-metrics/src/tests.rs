@@ -327,6 +327,7 @@ fn invocation(function: &str, ms: u64, error: bool) -> Observation {
         provisioned: false,
         request_id: "r".into(),
         trace: None,
+        caller_parent: None,
     })
 }
 
@@ -542,4 +543,162 @@ fn list_metrics_filters_and_pages() {
         )
         .unwrap();
     assert!(recent.is_empty());
+}
+
+/// A request of `queries` over the 100,800 seconds before `NOW`.
+fn wide(queries: Vec<DataQuery>) -> DataRequest {
+    DataRequest {
+        queries,
+        start: NOW - time::Duration::seconds(MAX_DATA_DATAPOINTS),
+        end: NOW,
+        ascending: true,
+        max_datapoints: None,
+        next_token: None,
+    }
+}
+
+fn per_second(id: &str, text: &str) -> DataQuery {
+    DataQuery {
+        period: Some(1),
+        ..expression(id, text)
+    }
+}
+
+#[test]
+fn scalars_stay_scalars_until_the_page_is_made() {
+    let (_dir, _clock, metrics) = setup();
+    // 500 scalars on a 100,800-second grid: 50 million datapoints if expanded.
+    let queries: Vec<DataQuery> = (0..500)
+        .map(|i| per_second(&format!("e{i}"), "1"))
+        .collect();
+    let request = wide(queries);
+    let (results, next, computed) = metrics.metric_data(ACCOUNT, &request).unwrap();
+    assert_eq!(computed, 0);
+    let answered: usize = results.iter().map(|r| r.values.len()).sum();
+    assert_eq!(answered, MAX_DATA_DATAPOINTS as usize);
+    assert_eq!(results[0].values.len(), MAX_DATA_DATAPOINTS as usize);
+    assert_eq!(results[0].timestamps[0], request.start);
+    assert_eq!(results[0].status, "Complete");
+    assert_eq!(
+        (results[1].values.len(), results[1].status),
+        (0, "PartialData")
+    );
+    assert_eq!(next.as_deref(), Some("100800"));
+    // The last page, newest first; a page never holds more than asked.
+    let (last, next) = metrics
+        .get_metric_data(
+            ACCOUNT,
+            &DataRequest {
+                ascending: false,
+                max_datapoints: Some(1_000_000),
+                next_token: Some((499 * MAX_DATA_DATAPOINTS).to_string()),
+                ..request.clone()
+            },
+        )
+        .unwrap();
+    assert_eq!(next, None);
+    assert!(last[..499].iter().all(|r| r.values.is_empty()));
+    assert_eq!(last[499].values.len(), MAX_DATA_DATAPOINTS as usize);
+    assert_eq!(last[499].timestamps[0], NOW - time::Duration::seconds(1));
+    // A token past the end, or absurd, answers nothing rather than failing.
+    let (none, next) = metrics
+        .get_metric_data(
+            ACCOUNT,
+            &DataRequest {
+                next_token: Some(usize::MAX.to_string()),
+                ..request.clone()
+            },
+        )
+        .unwrap();
+    assert!(none.iter().all(|r| r.values.is_empty()) && next.is_none());
+}
+
+#[test]
+fn computing_too_many_datapoints_is_refused_before_they_are_made() {
+    let (_dir, _clock, metrics) = setup();
+    let data: Vec<MetricDatum> = (0..3)
+        .map(|i| MetricDatum {
+            storage_resolution: Some(1),
+            ..datum("Requests", NOW - time::Duration::seconds(10 + i), 1.0)
+        })
+        .collect();
+    metrics.put_metric_data(ACCOUNT, "App", &data).unwrap();
+    let m1 = DataQuery {
+        kind: QueryKind::Metric {
+            metric: metric("Requests", &[("Service", "api")]),
+            period: 1,
+            stat: "Sum".into(),
+            unit: None,
+        },
+        ..query("m1", "Requests", &[], "Sum")
+    };
+    // One FILL is a grid's worth, and counted.
+    let one = wide(vec![m1.clone(), per_second("f0", "FILL(m1, 0)")]);
+    let (results, _, computed) = metrics.metric_data(ACCOUNT, &one).unwrap();
+    assert_eq!(results[0].values.len(), MAX_DATA_DATAPOINTS as usize);
+    assert!(
+        computed <= 2 * MAX_DATA_DATAPOINTS as usize + 3,
+        "{computed}"
+    );
+    // 500 of them would be 50 million: refused once the budget is spent.
+    let mut queries = vec![m1];
+    queries.extend((0..499).map(|i| per_second(&format!("f{i}"), "FILL(m1, 0) * 2")));
+    let error = metrics
+        .get_metric_data(ACCOUNT, &wide(queries))
+        .unwrap_err();
+    assert_eq!(error.code(), "ValidationError");
+    assert!(error.to_string().contains("Too many datapoints"), "{error}");
+}
+
+#[test]
+fn expressions_are_bounded_in_depth_and_chains_do_not_recurse() {
+    let (_dir, _clock, metrics) = setup();
+    let one = |text: &str| {
+        metrics.get_metric_data(
+            ACCOUNT,
+            &DataRequest {
+                queries: vec![expression("e1", text)],
+                ..wide(Vec::new())
+            },
+        )
+    };
+    let parens = format!("{}1{}", "(".repeat(600), ")".repeat(600));
+    let error = one(&parens).unwrap_err();
+    assert_eq!(error.code(), "ValidationError");
+    assert!(
+        error
+            .to_string()
+            .starts_with("Error in expression e1: Expression is nested too deeply"),
+        "{error}"
+    );
+    let (results, _) = one(&format!("{}1", "-".repeat(2000))).unwrap();
+    assert_eq!(results[0].values.first(), Some(&1.0));
+
+    // 500 expressions each naming the next: evaluated with a loop, so a small stack does.
+    let handle = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let mut queries: Vec<DataQuery> = (0..499)
+                .map(|i| DataQuery {
+                    return_data: i == 0,
+                    ..expression(&format!("e{i}"), &format!("e{} + 1", i + 1))
+                })
+                .collect();
+            queries.push(DataQuery {
+                return_data: false,
+                ..expression("e499", "1")
+            });
+            metrics
+                .get_metric_data(
+                    ACCOUNT,
+                    &DataRequest {
+                        queries,
+                        max_datapoints: Some(1),
+                        ..wide(Vec::new())
+                    },
+                )
+                .map(|(results, _)| results[0].values.clone())
+        })
+        .unwrap();
+    assert_eq!(handle.join().unwrap(), Ok(vec![500.0]));
 }

@@ -710,6 +710,7 @@ mod tests {
             provisioned: false,
             request_id: "r".into(),
             trace: None,
+            caller_parent: None,
         }
     }
 
