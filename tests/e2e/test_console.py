@@ -1,11 +1,16 @@
 """The web console (/console) in a real browser: Debian's chromium, headless, driven by
 playwright-core through tests/e2e/browser/console.js. Unauthenticated calls are refused and
-pages send the browser to sign-in; signing in with the server's key finds the function,
-test-invokes it (result and log tail), and draws the charts. A state-changing call without
-the CSRF token is refused. Screenshots go to target/e2e-artifacts/console/."""
+pages send the browser to sign-in; signing in with the server's key finds a function
+deployed with boto3, test-invokes it (result and log tail), sees its log line arrive in the
+live logs panel (FilterLogEvents on the function's log group) and the invocations chart
+count it (GetMetricData), and the functions list show its last invocation and error rate.
+A state-changing call without the CSRF token is refused; repeated failed sign-ins are
+answered 429; under --no-auth the console opens for the default account without sign-in.
+Screenshots go to target/e2e-artifacts/console/."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -177,7 +182,71 @@ def test_console_in_a_browser(shared, lam):
     assert "CONSOLE-LOG-LINE console" in seen["invokeLog"]
     assert "Billed duration" in seen["invokeResult"]
     assert seen["canvases"] >= 4
-    # Logs and metrics may not be served yet: the page then says so instead of failing.
-    assert seen["logsStatus"].startswith("Live") or "not available" in seen["logsStatus"]
+    # The live logs panel tails the function's log group and shows the invocation's line.
+    assert seen["logGroup"] == "/aws/lambda/console-fn"
+    assert seen["logsStatus"].startswith("Live")
+    assert "CONSOLE-LOG-LINE console" in seen["logs"]
+    assert "REPORT RequestId" in seen["logs"]
+    # The charts are the real metrics: the invocation is counted, nothing failed, the
+    # duration percentiles have a point, and no chart overflows its box.
+    assert seen["chartsNote"] == ""
+    assert seen["invocationsCharted"] >= 1
+    points = seen["chartPoints"]
+    assert sum(v for _, v in points["Invocations"]["Invocations Sum"]) >= 1
+    assert sum(v for _, v in points["Errors and throttles"]["Errors Sum"]) == 0
+    assert all(v > 0 for _, v in points["Duration (ms)"]["Duration p99"])
+    assert points["Duration (ms)"]["Duration p50"], points
+    assert seen["chartOverflow"] == []
+    assert sum(v for _, v in seen["dayPoints"]["Invocations Sum"]) >= 1
+    # The functions list: the last invocation (its minute) and an error rate of 0 %.
+    assert re.match(r"(this minute|[1-3] min ago) \(", seen["listLast"]), seen["listLast"]
+    assert seen["listErrorRate"].startswith("0.0% of "), seen["listErrorRate"]
     assert "Queues" in seen["queues"] and "Cost" in seen["cost"]
-    assert (ARTIFACTS / "03-function.png").exists()
+    for name in ["01-sign-in", "02-functions", "03-function", "03-function-day", "02-functions-after"]:
+        assert (ARTIFACTS / f"{name}.png").exists(), name
+
+
+def test_failed_sign_ins_are_rate_limited(make_server):
+    """Ten failures in a minute from one address lock it out (429 with Retry-After), even
+    for the right key; the key id that was guessed at is locked out too."""
+    server = make_server()
+    key, secret = server.credentials
+    url = f"{server.endpoint}/console/api/login"
+    json_type = {"Content-Type": "application/json"}
+    for i in range(10):
+        status, _, body = call(url, "POST", {"accessKeyId": key, "secretAccessKey": f"guess-{i}"}, json_type)
+        assert status == 401, (i, body)
+    status, headers, body = call(url, "POST", {"accessKeyId": key, "secretAccessKey": secret}, json_type)
+    assert status == 429, body
+    assert json.loads(body)["code"] == "TooManySignInAttempts"
+    assert 0 < int(headers["Retry-After"]) <= 300
+    # Signed requests to the AWS APIs are not affected.
+    assert server.client().list_functions()["Functions"] == []
+
+
+def test_no_auth_opens_the_console_for_the_default_account(make_server):
+    """Under --no-auth the console needs no sign-in: the page sets a session for the default
+    account, the API answers with it, and state-changing calls still need its CSRF token."""
+    server = make_server(extra_args=["--no-auth"])
+    base = server.endpoint
+    status, headers, body = call(f"{base}/console/")
+    assert status == 200 and b"app.js" in body
+    cookie = headers["Set-Cookie"].split(";")[0]
+    assert cookie.startswith("gust_console=")
+    status, _, body = call(f"{base}/console/api/session", headers={"Cookie": cookie})
+    assert status == 200
+    session = json.loads(body)
+    assert session["account"] == "000000000000" and session["authDisabled"] is True
+    # The session call alone opens one too (the page's first call).
+    status, headers, body = call(f"{base}/console/api/session")
+    assert status == 200 and "gust_console=" in headers["Set-Cookie"]
+    status, _, body = call(f"{base}/console/api/lambda/2015-03-31/functions", headers={"Cookie": cookie})
+    assert status == 200 and json.loads(body)["Functions"] == []
+    # No token, no state change.
+    status, _, body = call(f"{base}/console/api/logs/FilterLogEvents", "POST",
+                           {"logGroupName": "/aws/lambda/none"}, {"Cookie": cookie})
+    assert status == 403 and json.loads(body)["code"] == "CsrfRefused"
+    status, _, body = call(f"{base}/console/api/logs/FilterLogEvents", "POST",
+                           {"logGroupName": "/aws/lambda/none"},
+                           {"Cookie": cookie, "X-CSRF-Token": session["csrfToken"]})
+    assert status == 400 and json.loads(body)["code"] == "ResourceNotFoundException", body

@@ -6,6 +6,7 @@ const API = "/console/api/";
 let csrf = "";
 let timers = [];
 let charts = [];
+let observers = [];
 
 // ---- helpers ---------------------------------------------------------------------------
 
@@ -83,6 +84,8 @@ function clearPage() {
   timers = [];
   charts.forEach((c) => c.destroy());
   charts = [];
+  observers.forEach((o) => o.disconnect());
+  observers = [];
 }
 
 function show(...children) {
@@ -121,19 +124,90 @@ function loginPage() {
 
 // ---- functions list --------------------------------------------------------------------
 
-async function metricData(queries, seconds, period) {
-  const end = Math.floor(Date.now() / 1000);
-  return api("POST", "metrics/GetMetricData", {
-    StartTime: end - seconds, EndTime: end, ScanBy: "TimestampAscending",
-    MetricDataQueries: queries.map((q) => ({
-      Id: q.id, ReturnData: true,
-      MetricStat: {
-        Metric: { Namespace: "AWS/Lambda", MetricName: q.metric,
-                  Dimensions: q.fn ? [{ Name: "FunctionName", Value: q.fn }] : [] },
-        Period: period, Stat: q.stat,
-      },
-    })),
+// CloudWatch answers timestamps as epoch seconds; ISO strings and milliseconds are taken
+// too, so a change of encoding cannot silently empty the charts.
+export function epochSeconds(t) {
+  if (typeof t === "string") {
+    const n = Number(t);
+    return Number.isFinite(n) ? epochSeconds(n) : Math.floor(Date.parse(t) / 1000);
+  }
+  return t > 1e12 ? Math.floor(t / 1000) : Number(t);
+}
+
+// GetMetricData over [start, end) (epoch seconds) for queries {id, metric, stat, fn, period},
+// in batches of at most 400 queries (the service takes 500) and following NextToken.
+// Returns Id -> {timestamps, values}.
+async function metricData(queries, start, end) {
+  const merged = new Map();
+  for (let i = 0; i < queries.length; i += 400) {
+    const chunk = queries.slice(i, i + 400);
+    const input = {
+      StartTime: start, EndTime: end, ScanBy: "TimestampAscending",
+      MetricDataQueries: chunk.map((q) => ({
+        Id: q.id, ReturnData: true,
+        MetricStat: {
+          Metric: { Namespace: "AWS/Lambda", MetricName: q.metric,
+                    Dimensions: q.fn ? [{ Name: "FunctionName", Value: q.fn }] : [] },
+          Period: q.period, Stat: q.stat,
+        },
+      })),
+    };
+    let pages = 0;
+    do {
+      const data = await api("POST", "metrics/GetMetricData", input);
+      for (const r of data.MetricDataResults || []) {
+        const m = merged.get(r.Id) || { timestamps: [], values: [] };
+        const values = r.Values || [];
+        (r.Timestamps || []).forEach((t, k) => {
+          m.timestamps.push(epochSeconds(t));
+          m.values.push(Number(values[k]));
+        });
+        merged.set(r.Id, m);
+      }
+      input.NextToken = data.NextToken;
+    } while (input.NextToken && ++pages < 20);
+  }
+  return merged;
+}
+
+// The last 24 hours, ending with the current minute's bucket.
+function lastDay() {
+  const now = Math.floor(Date.now() / 1000);
+  const end = now - (now % 60) + 60;
+  return [end - 86400, end];
+}
+
+// Per function, over the last 24 h: invocations in 1-minute buckets (their sum and the
+// last bucket with any) and the errors' sum (one bucket).
+export async function functionStats(names) {
+  const [start, end] = lastDay();
+  const queries = names.flatMap((name, i) => [
+    { id: `i${i}`, metric: "Invocations", stat: "Sum", fn: name, period: 60 },
+    { id: `e${i}`, metric: "Errors", stat: "Sum", fn: name, period: 86400 },
+  ]);
+  const stats = {};
+  if (!queries.length) return stats;
+  const results = await metricData(queries, start, end);
+  names.forEach((name, i) => {
+    const inv = results.get(`i${i}`) || { timestamps: [], values: [] };
+    const err = results.get(`e${i}`) || { timestamps: [], values: [] };
+    let last = null;
+    inv.timestamps.forEach((t, k) => { if (inv.values[k] > 0) last = Math.max(last || 0, t); });
+    stats[name] = {
+      inv: inv.values.reduce((a, b) => a + b, 0),
+      err: err.values.reduce((a, b) => a + b, 0),
+      last,
+    };
   });
+  return stats;
+}
+
+// How long ago a 1-minute bucket starting at `seconds` was, in whole minutes.
+function ago(seconds) {
+  const minutes = Math.max(0, Math.floor(Date.now() / 60000) - Math.floor(seconds / 60));
+  if (minutes === 0) return "this minute";
+  if (minutes < 90) return `${minutes} min ago`;
+  return `${Math.round(minutes / 60)} h ago`;
 }
 
 async function functionsPage() {
@@ -152,45 +226,38 @@ async function functionsPage() {
     body.replaceChildren(failure(error));
     return;
   }
-  const stats = {};
+  let stats = {};
   let metricsNote = null;
-  try {
-    const slice = functions.slice(0, 200);
-    const queries = slice.flatMap((f, i) => [
-      { id: `i${i}`, metric: "Invocations", stat: "Sum", fn: f.FunctionName },
-      { id: `e${i}`, metric: "Errors", stat: "Sum", fn: f.FunctionName },
-    ]);
-    if (queries.length) {
-      const data = await metricData(queries, 86400, 300);
-      for (const r of data.MetricDataResults || []) {
-        const i = Number(r.Id.slice(1));
-        const s = (stats[i] ||= { inv: 0, err: 0, last: null });
-        const total = (r.Values || []).reduce((a, b) => a + b, 0);
-        if (r.Id[0] === "i") {
-          s.inv = total;
-          (r.Timestamps || []).forEach((t, k) => { if (r.Values[k] > 0) s.last = Math.max(s.last || 0, Number(t)); });
-        } else s.err = total;
-      }
-    }
-  } catch (error) {
-    metricsNote = h("p", { class: "muted" }, "Metrics not available: " + error.message);
-  }
   const render = () => {
     const q = search.value.trim().toLowerCase();
-    const rows = functions.map((f, i) => [f, stats[i]])
-      .filter(([f]) => f.FunctionName.toLowerCase().includes(q))
-      .map(([f, s]) => [
-        h("a", { href: "#/functions/" + enc(f.FunctionName), class: "fn-link" }, f.FunctionName),
-        h("span", { class: "badge " + (f.State || "") }, f.State || "—"),
-        f.Runtime || f.PackageType || "—", `${f.MemorySize} MB`, fmtDate(f.LastModified),
-        s && s.last ? fmtDate(s.last * 1000) : "—",
-        s && s.inv ? `${((100 * s.err) / s.inv).toFixed(1)}% of ${s.inv}` : "—",
-      ]);
+    const rows = functions
+      .filter((f) => f.FunctionName.toLowerCase().includes(q))
+      .map((f) => {
+        const s = stats[f.FunctionName];
+        return [
+          h("a", { href: "#/functions/" + enc(f.FunctionName), class: "fn-link" }, f.FunctionName),
+          h("span", { class: "badge " + (f.State || "") }, f.State || "—"),
+          f.Runtime || f.PackageType || "—", `${f.MemorySize} MB`, fmtDate(f.LastModified),
+          h("span", { class: "last-invocation", title: s && s.last ? fmtDate(s.last * 1000) : "" },
+            s && s.last ? `${ago(s.last)} (${new Date(s.last * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })})` : "—"),
+          h("span", { class: "error-rate" },
+            s && s.inv ? `${((100 * s.err) / s.inv).toFixed(1)}% of ${s.inv}` : "—"),
+        ];
+      });
     body.replaceChildren(metricsNote || "", table(
       ["Name", "State", "Runtime", "Memory", "Last modified", "Last invocation (24 h)", "Error rate (24 h)"],
       rows, "No functions."));
   };
   search.addEventListener("input", render);
+  render();
+  try {
+    stats = await functionStats(functions.slice(0, 1000).map((f) => f.FunctionName));
+    body.dataset.stats = "loaded";
+  } catch (error) {
+    if (error.status === 401) return;
+    metricsNote = h("p", { class: "muted" }, "Metrics not available: " + error.message);
+    body.dataset.stats = "failed";
+  }
   render();
 }
 
@@ -271,7 +338,9 @@ async function functionPage(name) {
   const layers = panel("Layers", table(["Layer version", "Size"],
     (c.Layers || []).map((l) => [l.Arn, `${l.CodeSize} bytes`])));
 
-  show(title, invokePanel(name), chartsPanel(name), logsPanel(name),
+  const charts = chartsPanel(name);
+  const group = logging.LogGroup || `/aws/lambda/${name}`;
+  show(title, invokePanel(name, charts.refresh), charts.panel, logsPanel(group),
     h("div", { class: "grid" }, config, h("div", {}, versionsPanel, aliasesPanel, concurrency, layers)),
     triggersPanel);
 }
@@ -289,7 +358,7 @@ export function parseReport(tail) {
            memory: num("Memory Size"), maxMemory: num("Max Memory Used") };
 }
 
-function invokePanel(name) {
+function invokePanel(name, onInvoked) {
   const editor = h("textarea", { id: "payload", spellcheck: "false" }, '{\n  "key": "value"\n}');
   const validity = h("span", { id: "payload-valid", class: "muted" });
   const button = h("button", { type: "button", id: "invoke" }, "Invoke");
@@ -319,6 +388,7 @@ function invokePanel(name) {
           ["Max memory used", report.maxMemory != null ? `${report.maxMemory} MB of ${report.memory} MB` : "—"]]) : "",
         h("h3", {}, "Response"), h("pre", { id: "invoke-payload" }, pretty),
         h("h3", {}, "Log tail"), h("pre", { id: "invoke-log" }, r.logTail || "(none)"));
+      onInvoked();
     } catch (error) {
       out.replaceChildren(failure(error));
     } finally {
@@ -331,37 +401,66 @@ function invokePanel(name) {
 
 // ---- live logs -------------------------------------------------------------------------
 
-function logsPanel(name) {
-  const pre = h("pre", { id: "logs" }, "");
+// Function output reaches the log store in batches, so an event stamped a little before the
+// newest one shown can still arrive: each read starts this far back and drops what it showed.
+const LOG_OVERLAP_MS = 30 * 1000;
+const LOG_LINES = 1000;
+
+// Tails `group` with FilterLogEvents every 2 s: from the newest event seen (less the overlap),
+// following nextToken; a read that has more pages than one poll takes resumes at its token.
+function logsPanel(group) {
+  const pre = h("pre", { id: "logs", "data-group": group }, "");
   const status = h("p", { class: "muted", id: "logs-status" }, "Waiting for logs…");
-  const seen = new Set();
-  let since = Date.now() - 15 * 60 * 1000;
-  const lines = [];
+  const opened = Date.now() - 15 * 60 * 1000;
+  const seen = new Map(); // eventId -> timestamp
+  let lines = []; // {id, text}, in eventId (timestamp, then arrival) order
+  let newest = opened;
+  let resume = null; // the input of a read with pages left
+  let busy = false;
+  const add = (events) => {
+    let late = false;
+    for (const e of events || []) {
+      if (seen.has(e.eventId)) continue;
+      seen.set(e.eventId, e.timestamp);
+      if (lines.length && e.eventId < lines[lines.length - 1].id) late = true;
+      lines.push({ id: e.eventId, text: `${new Date(e.timestamp).toISOString()}  ${String(e.message).replace(/\n$/, "")}` });
+      newest = Math.max(newest, e.timestamp);
+    }
+    if (late) lines.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (lines.length > LOG_LINES) lines = lines.slice(lines.length - LOG_LINES);
+    // Ids older than any read can reach again are forgotten.
+    for (const [id, ts] of seen) if (ts < newest - 2 * LOG_OVERLAP_MS) seen.delete(id);
+  };
   const poll = async () => {
+    if (busy) return;
+    busy = true;
     try {
-      let token;
-      let rounds = 0;
-      do {
-        const input = { logGroupName: `/aws/lambda/${name}`, startTime: since, limit: 500 };
-        if (token) input.nextToken = token;
+      let input = resume || { logGroupName: group, startTime: Math.max(opened, newest - LOG_OVERLAP_MS), limit: 500 };
+      resume = null;
+      for (let round = 0; ; round++) {
         const r = await api("POST", "logs/FilterLogEvents", input);
-        for (const e of r.events || []) {
-          if (seen.has(e.eventId)) continue;
-          seen.add(e.eventId);
-          lines.push(`${new Date(e.timestamp).toISOString()}  ${e.message.replace(/\n$/, "")}`);
-          since = Math.max(since, e.timestamp);
-        }
-        token = r.nextToken;
-      } while (token && ++rounds < 5);
-      while (lines.length > 1000) lines.shift();
-      pre.textContent = lines.join("\n");
-      pre.scrollTop = pre.scrollHeight;
-      status.textContent = `Live: refreshed ${new Date().toLocaleTimeString()}`;
+        add(r.events);
+        if (!r.nextToken) break;
+        input = { ...input, nextToken: r.nextToken };
+        if (round === 4) { resume = input; break; }
+      }
+      const atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 24;
+      pre.textContent = lines.map((l) => l.text).join("\n");
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+      status.textContent = `Live: refreshed ${new Date().toLocaleTimeString()}`
+        + (lines.length ? "" : ` (no events in ${group} yet)`);
       status.className = "muted";
     } catch (error) {
       if (error.status === 401) return;
-      status.textContent = "Logs not available: " + error.message;
-      status.className = "bad";
+      if (error.body && error.body.code === "ResourceNotFoundException") {
+        status.textContent = `Live: no log group ${group} yet (the first invocation creates it)`;
+        status.className = "muted";
+      } else {
+        status.textContent = "Logs not available: " + error.message;
+        status.className = "bad";
+      }
+    } finally {
+      busy = false;
     }
   };
   poll();
@@ -371,61 +470,184 @@ function logsPanel(name) {
 
 // ---- charts ----------------------------------------------------------------------------
 
+const RANGES = {
+  hour: { seconds: 3600, period: 60, refresh: 5000 },
+  day: { seconds: 86400, period: 900, refresh: 60000 },
+};
+
+// Counts are published only when something happened (and concurrency only while something
+// runs), so their missing buckets are zeros; a missing duration is no data.
+const CHART_SPECS = [
+  { title: "Invocations", series: [["Invocations", "Sum"]], count: true },
+  { title: "Errors and throttles", series: [["Errors", "Sum"], ["Throttles", "Sum"]], count: true },
+  { title: "Duration (ms)", series: [["Duration", "p50"], ["Duration", "p99"]], count: false },
+  { title: "Concurrency", series: [["ConcurrentExecutions", "Maximum"]], count: true },
+];
+const COLORS = ["#0972d3", "#d91515", "#037f0c"];
+const COUNT_INCRS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7];
+
+// The buckets of the range ending with the current one: [start, end) and every bucket's start.
+export function grid(seconds, period, nowSeconds) {
+  const end = nowSeconds - (nowSeconds % period) + period;
+  const start = end - seconds;
+  const xs = [];
+  for (let t = start; t < end; t += period) xs.push(t);
+  return { start, end, xs };
+}
+
+// One series on the grid, from a query's timestamps and values.
+export function onGrid(xs, period, result, count) {
+  const byT = new Map();
+  if (result) result.timestamps.forEach((t, k) => byT.set(t - (t % period), result.values[k]));
+  return xs.map((x) => (byT.has(x) ? byT.get(x) : count ? 0 : null));
+}
+
+function timeLabels(withDay) {
+  return (u, splits) => splits.map((t) => {
+    const d = new Date(t * 1000);
+    const hm = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return withDay && d.getHours() === 0 && d.getMinutes() === 0
+      ? d.toLocaleDateString([], { month: "short", day: "numeric" }) : hm;
+  });
+}
+
+function valueLabels(u, splits) {
+  return splits.map((v) => (v == null ? "" : Math.abs(v) >= 1e4 ? `${(v / 1e3).toFixed(0)}k`
+    : Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 1 : 0)));
+}
+
+// The y axis as wide as its widest label, so long labels neither clip nor overlap the plot.
+function axisWidth(u, values) {
+  const longest = Math.max(1, ...(values || []).map((v) => String(v).length));
+  return 18 + 7 * longest;
+}
+
+function plotOptions(spec, width, range) {
+  return {
+    width, height: 180,
+    legend: { live: true },
+    cursor: { drag: { x: false, y: false } },
+    series: [{ label: "Time", value: (u, t) => (t == null ? "—" : new Date(t * 1000).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" })) },
+      ...spec.series.map(([m, stat], j) => ({
+      label: `${m} ${stat}`, stroke: COLORS[j], width: 1.5, spanGaps: false,
+      points: { show: !spec.count, size: 5 },
+    }))],
+    scales: {
+      x: { time: true },
+      y: { range: (u, lo, hi) => [0, hi > 0 ? hi * 1.15 : 1] },
+    },
+    axes: [
+      // Room for "HH:MM" labels with a gap, so ticks thin out instead of overlapping.
+      { space: 70, values: timeLabels(range === "day"), font: "11px system-ui, sans-serif" },
+      { space: 28, size: axisWidth, values: valueLabels, incrs: spec.count ? COUNT_INCRS : undefined,
+        font: "11px system-ui, sans-serif" },
+    ],
+  };
+}
+
+// The monitoring panel: one chart per spec over the last hour (1-minute buckets) or the last
+// day (15-minute buckets), refreshed on a timer and at once after a test invocation. Each
+// chart's box carries what the server returned in `data-points`
+// ({"<Metric> <Stat>": [[epoch seconds, value], ...]}).
 function chartsPanel(name) {
   const holder = h("div", { class: "charts", id: "charts" });
   const note = h("p", { class: "muted", id: "charts-note" });
-  const hour = h("button", { type: "button", class: "secondary active" }, "Last hour");
-  const day = h("button", { type: "button", class: "secondary" }, "Last day");
-  const load = async (seconds, period) => {
-    charts.forEach((c) => c.destroy());
-    charts = [];
-    holder.replaceChildren();
-    const specs = [
-      { title: "Invocations", series: [["Invocations", "Sum"]] },
-      { title: "Errors and throttles", series: [["Errors", "Sum"], ["Throttles", "Sum"]] },
-      { title: "Duration (ms)", series: [["Duration", "p50"], ["Duration", "p99"]] },
-      { title: "Concurrency", series: [["ConcurrentExecutions", "Maximum"]] },
-    ];
-    const queries = [];
-    specs.forEach((s, i) => s.series.forEach(([metric, stat], j) =>
-      queries.push({ id: `q${i}_${j}`, metric, stat, fn: name })));
-    let results = {};
-    try {
-      const data = await metricData(queries, seconds, period);
-      for (const r of data.MetricDataResults || []) results[r.Id] = r;
-      note.textContent = "";
-    } catch (error) {
-      note.textContent = "Metrics not available: " + error.message;
+  const hour = h("button", { type: "button", class: "secondary active", id: "range-hour" }, "Last hour");
+  const day = h("button", { type: "button", class: "secondary", id: "range-day" }, "Last day");
+  let range = "hour";
+  let built = null; // {range, xs0, items: [{spec, box, plot}]}
+  let busy = false;
+  let again = false;
+  let timer = null;
+
+  const build = () => {
+    if (built) {
+      const old = built.items.map((i) => i.plot).filter(Boolean);
+      old.forEach((p) => p.destroy());
+      charts = charts.filter((c) => !old.includes(c));
     }
-    const end = Math.floor(Date.now() / 1000);
-    const start = end - seconds;
-    const xs = [];
-    for (let t = start - (start % period); t <= end; t += period) xs.push(t);
-    specs.forEach((s, i) => {
-      const ys = s.series.map((_, j) => {
-        const r = results[`q${i}_${j}`];
-        const byT = new Map();
-        if (r) (r.Timestamps || []).forEach((t, k) => byT.set(Number(t) - (Number(t) % period), r.Values[k]));
-        return xs.map((x) => (byT.has(x) ? byT.get(x) : null));
-      });
-      const box = h("div", { class: "chart panel", "data-metric": s.title });
-      holder.append(box);
-      box.append(h("h3", {}, s.title));
-      const colors = ["#0972d3", "#d91515", "#037f0c"];
-      // The box's own width (the grid sizes it), less its padding.
-      const width = Math.max(280, (box.clientWidth || 400) - 34);
-      charts.push(new uPlot({
-        width, height: 180,
-        series: [{}, ...s.series.map(([m, stat], j) => ({ label: `${m} ${stat}`, stroke: colors[j], spanGaps: false, points: { show: true, size: 4 } }))],
-        axes: [{}, { size: 50 }],
-        scales: { x: { time: true } },
-      }, [xs, ...ys], box));
+    const items = CHART_SPECS.map((spec) => {
+      const box = h("div", { class: "chart panel", "data-metric": spec.title, "data-points": "{}" }, h("h3", {}, spec.title));
+      return { spec, box, plot: null };
     });
+    // Every box is placed before any is measured, so the grid has its final columns.
+    holder.replaceChildren(...items.map((i) => i.box));
+    built = { range, items };
   };
-  hour.addEventListener("click", () => { hour.classList.add("active"); day.classList.remove("active"); load(3600, 60); });
-  day.addEventListener("click", () => { day.classList.add("active"); hour.classList.remove("active"); load(86400, 900); });
-  setTimeout(() => load(3600, 60), 0);
-  return panel("Monitoring", h("div", { class: "row tabs" }, hour, day), note, holder);
+
+  const load = async () => {
+    // A refresh due after the page was left has nothing to draw into.
+    if (!holder.isConnected) return;
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      const { seconds, period } = RANGES[range];
+      const { start, end, xs } = grid(seconds, period, Math.floor(Date.now() / 1000));
+      const queries = [];
+      CHART_SPECS.forEach((s, i) => s.series.forEach(([metric, stat], j) =>
+        queries.push({ id: `q${i}_${j}`, metric, stat, fn: name, period })));
+      let results = new Map();
+      try {
+        results = await metricData(queries, start, end);
+        note.textContent = "";
+      } catch (error) {
+        if (error.status === 401) return;
+        note.textContent = "Metrics not available: " + error.message;
+      }
+      if (!holder.isConnected) return;
+      if (!built || built.range !== range) build();
+      for (const [i, item] of built.items.entries()) {
+        const points = {};
+        const ys = item.spec.series.map(([m, stat], j) => {
+          const r = results.get(`q${i}_${j}`);
+          points[`${m} ${stat}`] = r ? r.timestamps.map((t, k) => [t, r.values[k]]) : [];
+          return onGrid(xs, period, r, item.spec.count);
+        });
+        item.box.dataset.points = JSON.stringify(points);
+        item.box.dataset.range = range;
+        if (item.plot) {
+          item.plot.setData([xs, ...ys]);
+        } else {
+          const width = Math.max(240, item.box.clientWidth - 34);
+          item.plot = new uPlot(plotOptions(item.spec, width, range), [xs, ...ys], item.box);
+          charts.push(item.plot);
+        }
+      }
+      holder.dataset.loaded = String(Date.now());
+    } finally {
+      busy = false;
+      if (again) { again = false; load(); }
+    }
+  };
+
+  // Charts follow their boxes' width (the grid's columns change with the window).
+  if (typeof ResizeObserver !== "undefined") {
+    const observer = new ResizeObserver(() => {
+      if (!built) return;
+      for (const item of built.items) {
+        const width = Math.max(240, item.box.clientWidth - 34);
+        if (item.plot && Math.abs(item.plot.width - width) > 2) item.plot.setSize({ width, height: 180 });
+      }
+    });
+    observer.observe(holder);
+    observers.push(observer);
+  }
+
+  const select = (which) => {
+    range = which;
+    hour.classList.toggle("active", which === "hour");
+    day.classList.toggle("active", which === "day");
+    if (timer) clearInterval(timer);
+    timer = setInterval(load, RANGES[which].refresh);
+    timers.push(timer);
+    load();
+  };
+  hour.addEventListener("click", () => select("hour"));
+  day.addEventListener("click", () => select("day"));
+  setTimeout(() => select("hour"), 0);
+  // After a test invocation its datapoints are in the store within about a second.
+  const refresh = () => { load(); setTimeout(load, 1500); };
+  return { panel: panel("Monitoring", h("div", { class: "row tabs" }, hour, day), note, holder), refresh };
 }
 
 // ---- other services --------------------------------------------------------------------

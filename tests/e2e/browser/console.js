@@ -2,8 +2,10 @@
 // exactly as cors.js launches it. Reads a job from stdin: {"executablePath", "base",
 // "accessKeyId", "secretAccessKey", "function", "artifacts"} and walks the console: the
 // unauthenticated page redirects to sign-in, signing in, finding and opening the function,
-// a test invocation, the log tail, the charts. Prints what it saw as JSON on stdout and
-// saves screenshots under `artifacts`.
+// a test invocation, the log tail, its line in the live logs panel, the invocations chart
+// counting it (its box's `data-points`), the last-day charts, and the functions list's
+// last invocation and error rate. Every wait polls the page with a timeout. Prints what
+// it saw as JSON on stdout and saves screenshots under `artifacts`.
 "use strict";
 
 const fs = require("fs");
@@ -74,18 +76,53 @@ async function main() {
     out.invokeLog = await page.textContent("#invoke-log");
     out.invokeResult = await page.textContent("#invoke-result");
 
-    // The charts draw on canvases; the live log panel reports either lines or why not.
+    // The charts draw on canvases.
     await page.waitForSelector("#charts canvas", { timeout: 20000 });
     out.canvases = await page.$$eval("#charts canvas", (c) => c.length);
-    await page.waitForFunction(() => {
-      const s = document.querySelector("#logs-status");
-      return s && !s.textContent.startsWith("Waiting");
-    }, null, { timeout: 20000 });
-    await new Promise((r) => setTimeout(r, 2500));
+
+    // The invocation's line reaches the live logs panel (polled every 2 s).
+    await page.waitForFunction(
+      () => (document.querySelector("#logs") || {}).textContent.includes("CONSOLE-LOG-LINE console"),
+      null, { timeout: 30000, polling: 250 });
     out.logsStatus = await page.textContent("#logs-status");
     out.logs = await page.textContent("#logs");
+    out.logGroup = await page.getAttribute("#logs", "data-group");
+
+    // The invocations chart counts it: the datapoints the server returned are on its box.
+    const invocations = () => {
+      const box = document.querySelector('#charts [data-metric="Invocations"]');
+      if (!box) return 0;
+      const points = JSON.parse(box.dataset.points || "{}")["Invocations Sum"] || [];
+      return points.reduce((sum, [, v]) => sum + v, 0);
+    };
+    await page.waitForFunction(invocations, null, { timeout: 30000, polling: 250 });
+    out.invocationsCharted = await page.evaluate(invocations);
+    out.chartPoints = await page.$$eval("#charts .chart", (boxes) =>
+      Object.fromEntries(boxes.map((b) => [b.dataset.metric, JSON.parse(b.dataset.points)])));
     out.chartsNote = await page.textContent("#charts-note");
+    // No chart is wider than its box (the axes' labels fit).
+    out.chartOverflow = await page.$$eval("#charts .chart", (boxes) =>
+      boxes.filter((b) => b.scrollWidth > b.clientWidth + 1).map((b) => b.dataset.metric));
     await shot(page, "03-function");
+
+    // The last day, in 15-minute buckets, counts it too.
+    await page.click("#range-day");
+    await page.waitForFunction(() => {
+      const box = document.querySelector('#charts [data-metric="Invocations"]');
+      if (!box || box.dataset.range !== "day") return false;
+      const points = JSON.parse(box.dataset.points || "{}")["Invocations Sum"] || [];
+      return points.reduce((sum, [, v]) => sum + v, 0) >= 1;
+    }, null, { timeout: 30000, polling: 250 });
+    out.dayPoints = await page.$eval('#charts [data-metric="Invocations"]', (b) => JSON.parse(b.dataset.points));
+    await shot(page, "03-function-day");
+
+    // The functions list shows the invocation and its error rate.
+    await page.goto(`${job.base}/console/#/functions`);
+    await page.waitForSelector("[data-stats]", { timeout: 30000 });
+    await page.fill("#search", job.function);
+    out.listLast = await page.textContent(".last-invocation");
+    out.listErrorRate = await page.textContent(".error-rate");
+    await shot(page, "02-functions-after");
 
     for (const section of ["queues", "topics", "schedules", "cost"]) {
       await page.goto(`${job.base}/console/#/${section}`);

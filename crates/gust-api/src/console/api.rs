@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use super::limit::{SignInLimiter, Source};
 use super::session::{self, Session, Sessions};
 use super::{error, json_response, set_cookie};
 use crate::routes::{self, Operation, Query, Route};
@@ -61,13 +62,14 @@ const METRICS_READS: &[&str] = &["GetMetricData", "ListMetrics", "GetMetricStati
 pub(super) async fn serve(
     state: &ApiState,
     sessions: &Sessions,
+    limiter: &SignInLimiter,
     parts: Parts,
     body: Body,
     rest: &str,
 ) -> Response {
     let now = state.config.clock.now();
     if rest == "login" {
-        return login(state, sessions, &parts, body).await;
+        return login(state, sessions, limiter, &parts, body).await;
     }
     let admitted = session::admit(
         sessions,
@@ -124,7 +126,7 @@ pub(super) async fn serve(
                 Ok(body) => body,
                 Err(response) => return response,
             };
-            cloudwatch(state, &account, head, tail, &body)
+            cloudwatch(state, account, head, tail, body).await
         }
         (&Method::GET, "triggers") => match super::api_lists::triggers(state, &account, tail).await
         {
@@ -186,7 +188,43 @@ async fn read(
     }
 }
 
-async fn login(state: &ApiState, sessions: &Sessions, parts: &Parts, body: Body) -> Response {
+/// The longest access key id a failure is counted under (AWS's are 16 to 128 characters),
+/// so made-up ids cannot make the limiter's records large.
+const KEY_ID_MAX: usize = 128;
+
+/// What a sign-in's failures count against: the peer's address and the key id it named.
+fn sign_in_sources(parts: &Parts, access_key_id: &str) -> Vec<Source> {
+    let mut sources = Vec::with_capacity(2);
+    if let Some(peer) = parts.extensions.get::<crate::server::Peer>() {
+        sources.push(Source::Address(peer.0.ip()));
+    }
+    if !access_key_id.is_empty() {
+        let id: String = access_key_id.chars().take(KEY_ID_MAX).collect();
+        sources.push(Source::KeyId(id));
+    }
+    sources
+}
+
+fn too_many(until: time::OffsetDateTime, now: time::OffsetDateTime) -> Response {
+    let seconds = (until - now).whole_seconds().max(1);
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManySignInAttempts",
+        &format!("Too many failed sign-ins. Try again in {seconds} seconds."),
+    );
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+async fn login(
+    state: &ApiState,
+    sessions: &Sessions,
+    limiter: &SignInLimiter,
+    parts: &Parts,
+    body: Body,
+) -> Response {
     if parts.method != Method::POST {
         return error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -207,19 +245,30 @@ async fn login(state: &ApiState, sessions: &Sessions, parts: &Parts, body: Body)
     let field = |name: &str| input.get(name).and_then(Value::as_str).unwrap_or("");
     let now = state.config.clock.now();
     let (account, key_id) = match &state.config.auth {
+        // Nothing to guess without authentication, so nothing to limit.
         Auth::Disabled => (state.planes.default_account().to_owned(), None),
         Auth::SigV4(keys) => {
+            let sources = sign_in_sources(parts, field("accessKeyId"));
+            // A locked-out source is refused before its key is looked at, so it learns
+            // nothing about the key until the lockout ends.
+            if let Some(until) = limiter.locked(&sources, now) {
+                return too_many(until, now);
+            }
             match session::check_key(keys, field("accessKeyId"), field("secretAccessKey")) {
-                Ok(key) => (
-                    key.account_id.clone(),
-                    Some(key.credentials.access_key_id.clone()),
-                ),
+                Ok(key) => {
+                    limiter.succeeded(&key.credentials.access_key_id);
+                    (
+                        key.account_id.clone(),
+                        Some(key.credentials.access_key_id.clone()),
+                    )
+                }
                 Err(refused) => {
+                    limiter.failed(&sources, now);
                     return error(
                         StatusCode::UNAUTHORIZED,
                         "InvalidCredentials",
                         &refused.to_string(),
-                    )
+                    );
                 }
             }
         }
@@ -374,13 +423,16 @@ async fn invoke(
     )
 }
 
-/// A CloudWatch Logs or metrics read with its JSON input.
-fn cloudwatch(
+/// A CloudWatch Logs or metrics read with its JSON input, answered as the service's JSON
+/// protocol answers it (`{"code", "message"}` on failure, `code` being the exception's
+/// name). The handlers read SQLite (metrics flush pending datapoints first), so they run
+/// on the blocking pool.
+async fn cloudwatch(
     state: &ApiState,
-    account: &str,
+    account: String,
     service: &str,
     operation: &str,
-    body: &[u8],
+    body: bytes::Bytes,
 ) -> Response {
     let allowed = if service == "logs" {
         LOGS_READS
@@ -390,7 +442,7 @@ fn cloudwatch(
     if !allowed.contains(&operation) {
         return error(StatusCode::NOT_FOUND, "NotFound", "No such console API.");
     }
-    let input: Value = match serde_json::from_slice(body) {
+    let input: Value = match serde_json::from_slice(&body) {
         Ok(value @ Value::Object(_)) => value,
         _ => {
             return error(
@@ -400,10 +452,26 @@ fn cloudwatch(
             )
         }
     };
+    let operation = operation.to_owned();
     let result = if service == "logs" {
-        crate::logs::handle(&state.services.logs, account, operation, &input)
+        let logs = std::sync::Arc::clone(&state.services.logs);
+        tokio::task::spawn_blocking(move || {
+            crate::logs::handle(&logs, &account, &operation, &input)
+        })
+        .await
     } else {
-        crate::monitoring::handle(&state.services.metrics, account, operation, &input)
+        let metrics = std::sync::Arc::clone(&state.services.metrics);
+        tokio::task::spawn_blocking(move || {
+            crate::monitoring::handle(&metrics, &account, &operation, &input)
+        })
+        .await
+    };
+    let Ok(result) = result else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            "The read failed.",
+        );
     };
     match result {
         Ok(value) => json_response(StatusCode::OK, &value),

@@ -1,8 +1,16 @@
 //! The web console at `/console`: a single-page app (embedded in the binary) and its JSON
 //! API under `/console/api/`. Signing in takes an access key pair the server is configured
 //! with and opens a server-side session named by an HttpOnly, SameSite=Strict cookie;
-//! every API call needs that session, and every state-changing one its CSRF token. Under
-//! `--no-auth` a session for the default account opens with the page.
+//! every API call needs that session, and every state-changing one its CSRF token. Failed
+//! sign-ins are rate-limited per remote address and per access key id (see [`limit`]).
+//!
+//! Under `--no-auth` (`Auth::Disabled`) the console is open to whoever reaches the
+//! listener, as the AWS APIs are: loading `/console/` (or `GET /console/api/session`)
+//! opens a session for the default account without asking for a key, and `login` opens one
+//! whatever it is sent. Such sessions are honoured only while the server runs without
+//! authentication, and state-changing calls still need the session's CSRF token (another
+//! site must not drive the console through the visitor's browser). The sign-out button is
+//! hidden, since the next page load would open a new session anyway.
 //!
 //! The API reuses the service adapters as they are (Lambda's REST operations, the Logs and
 //! metrics JSON handlers, the service crates' list functions), acting as the session's
@@ -11,6 +19,7 @@
 mod api;
 mod api_lists;
 mod assets;
+mod limit;
 pub(crate) mod session;
 
 use std::sync::LazyLock;
@@ -22,23 +31,32 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use crate::{ApiState, Auth};
+use limit::SignInLimiter;
 use session::{Session, Sessions};
 
 /// The sessions of this process. One table serves every router in the process: a session
 /// remembers the key it was opened with and is honoured only while the serving router's
 /// configuration still has that key for that account (see [`Sessions::get`]).
 static SESSIONS: LazyLock<Sessions> = LazyLock::new(Sessions::default);
+/// The process's failed sign-ins.
+static SIGN_IN_LIMITER: LazyLock<SignInLimiter> = LazyLock::new(SignInLimiter::default);
 
 /// Serves a request whose path is `/console` or under `/console/`.
 pub(crate) async fn serve(state: &ApiState, parts: Parts, body: Body) -> Response {
-    serve_with(state, &SESSIONS, parts, body).await
+    serve_with(state, &SESSIONS, &SIGN_IN_LIMITER, parts, body).await
 }
 
-async fn serve_with(state: &ApiState, sessions: &Sessions, parts: Parts, body: Body) -> Response {
+async fn serve_with(
+    state: &ApiState,
+    sessions: &Sessions,
+    limiter: &SignInLimiter,
+    parts: Parts,
+    body: Body,
+) -> Response {
     let path = parts.uri.path().to_owned();
     if let Some(rest) = path.strip_prefix("/console/api/") {
         let rest = rest.to_owned();
-        return api::serve(state, sessions, parts, body, &rest).await;
+        return api::serve(state, sessions, limiter, parts, body, &rest).await;
     }
     if path == "/console/api" {
         return error(StatusCode::NOT_FOUND, "NotFound", "No such console API.");
@@ -61,7 +79,8 @@ async fn serve_with(state: &ApiState, sessions: &Sessions, parts: Parts, body: B
             if current(state, sessions, &parts).is_some() {
                 return assets::serve("index.html");
             }
-            // Without authentication the console opens at once, for the default account.
+            // Without authentication the console opens at once, for the default account
+            // (see the module's comment).
             if matches!(state.config.auth, Auth::Disabled) {
                 let (id, _) = sessions.open(state.planes.default_account(), None, now);
                 let mut response = assets::serve("index.html");
