@@ -283,3 +283,11 @@ def test_large_put_metric_data_is_gzipped_by_botocore_and_accepted(cloudwatch):
             Statistics=["SampleCount", "Sum"])["Datapoints"]
         total += sum(p["Sum"] for p in points)
     assert total == sum(range(400))
+
+
+def test_the_request_id_is_the_one_the_function_sees(lam):
+    create(lam, "obs-request-id", make_zip({"app.py": (
+        "def handler(event, context):\n    return context.aws_request_id\n")}))
+    response = lam.invoke(FunctionName="obs-request-id", Payload=b"{}")
+    seen = json.loads(response["Payload"].read())
+    assert seen == response["ResponseMetadata"]["RequestId"]

@@ -624,6 +624,7 @@ pub(crate) async fn serve_url(
             "{trace};Parent={};Sampled=0",
             gust_engine::trace_parent()
         )),
+        caller_parent: None,
     };
     let cors = config.cors.clone();
     let finish = |mut response: HttpResponse| {

@@ -169,7 +169,11 @@ async fn check(
             .arn(&reference.name, reference.qualifier.as_ref()),
         payload,
         client_context,
-        request_id: None,
+        // The caller's `x-amzn-RequestId` is the request id the function sees, as on AWS.
+        request_id: Some(request_id.to_owned()),
+        caller_parent: header(headers, "x-amzn-trace-id")
+            .and_then(gust_model::trace::parent_of)
+            .map(str::to_owned),
         // A trace header the caller sent (one SDKs inside functions send) continues
         // its chain, with this function counted in its lineage.
         trace_id: Some(
@@ -404,22 +408,45 @@ pub(crate) async fn logs(
             .map(|v| v.unwrap_or(default))
     };
     let since = number("since", 0)?;
+    // With `after_id`, the page starts after the event at (since, after_id): a cursor
+    // that neither repeats nor skips events sharing a timestamp.
+    let after = query
+        .get("after_id")
+        .map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| ModelError::constraint(v, "after_id", "Member must be an integer"))
+        })
+        .transpose()?
+        .map(|id| gust_logs::Position {
+            timestamp: since,
+            id,
+        });
     let limit = usize::try_from(number("limit", 10_000)?.clamp(1, 100_000)).unwrap_or(10_000);
     let control = std::sync::Arc::clone(&plane.control);
     let logs = std::sync::Arc::clone(logs);
     let account = plane.account_id().to_owned();
-    // The function's own log group (`LoggingConfig.LogGroup`), in the CloudWatch Logs store.
-    let events = tokio::task::spawn_blocking(move || {
+    // The function's own log group (`LoggingConfig.LogGroup`), in the CloudWatch Logs store;
+    // a page holds at most `limit` events and `gust_logs::TAIL_BYTES_MAX` bytes.
+    let page = tokio::task::spawn_blocking(move || {
         let details = control.get_function(&reference)?;
-        Ok::<_, ApiError>(logs.tail(&account, &details.config.log_group, since, limit))
+        Ok::<_, ApiError>(logs.tail(&account, &details.config.log_group, since, after, limit))
     })
     .await
     .map_err(|e| ApiError::internal(&e))??;
-    let events: Vec<serde_json::Value> = events
+    // Where the next page starts: after the last event, or where this one did.
+    let next = match page.events.last() {
+        Some(last) => serde_json::json!({ "since": last.timestamp, "after_id": last.id }),
+        None => serde_json::json!({ "since": since, "after_id": after.map(|a| a.id) }),
+    };
+    let events: Vec<serde_json::Value> = page
+        .events
         .into_iter()
         .map(|e| serde_json::json!({ "timestamp": e.timestamp, "stream": e.stream, "message": e.message }))
         .collect();
-    crate::json(StatusCode::OK, &serde_json::json!({ "events": events }))
+    crate::json(
+        StatusCode::OK,
+        &serde_json::json!({ "events": events, "more": page.more, "next": next }),
+    )
 }
 
 #[cfg(test)]
@@ -534,6 +561,7 @@ impl Plane {
                 client_context: None,
                 request_id,
                 trace_id,
+                caller_parent: None,
             })
             .await
             .map_err(|error| match error {

@@ -116,6 +116,8 @@ pub struct InvokeRequest {
     /// The trace header the runtime sees (`Lambda-Runtime-Trace-Id`, which runtimes put in
     /// `_X_AMZN_TRACE_ID`); a new root when `None`.
     pub trace_id: Option<String>,
+    /// The caller's segment (`Parent=` of the header it sent), for tracing.
+    pub caller_parent: Option<String>,
 }
 
 /// The result of a synchronous invocation.
@@ -663,6 +665,7 @@ impl Engine {
             .await;
         let started = Instant::now();
         let qualifier = observe::qualifier_of(&request.invoked_arn);
+        let caller_parent = request.caller_parent.clone();
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload: request.payload,
@@ -843,6 +846,7 @@ impl Engine {
                 provisioned: env.provisioned.is_some(),
                 request_id: request_id.clone(),
                 trace: Some(trace),
+                caller_parent,
             },
         );
         let log = if healthy && env.api.extensions().subscribed(false) {

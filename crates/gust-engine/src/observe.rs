@@ -33,6 +33,7 @@ pub(crate) struct Ended {
     pub provisioned: bool,
     pub request_id: String,
     pub trace: Option<String>,
+    pub caller_parent: Option<String>,
 }
 
 impl Engine {
@@ -59,6 +60,7 @@ impl Engine {
             provisioned: ended.provisioned,
             request_id: ended.request_id,
             trace: ended.trace,
+            caller_parent: ended.caller_parent,
         });
         self.inner.config.observer.observe(observation);
     }

@@ -666,6 +666,7 @@ impl Engine {
                 provisioned: false,
                 request_id: request_id.to_owned(),
                 trace: None,
+                caller_parent: None,
             },
         );
         InvokeOutcome {

@@ -49,6 +49,9 @@ pub struct Invocation {
     /// The trace header it ran with (`Root=1-…;Parent=…;Sampled=…`), as the runtime saw
     /// it in `_X_AMZN_TRACE_ID`.
     pub trace: Option<String>,
+    /// The caller's own segment (`Parent=` of the trace header it sent), when it sent one:
+    /// the span this invocation hangs under.
+    pub caller_parent: Option<String>,
 }
 
 /// Something the platform observed.

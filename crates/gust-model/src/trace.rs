@@ -2,6 +2,14 @@
 //! Lambda keeps in them to notice recursive loops: per function in the chain, how many
 //! times it has been invoked (`Lineage=<hash>:<count>|…`).
 
+/// The `Parent=` of a trace header, if it has one.
+pub fn parent_of(header: &str) -> Option<&str> {
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Parent="))
+        .filter(|parent| !parent.is_empty())
+}
+
 /// Invocations of one function in one chain after which Lambda stops a loop.
 pub const RECURSION_LIMIT: u32 = 16;
 
@@ -77,5 +85,20 @@ mod tests {
         assert_eq!(third.matches('|').count(), 1, "{third}");
         let (_, n) = advance(Some("Root=1-abc-def;Sampled=1"), "x", "r", "p");
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn parents_of_headers() {
+        assert_eq!(
+            super::parent_of(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+            ),
+            Some("53995c3f42cd8ad8")
+        );
+        assert_eq!(
+            super::parent_of("Root=1-5759e988-bd862e3fe1be46a994272793"),
+            None
+        );
+        assert_eq!(super::parent_of("Parent=;Sampled=0"), None);
     }
 }

@@ -137,14 +137,21 @@ pub struct ServeArgs {
     runtimes_dir: Option<PathBuf>,
     /// Who may read the Prometheus metrics at `/metrics`: anyone who reaches the listener
     /// (`open`), only with `Authorization: Bearer <--metrics-token>` (`token`), or nobody.
-    #[arg(long, value_enum, default_value = "open")]
-    metrics_access: MetricsAccess,
+    /// Default: `open` on a loopback listener, `off` on any other (function names and
+    /// counts are not for whoever reaches the port).
+    #[arg(long, value_enum)]
+    metrics_access: Option<MetricsAccess>,
     /// The bearer token `/metrics` requires with `--metrics-access token`.
     #[arg(long, env = "GUST_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
     /// A JSON price table for usage and cost (`gust usage`); default: AWS's public prices.
     #[arg(long, value_name = "FILE")]
     prices: Option<PathBuf>,
+    /// How long CloudWatch metrics are kept (`15d`, `36h`); older datapoints are removed.
+    #[arg(long, default_value = "15d", value_parser = parse_duration)]
+    metrics_retention: Duration,
+    #[command(flatten)]
+    otlp: gust_otel::OtlpArgs,
 }
 
 /// `--metrics-access`.
@@ -158,7 +165,12 @@ enum MetricsAccess {
 /// The Prometheus exporter's access setting; `token` needs a non-empty token.
 fn metrics_access(args: &ServeArgs) -> Result<gust_metrics::prometheus::Access> {
     use gust_metrics::prometheus::Access;
-    Ok(match args.metrics_access {
+    let default = if args.listen.ip().is_loopback() {
+        MetricsAccess::Open
+    } else {
+        MetricsAccess::Off
+    };
+    Ok(match args.metrics_access.unwrap_or(default) {
         MetricsAccess::Off => Access::Off,
         MetricsAccess::Open => Access::Open,
         MetricsAccess::Token => match args.metrics_token.as_deref().map(str::trim) {
@@ -311,7 +323,7 @@ fn start_plane(
     Ok(gust_api::Plane { control, engine })
 }
 
-/// Parses `500ms`, `30s`, `5m`, `1h` (a bare number is seconds).
+/// Parses `500ms`, `30s`, `5m`, `1h`, `15d` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -321,16 +333,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let value: u64 = number
         .parse()
         .map_err(|_| format!("{text:?} is not a duration like 30s, 5m or 15m"))?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(value),
-        "" | "s" => Duration::from_secs(value),
-        "m" => Duration::from_secs(value * 60),
-        "h" => Duration::from_secs(value * 3600),
+    let seconds_per = match unit {
+        "ms" => None,
+        "" | "s" => Some(1),
+        "m" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86_400),
         _ => {
             return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+                "{text:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
             ))
         }
+    };
+    let duration = match seconds_per {
+        None => Duration::from_millis(value),
+        Some(per) => Duration::from_secs(
+            value
+                .checked_mul(per)
+                .ok_or_else(|| format!("{text:?} is too long"))?,
+        ),
     };
     if duration.is_zero() {
         return Err("the duration must be more than zero".into());
@@ -563,7 +584,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         &args.data_dir.join("metrics.db"),
         clock.clone(),
         &scope.region,
-        std::time::Duration::from_secs(15 * 86_400),
+        args.metrics_retention,
     )
     .map_err(|e| anyhow::anyhow!("cannot open the metric store: {e}"))?;
     let prices = match &args.prices {
@@ -581,12 +602,16 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
     let prometheus = Arc::new(gust_metrics::prometheus::Exporter::with_access(
         metrics_access(&args)?,
     ));
+    let mut observers = vec![
+        Arc::clone(&metrics) as Arc<dyn gust_model::observe::Observer>,
+        Arc::clone(&usage) as Arc<dyn gust_model::observe::Observer>,
+        Arc::clone(&prometheus) as Arc<dyn gust_model::observe::Observer>,
+    ];
+    if let Some(exporter) = args.otlp.exporter(&scope.region)? {
+        observers.push(Arc::new(exporter));
+    }
     let observer: Arc<dyn gust_model::observe::Observer> =
-        Arc::new(crate::observability::FanOut(vec![
-            Arc::clone(&metrics) as Arc<dyn gust_model::observe::Observer>,
-            Arc::clone(&usage) as Arc<dyn gust_model::observe::Observer>,
-            Arc::clone(&prometheus) as Arc<dyn gust_model::observe::Observer>,
-        ]));
+        Arc::new(crate::observability::FanOut(observers));
     let others = match &args.accounts {
         Some(path) => read_accounts(path, &scope, &credentials.access_key_id)?,
         None => Vec::new(),
@@ -1059,6 +1084,11 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
+        assert_eq!(parse_duration("15d"), Ok(Duration::from_secs(15 * 86_400)));
+        assert!(
+            parse_duration("18446744073709551615d").is_err(),
+            "no overflow"
+        );
     }
 
     #[test]

@@ -136,25 +136,24 @@ async fn logs(args: LogsArgs) -> Result<()> {
     let mut since = args.since.map_or(0, |d| {
         now_ms - i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
     });
-    // Events at the newest timestamp already printed, to skip when asking again from it.
-    let mut printed_at_since = 0usize;
+    // The position of the last event printed: the next page starts after it, so events
+    // sharing a timestamp across a page boundary are neither repeated nor skipped.
+    let mut after_id: Option<i64> = None;
     loop {
+        let query = match after_id {
+            Some(id) => format!("since={since}&after_id={id}"),
+            None => format!("since={since}"),
+        };
         let page = client
             .call(
                 "GET",
                 &format!("/_gust/logs/{}", encode_label(&args.name)),
-                &format!("since={since}"),
+                &query,
                 None,
             )
             .await?;
-        let events = page["events"].as_array().cloned().unwrap_or_default();
-        let fresh: Vec<&Value> = events
-            .iter()
-            .enumerate()
-            .filter(|(i, e)| e["timestamp"].as_i64() != Some(since) || *i >= printed_at_since)
-            .map(|(_, e)| e)
-            .collect();
-        for event in &fresh {
+        let events: &[Value] = page["events"].as_array().map_or(&[], Vec::as_slice);
+        for event in events {
             if args.connect.json {
                 println!("{event}");
             } else {
@@ -168,12 +167,14 @@ async fn logs(args: LogsArgs) -> Result<()> {
                 );
             }
         }
-        if let Some(last) = events.last().and_then(|e| e["timestamp"].as_i64()) {
-            printed_at_since = events
-                .iter()
-                .filter(|e| e["timestamp"].as_i64() == Some(last))
-                .count();
-            since = last;
+        let next = &page["next"];
+        if let (Some(at), Some(id)) = (next["since"].as_i64(), next["after_id"].as_i64()) {
+            since = at;
+            after_id = Some(id);
+        }
+        // A page is cut at a byte budget: ask again at once while there is more.
+        if page["more"].as_bool() == Some(true) && !events.is_empty() {
+            continue;
         }
         if !args.follow {
             return Ok(());
