@@ -291,3 +291,13 @@ def test_the_request_id_is_the_one_the_function_sees(lam):
     response = lam.invoke(FunctionName="obs-request-id", Payload=b"{}")
     seen = json.loads(response["Payload"].read())
     assert seen == response["ResponseMetadata"]["RequestId"]
+
+
+def test_a_bucket_named_console_is_s3s_and_the_console_stays(server):
+    s3 = server.client(service="s3", s3={"addressing_style": "path"})
+    s3.create_bucket(Bucket="console")
+    s3.put_object(Bucket="console", Key="index.html", Body=b"mine")
+    assert s3.get_object(Bucket="console", Key="index.html")["Body"].read() == b"mine"
+    import urllib.request
+    with urllib.request.urlopen(f"{server.endpoint}/console/login") as page:
+        assert page.status == 200 and b"<" in page.read()

@@ -155,10 +155,6 @@ async fn handle(
     let (parts, body) = request.into_parts();
     let raw_path = parts.uri.path().to_owned();
     let raw_query = parts.uri.query().unwrap_or("").to_owned();
-    // The web console has its own sessions; it is never SigV4-signed.
-    if raw_path == "/console" || raw_path.starts_with("/console/") {
-        return Ok(console::serve(state, parts, body).await);
-    }
     let headers = header_list(&parts.headers);
     // SNS's signing certificate, named in every message it signs (`SigningCertURL`).
     if parts.method == Method::GET && raw_path == state.services.sns.signing_certificate_path() {
@@ -181,6 +177,11 @@ async fn handle(
     // unread and unlimited here (see s3.rs).
     if front_target.is_none() && s3::is_s3(&parts, state) {
         return Ok(s3::serve(state, parts, body, request_id).await);
+    }
+    // The web console has its own sessions; it is never SigV4-signed (a signed request
+    // for `/console/...` is S3's, for a bucket of that name, and went above).
+    if front_target.is_none() && (raw_path == "/console" || raw_path.starts_with("/console/")) {
+        return Ok(console::serve(state, parts, body).await);
     }
     // Then the path form of function URLs and HTTP APIs.
     if front_target.is_none() {
