@@ -74,12 +74,7 @@ async fn queues(state: &ApiState, account: &str) -> Result<Value, String> {
             else {
                 continue;
             };
-            let number = |name: &str| {
-                attributes
-                    .get(name)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
+            let number = |name: &str| count(attributes.get(name));
             out.push(json!({
                 "name": queue.name,
                 "arn": attributes.get("QueueArn"),
@@ -95,6 +90,11 @@ async fn queues(state: &ApiState, account: &str) -> Result<Value, String> {
         }
     }
     Ok(json!({ "queues": out }))
+}
+
+/// A count an attribute holds as text (0 when missing or malformed).
+fn count(value: Option<&String>) -> u64 {
+    value.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
 async fn topics(state: &ApiState, account: &str) -> Result<Value, String> {
@@ -113,12 +113,7 @@ async fn topics(state: &ApiState, account: &str) -> Result<Value, String> {
             else {
                 continue;
             };
-            let number = |name: &str| {
-                attributes
-                    .get(name)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
+            let number = |name: &str| count(attributes.get(name));
             let name = arn.rsplit(':').next().unwrap_or(&arn).to_owned();
             out.push(json!({
                 "name": name,
