@@ -427,8 +427,11 @@ pub(crate) async fn logs(
     let account = plane.account_id().to_owned();
     // The function's own log group (`LoggingConfig.LogGroup`), in the CloudWatch Logs store;
     // a page holds at most `limit` events and `gust_logs::TAIL_BYTES_MAX` bytes.
+    // Output already handed to the store is committed first, so `gust logs` right after
+    // an invoke shows that invoke's lines.
     let page = tokio::task::spawn_blocking(move || {
         let details = control.get_function(&reference)?;
+        logs.flush();
         Ok::<_, ApiError>(logs.tail(&account, &details.config.log_group, since, after, limit))
     })
     .await
