@@ -208,7 +208,8 @@ def test_console_in_a_browser(shared, lam):
 
 def test_failed_sign_ins_are_rate_limited(make_server):
     """Ten failures in a minute from one address lock it out (429 with Retry-After), even
-    for the right key; the key id that was guessed at is locked out too."""
+    for the right key (the key id is locked from that address only: key ids are not
+    secret, so nobody elsewhere can lock its owner out)."""
     server = make_server()
     key, secret = server.credentials
     url = f"{server.endpoint}/console/api/login"

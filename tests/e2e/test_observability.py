@@ -301,3 +301,31 @@ def test_a_bucket_named_console_is_s3s_and_the_console_stays(server):
     import urllib.request
     with urllib.request.urlopen(f"{server.endpoint}/console/login") as page:
         assert page.status == 200 and b"<" in page.read()
+
+
+def test_content_on_the_consoles_origin_is_sandboxed(server, lam):
+    """A path-form function URL shares the console's origin: what it returns runs in an
+    opaque origin (CSP sandbox), so its scripts cannot use a signed-in console session."""
+    create(lam, "obs-page", make_zip({"app.py": (
+        "def handler(event, context):\n"
+        "    return {'statusCode': 200, 'headers': {'content-type': 'text/html'},\n"
+        "            'body': '<script>fetch(\"/console/api/session\")</script>'}\n")}))
+    url = lam.create_function_url_config(FunctionName="obs-page", AuthType="NONE")["FunctionUrl"]
+    lam.add_permission(FunctionName="obs-page", StatementId="url",
+                       Action="lambda:InvokeFunctionUrl", Principal="*",
+                       FunctionUrlAuthType="NONE")
+    lam.add_permission(FunctionName="obs-page", StatementId="invoke",
+                       Action="lambda:InvokeFunction", Principal="*", InvokedViaFunctionUrl=True)
+    import urllib.request
+    assert url.startswith(server.endpoint), url
+    with urllib.request.urlopen(url) as page:
+        policy = page.headers.get_all("Content-Security-Policy")
+    assert any(p.startswith("sandbox") and "allow-same-origin" not in p for p in policy), policy
+    s3 = server.client(service="s3", s3={"addressing_style": "path"})
+    s3.create_bucket(Bucket="obs-pages")
+    s3.put_object(Bucket="obs-pages", Key="a.html", Body=b"<script></script>",
+                  ContentType="text/html")
+    presigned = s3.generate_presigned_url("get_object",
+                                          Params={"Bucket": "obs-pages", "Key": "a.html"})
+    with urllib.request.urlopen(presigned) as page:
+        assert page.headers["Content-Security-Policy"].startswith("sandbox")

@@ -171,7 +171,9 @@ async fn check(
         client_context,
         // The caller's `x-amzn-RequestId` is the request id the function sees, as on AWS.
         request_id: Some(request_id.to_owned()),
+        // Only within the caller's own trace (a header without a root starts a new one).
         caller_parent: header(headers, "x-amzn-trace-id")
+            .filter(|h| h.split(';').any(|p| p.trim().starts_with("Root=")))
             .and_then(gust_model::trace::parent_of)
             .map(str::to_owned),
         // A trace header the caller sent (one SDKs inside functions send) continues
@@ -444,7 +446,7 @@ pub(crate) async fn logs(
     let events: Vec<serde_json::Value> = page
         .events
         .into_iter()
-        .map(|e| serde_json::json!({ "timestamp": e.timestamp, "stream": e.stream, "message": e.message }))
+        .map(|e| serde_json::json!({ "timestamp": e.timestamp, "stream": e.stream, "message": e.message, "id": e.id }))
         .collect();
     crate::json(
         StatusCode::OK,

@@ -176,7 +176,9 @@ async fn handle(
     // S3 next: a path-style `/bucket/key` may look like any route. Its body streams to s3s,
     // unread and unlimited here (see s3.rs).
     if front_target.is_none() && s3::is_s3(&parts, state) {
-        return Ok(s3::serve(state, parts, body, request_id).await);
+        let mut response = s3::serve(state, parts, body, request_id).await;
+        sandboxed(&mut response);
+        return Ok(response);
     }
     // The web console has its own sessions; it is never SigV4-signed (a signed request
     // for `/console/...` is S3's, for a bucket of that name, and went above).
@@ -184,18 +186,49 @@ async fn handle(
         return Ok(console::serve(state, parts, body).await);
     }
     // Then the path form of function URLs and HTTP APIs.
-    if front_target.is_none() {
+    let path_form = front_target.is_none();
+    if path_form {
         front_target = front::path_target(&raw_path);
     }
-    match front_target {
+    let mut served = match front_target {
         Some(front::Target::Url { id, path }) => {
-            return Ok(front::serve_url(state, parts, body, &id, &path, request_id).await)
+            front::serve_url(state, parts, body, &id, &path, request_id).await
         }
         Some(front::Target::Api { id, path }) => {
-            return Ok(front::serve_api(state, parts, body, &id, &path, request_id).await)
+            front::serve_api(state, parts, body, &id, &path, request_id).await
         }
-        None => {}
+        None => {
+            return handle_api(state, parts, body, headers, raw_path, raw_query, request_id).await
+        }
+    };
+    if path_form {
+        sandboxed(&mut served);
     }
+    Ok(served)
+}
+
+/// What functions and buckets return on the server's own origin (path-form URLs and APIs,
+/// path-style S3) is content of theirs, not the console's: a document from it runs in an
+/// opaque origin of its own, so its scripts cannot use the console's session.
+fn sandboxed(response: &mut Response) {
+    response.headers_mut().append(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads",
+        ),
+    );
+}
+
+/// The AWS APIs and Gust's own endpoints.
+async fn handle_api(
+    state: &ApiState,
+    parts: axum::http::request::Parts,
+    body: Body,
+    headers: Vec<(String, String)>,
+    raw_path: String,
+    raw_query: String,
+    request_id: &str,
+) -> Result<Response, ApiError> {
     if let Some(detected) = aws::detect(&parts, &headers, &raw_query) {
         return Ok(aws::handle(state, parts, headers, body, detected, request_id).await);
     }

@@ -192,17 +192,30 @@ async fn read(
 /// so made-up ids cannot make the limiter's records large.
 const KEY_ID_MAX: usize = 128;
 
-/// What a sign-in's failures count against: the peer's address and the key id it named.
+/// What a sign-in's failures count against: the peer's address (an IPv6 peer's /64, which
+/// one host holds whole), together with the key id it named. Never the key id alone: key
+/// ids are not secret, so counting them across addresses would let anyone lock an owner
+/// out, and secrets (40 random characters) are not guessed at 10 a minute anyway.
 fn sign_in_sources(parts: &Parts, access_key_id: &str) -> Vec<Source> {
-    let mut sources = Vec::with_capacity(2);
-    if let Some(peer) = parts.extensions.get::<crate::server::Peer>() {
-        sources.push(Source::Address(peer.0.ip()));
-    }
-    if !access_key_id.is_empty() {
-        let id: String = access_key_id.chars().take(KEY_ID_MAX).collect();
-        sources.push(Source::KeyId(id));
-    }
-    sources
+    let Some(peer) = parts.extensions.get::<crate::server::Peer>() else {
+        return Vec::new();
+    };
+    let address = match peer.0.ip() {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                std::net::IpAddr::V6(std::net::Ipv6Addr::from(segments))
+            }
+        },
+        v4 => v4,
+    };
+    let id: String = access_key_id.chars().take(KEY_ID_MAX).collect();
+    vec![
+        Source::Address(address),
+        Source::KeyId(format!("{id}@{address}")),
+    ]
 }
 
 fn too_many(until: time::OffsetDateTime, now: time::OffsetDateTime) -> Response {
@@ -256,7 +269,7 @@ async fn login(
             }
             match session::check_key(keys, field("accessKeyId"), field("secretAccessKey")) {
                 Ok(key) => {
-                    limiter.succeeded(&key.credentials.access_key_id);
+                    limiter.succeeded(&sources);
                     (
                         key.account_id.clone(),
                         Some(key.credentials.access_key_id.clone()),

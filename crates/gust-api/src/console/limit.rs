@@ -1,7 +1,7 @@
 //! The rate limit of failed console sign-ins. Failures are counted per remote address and
-//! per access key id in a fixed window; a source with too many is refused (429) for a
-//! while, even with the right key, so a key cannot be guessed at speed from one address,
-//! nor one key's secret from many. The address is the TCP peer's: `X-Forwarded-For` is
+//! per (access key id, address) in a fixed window; a source with too many is refused
+//! (429) for a while, even with the right key, so keys cannot be guessed at speed from one
+//! address, and nobody elsewhere can lock a key's owner out. The address is the TCP peer's: `X-Forwarded-For` is
 //! not trusted, so behind a proxy every browser shares the proxy's count.
 
 use std::collections::HashMap;
@@ -24,7 +24,8 @@ const MAX_SOURCES: usize = 10_000;
 pub(crate) enum Source {
     /// The remote address (IP only: a new connection's port is no new source).
     Address(std::net::IpAddr),
-    /// The access key id the sign-in named.
+    /// The access key id the sign-in named, with the address it came from
+    /// (`<key id>@<address>`).
     KeyId(String),
 }
 
@@ -63,11 +64,15 @@ impl SignInLimiter {
                 });
             }
             if !table.contains_key(source) && table.len() >= MAX_SOURCES {
-                if let Some(oldest) = table
+                // Then the oldest record that is not locked out (a flood of new sources
+                // must not lift a lockout), or failing that the oldest.
+                let oldest = table
                     .iter()
+                    .filter(|(_, r)| r.locked_until.is_none_or(|u| u <= now))
                     .min_by_key(|(_, r)| r.window_start)
-                    .map(|(s, _)| s.clone())
-                {
+                    .or_else(|| table.iter().min_by_key(|(_, r)| r.window_start))
+                    .map(|(s, _)| s.clone());
+                if let Some(oldest) = oldest {
                     table.remove(&oldest);
                 }
             }
@@ -87,10 +92,13 @@ impl SignInLimiter {
         }
     }
 
-    /// A successful sign-in clears its key id's failures. The address's stay: one valid
-    /// key must not buy an address more guesses at others.
-    pub(crate) fn succeeded(&self, key_id: &str) {
-        self.lock().remove(&Source::KeyId(key_id.to_owned()));
+    /// A successful sign-in clears its key id's failures (from that address). The
+    /// address's stay: one valid key must not buy an address more guesses at others.
+    pub(crate) fn succeeded(&self, sources: &[Source]) {
+        let mut table = self.lock();
+        for source in sources.iter().filter(|s| matches!(s, Source::KeyId(_))) {
+            table.remove(source);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Source, Record>> {
@@ -164,7 +172,7 @@ mod tests {
         for _ in 0..MAX_FAILURES - 1 {
             limiter.failed(&[address(1), key.clone()], t0());
         }
-        limiter.succeeded("AKIDONE");
+        limiter.succeeded(std::slice::from_ref(&key));
         limiter.failed(&[address(3), key.clone()], t0());
         assert_eq!(limiter.locked(std::slice::from_ref(&key), t0()), None);
         limiter.failed(&[address(1)], t0());

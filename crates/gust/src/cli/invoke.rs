@@ -129,16 +129,25 @@ fn format_time(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// How far back `gust logs --follow` looks again on each poll: a line is stamped when the
+/// server reads it but may be stored after later lines of another environment (START
+/// waits for the invocation's next output), so the newest position alone would skip it.
+const FOLLOW_LOOKBACK_MS: i64 = 10_000;
+
 async fn logs(args: LogsArgs) -> Result<()> {
     let client = Client::connect(&args.connect)?;
     let now_ms = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
         .unwrap_or(0);
-    let mut since = args.since.map_or(0, |d| {
+    let first = args.since.map_or(0, |d| {
         now_ms - i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
     });
-    // The position of the last event printed: the next page starts after it, so events
+    let mut since = first;
+    // The position of the last event of a page: the next page starts after it, so events
     // sharing a timestamp across a page boundary are neither repeated nor skipped.
     let mut after_id: Option<i64> = None;
+    // Events printed within the look-back window (id → timestamp), not printed twice.
+    let mut printed: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+    let mut newest = first;
     loop {
         let query = match after_id {
             Some(id) => format!("since={since}&after_id={id}"),
@@ -154,6 +163,17 @@ async fn logs(args: LogsArgs) -> Result<()> {
             .await?;
         let events: &[Value] = page["events"].as_array().map_or(&[], Vec::as_slice);
         for event in events {
+            let at = event["timestamp"].as_i64().unwrap_or(0);
+            // Without --follow, what was logged before the command started.
+            if !args.follow && at > now_ms {
+                return Ok(());
+            }
+            if let Some(id) = event["id"].as_i64() {
+                if printed.insert(id, at).is_some() {
+                    continue;
+                }
+            }
+            newest = newest.max(at);
             if args.connect.json {
                 println!("{event}");
             } else {
@@ -162,7 +182,7 @@ async fn logs(args: LogsArgs) -> Result<()> {
                 let short = &short[..short.len().min(8)];
                 println!(
                     "{} {short} {}",
-                    format_time(event["timestamp"].as_i64().unwrap_or(0)),
+                    format_time(at),
                     event["message"].as_str().unwrap_or("")
                 );
             }
@@ -179,6 +199,10 @@ async fn logs(args: LogsArgs) -> Result<()> {
         if !args.follow {
             return Ok(());
         }
+        // Caught up: the next poll looks back a while, skipping what was printed.
+        since = (newest - FOLLOW_LOOKBACK_MS).max(first);
+        after_id = None;
+        printed.retain(|_, at| *at >= since);
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
