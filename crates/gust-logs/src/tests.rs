@@ -45,6 +45,20 @@ fn setup(logs: &Logs, group: &str, streams: &[&str]) {
     }
 }
 
+/// A stream's first page, oldest first.
+fn from_head(logs: &Logs, group: &str, stream: &str) -> EventsPage {
+    logs.get_log_events(
+        ACCOUNT,
+        group,
+        stream,
+        &GetEventsQuery {
+            start_from_head: true,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 fn messages(events: &[Event]) -> Vec<String> {
     events.iter().map(|e| e.message.clone()).collect()
 }
@@ -195,17 +209,7 @@ fn put_log_events_validates_and_rejects() {
         .unwrap();
     assert_eq!(outcome2.rejected.too_old_end, Some(2));
     assert_ne!(outcome.next_sequence_token, outcome2.next_sequence_token);
-    let page = logs
-        .get_log_events(
-            ACCOUNT,
-            "g",
-            "s",
-            &GetEventsQuery {
-                start_from_head: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let page = from_head(&logs, "g", "s");
     assert_eq!(messages(&page.events), ["ok1", "ok2"]);
 }
 
@@ -498,17 +502,7 @@ fn put_log_events_survives_reopening() {
         std::mem::forget(logs);
     }
     let logs = open(&dir);
-    let page = logs
-        .get_log_events(
-            ACCOUNT,
-            "g",
-            "s",
-            &GetEventsQuery {
-                start_from_head: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let page = from_head(&logs, "g", "s");
     assert_eq!(messages(&page.events), ["s 0", "s 1", "s 2"]);
 }
 
