@@ -151,7 +151,8 @@ def test_a_notification_survives_kill_9(make_server):
     server.start()
     _, s3, sqs, _ = clients(server)
     records = [m["Records"][0]["s3"]["object"]["key"] for m in drain(sqs, url, 1)]
-    assert records == ["k1"]
+    # At least once: a kill between the delivery and its acknowledgement repeats it.
+    assert records and set(records) == {"k1"}, records
 
 
 def big_package(size_mb):
