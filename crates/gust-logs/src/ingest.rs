@@ -19,10 +19,15 @@ pub const PENDING_MAX: usize = 32 * 1024 * 1024;
 /// Bytes committed in one transaction at most (more waits for the next).
 const BATCH_MAX: usize = 8 * 1024 * 1024;
 
-/// How long the writer gathers output before committing it (unless a flush waits or a
-/// large batch is ready): many small transactions cost the server far more CPU and
-/// write-ahead log than a few larger ones, and readers still see output within this.
+/// How long the writer gathers output before committing it, once commits come often
+/// (unless a flush waits or a large batch is ready): many small transactions cost the
+/// server far more CPU and write-ahead log than a few larger ones, and readers still see
+/// output within this.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Commits in one second after which the writer gathers: below it (a quiet server) output
+/// is committed as soon as it arrives, so little is in memory if the server is killed.
+const BUSY_COMMITS_PER_SECOND: u32 = 20;
 
 /// The largest message kept whole: CloudWatch's 256 KiB event size less its 26-byte
 /// overhead. Longer function output is cut there, as Lambda does.
@@ -247,6 +252,8 @@ fn push_merged(batch: &mut Vec<Append>, append: Append) {
 
 fn write_loop(shared: &Shared, mut commit: Commit) {
     let mut last_commit = std::time::Instant::now();
+    // Commits in the current one-second window, to tell a busy server from a quiet one.
+    let mut window = (std::time::Instant::now(), 0u32);
     loop {
         let (batch, bytes, last) = {
             let mut state = shared.lock();
@@ -256,14 +263,11 @@ fn write_loop(shared: &Shared, mut commit: Commit) {
             if state.queue.is_empty() {
                 return;
             }
-            // Gather for a while after the last commit, unless someone waits for it.
-            loop {
+            // When busy, gather for a while after the last commit, unless someone waits.
+            let busy = window.1 >= BUSY_COMMITS_PER_SECOND;
+            while busy && !state.closing && state.flushing == 0 {
                 let left = GATHER.saturating_sub(last_commit.elapsed());
-                if left.is_zero()
-                    || state.closing
-                    || state.flushing > 0
-                    || state.bytes >= BATCH_MAX / 2
-                {
+                if left.is_zero() || state.bytes >= BATCH_MAX / 2 {
                     break;
                 }
                 state = shared
@@ -289,6 +293,10 @@ fn write_loop(shared: &Shared, mut commit: Commit) {
             (batch, bytes, last)
         };
         last_commit = std::time::Instant::now();
+        if window.0.elapsed() >= std::time::Duration::from_secs(1) {
+            window = (last_commit, 0);
+        }
+        window.1 += 1;
         commit(batch);
         let mut state = shared.lock();
         state.bytes = state.bytes.saturating_sub(bytes);
