@@ -65,6 +65,17 @@ pub struct AsyncEvent {
     pub trace: Option<String>,
 }
 
+impl AsyncEvent {
+    /// The function it is for, as observations name it.
+    fn key(&self) -> FunctionKey {
+        FunctionKey {
+            account: self.account.clone(),
+            function: self.function.clone(),
+            qualifier: self.qualifier.clone(),
+        }
+    }
+}
+
 /// The settings an event runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventSettings {
@@ -392,12 +403,9 @@ impl AsyncInvoker {
         event: &AsyncEvent,
         kind: fn(FunctionKey, time::OffsetDateTime) -> Observation,
     ) {
-        let key = FunctionKey {
-            account: event.account.clone(),
-            function: event.function.clone(),
-            qualifier: event.qualifier.clone(),
-        };
-        self.config.observer.observe(kind(key, self.clock.now()));
+        self.config
+            .observer
+            .observe(kind(event.key(), self.clock.now()));
     }
 
     /// Accepts an event: returns once it is on disk.
@@ -664,11 +672,7 @@ impl AsyncInvoker {
         }
         let age = Duration::from_millis(u64::try_from(now - stored.enqueued_ms).unwrap_or(0));
         self.config.observer.observe(Observation::AsyncAge {
-            key: FunctionKey {
-                account: stored.event.account.clone(),
-                function: stored.event.function.clone(),
-                qualifier: stored.event.qualifier.clone(),
-            },
+            key: stored.event.key(),
             at: self.clock.now(),
             age,
         });

@@ -16,7 +16,7 @@ mod tests;
 
 pub use error::LogsError;
 pub use filter::{FilterPattern, PatternError};
-pub use ingest::{MESSAGE_MAX, PENDING_MAX};
+pub use ingest::{event_size, MESSAGE_MAX, PENDING_MAX};
 pub use model::{
     Event, EventsPage, FilterQuery, GetEventsQuery, GroupQuery, LogGroup, LogStream, NewEvent,
     Page, Position, PutOutcome, Rejected, StreamOrder, StreamQuery, DAY_MS, RETENTION_DAYS,

@@ -35,7 +35,7 @@ pub struct FunctionLogs {
 
 impl gust_engine::LogSink for FunctionLogs {
     fn append(&self, _function: &str, group: &str, stream: &str, events: Vec<(i64, String)>) {
-        let bytes: usize = events.iter().map(|(_, m)| m.len() + 26).sum();
+        let bytes: usize = events.iter().map(|(_, m)| gust_logs::event_size(m)).sum();
         // Collectors run on the async runtime: when the queue may be full (the caller then
         // waits for the writer), the wait must not take a runtime worker with it.
         let may_wait = self.logs.pending_bytes() + bytes > gust_logs::PENDING_MAX / 2;
