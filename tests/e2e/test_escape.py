@@ -1,7 +1,9 @@
 """Functions that try what a function has no business doing, and must fail: the seccomp
 filter (with no_new_privs) refuses mounting, tracing other processes, creating or entering
 namespaces, loading kernel code and changing the clock — even for a server run as root.
-The rest of the escape suite (filesystem and process views) comes with namespaces."""
+The rest of the escape suite (filesystem and process views) comes with namespaces
+(test_isolation.py). Both run with the function's environment started afresh and forked
+from the runtime's zygote."""
 
 import json
 
@@ -38,11 +40,44 @@ def handler(event, context):
     results["thread"] = box[0]
     results["subprocess"] = subprocess.run(["/bin/echo", "child ok"], capture_output=True, text=True).stdout.strip()
     results["no_new_privs"] = [l for l in open("/proc/self/status") if l.startswith("NoNewPrivs")][0].split()[1]
+    results["forked"] = "gust_zygote" in __import__("sys").modules
     return results
 '''
 
 
-def test_seccomp_refuses_what_functions_must_not_do(server):
+@pytest.fixture(params=["fresh", "forked"])
+def server(request, make_server):
+    """A server whose Python environments start afresh, or are forked from a zygote (one
+    primed from start-up, so the first cold start is forked)."""
+    if request.param == "fresh":
+        return make_server(["--prestart", "off"])
+    server = make_server(["--prestart", "python3.12"])
+    wait_for_zygote(server)
+    return server
+
+
+def wait_for_zygote(server, seconds=20):
+    """Until the server has a zygote (a child whose environment names its control socket),
+    where isolation is on."""
+    import os
+    import time
+    if "isolation  on" not in server.log():
+        return
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                stat = open(f"/proc/{pid}/stat").read()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                if ppid == server.process.pid and b"_GUST_ZYGOTE_FD=" in open(f"/proc/{pid}/environ", "rb").read():
+                    return
+            except (OSError, ValueError, IndexError):
+                continue
+        time.sleep(0.05)
+    raise AssertionError("no zygote started")
+
+
+def test_seccomp_refuses_what_functions_must_not_do(server, request):
     if "seccomp    on" not in server.log():
         pytest.skip("seccomp is unavailable on this host: " + server.log())
     lam = server.client()
@@ -58,3 +93,5 @@ def test_seccomp_refuses_what_functions_must_not_do(server):
     assert results["thread"] == "thread ok"
     assert results["subprocess"] == "child ok"
     assert results["no_new_privs"] == "1"
+    if "isolation  on" in server.log():
+        assert results["forked"] == (request.node.callspec.params["server"] == "forked"), results

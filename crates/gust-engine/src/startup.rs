@@ -572,6 +572,7 @@ impl Engine {
             env: fixed_variables(view, launch),
             binds: self.runtime_binds(view, launch),
             staged: runtime.family() == gust_model::RuntimeFamily::Provided,
+            fork: runtime.family() == gust_model::RuntimeFamily::Python,
         })
     }
 

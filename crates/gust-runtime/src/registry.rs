@@ -20,6 +20,8 @@ const NODE_BOOTSTRAP: &str = include_str!("../bootstrap/node/bootstrap.js");
 /// SnapStart's runtime hooks for Python (the `snapshot-restore-py` API), importable by
 /// functions from the bootstrap's directory.
 const PYTHON_SNAPSHOT_RESTORE: &str = include_str!("../bootstrap/python/snapshot_restore_py.py");
+/// The zygote Python runtimes' environments are forked from (`gust_zygote.serve`).
+const PYTHON_ZYGOTE: &str = include_str!("../bootstrap/python/gust_zygote.py");
 
 /// How to start one runtime process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +170,7 @@ fn write_bootstraps(runtime_dir: &Path) -> std::io::Result<()> {
     for (relative, text) in [
         ("python/bootstrap.py", PYTHON_BOOTSTRAP),
         ("python/snapshot_restore_py.py", PYTHON_SNAPSHOT_RESTORE),
+        ("python/gust_zygote.py", PYTHON_ZYGOTE),
         ("node/bootstrap.js", NODE_BOOTSTRAP),
     ] {
         let path = runtime_dir.join(relative);

@@ -55,6 +55,10 @@ pub const HANDOVER_VAR: &str = "_GUST_HANDOVER_FD";
 /// Lambda's per-process descriptor limit (`ulimit -n`), soft and hard.
 pub const NOFILE_LIMIT: u64 = 1024;
 
+/// The variable that tells a Python bootstrap it is a zygote, and on which descriptor its
+/// control socket is.
+pub const ZYGOTE_VAR: &str = "_GUST_ZYGOTE_FD";
+
 /// Lambda's sandbox user, `sbx_user1051`.
 pub const SANDBOX_UID: u32 = 993;
 /// Its group.
@@ -211,6 +215,14 @@ pub(crate) struct InitSpec {
     pub stage: bool,
     /// External extensions, started before the runtime ([`start_extensions`]).
     pub extensions: Vec<PathBuf>,
+    /// A primed environment whose runtime is forked by a zygote instead of started by
+    /// the init ([`init_primed`]).
+    pub forked: bool,
+    /// Not an environment: a zygote ([`zygote_main`]), which forks runtimes for primed
+    /// environments.
+    pub zygote: bool,
+    /// A zygote's control socket (received with the spec, never a number from it).
+    pub control_fd: Option<RawFd>,
 }
 
 impl InitSpec {
@@ -237,6 +249,12 @@ impl InitSpec {
         }
         if self.stage {
             args.push("--stage".into());
+        }
+        if self.forked {
+            args.push("--forked".into());
+        }
+        if self.zygote {
+            args.push("--zygote".into());
         }
         for extension in &self.extensions {
             args.extend(["--extension".into(), extension.clone().into()]);
@@ -281,6 +299,9 @@ impl InitSpec {
             prime: false,
             stage: false,
             extensions: Vec::new(),
+            forked: false,
+            zygote: false,
+            control_fd: None,
         };
         let mut rest = args.iter();
         let missing = |flag: &str| IsolateError::Args(format!("{flag} needs a value"));
@@ -305,6 +326,8 @@ impl InitSpec {
                 "--rootless" => spec.rootless = true,
                 "--prime" => spec.prime = true,
                 "--stage" => spec.stage = true,
+                "--forked" => spec.forked = true,
+                "--zygote" => spec.zygote = true,
                 "--extension" => spec
                     .extensions
                     .push(rest.next().ok_or_else(|| missing(flag))?.into()),
@@ -376,6 +399,9 @@ impl Isolation {
             prime: false,
             stage: false,
             extensions: Vec::new(),
+            forked: false,
+            zygote: false,
+            control_fd: None,
         }
     }
 
@@ -405,13 +431,19 @@ impl Isolation {
     /// arguments and fixed variables (with [`HANDOVER_VAR`]) and the binds every
     /// environment of that runtime has, with [`InitSpec::prime`] set ([`InitSpec::stage`]
     /// for a staged spare, which starts nothing and so needs no variables).
-    pub(crate) fn prime_payload(&self, prime: &crate::PrimeSpec, seccomp: bool) -> Vec<u8> {
+    pub(crate) fn prime_payload(
+        &self,
+        prime: &crate::PrimeSpec,
+        seccomp: bool,
+        forked: bool,
+    ) -> Vec<u8> {
         let mut spec = InitSpec {
             seccomp,
             binds: prime.binds.clone(),
             args: prime.args.clone(),
             prime: !prime.staged,
             stage: prime.staged,
+            forked: forked && !prime.staged,
             ..self.base_spec(prime.program.clone(), 1)
         };
         if prime.staged {
@@ -425,6 +457,30 @@ impl Isolation {
                 .chain([OsString::from(format!("{HANDOVER_VAR}={HANDOVER_FD}"))])
                 .collect(),
         );
+        encode(&spec.to_args())
+    }
+
+    /// The message a zygote's supervisor waits for ([`zygote_main`]): the runtime's
+    /// program, arguments, fixed variables and binds as a primed spare's, with
+    /// [`ZYGOTE_VAR`] naming its control socket.
+    pub(crate) fn zygote_payload(&self, prime: &crate::PrimeSpec) -> Vec<u8> {
+        let spec = InitSpec {
+            binds: prime.binds.clone(),
+            args: prime.args.clone(),
+            zygote: true,
+            env: Some(
+                prime
+                    .env
+                    .iter()
+                    .map(|(k, v)| OsString::from(format!("{k}={v}")))
+                    .chain([
+                        OsString::from(format!("{HANDOVER_VAR}={HANDOVER_FD}")),
+                        OsString::from(format!("{ZYGOTE_VAR}={HANDOVER_FD}")),
+                    ])
+                    .collect(),
+            ),
+            ..self.base_spec(prime.program.clone(), 1)
+        };
         encode(&spec.to_args())
     }
 
@@ -605,6 +661,25 @@ impl Report {
         decode(&payload).and_then(|args| InitSpec::parse(&args))
     }
 
+    /// Sends `byte` with `fds` attached (a forked environment's request for its runtime).
+    fn send_fds(&mut self, byte: u8, fds: &[RawFd]) -> Result<(), IsolateError> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        use std::os::fd::AsRawFd;
+        let Some(socket) = &self.0 else {
+            return Err(IsolateError::Args("no socket to the server".into()));
+        };
+        let rights = [ControlMessage::ScmRights(fds)];
+        sendmsg::<()>(
+            socket.as_raw_fd(),
+            &[std::io::IoSlice::new(&[byte])],
+            &rights,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map(drop)
+        .map_err(sys("ask the server for a forked runtime"))
+    }
+
     fn failed(&mut self, error: &IsolateError) {
         if let Some(mut socket) = self.0.take() {
             let _ = socket.write_all(format!("E{error}").as_bytes());
@@ -699,7 +774,11 @@ fn receive_spec() -> Result<(InitSpec, File), IsolateError> {
             return Err(error);
         }
     };
-    spec.netns_fd = fds.get(1).copied();
+    if spec.zygote {
+        spec.control_fd = fds.get(1).copied();
+    } else {
+        spec.netns_fd = fds.get(1).copied();
+    }
     Ok((spec, report))
 }
 
@@ -762,6 +841,9 @@ fn set_forwarded(handler: SigHandler) {
 }
 
 fn supervise(spec: &InitSpec, report: &mut Report) -> Result<i32, IsolateError> {
+    if spec.zygote {
+        return zygote_main(spec, report);
+    }
     set_forwarded(SigHandler::SigIgn);
     if spec.rootless {
         enter_user_namespace(spec.uid, spec.gid)?;
@@ -841,6 +923,73 @@ fn supervise(spec: &InitSpec, report: &mut Report) -> Result<i32, IsolateError> 
     }
 }
 
+/// A zygote, not an environment: in a mount namespace of its own, the root built as a
+/// primed environment's (the runtime's binds; `/var/task`, `/opt` and `/tmp` empty) and
+/// sealed, it executes the runtime's program `chroot`ed there, as root with its
+/// capabilities and in the host's pid namespace (so the runtimes it forks can join each
+/// environment's namespaces and cgroups), with its control socket on [`HANDOVER_FD`].
+/// It only ever runs the runtime's own code (the interpreter and Gust's bootstrap), never
+/// a function's: each runtime it forks gives up everything before it takes an
+/// environment (`gust_zygote.py`).
+fn zygote_main(spec: &InitSpec, report: &mut Report) -> Result<i32, IsolateError> {
+    use std::os::unix::process::CommandExt;
+    let Some(control) = spec.control_fd else {
+        return Err(IsolateError::Args("no control socket".into()));
+    };
+    if spec.rootless {
+        return Err(IsolateError::Args("zygotes need root".into()));
+    }
+    unshare(CloneFlags::CLONE_NEWNS).map_err(sys("unshare(mount namespace)"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(sys("make mounts private"))?;
+    build_tree(spec)?;
+    seal_tree(&spec.root)?;
+    let root = std::ffi::CString::new(spec.root.as_os_str().as_bytes())
+        .map_err(|_| IsolateError::Args("a root path with a NUL".into()))?;
+    let mut command = std::process::Command::new(&spec.program);
+    command.args(&spec.args).env_clear();
+    for variable in spec.env.iter().flatten() {
+        let bytes = variable.as_bytes();
+        let split = bytes.iter().position(|b| *b == b'=').unwrap_or(bytes.len());
+        command.env(
+            OsStr::from_bytes(&bytes[..split]),
+            OsStr::from_bytes(bytes.get(split + 1..).unwrap_or_default()),
+        );
+    }
+    // SAFETY: the hook runs in the child between fork and exec; this process is
+    // single-threaded and the hook only makes raw system calls on values prepared before
+    // the fork (a descriptor, the root's C string).
+    unsafe {
+        command.pre_exec(move || {
+            let check = |result: libc::c_int| {
+                if result < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
+            };
+            if control == HANDOVER_FD {
+                check(libc::fcntl(control, libc::F_SETFD, 0))?;
+            } else {
+                check(libc::dup2(control, HANDOVER_FD))?;
+            }
+            check(libc::chroot(root.as_ptr()))?;
+            check(libc::chdir(c"/".as_ptr()))
+        });
+    }
+    // Replaces this process (the server's child is the zygote itself); the report socket
+    // is closed by the exec, or says why it failed.
+    let _ = report;
+    let error = command.exec();
+    Err(io("exec the zygote")(error))
+}
+
 /// Dies of `signal` like the runtime did, so the engine sees the same status.
 fn reraise(number: i32) -> i32 {
     if let Ok(signal) = Signal::try_from(number) {
@@ -910,7 +1059,10 @@ fn init(
     }
     let runtime = command.spawn().map_err(io("exec"))?;
     report.started();
-    reap(runtime, status)
+    reap(
+        Pid::from_raw(i32::try_from(runtime.id()).unwrap_or(-1)),
+        status,
+    )
 }
 
 /// Pid 1 of a *staged* environment, before it is the fresh [`init`]'s: builds the root
@@ -1053,8 +1205,13 @@ fn init_primed(spec: &InitSpec, status: OwnedFd, report: &mut Report) -> Result<
             });
         }
     }
-    let runtime = command.spawn().map_err(io("exec"))?;
-    drop(handover_read);
+    let runtime = if spec.forked {
+        fork_from_zygote(report, handover_read)?
+    } else {
+        let runtime = command.spawn().map_err(io("exec"))?;
+        drop(handover_read);
+        Pid::from_raw(i32::try_from(runtime.id()).unwrap_or(-1))
+    };
     report.primed()?;
     // Waits (for as long as the spare is kept) for the rest of the environment.
     let rest = report.receive_rest()?;
@@ -1085,6 +1242,48 @@ fn init_primed(spec: &InitSpec, status: OwnedFd, report: &mut Report) -> Result<
     reap(runtime, status)
 }
 
+/// The namespaces a zygote's runtime joins, in the order it gets them.
+const FORKED_NAMESPACES: [&str; 4] = ["mnt", "uts", "ipc", "pid"];
+
+/// Has a zygote fork this environment's runtime: sends the server (which passes them to
+/// the runtime's zygote with the environment's output and cgroups) this environment's
+/// namespaces, the hand-over pipe's read end and a *ready* pipe's write end, then waits
+/// until the runtime says it is ready (`R` and its pid: in the namespaces, the cgroups and
+/// the root, this process's child, with Lambda's user, no capabilities and seccomp, as
+/// one this process starts is) or why not (`E` and the reason).
+fn fork_from_zygote(report: &mut Report, handover: OwnedFd) -> Result<Pid, IsolateError> {
+    use std::os::fd::AsRawFd;
+    let (ready_read, ready_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    let namespaces = FORKED_NAMESPACES
+        .iter()
+        .map(|name| {
+            File::open(format!("/proc/self/ns/{name}"))
+                .map_err(io(format!("open the {name} namespace")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut fds: Vec<RawFd> = namespaces.iter().map(AsRawFd::as_raw_fd).collect();
+    fds.extend([handover.as_raw_fd(), ready_write.as_raw_fd()]);
+    report.send_fds(b'Z', &fds)?;
+    drop((namespaces, handover, ready_write));
+    let mut answer = Vec::new();
+    File::from(ready_read)
+        .take(64 * 1024)
+        .read_to_end(&mut answer)
+        .map_err(io("wait for the forked runtime"))?;
+    match answer.split_first() {
+        Some((b'R', pid)) if pid.len() == 4 => Ok(Pid::from_raw(i32::from_le_bytes([
+            pid[0], pid[1], pid[2], pid[3],
+        ]))),
+        Some((b'E', reason)) => Err(IsolateError::Args(
+            String::from_utf8_lossy(reason).into_owned(),
+        )),
+        _ => Err(IsolateError::Args(
+            "the forked runtime ended before it was ready".into(),
+        )),
+    }
+}
+
 /// Applies the seccomp filter (with `no_new_privs`) to this process, or only
 /// `no_new_privs` without one.
 fn confine_self(seccomp: bool) -> Result<(), IsolateError> {
@@ -1103,8 +1302,7 @@ fn confine_self(seccomp: bool) -> Result<(), IsolateError> {
 }
 
 /// Reaps orphans until `runtime` exits, then reports its status on `status`.
-fn reap(runtime: std::process::Child, status: OwnedFd) -> Result<i32, IsolateError> {
-    let runtime = Pid::from_raw(i32::try_from(runtime.id()).unwrap_or(-1));
+fn reap(runtime: Pid, status: OwnedFd) -> Result<i32, IsolateError> {
     let mut status = File::from(status);
     loop {
         match waitpid(None::<Pid>, None) {
@@ -1482,6 +1680,10 @@ mod tests {
             prime: true,
             stage: true,
             extensions: vec!["/opt/extensions/a b".into(), "/opt/extensions/c".into()],
+            forked: true,
+            zygote: true,
+            // Never on the command line: received with the spec.
+            control_fd: None,
         };
         assert_eq!(InitSpec::parse(&spec.to_args()).unwrap(), spec);
         assert_eq!(

@@ -16,6 +16,7 @@ pub mod cgroup;
 pub mod isolate;
 pub mod seccomp;
 mod supervisor;
+mod zygote;
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -112,6 +113,9 @@ pub struct PrimeSpec {
     /// with the environment's variables, exactly as a fresh environment's init does. No
     /// process has started before the hand-over, so any variable is accepted.
     pub staged: bool,
+    /// The runtime can be forked once loaded (Python): its spares' runtimes are forked
+    /// from a zygote of this key when the sandbox has zygotes on.
+    pub fork: bool,
 }
 
 /// Variables (by prefix) that act when a process starts: the interpreters' options, the
@@ -197,6 +201,9 @@ impl PrimeSpec {
 pub struct Primed {
     key: PrimeSpec,
     spare: Option<supervisor::PrimedSpare>,
+    /// No spare was ready: one is forked from this zygote at the hand-over (a fork and
+    /// the sandbox's set-up, instead of a new interpreter's start).
+    zygote: Option<Arc<zygote::Zygote>>,
 }
 
 impl Drop for Primed {
@@ -240,7 +247,8 @@ pub trait Sandbox: Send + Sync + std::fmt::Debug {
     fn prime(&self, key: &PrimeSpec) {
         let _ = key;
     }
-    /// Primed spares ready now, per runtime label, and their supervisors' host pids.
+    /// Primed spares ready now, per runtime label, and the host pids of their supervisors
+    /// and of the zygotes.
     fn primed_spares(&self) -> (Vec<(String, usize)>, Vec<u32>) {
         (Vec::new(), Vec::new())
     }
@@ -747,6 +755,9 @@ pub struct ProcessSandboxConfig {
     pub isolation: Result<isolate::Isolation, String>,
     /// Most primed spares kept per launch key (0: none are primed).
     pub primed_max: usize,
+    /// Whether primed spares of forkable runtimes ([`PrimeSpec::fork`]) get their runtime
+    /// forked from a zygote (as root only).
+    pub zygotes: bool,
 }
 
 /// Each environment is a process group of the server's user, in its own cgroup when the
@@ -796,6 +807,7 @@ impl Default for ProcessSandbox {
             seccomp: Err("not requested".into()),
             isolation: Err("not requested".into()),
             primed_max: 0,
+            zygotes: false,
         })
     }
 }
@@ -1132,6 +1144,7 @@ mod tests {
             ],
             binds: vec![bind("/data/runtime", "/var/runtime")],
             staged: false,
+            fork: true,
         };
         let (_reader, writer) = std::io::pipe().unwrap();
         let mut full = spec("", writer.into());

@@ -19,7 +19,7 @@ use crate::{
 /// ahead of need, it is a *spare*: joining a cgroup waits for an RCU grace period in the
 /// kernel (about 15 ms on cgroup v1 here), which a spare pays before anyone is waiting.
 #[derive(Debug)]
-struct Supervisor {
+pub(crate) struct Supervisor {
     child: tokio::process::Child,
     pid: u32,
     cgroup: Option<Arc<cgroup::EnvCgroup>>,
@@ -28,7 +28,7 @@ struct Supervisor {
 
 impl Supervisor {
     /// Starts one, in `cgroup` (which is removed again if the start fails).
-    fn start(
+    pub(crate) fn start(
         isolation: &isolate::Isolation,
         cgroup: Option<Arc<cgroup::EnvCgroup>>,
     ) -> Result<Supervisor, SandboxError> {
@@ -81,7 +81,11 @@ impl Supervisor {
     }
 
     /// The payload's length (with `fds` attached, if any), then the payload.
-    fn send(&mut self, fds: &[std::os::fd::RawFd], payload: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn send(
+        &mut self,
+        fds: &[std::os::fd::RawFd],
+        payload: &[u8],
+    ) -> std::io::Result<()> {
         use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
         use std::io::Write;
         let header = (payload.len() as u64).to_le_bytes();
@@ -98,20 +102,91 @@ impl Supervisor {
         self.control.write_all(payload)
     }
 
+    /// Ends the message to the supervisor (it reads until end-of-file).
+    pub(crate) fn shutdown_write(&mut self) -> std::io::Result<()> {
+        self.control.shutdown(std::net::Shutdown::Write)
+    }
+
+    /// Its host pid and process (a zygote's, which the supervisor became).
+    pub(crate) fn into_child(self) -> (u32, tokio::process::Child) {
+        (self.pid, self.child)
+    }
+
     /// Primes it: sends the runtime's part of the environment with `output` (the spare's
-    /// own pipe) and waits until its runtime was started in prime mode.
-    fn prime(&mut self, output: &OwnedFd, payload: &[u8]) -> std::io::Result<()> {
+    /// own pipe) and waits until its runtime was started in prime mode. A *forked* spare's
+    /// init first asks (`Z`, with its namespaces and pipes) for its runtime, which
+    /// `zygote` forks.
+    fn prime(
+        &mut self,
+        isolation: &isolate::Isolation,
+        output: &OwnedFd,
+        payload: &[u8],
+        zygote: Option<&crate::zygote::Zygote>,
+    ) -> std::io::Result<()> {
         use std::io::Read;
         self.send(&[output.as_raw_fd()], payload)?;
         self.control
             .set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut answer = [0u8; 1];
-        match (&self.control).read(&mut answer)? {
-            1 if answer[0] == b'S' => Ok(()),
-            0 => Err(std::io::Error::other(
+        let (read, handed) = self.receive_fds(&mut answer)?;
+        if read == 1 && answer[0] == b'Z' {
+            let Some(zygote) = zygote else {
+                return Err(std::io::Error::other("a forked spare without a zygote"));
+            };
+            use std::os::fd::AsFd;
+            zygote.fork(
+                isolation,
+                &handed,
+                output.as_fd(),
+                self.cgroup.as_deref(),
+                self.pid,
+            )?;
+            drop(handed);
+        } else {
+            drop(handed);
+            // Not a request: the answer itself.
+            return self.primed_answer((read == 1).then_some(answer[0]));
+        }
+        let read = (&self.control).read(&mut answer)?;
+        self.primed_answer((read == 1).then_some(answer[0]))
+    }
+
+    /// One byte from the supervisor, with the descriptors sent with it.
+    fn receive_fds(&mut self, byte: &mut [u8; 1]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::fd::FromRawFd;
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 8]);
+        let mut iov = [std::io::IoSliceMut::new(byte)];
+        let message = recvmsg::<()>(
+            self.control.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(std::io::Error::from)?;
+        let mut fds = Vec::new();
+        for control in message.cmsgs().map_err(std::io::Error::from)? {
+            if let ControlMessageOwned::ScmRights(received) = control {
+                // SAFETY: each descriptor was just received and is owned by nothing else.
+                fds.extend(
+                    received
+                        .into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
+            }
+        }
+        Ok((message.bytes, fds))
+    }
+
+    /// What a primed supervisor's answer `byte` means (`None`: it ended).
+    fn primed_answer(&mut self, byte: Option<u8>) -> std::io::Result<()> {
+        use std::io::Read;
+        match byte {
+            Some(b'S') => Ok(()),
+            None => Err(std::io::Error::other(
                 "the supervisor ended before priming its runtime",
             )),
-            _ => {
+            Some(_) => {
                 let mut reason = Vec::new();
                 (&self.control).take(64 * 1024).read_to_end(&mut reason)?;
                 Err(std::io::Error::other(
@@ -130,7 +205,7 @@ impl Supervisor {
     /// The supervisor's report: `Ok(Ok(()))` when the runtime started, `Ok(Err(reason))`
     /// when the init said why the environment could not be set up, `Err` when the report
     /// could not be read (the supervisor ended, a timeout).
-    fn wait_report(&mut self) -> std::io::Result<Result<(), String>> {
+    pub(crate) fn wait_report(&mut self) -> std::io::Result<Result<(), String>> {
         use std::io::Read;
         self.control
             .set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -164,7 +239,7 @@ impl Supervisor {
         });
     }
 
-    fn discard_now(self) {
+    pub(crate) fn discard_now(self) {
         if let Some(cgroup) = &self.cgroup {
             cgroup.kill_all();
         }
@@ -378,6 +453,12 @@ struct Pool {
     failed_at: Option<std::time::Instant>,
     /// When a spare was last claimed.
     last_claim: Option<std::time::Instant>,
+    /// The key's zygote, once started (kept while the server runs: the runtimes it forked
+    /// are its children and end with it).
+    zygote: Option<Arc<crate::zygote::Zygote>>,
+    /// When forking last failed (spares are primed without the zygote for
+    /// [`PRIME_RETRY_AFTER`]).
+    zygote_failed_at: Option<std::time::Instant>,
 }
 
 /// A runtime's spares are let go when none has been claimed for this long (the default
@@ -451,11 +532,16 @@ impl PrimedPools {
             .collect()
     }
 
-    /// The host pids of every ready primed spare's supervisor.
+    /// The host pids of every ready primed spare's supervisor and of every zygote.
     pub(crate) fn pids(&self) -> Vec<u32> {
         self.lock()
             .values()
-            .flat_map(|pool| pool.ready.iter().map(|s| s.supervisor.pid))
+            .flat_map(|pool| {
+                pool.ready
+                    .iter()
+                    .map(|s| s.supervisor.pid)
+                    .chain(pool.zygote.as_ref().map(|z| z.pid))
+            })
             .collect()
     }
 }
@@ -491,25 +577,47 @@ impl ProcessSandbox {
         if !self.primes() {
             return None;
         }
-        let spare = {
+        let (spare, zygote) = {
             let mut pools = self.primed.lock();
             let pool = pools.entry(key.clone()).or_default();
             let now = std::time::Instant::now();
             pool.claims.push_back(now);
             pool.last_claim = Some(now);
             pool.retarget(now, self.config.primed_max);
-            pool.ready.pop_front()
+            let spare = pool.ready.pop_front();
+            // None ready (a burst): fork one at the hand-over if the key has a zygote.
+            let zygote = match (&spare, &pool.zygote) {
+                (None, Some(zygote))
+                    if !zygote.is_dead()
+                        && pool
+                            .zygote_failed_at
+                            .is_none_or(|at| now.duration_since(at) >= PRIME_RETRY_AFTER) =>
+                {
+                    Some(Arc::clone(zygote))
+                }
+                _ => None,
+            };
+            (spare, zygote)
         };
         self.fill(key);
-        let spare = spare?;
-        let reader = spare.reader.try_clone().ok()?;
-        let writer = spare.writer.try_clone().ok()?;
+        let (reader, writer) = match &spare {
+            Some(spare) => (
+                spare.reader.try_clone().ok()?,
+                spare.writer.try_clone().ok()?,
+            ),
+            None => {
+                zygote.as_ref()?;
+                let (reader, writer) = std::io::pipe().ok()?;
+                (reader.into(), writer.into())
+            }
+        };
         Some(crate::Claimed {
             reader,
             writer,
             primed: crate::Primed {
                 key: key.clone(),
-                spare: Some(spare),
+                spare,
+                zygote,
             },
         })
     }
@@ -548,11 +656,15 @@ impl ProcessSandbox {
             let _guard = runtime.enter();
             loop {
                 let n = spares.made.fetch_add(1, Ordering::Relaxed);
-                let made = Self::make_primed(&config, &key, n);
+                let zygote = Self::zygote_for(&primed, &config, &key);
+                let made = Self::make_primed(&config, &key, n, zygote.as_deref());
                 let mut pools = primed.lock();
                 let Some(pool) = pools.get_mut(&key) else {
                     break;
                 };
+                if made.is_err() && zygote.is_some() {
+                    pool.zygote_failed_at = Some(std::time::Instant::now());
+                }
                 match made {
                     Ok(spare) if !spares.closed.load(Ordering::Acquire) => {
                         pool.failures = 0;
@@ -584,27 +696,85 @@ impl ProcessSandbox {
         });
     }
 
-    /// A spare supervisor, primed for `key`.
+    /// The zygote to fork `key`'s runtimes from, started if need be: none when the
+    /// runtime is not forkable, zygotes are off, or forking failed lately.
+    fn zygote_for(
+        primed: &PrimedPools,
+        config: &ProcessSandboxConfig,
+        key: &crate::PrimeSpec,
+    ) -> Option<Arc<crate::zygote::Zygote>> {
+        if !key.fork || key.staged || !config.zygotes {
+            return None;
+        }
+        {
+            let mut pools = primed.lock();
+            let pool = pools.get_mut(key)?;
+            if let Some(zygote) = &pool.zygote {
+                if !zygote.is_dead() {
+                    return Some(Arc::clone(zygote));
+                }
+                tracing::warn!(runtime = %key.label, "zygote gone; starting another");
+                pool.zygote = None;
+            }
+            if pool
+                .zygote_failed_at
+                .is_some_and(|at| at.elapsed() < PRIME_RETRY_AFTER)
+            {
+                return None;
+            }
+        }
+        let started = crate::zygote::Zygote::start(config, key);
+        let mut pools = primed.lock();
+        let pool = pools.get_mut(key)?;
+        match started {
+            Ok(zygote) => {
+                let zygote = Arc::new(zygote);
+                pool.zygote = Some(Arc::clone(&zygote));
+                Some(zygote)
+            }
+            Err(error) => {
+                tracing::warn!(%error, runtime = %key.label, "cannot start a zygote; priming without one");
+                pool.zygote_failed_at = Some(std::time::Instant::now());
+                None
+            }
+        }
+    }
+
+    /// A spare supervisor, primed for `key` (its runtime forked by `zygote`, if any).
     fn make_primed(
         config: &ProcessSandboxConfig,
         key: &crate::PrimeSpec,
         n: u64,
+        zygote: Option<&crate::zygote::Zygote>,
     ) -> Result<PrimedSpare, SandboxError> {
+        let (reader, writer) = std::io::pipe().map_err(SandboxError::Output)?;
+        let (reader, writer) = (OwnedFd::from(reader), OwnedFd::from(writer));
+        let supervisor = Self::primed_supervisor(config, key, n, zygote, &writer)?;
+        Ok(PrimedSpare {
+            supervisor,
+            reader,
+            writer,
+        })
+    }
+
+    /// A spare supervisor whose runtime was started (or forked by `zygote`) in prime
+    /// mode for `key`, writing to `output`.
+    fn primed_supervisor(
+        config: &ProcessSandboxConfig,
+        key: &crate::PrimeSpec,
+        n: u64,
+        zygote: Option<&crate::zygote::Zygote>,
+        output: &OwnedFd,
+    ) -> Result<Supervisor, SandboxError> {
         let Ok(isolation) = &config.isolation else {
             return Err(SandboxError::Output(std::io::Error::other(
                 "priming needs isolation",
             )));
         };
         let mut supervisor = Self::make_spare(config, n)?;
-        let (reader, writer) = std::io::pipe().map_err(SandboxError::Output)?;
-        let (reader, writer) = (OwnedFd::from(reader), OwnedFd::from(writer));
-        let payload = isolation.prime_payload(key, config.seccomp.is_ok());
-        match supervisor.prime(&writer, &payload) {
-            Ok(()) => Ok(PrimedSpare {
-                supervisor,
-                reader,
-                writer,
-            }),
+        let payload = isolation.prime_payload(key, config.seccomp.is_ok(), zygote.is_some());
+        match supervisor.prime(isolation, output, &payload, zygote) {
+            Ok(()) => Ok(supervisor),
             Err(source) => {
                 supervisor.discard_now();
                 Err(SandboxError::Spawn {
@@ -659,20 +829,49 @@ impl ProcessSandbox {
         mut primed: crate::Primed,
         spec: &SpawnSpec,
     ) -> Result<Option<SandboxProcess>, SandboxError> {
-        let Some(spare) = primed.spare.take() else {
-            return Ok(None);
-        };
         if !primed.key.accepts(spec) {
             tracing::debug!(runtime = %primed.key.label, "environment not eligible for its primed spare");
-            spare.discard();
             return Ok(None);
         }
-        let PrimedSpare {
-            mut supervisor,
-            reader,
-            writer,
-        } = spare;
-        drop((reader, writer));
+        let mut supervisor = match (primed.spare.take(), primed.zygote.take()) {
+            (Some(spare), _) => {
+                let PrimedSpare {
+                    supervisor,
+                    reader,
+                    writer,
+                } = spare;
+                drop((reader, writer));
+                supervisor
+            }
+            (None, Some(zygote)) => {
+                let started = std::time::Instant::now();
+                let n = self
+                    .spares
+                    .made
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                match Self::primed_supervisor(
+                    &self.config,
+                    &primed.key,
+                    n,
+                    Some(&zygote),
+                    &spec.output,
+                ) {
+                    Ok(supervisor) => {
+                        tracing::debug!(
+                            target: "gust::coldstart",
+                            forked_us = started.elapsed().as_micros() as u64,
+                            "spare forked on demand"
+                        );
+                        supervisor
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, runtime = %primed.key.label, "cannot fork an environment; starting one afresh");
+                        return Ok(None);
+                    }
+                }
+            }
+            (None, None) => return Ok(None),
+        };
         let limits = cgroup::Limits {
             memory_bytes: u64::from(spec.memory_mb) << 20,
             cpu_quota: None,
@@ -744,6 +943,13 @@ impl ProcessSandbox {
         for spare in spares {
             spare.supervisor.discard_now();
         }
+        let zygotes: Vec<_> = self
+            .primed
+            .lock()
+            .values_mut()
+            .filter_map(|pool| pool.zygote.take())
+            .collect();
+        drop(zygotes);
     }
 }
 

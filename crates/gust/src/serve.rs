@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// rate between one and this).
     #[arg(long, default_value_t = 8)]
     prestart_max: usize,
+    /// Python spares' runtimes forked from a zygote per runtime (a loaded interpreter)
+    /// instead of each starting its own interpreter: `on` (as root) or `off`.
+    #[arg(long, default_value = "on", value_parser = parse_on_off)]
+    zygotes: bool,
     /// Each account's concurrency limit: invocations in flight at once, as Lambda's
     /// account quota (reserved and provisioned concurrency come out of it).
     #[arg(long, default_value_t = gust_model::limits::ACCOUNT_CONCURRENT_EXECUTIONS)]
@@ -438,6 +442,15 @@ fn parse_prestart(text: &str) -> Result<Prestart, String> {
         .map(Prestart::Runtimes)
 }
 
+/// `on` or `off`.
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{other:?}: on or off")),
+    }
+}
+
 /// Namespaces and Lambda's filesystem for environments, tried once at start so the report
 /// says what actually works on this host.
 fn isolation(
@@ -571,6 +584,7 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
                 Prestart::Off => 0,
                 Prestart::Runtimes(_) => args.prestart_max,
             },
+            zygotes: args.zygotes,
         },
     ));
     let protections = sandbox.report();
@@ -693,10 +707,12 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             .collect(),
     );
     let engines: Vec<gust_engine::Engine> = planes.iter().map(|p| p.engine.clone()).collect();
-    // Primed spares are the sandbox's, shared by every account's engine.
-    if let (Prestart::Runtimes(runtimes), Some(engine)) = (&args.prestart, engines.first()) {
-        engine.prestart(runtimes);
-    }
+    // Primed spares are the sandbox's, shared by every account's engine; primed once the
+    // async runtime runs (spares are made on threads that enter it).
+    let prestart = match (&args.prestart, engines.first()) {
+        (Prestart::Runtimes(runtimes), Some(engine)) => Some((engine.clone(), runtimes.clone())),
+        _ => None,
+    };
     let account_count = planes.len();
     let auth = if args.no_auth {
         Auth::Disabled
@@ -806,6 +822,9 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        if let Some((engine, runtimes)) = &prestart {
+            engine.prestart(runtimes);
+        }
         sqs.start_sweeper();
         logs.start_sweeper();
         let listener = tokio::net::TcpListener::bind(args.listen)

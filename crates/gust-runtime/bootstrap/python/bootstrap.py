@@ -55,6 +55,12 @@ def await_hand_over(fd):
     os.chdir(os.fsdecode(items[0]))
 
 
+if "_GUST_ZYGOTE_FD" in os.environ:
+    # A zygote: returns only in a runtime it forked, which then waits for its hand-over.
+    import encodings.idna  # noqa: F401
+    import gust_zygote
+    gust_zygote.serve(int(os.environ.pop("_GUST_ZYGOTE_FD")))
+
 if "_GUST_HANDOVER_FD" in os.environ:
     # What the first connection would import (a host name goes through the IDNA codec).
     import encodings.idna  # noqa: F401
