@@ -362,6 +362,15 @@ impl EnvCgroup {
         }
     }
 
+    /// The `cgroup.procs` files: a supervisor writes `0` to each (it joins first thing, so
+    /// the server can start it without forking itself).
+    pub fn procs_paths(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .map(|(_, dir)| dir.join("cgroup.procs"))
+            .collect()
+    }
+
     /// Opened `cgroup.procs` files: writing `0` to each from the child moves it in before
     /// it runs any of the function's code.
     pub fn procs_files(&self) -> Result<Vec<OwnedFd>, CgroupError> {

@@ -44,6 +44,11 @@ pub const INIT_ARG: &str = "__sandbox-init";
 /// environment on stdin.
 pub const AWAIT_ARG: &str = "--await-spec";
 
+/// After [`AWAIT_ARG`], each followed by a `cgroup.procs` file the supervisor writes `0` to
+/// before anything else (its cgroups: the server starts it with `posix_spawn`, which
+/// cannot, rather than forking its own large address space for each environment).
+pub const JOIN_ARG: &str = "--join";
+
 /// The descriptor a primed runtime reads its environment from ([`HANDOVER_VAR`] names it).
 pub const HANDOVER_FD: RawFd = 3;
 
@@ -601,10 +606,61 @@ fn loopback_up() -> Result<(), IsolateError> {
     Ok(())
 }
 
+/// What a supervisor and the server must agree on (this file's text, hashed): a
+/// supervisor binary other than the server's own (`gust-init`) is used only when it says
+/// the same ([`PROTOCOL_ARG`]).
+pub const PROTOCOL: u64 = {
+    let text = include_bytes!("isolate.rs");
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < text.len() {
+        hash ^= text[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+};
+
+/// After [`INIT_ARG`]: print [`PROTOCOL`] and exit.
+pub const PROTOCOL_ARG: &str = "--protocol";
+
+/// The program environments' supervisors run: `gust-init` beside the server's binary
+/// `server` when it speaks this build's [`PROTOCOL`] (a small binary starts in a fraction
+/// of the server's time: every environment and spare starts one), else `server` itself.
+pub fn init_program(server: PathBuf) -> PathBuf {
+    let small = server.with_file_name("gust-init");
+    let agrees = std::process::Command::new(&small)
+        .args([INIT_ARG, PROTOCOL_ARG])
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|out| out.status.success() && out.stdout == PROTOCOL.to_string().as_bytes());
+    if agrees {
+        small
+    } else {
+        server
+    }
+}
+
 /// The supervisor's `main`: sets the environment up and returns the exit code to exit
 /// with (or does not return, having re-raised the runtime's fatal signal).
 pub fn init_main(args: &[OsString]) -> i32 {
+    if args.first().is_some_and(|a| a == PROTOCOL_ARG) {
+        print!("{PROTOCOL}");
+        return 0;
+    }
     let received = if args.first().is_some_and(|a| a == AWAIT_ARG) {
+        let mut rest = args[1..].iter();
+        while let (Some(flag), Some(procs)) = (rest.next(), rest.next()) {
+            if flag != JOIN_ARG {
+                break;
+            }
+            if let Err(error) = std::fs::write(procs, "0") {
+                eprintln!("gust sandbox: join {}: {error}", Path::new(procs).display());
+                return 126;
+            }
+        }
         receive_spec().map(|(spec, report)| (spec, Report(Some(report))))
     } else {
         InitSpec::parse(args).map(|spec| (spec, Report(None)))

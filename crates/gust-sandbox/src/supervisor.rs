@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{
-    cgroup, isolate, prepare_child, ProcessSandbox, ProcessSandboxConfig, SandboxError,
-    SandboxProcess, SpawnSpec,
+    cgroup, isolate, ProcessSandbox, ProcessSandboxConfig, SandboxError, SandboxProcess, SpawnSpec,
 };
 
 /// An isolated environment's supervisor, started with `--await-spec` (in the
@@ -33,15 +32,16 @@ impl Supervisor {
         cgroup: Option<Arc<cgroup::EnvCgroup>>,
     ) -> Result<Supervisor, SandboxError> {
         let result = (|| {
-            let procs = match &cgroup {
-                Some(cgroup) => cgroup.procs_files()?,
-                None => Vec::new(),
-            };
             let (control, theirs) =
                 std::os::unix::net::UnixStream::pair().map_err(SandboxError::Output)?;
             let mut command = std::process::Command::new(&isolation.init_program);
+            command.args([isolate::INIT_ARG, isolate::AWAIT_ARG]);
+            // Joined by the supervisor itself, first thing: no `pre_exec` hook, so the
+            // server spawns it without copying its own address space (`posix_spawn`).
+            for procs in cgroup.iter().flat_map(|c| c.procs_paths()) {
+                command.arg(isolate::JOIN_ARG).arg(procs);
+            }
             command
-                .args([isolate::INIT_ARG, isolate::AWAIT_ARG])
                 .env_clear()
                 .current_dir("/")
                 .stdin(Stdio::from(OwnedFd::from(theirs)))
@@ -49,7 +49,6 @@ impl Supervisor {
                 .stderr(Stdio::null())
                 // Its own group, so ending the environment ends everything it started.
                 .process_group(0);
-            prepare_child(&mut command, procs, None);
             let mut command = tokio::process::Command::from(command);
             command.kill_on_drop(true);
             let child = command.spawn().map_err(|source| SandboxError::Spawn {

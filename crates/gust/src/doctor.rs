@@ -134,9 +134,9 @@ fn probe_isolation() -> Result<(), String> {
     std::fs::create_dir_all(&staging).map_err(|e| format!("no temporary directory: {e}"))?;
     let result = std::env::current_exe()
         .map_err(|e| e.to_string())
-        .and_then(|init_program| {
+        .and_then(|server| {
             gust_sandbox::isolate::Isolation::for_host(
-                init_program,
+                gust_sandbox::isolate::init_program(server),
                 staging.clone(),
                 gust_sandbox::isolate::NetworkMode::Host,
             )

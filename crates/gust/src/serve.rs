@@ -461,8 +461,9 @@ fn isolation(
     if off {
         return Err("turned off with --no-isolation".into());
     }
-    let init_program =
-        std::env::current_exe().map_err(|e| format!("cannot find the gust binary: {e}"))?;
+    let init_program = gust_sandbox::isolate::init_program(
+        std::env::current_exe().map_err(|e| format!("cannot find the gust binary: {e}"))?,
+    );
     let staging = data_dir.join("sandbox").join("root");
     let isolation = gust_sandbox::isolate::Isolation::for_host(init_program, staging, network);
     let rootless = isolation.rootless;
