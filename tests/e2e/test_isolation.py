@@ -466,7 +466,17 @@ def test_what_a_crashed_server_left_is_cleared_at_the_next_start(make_server, tm
 
     server.stop(signal.SIGKILL)
     orphans = left_behind()
-    assert len(orphans) >= 3, "the environment (supervisor, init, runtime) survives the crash"
+
+    def described(pids):
+        found = {}
+        for pid in pids:
+            try:
+                found[pid] = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ")[:100]
+            except OSError as error:
+                found[pid] = str(error)
+        return found
+    assert len(orphans) >= 3, ("the environment (supervisor, init, runtime) survives the crash",
+                               described(orphans), os.listdir(parent))
     again = make_server(data_dir=data)
     # Cleared in the background, so the restart does not wait for it.
     deadline = time.monotonic() + 20
@@ -474,7 +484,8 @@ def test_what_a_crashed_server_left_is_cleared_at_the_next_start(make_server, tm
         time.sleep(0.05)
     assert left_behind() == []
     for pid in orphans:
-        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z", \
+            (pid, described([pid]), open(f"/proc/{pid}/stat").read())
     assert invoke(again.client(), "left")["pids"] == [1, 2]
 
 

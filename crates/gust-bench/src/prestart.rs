@@ -3,10 +3,11 @@
 //! (environments created per second) on both; and the memory (PSS) of an idle environment
 //! that started from a primed spare, of one started afresh, and of a primed spare waiting.
 //!
-//! Two servers run side by side, one with `--prestart python3.11,nodejs20.x` (and native
-//! environments as usual: `provided` runtimes are never primed) and one with
-//! `--prestart off`; cold starts alternate between them, one at a time, each after the
-//! previous environment is gone (250 ms, which also lets the primed spare be refilled).
+//! Three servers run side by side: one with `--prestart python3.11,nodejs20.x` (Python's
+//! spares forked from a zygote; native environments staged), the same with `--zygotes off`
+//! (Python's spares each start their interpreter), and one with `--prestart off`; cold
+//! starts alternate between them, one at a time, each after the previous environment is
+//! gone (250 ms, which also lets the primed spare be refilled).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -124,20 +125,47 @@ pub(crate) async fn run(args: &Args, runtimes: &[Runtime]) -> Result<()> {
         &["--prestart", "python3.11,nodejs20.x", budget[0], budget[1]],
     )?;
     let off_server = start_server(&args.gust, &["--prestart", "off", budget[0], budget[1]])?;
-    let (on, off) = (target(&on_server), target(&off_server));
+    let unforked_server = start_server(
+        &args.gust,
+        &[
+            "--prestart",
+            "python3.11,nodejs20.x",
+            "--zygotes",
+            "off",
+            budget[0],
+            budget[1],
+        ],
+    )?;
+    let (on, off, unforked) = (
+        target(&on_server),
+        target(&off_server),
+        target(&unforked_server),
+    );
     // Let the prestarted spares be made.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     for runtime in runtimes {
         let name = runtime.function;
+        // Zygotes are Python's only: the third server is measured for Python alone.
+        let forks = runtime.runtime.starts_with("python");
         create(&on, runtime, name).await?;
         create(&off, runtime, name).await?;
+        if forks {
+            create(&unforked, runtime, name).await?;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
         on.invoke(name).await?;
         off.invoke(name).await?;
-        let (mut primed, mut fresh) = (Vec::new(), Vec::new());
+        if forks {
+            unforked.invoke(name).await?;
+        }
+        let (mut primed, mut fresh, mut exec_primed) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..args.cold {
-            for (t, samples) in [(&on, &mut primed), (&off, &mut fresh)] {
+            let mut servers = vec![(&on, &mut primed), (&off, &mut fresh)];
+            if forks {
+                servers.push((&unforked, &mut exec_primed));
+            }
+            for (t, samples) in servers {
                 retire(t, name, 3000 + round).await?;
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let start = Instant::now();
@@ -147,6 +175,7 @@ pub(crate) async fn run(args: &Args, runtimes: &[Runtime]) -> Result<()> {
         }
         primed.sort();
         fresh.sort();
+        exec_primed.sort();
         let (program, floor_args) = &runtime.floor;
         let floor_args: Vec<&str> = floor_args.iter().map(String::as_str).collect();
         let floor = process_start(program, &floor_args, args.cold)?;
@@ -166,6 +195,26 @@ pub(crate) async fn run(args: &Args, runtimes: &[Runtime]) -> Result<()> {
             ),
             format!("{:.2}x the bare start", p50 / ms(floor.0).max(0.001)),
         );
+        if forks {
+            let (z50, z99) = p(&exec_primed);
+            row(
+                &format!(
+                    "{} cold start p50 / p99, priming on, zygotes off",
+                    runtime.label
+                ),
+                format!("{z50:.1} / {z99:.1} ms"),
+                format!(
+                    "{:.1} / {:.1} ms (`{bare}` start)",
+                    ms(floor.0),
+                    ms(floor.1)
+                ),
+                format!(
+                    "{:.2}x the bare start; forking from the zygote: {:+.1} ms p50",
+                    z50 / ms(floor.0).max(0.001),
+                    p50 - z50
+                ),
+            );
+        }
         row(
             &format!("{} cold start p50 / p99, priming off", runtime.label),
             format!("{f50:.1} / {f99:.1} ms"),
@@ -185,10 +234,15 @@ pub(crate) async fn run(args: &Args, runtimes: &[Runtime]) -> Result<()> {
     if args.storm > 0 {
         if let Some(python) = runtimes.iter().find(|r| r.runtime.starts_with("python")) {
             let (mut figures, mut floors) = (Vec::new(), Vec::new());
-            for (t, label, server) in [(&on, "on", &on_server), (&off, "off", &off_server)] {
+            let configurations = [
+                (&on, "on", &on_server),
+                (&unforked, "on, zygotes off", &unforked_server),
+                (&off, "off", &off_server),
+            ];
+            for (t, label, server) in configurations {
                 // One function per invoke: each needs an environment of its own.
                 let names: Vec<String> = (0..args.storm)
-                    .map(|i| format!("burst-{label}-{i}"))
+                    .map(|i| format!("burst-{}-{i}", label.replace([',', ' '], "")))
                     .collect();
                 for name in &names {
                     create(t, python, name).await?;
@@ -207,11 +261,11 @@ pub(crate) async fn run(args: &Args, runtimes: &[Runtime]) -> Result<()> {
                 figures.push((cold, failed, made));
                 floors.push(warm);
             }
-            for (i, label) in ["on", "off"].into_iter().enumerate() {
+            for (i, label) in ["on", "on, zygotes off", "off"].into_iter().enumerate() {
                 let (cold, failed, made) = figures[i];
                 row(
                     &format!(
-                        "burst: {} first invokes at once on {} new Python functions, priming {label} (failed)",
+                        "burst: {} first invokes at once on {} new Python functions, priming {label}",
                         args.storm, args.storm
                     ),
                     format!(
@@ -235,11 +289,18 @@ pub(crate) async fn run(args: &Args, runtimes: &[Runtime]) -> Result<()> {
         .filter(|r| !r.runtime.starts_with("provided"))
     {
         let name = format!("{}-memory", runtime.function);
+        let forks = runtime.runtime.starts_with("python");
         create(&on, runtime, &name).await?;
         create(&off, runtime, &name).await?;
+        if forks {
+            create(&unforked, runtime, &name).await?;
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
         on.invoke(&name).await?;
         off.invoke(&name).await?;
+        if forks {
+            unforked.invoke(&name).await?;
+        }
         // Idle and frozen, and the spare used refilled.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let marker = format!("AWS_LAMBDA_FUNCTION_NAME={name}");
@@ -289,6 +350,49 @@ pub(crate) async fn run(args: &Args, runtimes: &[Runtime]) -> Result<()> {
             "—".into(),
             "—".into(),
         );
+        if forks {
+            let trees = environments(unforked_server.child.id());
+            let (n_used, used_kib) = kib(&trees, &|t| {
+                is_runtime(t)
+                    && contains(&t.environ, "_GUST_HANDOVER_FD")
+                    && t.cwd.as_deref() == Some(Path::new("/var/task"))
+            });
+            let (n_waiting, waiting_kib) = kib(&trees, &|t| {
+                is_runtime(t)
+                    && contains(&t.environ, "_GUST_HANDOVER_FD")
+                    && t.cwd.as_deref() != Some(Path::new("/var/task"))
+            });
+            row(
+                &format!(
+                    "{} idle environment PSS, primed with zygotes off, then used",
+                    runtime.label
+                ),
+                format!("{:.1} MiB ({n_used} seen)", used_kib as f64 / 1024.0),
+                format!(
+                    "{:.1} MiB forked from the zygote (above)",
+                    primed_kib as f64 / 1024.0
+                ),
+                format!(
+                    "{:+.1} MiB for forking",
+                    (primed_kib as f64 - used_kib as f64) / 1024.0
+                ),
+            );
+            row(
+                &format!(
+                    "{} primed spare waiting with zygotes off, PSS",
+                    runtime.label
+                ),
+                format!(
+                    "{:.1} MiB each ({n_waiting} seen)",
+                    waiting_kib as f64 / 1024.0
+                ),
+                format!("{:.1} MiB forked (above)", spare_kib as f64 / 1024.0),
+                format!(
+                    "{:+.1} MiB for forking",
+                    (spare_kib as f64 - waiting_kib as f64) / 1024.0
+                ),
+            );
+        }
     }
     Ok(())
 }

@@ -69,7 +69,7 @@ pub struct ServeArgs {
     prestart_max: usize,
     /// Python spares' runtimes forked from a zygote per runtime (a loaded interpreter)
     /// instead of each starting its own interpreter: `on` (as root) or `off`.
-    #[arg(long, default_value = "on", value_parser = parse_on_off)]
+    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     zygotes: bool,
     /// Each account's concurrency limit: invocations in flight at once, as Lambda's
     /// account quota (reserved and provisioned concurrency come out of it).

@@ -6,6 +6,7 @@ serves invocations from `AWS_LAMBDA_RUNTIME_API` until the process is stopped.
 """
 
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -20,6 +21,14 @@ def await_hand_over(fd):
     sandbox hands over the function's environment on `fd` (its working directory, then its
     variables, each a 4-byte little-endian length and its bytes, until end-of-file), then
     take it as this process's whole environment and go on as a freshly started bootstrap."""
+    # What the interpreter itself added at start (PEP 538's LC_CTYPE coercion) it would add
+    # again on a fresh start with the same fixed variables: kept (learnt before the wait).
+    try:
+        with open("/proc/self/environ", "rb") as initial:
+            started_with = {entry.partition(b"=")[0] for entry in initial.read().split(b"\0")}
+    except OSError:
+        started_with = set(os.environb)
+    wanted = {name: value for name, value in os.environb.items() if name not in started_with}
     chunks = []
     while True:
         chunk = os.read(fd, 65536)
@@ -37,36 +46,20 @@ def await_hand_over(fd):
         length = int.from_bytes(data[offset:offset + 4], "little")
         items.append(data[offset + 4:offset + 4 + length])
         offset += 4 + length
-    # What the interpreter itself added at start (PEP 538's LC_CTYPE coercion) it would add
-    # again on a fresh start with the same fixed variables: keep it.
-    try:
-        with open("/proc/self/environ", "rb") as initial:
-            started_with = {entry.partition(b"=")[0] for entry in initial.read().split(b"\0")}
-    except OSError:
-        started_with = set(os.environb)
-    added = {name: value for name, value in os.environb.items() if name not in started_with}
-    os.environ.clear()
-    for name, value in added.items():
-        os.environb[name] = value
     for item in items[1:]:
         name, _, value = item.partition(b"=")
-        os.environ[os.fsdecode(name)] = os.fsdecode(value)
+        wanted[name] = value
+    # Only what differs is changed (the fixed variables are already set as wanted, and
+    # every write may cost a copied page in a forked runtime).
+    for name in [name for name in os.environb if name not in wanted]:
+        del os.environb[name]
+    for name, value in wanted.items():
+        if os.environb.get(name) != value:
+            os.environb[name] = value
     time.tzset()
     os.chdir(os.fsdecode(items[0]))
 
 
-if "_GUST_ZYGOTE_FD" in os.environ:
-    # A zygote: returns only in a runtime it forked, which then waits for its hand-over.
-    import encodings.idna  # noqa: F401
-    import gust_zygote
-    gust_zygote.serve(int(os.environ.pop("_GUST_ZYGOTE_FD")))
-
-if "_GUST_HANDOVER_FD" in os.environ:
-    # What the first connection would import (a host name goes through the IDNA codec).
-    import encodings.idna  # noqa: F401
-    await_hand_over(int(os.environ["_GUST_HANDOVER_FD"]))
-
-API = os.environ["AWS_LAMBDA_RUNTIME_API"]
 PREFIX = "/2018-06-01/runtime"
 _current_request_id = ""
 
@@ -345,7 +338,7 @@ def main():
     sys.path[0:0] = [task_root, os.path.join(opt, "python", "lib", version, "site-packages"),
                      os.path.join(opt, "python")]
     install_logging()
-    client = RuntimeClient(API)
+    client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
     try:
         handler = load_handler(os.environ.get("_HANDLER", ""))
     except InitError as error:
@@ -397,5 +390,49 @@ def main():
         client.post(f"/invocation/{request_id}/response", payload)
 
 
+def warm_up():
+    """Prime mode: what every start does first, done before the hand-over (its results are
+    kept or cached, whatever the function): the IDNA codec a host name's connection
+    imports, the resolver's first use, the compiler's, the import system's, the
+    formatter's and JSON's. In a runtime forked from a zygote it runs again after the
+    fork: the pages those steps write are then this process's own before the hand-over,
+    not copied one fault at a time during the cold start."""
+    import encodings.idna  # noqa: F401
+    try:
+        socket.getaddrinfo("127.0.0.1", 9001, 0, socket.SOCK_STREAM)
+    except OSError:
+        pass
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
+    compile("def handler(event, context):\n    return event\n", "<warm-up>", "exec")
+    importlib.util.find_spec("_gust_warm_up_absent")
+    LambdaFormatter().format(logging.LogRecord("warm-up", logging.INFO, __file__, 0, "", (), None))
+    json.loads(json.dumps({"warm": ["up", 1, 2.5, None, True]}))
+    os.environb[b"_GUST_WARM_UP"] = b"1"
+    del os.environb[b"_GUST_WARM_UP"]
+    # An answer's parsing and an invocation's context, on a response that is never sent.
+    rehearsal = RuntimeClient("127.0.0.1:9001")
+    rehearsal.buffer = bytearray(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                                 b"Lambda-Runtime-Aws-Request-Id: warm-up\r\n\r\n{}")
+    rehearsal._read_response()
+    LambdaContext("warm-up", 0, "", None, None).get_remaining_time_in_millis()
+    # The import system's whole path for a source module (finder, loader, compile, exec):
+    # Gust's SnapStart hooks module, loaded again in a forked runtime (nothing registered
+    # yet: no function code has run).
+    if "snapshot_restore_py" in sys.modules:
+        importlib.reload(sys.modules["snapshot_restore_py"])
+    else:
+        import snapshot_restore_py  # noqa: F401
+
+
 if __name__ == "__main__":
+    if "_GUST_ZYGOTE_FD" in os.environ or "_GUST_HANDOVER_FD" in os.environ:
+        # Everything above is loaded (module code, classes) before the wait.
+        warm_up()
+    if "_GUST_ZYGOTE_FD" in os.environ:
+        # A zygote: returns only in a runtime it forked, which then waits for its hand-over.
+        import gust_zygote
+        gust_zygote.serve(int(os.environ.pop("_GUST_ZYGOTE_FD")))
+        warm_up()
+    if "_GUST_HANDOVER_FD" in os.environ:
+        await_hand_over(int(os.environ["_GUST_HANDOVER_FD"]))
     main()

@@ -33,6 +33,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -169,6 +170,13 @@ def _fork(data, fds, control, own_pid_namespace):
         _fail(ready, "gust zygote: %s" % error)
     if runtime != 0:
         os._exit(0)
+    # The init reaps the runtime as its own child: ready only once adopted (its parent,
+    # pid 2, has exited).
+    deadline = time.monotonic() + 10
+    while os.getppid() != 1:
+        if time.monotonic() > deadline:
+            _fail(ready, "gust zygote: the runtime was not adopted by the init")
+        time.sleep(0.00005)
     _become_runtime(request, filters, handover, ready, output, control)
     return True
 
