@@ -53,6 +53,9 @@ def handler(event, context):
         "ppid": os.getppid(),
         "pid": os.getpid(),
         "forked": "gust_zygote" in __import__("sys").modules,
+        # Forked from one zygote, environments must not share random state.
+        "random": __import__("random").getrandbits(64),
+        "uuid": str(__import__("uuid").uuid4()),
         "sys_path_head": __import__("sys").path[:3],
     }
 '''
@@ -178,6 +181,9 @@ def test_two_primed_environments_share_nothing(primed):
     one = cold(lam, "first", {"NUMBER": "1"}, {"secret": "first's"})
     two = cold(lam, "second", {"NUMBER": "2"})
     assert one["primed"] and two["primed"]
+    # Both forked from the runtime's zygote, yet with random states of their own.
+    assert one["forked"] and two["forked"]
+    assert one["random"] != two["random"] and one["uuid"] != two["uuid"]
     assert "secret" in one["tmp"] and "secret" not in two["tmp"]
     for kind in ("mnt", "pid", "uts", "ipc"):
         assert one["ns"][kind] != two["ns"][kind], kind

@@ -610,13 +610,18 @@ fn loopback_up() -> Result<(), IsolateError> {
 /// supervisor binary other than the server's own (`gust-init`) is used only when it says
 /// the same ([`PROTOCOL_ARG`]).
 pub const PROTOCOL: u64 = {
-    let text = include_bytes!("isolate.rs");
+    // Everything the supervisor runs of this crate: its code and the seccomp filters.
+    let texts: [&[u8]; 2] = [include_bytes!("isolate.rs"), include_bytes!("seccomp.rs")];
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < text.len() {
-        hash ^= text[i] as u64;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-        i += 1;
+    let mut t = 0;
+    while t < texts.len() {
+        let mut i = 0;
+        while i < texts[t].len() {
+            hash ^= texts[t][i] as u64;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+            i += 1;
+        }
+        t += 1;
     }
     hash
 };
@@ -651,11 +656,13 @@ pub fn init_main(args: &[OsString]) -> i32 {
         return 0;
     }
     let received = if args.first().is_some_and(|a| a == AWAIT_ARG) {
-        let mut rest = args[1..].iter();
-        while let (Some(flag), Some(procs)) = (rest.next(), rest.next()) {
-            if flag != JOIN_ARG {
-                break;
-            }
+        let joins = &args[1..];
+        // Only whole `--join PATH` pairs: a supervisor never runs outside its cgroup.
+        if !joins.len().is_multiple_of(2) || joins.chunks(2).any(|pair| pair[0] != JOIN_ARG) {
+            eprintln!("gust sandbox: bad arguments after {AWAIT_ARG}");
+            return 126;
+        }
+        for procs in joins.chunks(2).map(|pair| &pair[1]) {
             if let Err(error) = std::fs::write(procs, "0") {
                 eprintln!("gust sandbox: join {}: {error}", Path::new(procs).display());
                 return 126;
@@ -1262,6 +1269,13 @@ fn init_primed(spec: &InitSpec, status: OwnedFd, report: &mut Report) -> Result<
         }
     }
     let runtime = if spec.forked {
+        if spec.netns_fd.is_some() {
+            // A forked runtime joins the namespaces the init sends, which do not include
+            // a network namespace.
+            return Err(IsolateError::Args(
+                "a forked runtime in a network namespace of its own".into(),
+            ));
+        }
         fork_from_zygote(report, handover_read)?
     } else {
         let runtime = command.spawn().map_err(io("exec"))?;
@@ -1704,6 +1718,25 @@ fn drop_privileges(uid: u32, gid: u32, rootless: bool) -> Result<(), IsolateErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_supervisor_binary_is_used_only_when_it_speaks_this_protocol() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let server = dir.path().join("gust");
+        // None beside the server: the server runs its own supervisors.
+        assert_eq!(init_program(server.clone()), server);
+        let small = dir.path().join("gust-init");
+        let write = |answer: String| {
+            std::fs::write(&small, format!("#!/bin/sh\nprintf '%s' '{answer}'\n")).unwrap();
+            std::fs::set_permissions(&small, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        // Another build's (a stale `gust-init` beside a rebuilt `gust`).
+        write(PROTOCOL.wrapping_add(1).to_string());
+        assert_eq!(init_program(server.clone()), server);
+        write(PROTOCOL.to_string());
+        assert_eq!(init_program(server.clone()), small);
+    }
 
     #[test]
     fn init_arguments_round_trip() {

@@ -455,8 +455,8 @@ struct Pool {
     failed_at: Option<std::time::Instant>,
     /// When a spare was last claimed.
     last_claim: Option<std::time::Instant>,
-    /// The key's zygote, once started (kept while the server runs: the runtimes it forked
-    /// are its children and end with it).
+    /// The key's zygote, once started (replaced when dead or worn out,
+    /// `Zygote::worn_out`; the runtimes it forked are their inits' and outlive it).
     zygote: Option<Arc<crate::zygote::Zygote>>,
     /// When forking last failed (spares are primed without the zygote for
     /// [`PRIME_RETRY_AFTER`]).
@@ -720,10 +720,12 @@ impl ProcessSandbox {
             let mut pools = primed.lock();
             let pool = pools.get_mut(key)?;
             if let Some(zygote) = &pool.zygote {
-                if !zygote.is_dead() {
+                if zygote.is_dead() {
+                    tracing::warn!(runtime = %key.label, "zygote gone; starting another");
+                } else if !zygote.worn_out() {
                     return Some(Arc::clone(zygote));
                 }
-                tracing::warn!(runtime = %key.label, "zygote gone; starting another");
+                // A worn-out one ends once the last claim using it has forked.
                 pool.zygote = None;
             }
             if pool

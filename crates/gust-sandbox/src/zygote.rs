@@ -19,6 +19,14 @@ use std::time::Duration;
 
 use crate::{cgroup, isolate, ProcessSandboxConfig, SandboxError};
 
+/// What a forked spare's init sends: its mount, uts, ipc and pid namespaces, the
+/// hand-over pipe's read end and the ready pipe's write end.
+const FROM_INIT: usize = 6;
+
+/// Most runtimes one zygote forks, and its longest service, before it is replaced.
+const MAX_FORKS: u64 = 500;
+const MAX_AGE: Duration = Duration::from_secs(10 * 60);
+
 /// How long a zygote may take to load (an interpreter's start and the bootstrap's imports).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -26,7 +34,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub(crate) struct Zygote {
     /// The zygote's process (the supervisor it was started as, after its exec); killed
-    /// when dropped, which ends every environment whose runtime it forked.
+    /// when dropped. The runtimes it forked are their inits' children and live on.
     process: Mutex<Option<tokio::process::Child>>,
     pub(crate) pid: u32,
     control: OwnedFd,
@@ -35,6 +43,8 @@ pub(crate) struct Zygote {
     filter_lengths: Vec<usize>,
     filter_bytes: Vec<u8>,
     dead: AtomicBool,
+    started: std::time::Instant,
+    forks: std::sync::atomic::AtomicU64,
 }
 
 impl Zygote {
@@ -112,7 +122,16 @@ impl Zygote {
             filter_lengths: filters.iter().map(Vec::len).collect(),
             filter_bytes,
             dead: AtomicBool::new(false),
+            started: std::time::Instant::now(),
+            forks: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Whether it is due for replacement: every runtime it forks shares its address-space
+    /// layout, stack canary, pointer guard and string-hash secret, so it serves at most
+    /// [`MAX_FORKS`] runtimes or for [`MAX_AGE`] (a new one costs an interpreter's start).
+    pub(crate) fn worn_out(&self) -> bool {
+        self.forks.load(Ordering::Relaxed) >= MAX_FORKS || self.started.elapsed() >= MAX_AGE
     }
 
     /// Whether it can no longer fork (it exited, or a request could not be sent).
@@ -153,7 +172,14 @@ impl Zygote {
             .staging
             .to_str()
             .ok_or_else(|| std::io::Error::other("a staging path that is not UTF-8"))?;
+        if handed.len() != FROM_INIT || pgid == 0 {
+            return Err(std::io::Error::other(format!(
+                "a fork request with {} descriptors from the init, process group {pgid}",
+                handed.len()
+            )));
+        }
         let header = serde_json::json!({
+            "cgroups": procs.len(),
             "root": root,
             "uid": isolation.uid,
             "gid": isolation.gid,
@@ -167,6 +193,7 @@ impl Zygote {
         let mut fds: Vec<RawFd> = handed.iter().map(AsRawFd::as_raw_fd).collect();
         fds.push(output.as_raw_fd());
         fds.extend(procs.iter().map(AsRawFd::as_raw_fd));
+        self.forks.fetch_add(1, Ordering::Relaxed);
         let sent = sendmsg::<()>(
             self.control.as_raw_fd(),
             &[std::io::IoSlice::new(&request)],

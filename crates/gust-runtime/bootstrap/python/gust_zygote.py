@@ -122,9 +122,11 @@ def _fork(data, fds, control, own_pid_namespace):
     try:
         header, _, filters = data.partition(b"\n")
         request = json.loads(header)
-        if len(fds) < NAMESPACES + 3:
+        # Exactly the namespaces, the hand-over, ready and output pipes, and the cgroups
+        # the header counts: a descriptor is never taken for another's role.
+        if len(fds) != NAMESPACES + 3 + request["cgroups"] or request["pgid"] <= 0:
             raise ValueError("a fork request with %d descriptors" % len(fds))
-    except ValueError as error:
+    except (ValueError, KeyError, TypeError) as error:
         print("gust zygote: %s" % error, file=sys.stderr, flush=True)
         for fd in fds:
             os.close(fd)
@@ -132,9 +134,10 @@ def _fork(data, fds, control, own_pid_namespace):
     namespaces = fds[:NAMESPACES]
     handover, ready, output = fds[NAMESPACES:NAMESPACES + 3]
     cgroups = fds[NAMESPACES + 3:]
-    go_read, go_write = os.pipe()
     inside = -1
+    go_read = go_write = -1
     try:
+        go_read, go_write = os.pipe()
         # Only the children made from now on are in it (this process stays where it is).
         _check(_libc.setns(namespaces[3], CLONE_NEWPID), "join the environment's pid namespace")
         inside = os.fork()
@@ -142,22 +145,30 @@ def _fork(data, fds, control, own_pid_namespace):
         # The environment's init hears of it as its ready pipe closes unanswered.
         print("gust zygote: %s" % error, file=sys.stderr, flush=True)
     if inside != 0:
-        _check(_libc.setns(own_pid_namespace, CLONE_NEWPID), "leave the environment's pid namespace")
-        if inside > 0:
-            try:
+        if _libc.setns(own_pid_namespace, CLONE_NEWPID) != 0:
+            # Every later fork would land in that environment: this zygote is done (the
+            # server starts another).
+            print("gust zygote: cannot leave an environment's pid namespace", file=sys.stderr,
+                  flush=True)
+            os._exit(70)
+        try:
+            if inside > 0:
                 # Its process group is the environment's supervisor's, which only this
-                # side of the pid namespace can name.
+                # side of the pid namespace can name; it goes on only once it is in it.
                 os.setpgid(inside, request["pgid"])
-            except OSError as error:
-                print("gust zygote: setpgid: %s" % error, file=sys.stderr, flush=True)
-            os.write(go_write, b"g")
-        for fd in fds + [go_read, go_write]:
-            os.close(fd)
+                os.write(go_write, b"g")
+        except OSError as error:
+            print("gust zygote: %s" % error, file=sys.stderr, flush=True)
+        finally:
+            for fd in fds + [go_read, go_write]:
+                if fd >= 0:
+                    os.close(fd)
         return False
     # In the environment's pid namespace (pid 2), once in its process group.
     try:
         os.close(go_write)
-        os.read(go_read, 1)
+        if os.read(go_read, 1) != b"g":
+            raise OSError("not moved into the environment's process group")
         os.close(go_read)
         for procs in cgroups:
             os.write(procs, b"0")
