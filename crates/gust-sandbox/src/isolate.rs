@@ -903,6 +903,18 @@ fn set_forwarded(handler: SigHandler) {
     }
 }
 
+/// In a new mount namespace: nothing mounted from here on may reach the host.
+fn mounts_private() -> Result<(), IsolateError> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(sys("make mounts private"))
+}
+
 fn supervise(spec: &InitSpec, report: &mut Report) -> Result<i32, IsolateError> {
     if spec.zygote {
         return zygote_main(spec, report);
@@ -925,15 +937,7 @@ fn supervise(spec: &InitSpec, report: &mut Report) -> Result<i32, IsolateError> 
         let namespace = unsafe { OwnedFd::from_raw_fd(fd) };
         setns(&namespace, CloneFlags::CLONE_NEWNET).map_err(sys("join the network namespace"))?;
     }
-    // Nothing mounted from here on may reach the host.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(sys("make mounts private"))?;
+    mounts_private()?;
     let (status_read, status_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
     // The init learns through this one whether this process died before its
@@ -1003,48 +1007,19 @@ fn zygote_main(spec: &InitSpec, report: &mut Report) -> Result<i32, IsolateError
         return Err(IsolateError::Args("zygotes need root".into()));
     }
     unshare(CloneFlags::CLONE_NEWNS).map_err(sys("unshare(mount namespace)"))?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(sys("make mounts private"))?;
+    mounts_private()?;
     build_tree(spec)?;
     seal_tree(&spec.root)?;
     let root = std::ffi::CString::new(spec.root.as_os_str().as_bytes())
         .map_err(|_| IsolateError::Args("a root path with a NUL".into()))?;
     let mut command = std::process::Command::new(&spec.program);
-    command.args(&spec.args).env_clear();
-    for variable in spec.env.iter().flatten() {
-        let bytes = variable.as_bytes();
-        let split = bytes.iter().position(|b| *b == b'=').unwrap_or(bytes.len());
-        command.env(
-            OsStr::from_bytes(&bytes[..split]),
-            OsStr::from_bytes(bytes.get(split + 1..).unwrap_or_default()),
-        );
-    }
+    command.args(&spec.args);
+    replace_environment(&mut command, spec.env.as_deref().unwrap_or_default());
     // SAFETY: the hook runs in the child between fork and exec; this process is
     // single-threaded and the hook only makes raw system calls on values prepared before
     // the fork (a descriptor, the root's C string).
     unsafe {
-        command.pre_exec(move || {
-            let check = |result: libc::c_int| {
-                if result < 0 {
-                    Err(std::io::Error::last_os_error())
-                } else {
-                    Ok(())
-                }
-            };
-            if control == HANDOVER_FD {
-                check(libc::fcntl(control, libc::F_SETFD, 0))?;
-            } else {
-                check(libc::dup2(control, HANDOVER_FD))?;
-            }
-            check(libc::chroot(root.as_ptr()))?;
-            check(libc::chdir(c"/".as_ptr()))
-        });
+        command.pre_exec(move || onto_handover_fd_in(control, &root));
     }
     // Replaces this process (the server's child is the zygote itself); the report socket
     // is closed by the exec, or says why it failed.
@@ -1110,15 +1085,7 @@ fn init(
     let mut command = std::process::Command::new(&spec.program);
     command.args(&spec.args).current_dir(&spec.cwd);
     if let Some(env) = &spec.env {
-        command.env_clear();
-        for variable in env {
-            let bytes = variable.as_bytes();
-            let split = bytes.iter().position(|b| *b == b'=').unwrap_or(bytes.len());
-            command.env(
-                OsStr::from_bytes(&bytes[..split]),
-                OsStr::from_bytes(bytes.get(split + 1..).unwrap_or_default()),
-            );
-        }
+        replace_environment(&mut command, env);
     }
     let runtime = command.spawn().map_err(io("exec"))?;
     report.started();
@@ -1211,15 +1178,7 @@ fn init_primed(spec: &InitSpec, status: OwnedFd, report: &mut Report) -> Result<
     };
     let mut command = std::process::Command::new(&spec.program);
     command.args(&spec.args);
-    command.env_clear();
-    for variable in spec.env.iter().flatten() {
-        let bytes = variable.as_bytes();
-        let split = bytes.iter().position(|b| *b == b'=').unwrap_or(bytes.len());
-        command.env(
-            OsStr::from_bytes(&bytes[..split]),
-            OsStr::from_bytes(bytes.get(split + 1..).unwrap_or_default()),
-        );
-    }
+    replace_environment(&mut command, spec.env.as_deref().unwrap_or_default());
     let root = std::ffi::CString::new(spec.root.as_os_str().as_bytes())
         .map_err(|_| IsolateError::Args("a root path with a NUL".into()))?;
     let (uid, gid, rootless) = (spec.uid, spec.gid, spec.rootless);
@@ -1240,13 +1199,7 @@ fn init_primed(spec: &InitSpec, status: OwnedFd, report: &mut Report) -> Result<
                         Ok(())
                     }
                 };
-                if handover == HANDOVER_FD {
-                    check(libc::fcntl(handover, libc::F_SETFD, 0))?;
-                } else {
-                    check(libc::dup2(handover, HANDOVER_FD))?;
-                }
-                check(libc::chroot(root.as_ptr()))?;
-                check(libc::chdir(c"/".as_ptr()))?;
+                onto_handover_fd_in(handover, &root)?;
                 for capability in 0..64 {
                     libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0);
                 }
@@ -1351,6 +1304,42 @@ fn fork_from_zygote(report: &mut Report, handover: OwnedFd) -> Result<Pid, Isola
         _ => Err(IsolateError::Args(
             "the forked runtime ended before it was ready".into(),
         )),
+    }
+}
+
+/// Gives `command` exactly `env` (`KEY=VALUE` each) as its environment.
+fn replace_environment(command: &mut std::process::Command, env: &[OsString]) {
+    command.env_clear();
+    for variable in env {
+        let bytes = variable.as_bytes();
+        let split = bytes.iter().position(|b| *b == b'=').unwrap_or(bytes.len());
+        command.env(
+            OsStr::from_bytes(&bytes[..split]),
+            OsStr::from_bytes(bytes.get(split + 1..).unwrap_or_default()),
+        );
+    }
+}
+
+/// Between fork and exec: puts `fd` on [`HANDOVER_FD`] (inherited across the exec) and
+/// `chroot`s into `root`. Async-signal-safe: raw system calls on prepared values only.
+fn onto_handover_fd_in(fd: RawFd, root: &std::ffi::CStr) -> std::io::Result<()> {
+    let check = |result: libc::c_int| {
+        if result < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: fcntl, dup2, chroot and chdir on a descriptor and NUL-terminated paths that
+    // outlive the calls; no memory is touched.
+    unsafe {
+        if fd == HANDOVER_FD {
+            check(libc::fcntl(fd, libc::F_SETFD, 0))?;
+        } else {
+            check(libc::dup2(fd, HANDOVER_FD))?;
+        }
+        check(libc::chroot(root.as_ptr()))?;
+        check(libc::chdir(c"/".as_ptr()))
     }
 }
 
@@ -1473,15 +1462,7 @@ fn start_extensions(spec: &InitSpec) {
         let mut command = std::process::Command::new(program);
         command.current_dir(&spec.cwd).process_group(0);
         if let Some(env) = &spec.env {
-            command.env_clear();
-            for variable in env {
-                let bytes = variable.as_bytes();
-                let split = bytes.iter().position(|b| *b == b'=').unwrap_or(bytes.len());
-                command.env(
-                    OsStr::from_bytes(&bytes[..split]),
-                    OsStr::from_bytes(bytes.get(split + 1..).unwrap_or_default()),
-                );
-            }
+            replace_environment(&mut command, env);
         }
         if let Err(error) = command.spawn() {
             eprintln!(
