@@ -225,6 +225,27 @@ def test_the_functions_variables_are_seen_exactly(primed):
         assert node["ns"][kind] != node_fresh["ns"][kind]
 
 
+def test_a_burst_beyond_the_spares_forks_environments_on_demand(make_server):
+    """With one spare at most, eight first invokes at once: the spare serves one and the
+    rest are forked from the zygote on the spot (none starts its own interpreter), each
+    in an environment of its own."""
+    import concurrent.futures
+    from test_escape import wait_for_zygote
+    server = make_server(["--prestart", PYTHON, "--prestart-max", "1"])
+    require_isolation(server)
+    wait_for_zygote(server)
+    lam = server.client()
+    names = [f"burst-{i}" for i in range(8)]
+    for name in names:
+        deploy(lam, name, PROBE)
+    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        bodies = list(pool.map(lambda name: invoke(lam, name), names))
+    assert all(body["primed"] and body["forked"] for body in bodies), \
+        [(b["primed"], b["forked"]) for b in bodies]
+    assert len({body["ns"]["pid"] for body in bodies}) == len(names)
+    assert all(body["pids"] == [1, body["pid"]] and body["ppid"] == 1 for body in bodies)
+
+
 def test_priming_off_starts_every_environment_afresh(make_server):
     server = make_server(["--prestart", "off"])
     require_isolation(server)

@@ -120,7 +120,7 @@ impl Supervisor {
         isolation: &isolate::Isolation,
         output: &OwnedFd,
         payload: &[u8],
-        zygote: Option<&crate::zygote::Zygote>,
+        zygote: Option<(&crate::zygote::Zygote, bool)>,
     ) -> std::io::Result<()> {
         use std::io::Read;
         self.send(&[output.as_raw_fd()], payload)?;
@@ -129,7 +129,7 @@ impl Supervisor {
         let mut answer = [0u8; 1];
         let (read, handed) = self.receive_fds(&mut answer)?;
         if read == 1 && answer[0] == b'Z' {
-            let Some(zygote) = zygote else {
+            let Some((zygote, warm)) = zygote else {
                 return Err(std::io::Error::other("a forked spare without a zygote"));
             };
             use std::os::fd::AsFd;
@@ -139,6 +139,7 @@ impl Supervisor {
                 output.as_fd(),
                 self.cgroup.as_deref(),
                 self.pid,
+                warm,
             )?;
             drop(handed);
         } else {
@@ -761,7 +762,8 @@ impl ProcessSandbox {
     ) -> Result<PrimedSpare, SandboxError> {
         let (reader, writer) = std::io::pipe().map_err(SandboxError::Output)?;
         let (reader, writer) = (OwnedFd::from(reader), OwnedFd::from(writer));
-        let supervisor = Self::primed_supervisor(config, key, n, zygote, &writer)?;
+        let supervisor =
+            Self::primed_supervisor(config, key, n, zygote.map(|z| (z, true)), &writer)?;
         Ok(PrimedSpare {
             supervisor,
             reader,
@@ -769,13 +771,13 @@ impl ProcessSandbox {
         })
     }
 
-    /// A spare supervisor whose runtime was started (or forked by `zygote`) in prime
-    /// mode for `key`, writing to `output`.
+    /// A spare supervisor whose runtime was started (or forked by `zygote`, warmed up or
+    /// not) in prime mode for `key`, writing to `output`.
     fn primed_supervisor(
         config: &ProcessSandboxConfig,
         key: &crate::PrimeSpec,
         n: u64,
-        zygote: Option<&crate::zygote::Zygote>,
+        zygote: Option<(&crate::zygote::Zygote, bool)>,
         output: &OwnedFd,
     ) -> Result<Supervisor, SandboxError> {
         let Ok(isolation) = &config.isolation else {
@@ -865,7 +867,7 @@ impl ProcessSandbox {
                     &self.config,
                     &primed.key,
                     n,
-                    Some(&zygote),
+                    Some((&zygote, false)),
                     &spec.output,
                 ) {
                     Ok(supervisor) => {

@@ -154,7 +154,9 @@ impl Zygote {
     /// Asks it to fork a runtime into the primed environment whose init sent `handed`
     /// (its namespaces and pipes, [`isolate`]'s `fork_from_zygote`), with `output` as its
     /// stdout and stderr, in `cgroup` and the process group `pgid` (the supervisor's). The
-    /// init hears from the runtime itself whether it is ready.
+    /// init hears from the runtime itself whether it is ready. A `warm` runtime (a spare
+    /// kept for later) rehearses its cold start's first steps before it is claimed; one
+    /// forked for a claim waiting now does not (in a burst that is CPU the claims need).
     pub(crate) fn fork(
         &self,
         isolation: &isolate::Isolation,
@@ -162,6 +164,7 @@ impl Zygote {
         output: BorrowedFd<'_>,
         cgroup: Option<&cgroup::EnvCgroup>,
         pgid: u32,
+        warm: bool,
     ) -> std::io::Result<()> {
         use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
         let procs = match cgroup {
@@ -180,6 +183,7 @@ impl Zygote {
         }
         let header = serde_json::json!({
             "cgroups": procs.len(),
+            "warm": warm,
             "root": root,
             "uid": isolation.uid,
             "gid": isolation.gid,

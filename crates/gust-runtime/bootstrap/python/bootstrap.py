@@ -431,8 +431,8 @@ if __name__ == "__main__":
     if "_GUST_ZYGOTE_FD" in os.environ:
         # A zygote: returns only in a runtime it forked, which then waits for its hand-over.
         import gust_zygote
-        gust_zygote.serve(int(os.environ.pop("_GUST_ZYGOTE_FD")))
-        warm_up()
+        if gust_zygote.serve(int(os.environ.pop("_GUST_ZYGOTE_FD"))):
+            warm_up()
     if "_GUST_HANDOVER_FD" in os.environ:
         await_hand_over(int(os.environ["_GUST_HANDOVER_FD"]))
     main()

@@ -75,7 +75,8 @@ def _receive(control):
 
 def serve(control_fd):
     """Serves fork requests until the server goes away; returns only in a forked runtime,
-    which then goes on as a primed bootstrap."""
+    which then goes on as a primed bootstrap: whether it should warm up before its
+    hand-over (a spare kept for later; not one forked for a claim waiting now)."""
     control = socket.socket(fileno=control_fd)
     os.set_inheritable(control_fd, False)
     own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -101,8 +102,9 @@ def serve(control_fd):
                 data, fds = _receive(control)
                 if not data:
                     os._exit(0)
-                if _fork(data, fds, control, own_pid_namespace):
-                    return
+                request = _fork(data, fds, control, own_pid_namespace)
+                if request:
+                    return request.get("warm", True)
             else:
                 try:
                     os.read(wake_read, 4096)
@@ -118,7 +120,8 @@ def serve(control_fd):
 
 
 def _fork(data, fds, control, own_pid_namespace):
-    """Forks into the environment for one request; True in the runtime that led to."""
+    """Forks into the environment for one request; the request in the runtime that led
+    to, None elsewhere."""
     try:
         header, _, filters = data.partition(b"\n")
         request = json.loads(header)
@@ -130,7 +133,7 @@ def _fork(data, fds, control, own_pid_namespace):
         print("gust zygote: %s" % error, file=sys.stderr, flush=True)
         for fd in fds:
             os.close(fd)
-        return False
+        return None
     namespaces = fds[:NAMESPACES]
     handover, ready, output = fds[NAMESPACES:NAMESPACES + 3]
     cgroups = fds[NAMESPACES + 3:]
@@ -163,7 +166,7 @@ def _fork(data, fds, control, own_pid_namespace):
             for fd in fds + [go_read, go_write]:
                 if fd >= 0:
                     os.close(fd)
-        return False
+        return None
     # In the environment's pid namespace (pid 2), once in its process group.
     try:
         os.close(go_write)
@@ -189,7 +192,7 @@ def _fork(data, fds, control, own_pid_namespace):
             _fail(ready, "gust zygote: the runtime was not adopted by the init")
         time.sleep(0.00005)
     _become_runtime(request, filters, handover, ready, output, control)
-    return True
+    return request
 
 
 def _fail(ready, message):
