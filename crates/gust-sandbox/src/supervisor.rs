@@ -473,6 +473,21 @@ const SPARE_UNUSED_FOR: std::time::Duration = std::time::Duration::from_secs(15 
 const PRIME_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Pool {
+    /// Whether forking failed within [`PRIME_RETRY_AFTER`] (spares are primed without
+    /// the zygote meanwhile).
+    fn forking_failed_lately(&self, now: std::time::Instant) -> bool {
+        self.zygote_failed_at
+            .is_some_and(|at| now.duration_since(at) < PRIME_RETRY_AFTER)
+    }
+
+    /// The zygote to fork from now: alive, and forking has not failed lately.
+    fn live_zygote(&self, now: std::time::Instant) -> Option<Arc<crate::zygote::Zygote>> {
+        if self.forking_failed_lately(now) {
+            return None;
+        }
+        self.zygote.as_ref().filter(|z| !z.is_dead()).cloned()
+    }
+
     /// Whether priming has failed too often lately to try now.
     fn given_up(&mut self, now: std::time::Instant) -> bool {
         if self.failures < MAX_PRIME_FAILURES {
@@ -589,16 +604,9 @@ impl ProcessSandbox {
             pool.retarget(now, self.config.primed_max);
             let spare = pool.ready.pop_front();
             // None ready (a burst): fork one at the hand-over if the key has a zygote.
-            let zygote = match (&spare, &pool.zygote) {
-                (None, Some(zygote))
-                    if !zygote.is_dead()
-                        && pool
-                            .zygote_failed_at
-                            .is_none_or(|at| now.duration_since(at) >= PRIME_RETRY_AFTER) =>
-                {
-                    Some(Arc::clone(zygote))
-                }
-                _ => None,
+            let zygote = match spare {
+                None => pool.live_zygote(now),
+                Some(_) => None,
             };
             (spare, zygote)
         };
@@ -720,21 +728,17 @@ impl ProcessSandbox {
         {
             let mut pools = primed.lock();
             let pool = pools.get_mut(key)?;
-            if let Some(zygote) = &pool.zygote {
-                if zygote.is_dead() {
-                    tracing::warn!(runtime = %key.label, "zygote gone; starting another");
-                } else if !zygote.worn_out() {
-                    return Some(Arc::clone(zygote));
-                }
-                // A worn-out one ends once the last claim using it has forked.
-                pool.zygote = None;
-            }
-            if pool
-                .zygote_failed_at
-                .is_some_and(|at| at.elapsed() < PRIME_RETRY_AFTER)
-            {
+            let now = std::time::Instant::now();
+            if pool.forking_failed_lately(now) {
                 return None;
             }
+            if let Some(zygote) = pool.live_zygote(now).filter(|z| !z.worn_out()) {
+                return Some(zygote);
+            }
+            if pool.zygote.take().is_some_and(|z| z.is_dead()) {
+                tracing::warn!(runtime = %key.label, "zygote gone; starting another");
+            }
+            // A worn-out one ends once the last claim using it has forked.
         }
         let started = crate::zygote::Zygote::start(config, key);
         let mut pools = primed.lock();
