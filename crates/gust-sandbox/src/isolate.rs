@@ -1068,6 +1068,7 @@ fn init(
     if spec.prime {
         return init_primed(spec, status, report);
     }
+    let filters = seccomp_filters(spec.seccomp)?;
     let staged;
     let spec = if spec.stage {
         staged = init_staged(spec, report)?;
@@ -1080,7 +1081,7 @@ fn init(
     enter_root(&spec.root)?;
     nix::unistd::sethostname("localhost").map_err(sys("sethostname"))?;
     drop_privileges(spec.uid, spec.gid, spec.rootless)?;
-    confine_self(spec.seccomp)?;
+    confine_self(filters.as_deref())?;
     start_extensions(spec);
     let mut command = std::process::Command::new(&spec.program);
     command.args(&spec.args).current_dir(&spec.cwd);
@@ -1171,11 +1172,9 @@ fn init_primed(spec: &InitSpec, status: OwnedFd, report: &mut Report) -> Result<
     seal_tree(&spec.root)?;
     let (handover_read, handover_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
-    let filters = if spec.seccomp {
-        Some(crate::seccomp::filters().map_err(IsolateError::Args)?)
-    } else {
-        None
-    };
+    let filters = seccomp_filters(spec.seccomp)?;
+    // The runtime's copy goes into the hook; this process applies its own at the hand-over.
+    let runtime_filters = filters.clone();
     let mut command = std::process::Command::new(&spec.program);
     command.args(&spec.args);
     replace_environment(&mut command, spec.env.as_deref().unwrap_or_default());
@@ -1208,7 +1207,7 @@ fn init_primed(spec: &InitSpec, status: OwnedFd, report: &mut Report) -> Result<
                     check(libc::setresgid(gid, gid, gid))?;
                     check(libc::setresuid(uid, uid, uid))?;
                 }
-                match &filters {
+                match &runtime_filters {
                     Some(filters) => {
                         for filter in filters {
                             seccompiler::apply_filter(filter)
@@ -1245,7 +1244,7 @@ fn init_primed(spec: &InitSpec, status: OwnedFd, report: &mut Report) -> Result<
     })?;
     enter_root(&spec.root)?;
     drop_privileges(spec.uid, spec.gid, spec.rootless)?;
-    confine_self(spec.seccomp)?;
+    confine_self(filters.as_deref())?;
     start_extensions(&InitSpec {
         cwd: rest.cwd.clone(),
         env: rest.env.clone(),
@@ -1343,12 +1342,23 @@ fn onto_handover_fd_in(fd: RawFd, root: &std::ffi::CStr) -> std::io::Result<()> 
     }
 }
 
-/// Applies the seccomp filter (with `no_new_privs`) to this process, or only
-/// `no_new_privs` without one.
-fn confine_self(seccomp: bool) -> Result<(), IsolateError> {
+/// The seccomp filters [`confine_self`] will apply (none when `seccomp` is off), compiled
+/// ahead: a staged or primed environment does it while it waits for its function.
+fn seccomp_filters(seccomp: bool) -> Result<Option<Vec<seccompiler::BpfProgram>>, IsolateError> {
     if seccomp {
-        let filters = crate::seccomp::filters().map_err(IsolateError::Args)?;
-        for filter in &filters {
+        crate::seccomp::filters()
+            .map(Some)
+            .map_err(IsolateError::Args)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Applies the seccomp filters (with `no_new_privs`) to this process, or only
+/// `no_new_privs` without any.
+fn confine_self(filters: Option<&[seccompiler::BpfProgram]>) -> Result<(), IsolateError> {
+    if let Some(filters) = filters {
+        for filter in filters {
             seccompiler::apply_filter(filter).map_err(|e| IsolateError::Io {
                 what: format!("apply the seccomp filter: {e}"),
                 source: std::io::Error::from_raw_os_error(libc::EPERM),
