@@ -111,8 +111,8 @@ fn audit_arch() -> Result<u32, String> {
 ///
 /// One program whose system call numbers are found by binary search: attaching a filter
 /// costs the kernel an emulation of it for every system call number (the action cache),
-/// so the cost grows with the instructions an allowed call goes through — ~200 µs for a
-/// linear list of the ~45 numbers below against ~40 µs for the tree, on every cold
+/// so the cost grows with the instructions an allowed call goes through — ~220 µs for a
+/// linear list of the ~45 numbers below against ~110 µs for the tree, on every cold
 /// start's critical path (the environment's init confines itself at the hand-over).
 pub fn filters() -> Result<Vec<BpfProgram>, String> {
     let mut calls: Vec<(u32, Verdict)> = DENIED
