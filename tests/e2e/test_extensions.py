@@ -138,7 +138,8 @@ def test_telemetry_reaches_a_subscribed_listener(server, lam):
     arn = layer(lam, "telemetry-listener",
                 {"extensions/telemetry-listener": (FIXTURES / "telemetry_listener.py").read_text()},
                 ["extensions/telemetry-listener"])
-    create(lam, "ext-telemetry", [arn], env={"TELEMETRY_PORT": str(port)})
+    create(lam, "ext-telemetry", [arn],
+           env={"TELEMETRY_PORT": str(port), "TELEMETRY_TYPES": "platform,function,extension"})
     first = invoke(lam, "ext-telemetry")
     rid = first["request_id"]
     wanted = {"platform.start", "platform.runtimeDone", "platform.report"}
@@ -149,7 +150,9 @@ def test_telemetry_reaches_a_subscribed_listener(server, lam):
         seen = {e["type"] for e in events if isinstance(e["record"], dict)
                 and e["record"].get("requestId") == rid}
         logs = [e["record"] for e in events if e["type"] == "function"]
-        if (wanted <= seen and f"function says hello {rid}" in logs) or time.time() > deadline:
+        extension_logs = [e["record"] for e in events if e["type"] == "extension"]
+        if (wanted <= seen and f"function says hello {rid}" in logs
+                and extension_logs) or time.time() > deadline:
             break
         time.sleep(0.3)
     assert dump["subscribed"] == "200 OK"
@@ -157,6 +160,9 @@ def test_telemetry_reaches_a_subscribed_listener(server, lam):
     assert dump["host"] == "resolved 127.0.0.1"
     assert wanted <= seen, events
     assert f"function says hello {rid}" in logs
+    # The extension's output is `extension` telemetry, the function's `function`.
+    assert extension_logs == ["telemetry-listener says hello"], events
+    assert "telemetry-listener says hello" not in logs
     by_type = {}
     for event in events:
         by_type.setdefault(event["type"], []).append(event)
@@ -169,7 +175,8 @@ def test_telemetry_reaches_a_subscribed_listener(server, lam):
     assert {"name": "telemetry-listener", "state": "Ready", "events": []} in [
         e["record"] for e in by_type["platform.extension"]]
     assert by_type["platform.telemetrySubscription"][0]["record"] == {
-        "name": "telemetry-listener", "state": "Subscribed", "types": ["platform", "function"]}
+        "name": "telemetry-listener", "state": "Subscribed",
+        "types": ["platform", "function", "extension"]}
     start = next(e["record"] for e in by_type["platform.start"] if e["record"]["requestId"] == rid)
     assert start["version"] == "$LATEST" and start["tracing"]["type"] == "X-Amzn-Trace-Id"
     done = next(e["record"] for e in by_type["platform.runtimeDone"] if e["record"]["requestId"] == rid)
@@ -181,7 +188,10 @@ def test_telemetry_reaches_a_subscribed_listener(server, lam):
     assert metrics["billedDurationMs"] >= metrics["durationMs"] > 0
     assert "initDurationMs" in metrics, "the cold start's first invocation reports its INIT"
     out = server.gust("logs", "ext-telemetry").stdout
-    assert "TELEMETRY\tName: telemetry-listener\tState: Subscribed\tTypes: [Platform, Function]" in out
+    assert ("TELEMETRY\tName: telemetry-listener\tState: Subscribed\t"
+            "Types: [Platform, Function, Extension]") in out
+    # Both go to the function's log.
+    assert "telemetry-listener says hello" in out
     assert "EXTENSION\tName: telemetry-listener\tState: Ready\tEvents: []" in out
 
 

@@ -1,6 +1,8 @@
 //! Collects an environment's output (stdout and stderr share one pipe) into the function's
 //! log, interleaved in order with the platform's START/END/REPORT lines, and captures each
-//! invocation's part for `X-Amz-Log-Result`.
+//! invocation's part for `X-Amz-Log-Result`. External extensions write to a pipe of their
+//! own ([`Collector::extensions`]): their lines go to the same log, and to the Telemetry
+//! API as `extension` events rather than `function` ones.
 //!
 //! Order matters: the runtime writes its output before it posts its result, so when the
 //! engine marks the end of an invocation the collector first drains whatever the pipe holds
@@ -30,6 +32,15 @@ enum Command {
     },
     /// The environment's Telemetry API: output lines go to its `function` subscribers.
     Attach(Arc<gust_runtime::telemetry::Telemetry>),
+    /// Bytes the extensions wrote; `None` at the end of their pipe.
+    Extensions(Option<Vec<u8>>),
+}
+
+/// Whose output a line is.
+#[derive(Clone, Copy)]
+enum Source {
+    Runtime,
+    Extensions,
 }
 
 /// Handle to an environment's collector task; dropping the last one ends the task.
@@ -60,6 +71,7 @@ impl Collector {
             stream,
             logs,
             partial: Vec::new(),
+            extension_partial: Vec::new(),
             capture: None,
             pending: Vec::new(),
             pending_bytes: 0,
@@ -67,6 +79,33 @@ impl Collector {
         };
         tokio::spawn(run(receiver, drain, rx, state));
         Ok(Collector { commands })
+    }
+
+    /// Collects the external extensions' output from `reader` too (a pipe of their own).
+    /// Their lines are not ordered against START/END marks: they are read as they come.
+    pub(crate) fn extensions(&self, reader: OwnedFd) -> std::io::Result<()> {
+        use tokio::io::AsyncReadExt;
+        let mut receiver = pipe::Receiver::from_owned_fd(reader)?;
+        // Weak: the extensions' pipe does not keep the collector alive.
+        let commands = self.commands.downgrade();
+        tokio::spawn(async move {
+            let mut buffer = vec![0u8; 64 * 1024];
+            loop {
+                let read = receiver.read(&mut buffer).await;
+                let Some(commands) = commands.upgrade() else {
+                    return;
+                };
+                let chunk = match read {
+                    Ok(n) if n > 0 => Some(buffer[..n].to_vec()),
+                    _ => None,
+                };
+                let ended = chunk.is_none();
+                if commands.send(Command::Extensions(chunk)).is_err() || ended {
+                    return;
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Sends the environment's output lines to `telemetry` too (when it has subscribers).
@@ -122,6 +161,8 @@ struct State {
     stream: String,
     logs: Arc<dyn LogSink>,
     partial: Vec<u8>,
+    /// The extensions' unfinished line.
+    extension_partial: Vec<u8>,
     capture: Option<String>,
     pending: Vec<(i64, String)>,
     /// Message bytes in `pending`.
@@ -130,18 +171,29 @@ struct State {
 }
 
 impl State {
-    /// A line of the environment's own output. Runtime and extensions share the pipe, so
-    /// every line is `function` telemetry.
-    fn output(&mut self, message: String) {
+    /// A line of the environment's own output: `function` telemetry from the runtime's
+    /// pipe, `extension` telemetry from the extensions'.
+    fn output(&mut self, source: Source, message: String) {
         if let Some(telemetry) = self.telemetry.as_ref().filter(|t| t.active()) {
+            let (kind, name) = match source {
+                Source::Runtime => (gust_runtime::telemetry::Kind::Function, "function"),
+                Source::Extensions => (gust_runtime::telemetry::Kind::Extension, "extension"),
+            };
             telemetry.emit(
-                gust_runtime::telemetry::Kind::Function,
+                kind,
                 &crate::extensions::timestamp(),
-                "function",
+                name,
                 serde_json::Value::String(message.clone()),
             );
         }
         self.line(message);
+    }
+
+    fn partial(&mut self, source: Source) -> &mut Vec<u8> {
+        match source {
+            Source::Runtime => &mut self.partial,
+            Source::Extensions => &mut self.extension_partial,
+        }
     }
 
     fn line(&mut self, message: String) {
@@ -166,25 +218,35 @@ impl State {
         self.pending.push((now_ms(), message));
     }
 
-    fn bytes(&mut self, mut data: &[u8]) {
+    fn bytes(&mut self, data: &[u8]) {
+        self.bytes_of(Source::Runtime, data);
+    }
+
+    fn bytes_of(&mut self, source: Source, mut data: &[u8]) {
         while let Some(end) = data.iter().position(|b| *b == b'\n') {
-            self.partial.extend_from_slice(&data[..end]);
-            let line = String::from_utf8_lossy(&self.partial).into_owned();
-            self.partial.clear();
-            self.output(line);
+            let partial = self.partial(source);
+            partial.extend_from_slice(&data[..end]);
+            let line = String::from_utf8_lossy(partial).into_owned();
+            partial.clear();
+            self.output(source, line);
             data = &data[end + 1..];
         }
-        self.partial.extend_from_slice(data);
-        if self.partial.len() >= MAX_EVENT_BYTES {
-            self.flush_partial();
+        self.partial(source).extend_from_slice(data);
+        if self.partial(source).len() >= MAX_EVENT_BYTES {
+            self.flush_partial_of(source);
         }
     }
 
     fn flush_partial(&mut self) {
-        if !self.partial.is_empty() {
-            let line = String::from_utf8_lossy(&self.partial).into_owned();
-            self.partial.clear();
-            self.output(line);
+        self.flush_partial_of(Source::Runtime);
+    }
+
+    fn flush_partial_of(&mut self, source: Source) {
+        let partial = self.partial(source);
+        if !partial.is_empty() {
+            let line = String::from_utf8_lossy(partial).into_owned();
+            partial.clear();
+            self.output(source, line);
         }
     }
 
@@ -216,6 +278,14 @@ async fn run(
                     }
                     Some(Command::Attach(telemetry)) => {
                         state.telemetry = Some(telemetry);
+                        continue;
+                    }
+                    Some(Command::Extensions(chunk)) => {
+                        match chunk {
+                            Some(chunk) => state.bytes_of(Source::Extensions, &chunk),
+                            None => state.flush_partial_of(Source::Extensions),
+                        }
+                        state.write();
                         continue;
                     }
                     None => {
@@ -279,6 +349,7 @@ async fn run(
         }
     }
     state.flush_partial();
+    state.flush_partial_of(Source::Extensions);
     state.write();
 }
 
@@ -331,5 +402,44 @@ mod tests {
                 "SHUTDOWN"
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn the_extensions_pipe_goes_to_the_same_log_and_ends_with_its_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = Arc::new(LogStore::new(dir.path()).unwrap());
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let (extension_reader, mut extension_writer) = std::io::pipe().unwrap();
+        let collector = Collector::start(
+            reader.into(),
+            ("f".into(), "/aws/lambda/f".into()),
+            "stream-1".into(),
+            logs.clone(),
+        )
+        .unwrap();
+        collector.extensions(extension_reader.into()).unwrap();
+        extension_writer
+            .write_all(b"extension line\nunfinished")
+            .unwrap();
+        writer.write_all(b"runtime line\n").unwrap();
+        drop(extension_writer);
+        let messages = || -> Vec<String> {
+            let mut messages: Vec<String> = logs
+                .read("f", 0, 100)
+                .into_iter()
+                .map(|e| e.message)
+                .collect();
+            messages.sort();
+            messages
+        };
+        for _ in 0..100 {
+            collector.platform(Vec::new());
+            if messages().len() == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(messages(), ["extension line", "runtime line", "unfinished"]);
+        drop(writer);
     }
 }

@@ -368,6 +368,18 @@ impl Engine {
         if snapshot {
             api.enable_snap_start();
         }
+        // The extensions write to a pipe of their own: their lines are `extension`
+        // telemetry, the runtime's `function`.
+        let extension_output = if extensions.is_empty() {
+            None
+        } else {
+            let (reader, writer) =
+                std::io::pipe().map_err(|e| EngineError::Internal(format!("pipe: {e}")))?;
+            collector
+                .extensions(reader.into())
+                .map_err(|e| EngineError::Internal(format!("log collector: {e}")))?;
+            Some(writer.into())
+        };
         let spec = SpawnSpec {
             program: launch.program.clone(),
             args: launch.args.clone(),
@@ -391,6 +403,7 @@ impl Engine {
             binds,
             netns,
             extensions,
+            extension_output,
             primed,
         };
         let sandbox = Arc::clone(&self.inner.sandbox);

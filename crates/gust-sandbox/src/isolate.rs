@@ -220,6 +220,10 @@ pub(crate) struct InitSpec {
     pub stage: bool,
     /// External extensions, started before the runtime ([`start_extensions`]).
     pub extensions: Vec<PathBuf>,
+    /// The extensions' output is a pipe of its own, sent with the spec after the output.
+    pub extension_output: bool,
+    /// That pipe's write end (received with the spec, never a number from it).
+    pub extension_fd: Option<RawFd>,
     /// A primed environment whose runtime is forked by a zygote instead of started by
     /// the init ([`init_primed`]).
     pub forked: bool,
@@ -260,6 +264,9 @@ impl InitSpec {
         }
         if self.zygote {
             args.push("--zygote".into());
+        }
+        if self.extension_output {
+            args.push("--extension-output".into());
         }
         for extension in &self.extensions {
             args.extend(["--extension".into(), extension.clone().into()]);
@@ -304,6 +311,8 @@ impl InitSpec {
             prime: false,
             stage: false,
             extensions: Vec::new(),
+            extension_output: false,
+            extension_fd: None,
             forked: false,
             zygote: false,
             control_fd: None,
@@ -333,6 +342,7 @@ impl InitSpec {
                 "--stage" => spec.stage = true,
                 "--forked" => spec.forked = true,
                 "--zygote" => spec.zygote = true,
+                "--extension-output" => spec.extension_output = true,
                 "--extension" => spec
                     .extensions
                     .push(rest.next().ok_or_else(|| missing(flag))?.into()),
@@ -404,6 +414,8 @@ impl Isolation {
             prime: false,
             stage: false,
             extensions: Vec::new(),
+            extension_output: false,
+            extension_fd: None,
             forked: false,
             zygote: false,
             control_fd: None,
@@ -420,6 +432,7 @@ impl Isolation {
             cwd: spawn.cwd.clone(),
             args: spawn.args.clone(),
             extensions: spawn.extensions.clone(),
+            extension_output: spawn.extension_output.is_some(),
             ..self.base_spec(spawn.program.clone(), spawn.tmp_mb)
         };
         spec.env = Some(
@@ -710,18 +723,36 @@ impl Report {
         }
     }
 
-    /// The rest of a primed environment: an 8-byte length, then a hand-over payload
+    /// The rest of a primed environment: an 8-byte length (with the extensions' output
+    /// attached when the spec has one), then a hand-over payload
     /// ([`Isolation::hand_over_payload`]).
     fn receive_rest(&mut self) -> Result<InitSpec, IsolateError> {
+        use std::os::fd::AsRawFd;
         let Some(socket) = &mut self.0 else {
             return Err(IsolateError::Args("no socket to the server".into()));
         };
         let mut header = [0u8; 8];
+        let (received, fds) = receive_header(socket.as_raw_fd(), &mut header)?;
+        if received == 0 {
+            return Err(IsolateError::Args(
+                "the server went away before sending the environment".into(),
+            ));
+        }
         socket
-            .read_exact(&mut header)
+            .read_exact(&mut header[received..])
             .map_err(io("receive the environment"))?;
         let payload = read_payload(socket, header)?;
-        decode(&payload).and_then(|args| InitSpec::parse(&args))
+        let mut rest = decode(&payload).and_then(|args| InitSpec::parse(&args))?;
+        let mut fds = fds.into_iter();
+        if rest.extension_output {
+            rest.extension_fd = fds.next();
+        }
+        // Anything else sent along is not this process's to keep.
+        for fd in fds {
+            // SAFETY: received just now and owned by nothing else.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        Ok(rest)
     }
 
     /// Sends `byte` with `fds` attached (a forked environment's request for its runtime).
@@ -766,6 +797,31 @@ fn read_payload(source: &mut impl Read, header: [u8; 8]) -> Result<Vec<u8>, Isol
     Ok(payload)
 }
 
+/// Receives the start of a payload's 8-byte length on `socket` with the descriptors
+/// attached to it (close-on-exec): how many bytes of `header` arrived, and the descriptors.
+fn receive_header(
+    socket: RawFd,
+    header: &mut [u8; 8],
+) -> Result<(usize, Vec<RawFd>), IsolateError> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut space = nix::cmsg_space!([RawFd; 3]);
+    let mut iov = [std::io::IoSliceMut::new(header)];
+    let message = recvmsg::<()>(
+        socket,
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(sys("receive the environment"))?;
+    let mut fds = Vec::new();
+    for control in message.cmsgs().map_err(sys("read the descriptors"))? {
+        if let ControlMessageOwned::ScmRights(received) = control {
+            fds.extend(received);
+        }
+    }
+    Ok((message.bytes, fds))
+}
+
 /// Receives the environment on stdin (a Unix socket, kept for the [`Report`]): an 8-byte length with the output
 /// descriptor (and the network namespace's) attached, then the payload
 /// ([`Isolation::hand_over_payload`]). The output becomes stdout and stderr, and stdin
@@ -773,21 +829,8 @@ fn read_payload(source: &mut impl Read, header: [u8; 8]) -> Result<Vec<u8>, Isol
 /// environment or command line: it runs as root before any namespace exists, where
 /// `LD_PRELOAD` and its like must not reach it.
 fn receive_spec() -> Result<(InitSpec, File), IsolateError> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut header = [0u8; 8];
-    let mut space = nix::cmsg_space!([RawFd; 2]);
-    let (received, fds) = {
-        let mut iov = [std::io::IoSliceMut::new(&mut header)];
-        let message = recvmsg::<()>(0, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-            .map_err(sys("receive the environment"))?;
-        let mut fds = Vec::new();
-        for control in message.cmsgs().map_err(sys("read the descriptors"))? {
-            if let ControlMessageOwned::ScmRights(received) = control {
-                fds.extend(received);
-            }
-        }
-        (message.bytes, fds)
-    };
+    let (received, fds) = receive_header(0, &mut header)?;
     // SAFETY: descriptor 0 is this process's stdin, open for its whole life; the
     // `ManuallyDrop` keeps this `File` from closing it.
     let mut stdin = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
@@ -837,10 +880,16 @@ fn receive_spec() -> Result<(InitSpec, File), IsolateError> {
             return Err(error);
         }
     };
+    // After the output: the extensions' (when the spec says so), then the network
+    // namespace or a zygote's control socket.
+    let mut more = fds.iter().skip(1).copied();
+    if spec.extension_output {
+        spec.extension_fd = more.next();
+    }
     if spec.zygote {
-        spec.control_fd = fds.get(1).copied();
+        spec.control_fd = more.next();
     } else {
-        spec.netns_fd = fds.get(1).copied();
+        spec.netns_fd = more.next();
     }
     Ok((spec, report))
 }
@@ -964,6 +1013,11 @@ fn supervise(spec: &InitSpec, report: &mut Report) -> Result<i32, IsolateError> 
         ForkResult::Parent { child } => {
             drop(status_write);
             drop(alive_read);
+            if let Some(fd) = spec.extension_fd {
+                // SAFETY: received with the spec and owned by nothing else in this process;
+                // the init has its copy (the pipe must end when the extensions do).
+                drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
             // The init reports from here on; the server reads until every copy is closed.
             report.0 = None;
             let status = loop {
@@ -1249,6 +1303,7 @@ fn init_primed(spec: &InitSpec, status: OwnedFd, report: &mut Report) -> Result<
         cwd: rest.cwd.clone(),
         env: rest.env.clone(),
         extensions: rest.extensions.clone(),
+        extension_fd: rest.extension_fd,
         ..spec.clone()
     });
     // Nothing privileged is left in the environment: the server may go on (reported before
@@ -1462,17 +1517,38 @@ fn hosts_file() -> String {
 }
 
 /// Starts the environment's external extensions as the runtime will be (same user,
-/// environment, directory, output and seccomp filter: called just before the runtime is
-/// started); pid 1 reaps them. One that cannot start says why on the output. Each leads a
+/// environment, directory and seccomp filter: called just before the runtime is started),
+/// writing to their own pipe when the spec has one (the server tells their lines from the
+/// runtime's: the Telemetry API's `extension` type), else to the output; pid 1 reaps them.
+/// One that cannot start says why on the output. Each leads a
 /// process group of its own: that is how the server tells them from the runtime among pid
 /// 1's children, to watch them (an extension that exits retires the environment).
 fn start_extensions(spec: &InitSpec) {
     use std::os::unix::process::CommandExt;
+    // SAFETY: received with the spec, owned by nothing else, and this is its only use: it
+    // is closed here once the extensions have their copies.
+    let output = spec
+        .extension_fd
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     for program in &spec.extensions {
         let mut command = std::process::Command::new(program);
         command.current_dir(&spec.cwd).process_group(0);
         if let Some(env) = &spec.env {
             replace_environment(&mut command, env);
+        }
+        if let Some(output) = &output {
+            match (output.try_clone(), output.try_clone()) {
+                (Ok(stdout), Ok(stderr)) => {
+                    command.stdout(stdout).stderr(stderr);
+                }
+                (Err(error), _) | (_, Err(error)) => {
+                    eprintln!(
+                        "Extension {} could not be started: {error}",
+                        program.display()
+                    );
+                    continue;
+                }
+            }
         }
         if let Err(error) = command.spawn() {
             eprintln!(
@@ -1760,10 +1836,12 @@ mod tests {
             prime: true,
             stage: true,
             extensions: vec!["/opt/extensions/a b".into(), "/opt/extensions/c".into()],
+            extension_output: true,
             forked: true,
             zygote: true,
             // Never on the command line: received with the spec.
             control_fd: None,
+            extension_fd: None,
         };
         assert_eq!(InitSpec::parse(&spec.to_args()).unwrap(), spec);
         assert_eq!(

@@ -80,9 +80,12 @@ pub struct SpawnSpec {
     /// The network namespace to run in (from [`Sandbox::private_network`]), if any.
     pub netns: Option<OwnedFd>,
     /// External extensions (`/opt/extensions/…` as the environment sees them), started
-    /// before the runtime with its user, environment, directory, output and limits. One
-    /// exiting does not end the environment; ending the environment ends them.
+    /// before the runtime with its user, environment, directory and limits. One exiting
+    /// does not end the environment; ending the environment ends them.
     pub extensions: Vec<PathBuf>,
+    /// Where the extensions' stdout and stderr go: a pipe of their own, so their lines are
+    /// told from the runtime's (the Telemetry API's `extension` type); `None`: `output`.
+    pub extension_output: Option<OwnedFd>,
     /// A primed spare claimed for this environment ([`Sandbox::take_primed`]): it is handed
     /// the rest of the environment instead of a runtime being started, and `output` is the
     /// write end of the spare's own pipe (used if the spare cannot take it after all).
@@ -889,9 +892,12 @@ impl Sandbox for ProcessSandbox {
             return self.spawn_isolated(isolation, spec);
         }
         let stderr = spec.output.try_clone().map_err(SandboxError::Output)?;
-        let extension_output = (!spec.extensions.is_empty())
-            .then(|| spec.output.try_clone().map_err(SandboxError::Output))
-            .transpose()?;
+        let extension_output = match spec.extension_output {
+            Some(output) => Some(output),
+            None => (!spec.extensions.is_empty())
+                .then(|| spec.output.try_clone().map_err(SandboxError::Output))
+                .transpose()?,
+        };
         let cgroup = match &self.config.cgroups {
             Ok(cgroups) => {
                 let limits = cgroup::Limits {
@@ -1040,6 +1046,7 @@ mod tests {
             binds: Vec::new(),
             netns: None,
             extensions: Vec::new(),
+            extension_output: None,
             primed: None,
         }
     }

@@ -71,9 +71,11 @@ impl Supervisor {
     }
 
     /// Sends the environment: the payload's length with the output descriptor (and the
-    /// network namespace's) attached, then the payload, then end-of-file.
+    /// extensions' output and the network namespace's, when there are) attached, then the
+    /// payload, then end-of-file.
     fn hand_over(&mut self, spec: &SpawnSpec, payload: &[u8]) -> std::io::Result<()> {
         let mut fds = vec![spec.output.as_raw_fd()];
+        fds.extend(spec.extension_output.as_ref().map(AsRawFd::as_raw_fd));
         fds.extend(spec.netns.as_ref().map(AsRawFd::as_raw_fd));
         self.send(&fds, payload)?;
         self.control.shutdown(std::net::Shutdown::Write)
@@ -903,7 +905,13 @@ impl ProcessSandbox {
         }
         .and_then(|()| {
             let limited = started.elapsed();
-            supervisor.send(&[], &payload)?;
+            let extension_output: Vec<_> = spec
+                .extension_output
+                .as_ref()
+                .map(AsRawFd::as_raw_fd)
+                .into_iter()
+                .collect();
+            supervisor.send(&extension_output, &payload)?;
             supervisor.control.shutdown(std::net::Shutdown::Write)?;
             let report = supervisor.wait_report()?;
             // `GUST_LOG=gust::coldstart=debug`: the cgroup's limits, then the init's mounts,

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A Telemetry API subscriber: an HTTP listener on sandbox.localdomain:$TELEMETRY_PORT that
 appends every event it receives to /tmp/telemetry.jsonl (the environment's /tmp, which the
-function reads back), subscribed to platform and function telemetry."""
+function reads back), subscribed to the telemetry types in $TELEMETRY_TYPES (platform and
+function by default). It says hello on its stdout once subscribed: an `extension` line."""
 
 import json
 import os
@@ -55,7 +56,7 @@ ext_id = headers["Lambda-Extension-Identifier"]
 subscription = {
     "schemaVersion": "2022-12-13",
     "destination": {"protocol": "HTTP", "URI": f"http://sandbox.localdomain:{PORT}/telemetry"},
-    "types": ["platform", "function"],
+    "types": os.environ.get("TELEMETRY_TYPES", "platform,function").split(","),
     "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25},
 }
 status, _, body = call("PUT", "2022-07-01/telemetry",
@@ -63,5 +64,6 @@ status, _, body = call("PUT", "2022-07-01/telemetry",
                        json.dumps(subscription).encode())
 with open("/tmp/telemetry-subscribed", "w") as out:
     out.write(f"{status} {body.decode()}")
+print(f"{NAME} says hello", flush=True)
 while True:
     call("GET", "2020-01-01/extension/event/next", {"Lambda-Extension-Identifier": ext_id})
