@@ -75,10 +75,6 @@ fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
         })
 }
 
-fn read_u64(path: &Path) -> Option<u64> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
 fn mkdir(path: &Path) -> Result<(), CgroupError> {
     match fs::create_dir(path) {
         Ok(()) => Ok(()),
@@ -109,6 +105,9 @@ pub struct Cgroups {
 pub struct EnvCgroup {
     version: CgroupVersion,
     dirs: Vec<(String, PathBuf)>,
+    /// The peak-memory file, opened once: it is read after every invocation (`Max Memory
+    /// Used`), and a read at offset 0 of an open cgroup file is a fresh value.
+    peak: std::sync::OnceLock<Option<fs::File>>,
 }
 
 impl Cgroups {
@@ -207,6 +206,7 @@ impl Cgroups {
         names
             .into_iter()
             .map(|name| EnvCgroup {
+                peak: std::sync::OnceLock::new(),
                 version: self.version.clone(),
                 dirs: self
                     .parents
@@ -267,6 +267,7 @@ impl Cgroups {
     /// Creates the cgroup of environment `id` with `limits`.
     pub fn create(&self, id: &str, limits: &Limits) -> Result<EnvCgroup, CgroupError> {
         let mut env = EnvCgroup {
+            peak: std::sync::OnceLock::new(),
             version: self.version.clone(),
             dirs: Vec::new(),
         };
@@ -412,14 +413,17 @@ impl EnvCgroup {
 
     /// Peak memory of the environment's processes together, in bytes.
     pub fn peak_memory_bytes(&self) -> Option<u64> {
-        match self.version {
-            CgroupVersion::V2 => self
-                .dir("unified")
-                .and_then(|d| read_u64(&d.join("memory.peak"))),
-            CgroupVersion::V1 => self
-                .dir("memory")
-                .and_then(|d| read_u64(&d.join("memory.max_usage_in_bytes"))),
-        }
+        use std::os::unix::fs::FileExt;
+        let file = self.peak.get_or_init(|| {
+            let path = match self.version {
+                CgroupVersion::V2 => self.dir("unified")?.join("memory.peak"),
+                CgroupVersion::V1 => self.dir("memory")?.join("memory.max_usage_in_bytes"),
+            };
+            fs::File::open(path).ok()
+        });
+        let mut buffer = [0u8; 32];
+        let n = file.as_ref()?.read_at(&mut buffer, 0).ok()?;
+        std::str::from_utf8(&buffer[..n]).ok()?.trim().parse().ok()
     }
 
     /// How many processes the kernel killed for exceeding the memory limit.
@@ -582,6 +586,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(env.oom_kills(), 2);
+        // The peak is read again at each call from the file opened the first time.
+        let peak = root
+            .path()
+            .join("memory/gust-test/env-1/memory.max_usage_in_bytes");
+        fs::write(&peak, "1000\n").unwrap();
+        assert_eq!(env.peak_memory_bytes(), Some(1000));
+        fs::write(&peak, "2000\n").unwrap();
+        assert_eq!(env.peak_memory_bytes(), Some(2000));
     }
 
     #[test]
