@@ -195,6 +195,48 @@ def test_telemetry_reaches_a_subscribed_listener(server, lam):
     assert "EXTENSION\tName: telemetry-listener\tState: Ready\tEvents: []" in out
 
 
+def test_the_logs_api_reaches_a_subscribed_listener_in_its_own_shapes(server, lam):
+    """The Logs API (2020-08-15), which older extensions still use: platform.start, end
+    and report records in its shapes, runtimeDone with schema 2021-03-18, log lines with
+    their newline, and no INIT phase events (mixing the two APIs: telemetry.rs's tests)."""
+    port = free_port()
+    arn = layer(lam, "logs-listener",
+                {"extensions/logs-listener": (FIXTURES / "telemetry_listener.py").read_text()},
+                ["extensions/logs-listener"])
+    create(lam, "ext-logs-api", [arn], env={
+        "TELEMETRY_PORT": str(port), "TELEMETRY_TYPES": "platform,function,extension",
+        "LOGS_SCHEMA": "2021-03-18"})
+    rid = invoke(lam, "ext-logs-api")["request_id"]
+    deadline = time.time() + 20
+    while True:
+        dump = invoke(lam, "ext-logs-api", {"dump": True})
+        events = dump["events"]
+        mine = [e for e in events if isinstance(e["record"], dict)
+                and e["record"].get("requestId") == rid]
+        if {e["type"] for e in mine} >= {"platform.start", "platform.runtimeDone", "platform.end",
+                                          "platform.report"} or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    assert dump["subscribed"] == "200 OK"
+    by_type = {e["type"]: e["record"] for e in mine}
+    assert by_type["platform.start"] == {"requestId": rid, "version": "$LATEST"}
+    assert by_type["platform.runtimeDone"] == {"requestId": rid, "status": "success"}
+    assert by_type["platform.end"] == {"requestId": rid}
+    report = by_type["platform.report"]
+    assert set(report) == {"requestId", "metrics"}
+    assert report["metrics"]["memorySizeMB"] == 128 and report["metrics"]["durationMs"] > 0
+    assert "initDurationMs" in report["metrics"]
+    types = {e["type"] for e in events}
+    assert not {"platform.initStart", "platform.initReport", "platform.telemetrySubscription"} & types
+    assert {"name": "logs-listener", "state": "Subscribed",
+            "types": ["platform", "function", "extension"]} in [
+        e["record"] for e in events if e["type"] == "platform.logsSubscription"]
+    assert f"function says hello {rid}\n" in [e["record"] for e in events if e["type"] == "function"]
+    assert "logs-listener says hello\n" in [e["record"] for e in events if e["type"] == "extension"]
+    out = server.gust("logs", "ext-logs-api").stdout
+    assert "LOGS\tName: logs-listener\tState: Subscribed\tTypes: [Platform, Function, Extension]" in out
+
+
 def test_init_waits_for_a_slow_extension(server, lam):
     create(lam, "ext-slow-init", [recorder_layer(lam)], env={"EXT_REGISTER_DELAY": "0.6"})
     result = invoke(lam, "ext-slow-init")

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use gust_model::{FunctionConfig, LogFormat};
 use gust_runtime::extensions::{Extensions, FunctionInfo};
-use gust_runtime::telemetry::{Connect, Kind, Telemetry};
+use gust_runtime::telemetry::{Api, Connect, Kind, Telemetry};
 use gust_runtime::{InitOutcome, RuntimeApi};
 use serde_json::json;
 
@@ -176,13 +176,14 @@ pub(crate) fn init_ended(
     for name in extensions.missing() {
         extension_line(&name, "Launched", &[], None);
     }
-    for (name, types) in telemetry.subscriptions() {
+    for (name, types, api) in telemetry.subscriptions() {
         let record = json!({"name": name, "state": "Subscribed", "types": types});
+        let (event_type, line) = match api {
+            Api::Telemetry => ("platform.telemetrySubscription", "TELEMETRY"),
+            Api::Logs { .. } => ("platform.logsSubscription", "LOGS"),
+        };
         if json_logs {
-            lines.push(
-                json!({"time": now, "type": "platform.telemetrySubscription", "record": record})
-                    .to_string(),
-            );
+            lines.push(json!({"time": now, "type": event_type, "record": record}).to_string());
         } else {
             let shown: Vec<String> = types
                 .iter()
@@ -194,16 +195,11 @@ pub(crate) fn init_ended(
                 })
                 .collect();
             lines.push(format!(
-                "TELEMETRY\tName: {name}\tState: Subscribed\tTypes: [{}]",
+                "{line}\tName: {name}\tState: Subscribed\tTypes: [{}]",
                 shown.join(", ")
             ));
         }
-        telemetry.emit(
-            Kind::Platform,
-            &now,
-            "platform.telemetrySubscription",
-            record,
-        );
+        telemetry.emit(Kind::Platform, &now, event_type, record);
     }
     // Platform records are INFO: a JSON log's `SystemLogLevel` of WARN keeps none.
     let quiet = json_logs

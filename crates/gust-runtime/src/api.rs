@@ -45,6 +45,8 @@ const MAX_HEADER_BUFFER: usize = 4 * 1024 * 1024;
 const PREFIX: &str = "/2018-06-01/runtime";
 const EXTENSION_PREFIX: &str = "/2020-01-01/extension/";
 const TELEMETRY_PATH: &str = "/2022-07-01/telemetry";
+/// The Logs API, which the Telemetry API superseded (and which Lambda still serves).
+const LOGS_PATH: &str = "/2020-08-15/logs";
 
 /// One event for the runtime, with the `next` headers Lambda sends.
 #[derive(Debug, Clone)]
@@ -532,7 +534,13 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
         return extension_request(shared, rest, request).await;
     }
     if path.trim_end_matches('/') == TELEMETRY_PATH {
-        return telemetry_request(shared, request).await;
+        return telemetry_request(shared, request, crate::telemetry::Api::Telemetry).await;
+    }
+    if path.trim_end_matches('/') == LOGS_PATH {
+        let api = crate::telemetry::Api::Logs {
+            runtime_done: false,
+        };
+        return telemetry_request(shared, request, api).await;
     }
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return api_error(
@@ -1139,12 +1147,17 @@ async fn extension_request(
     }
 }
 
-async fn telemetry_request(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+/// A subscription through the Telemetry API or (`api` is `Logs`) the Logs API.
+async fn telemetry_request(
+    shared: &Shared,
+    request: Request<Incoming>,
+    api: crate::telemetry::Api,
+) -> Response<Full<Bytes>> {
     if request.method() != Method::PUT {
         return api_error(
             StatusCode::NOT_FOUND,
             "UnknownOperation",
-            "Unknown Telemetry API operation",
+            &format!("Unknown {} operation", api.name()),
         );
     }
     let id = header(&request, "lambda-extension-identifier").map(str::to_owned);
@@ -1155,8 +1168,12 @@ async fn telemetry_request(shared: &Shared, request: Request<Incoming>) -> Respo
         Ok(name) => name,
         Err(error) => return refused(error),
     };
-    let subscribed = crate::telemetry::parse_subscription(&body)
-        .and_then(|subscription| shared.telemetry.subscribe(&name, &subscription));
+    let parsed = match api {
+        crate::telemetry::Api::Telemetry => crate::telemetry::parse_subscription(&body),
+        crate::telemetry::Api::Logs { .. } => crate::telemetry::parse_logs_subscription(&body),
+    };
+    let subscribed =
+        parsed.and_then(|subscription| shared.telemetry.subscribe(&name, &subscription));
     match subscribed {
         Ok(()) => {
             let mut response = Response::new(Full::new(Bytes::from_static(b"OK")));

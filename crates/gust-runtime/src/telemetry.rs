@@ -1,7 +1,9 @@
 //! The Telemetry API (`PUT /2022-07-01/telemetry`) of one environment: an extension
 //! subscribes a local HTTP listener to `platform`, `function` and `extension` events, and
 //! Gust POSTs them there as JSON arrays of `{"time","type","record"}` in batches bounded by
-//! the subscription's `buffering` (`maxItems`, `maxBytes`, `timeoutMs`).
+//! the subscription's `buffering` (`maxItems`, `maxBytes`, `timeoutMs`). The older Logs
+//! API (`PUT /2020-08-15/logs`) subscribes the same way and gets the same events in its own
+//! shapes ([`logs_events`]); an environment's extensions use one API or the other.
 //!
 //! Emitting never waits: each subscriber has a queue bounded in bytes ([`QUEUE_BYTES`]),
 //! drained by a task of its own that connects (through the environment's [`Connect`]: the
@@ -26,6 +28,8 @@ pub type Connect = Arc<dyn Fn(SocketAddr) -> std::io::Result<std::net::TcpStream
 
 /// Schema versions Lambda accepts.
 const SCHEMA_VERSIONS: &[&str] = &["2022-07-01", "2022-12-13", "2025-01-29"];
+/// The Logs API's schema versions: `2021-03-18` adds `platform.runtimeDone`.
+const LOGS_SCHEMA_VERSIONS: &[&str] = &["2020-08-15", "2021-03-18"];
 /// Bytes queued for one subscriber (each event's JSON plus [`EVENT_OVERHEAD`]) before new
 /// events are dropped: a listener that stops reading costs the server this much, no more.
 pub const QUEUE_BYTES: usize = 4 << 20;
@@ -86,6 +90,32 @@ impl Default for Buffering {
     }
 }
 
+/// Which API a subscription came through, so which record shapes its listener gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// The Telemetry API (`/2022-07-01/telemetry`).
+    Telemetry,
+    /// The Logs API (`/2020-08-15/logs`); `runtime_done` with schema `2021-03-18`.
+    Logs { runtime_done: bool },
+}
+
+impl Api {
+    /// The API's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Telemetry => "Telemetry API",
+            Api::Logs { .. } => "Logs API",
+        }
+    }
+
+    fn same_as(self, other: Api) -> bool {
+        matches!(
+            (self, other),
+            (Api::Telemetry, Api::Telemetry) | (Api::Logs { .. }, Api::Logs { .. })
+        )
+    }
+}
+
 /// A valid subscription request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
@@ -101,6 +131,8 @@ pub struct Subscription {
     pub types: Vec<String>,
     /// Batching.
     pub buffering: Buffering,
+    /// The API it came through.
+    pub api: Api,
 }
 
 /// Parses and validates a subscription body (Lambda's ranges); the error is the message of
@@ -118,6 +150,36 @@ pub fn parse_subscription(body: &[u8]) -> Result<Subscription, String> {
             SCHEMA_VERSIONS.join(", ")
         ));
     }
+    subscription(&value, Api::Telemetry, 1_000)
+}
+
+/// Parses and validates a Logs API subscription body: the Telemetry API's, with an
+/// optional `schemaVersion` of its own and `maxItems` 10,000 by default.
+pub fn parse_logs_subscription(body: &[u8]) -> Result<Subscription, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("Invalid JSON: {e}"))?;
+    let runtime_done = match value.get("schemaVersion") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(schema) => match schema.as_str() {
+            Some("2020-08-15") => false,
+            Some("2021-03-18") => true,
+            _ => {
+                return Err(format!(
+                    "Unsupported schemaVersion {schema}: use one of {}",
+                    LOGS_SCHEMA_VERSIONS.join(", ")
+                ))
+            }
+        },
+    };
+    subscription(&value, Api::Logs { runtime_done }, 10_000)
+}
+
+/// What both APIs' subscriptions say past their schema version.
+fn subscription(
+    value: &serde_json::Value,
+    api: Api,
+    default_max_items: u64,
+) -> Result<Subscription, String> {
     let destination = value
         .get("destination")
         .and_then(|v| v.as_object())
@@ -156,7 +218,10 @@ pub fn parse_subscription(body: &[u8]) -> Result<Subscription, String> {
             }
         };
     }
-    let mut buffering = Buffering::default();
+    let mut buffering = Buffering {
+        max_items: default_max_items as usize,
+        ..Buffering::default()
+    };
     if let Some(b) = value.get("buffering").filter(|b| !b.is_null()) {
         let field = |name: &str, min: u64, max: u64, default: u64| -> Result<u64, String> {
             match b.get(name) {
@@ -170,7 +235,7 @@ pub fn parse_subscription(body: &[u8]) -> Result<Subscription, String> {
             }
         };
         buffering = Buffering {
-            max_items: field("maxItems", 1_000, 10_000, 1_000)? as usize,
+            max_items: field("maxItems", 1_000, 10_000, default_max_items)? as usize,
             max_bytes: field("maxBytes", 262_144, 1_048_576, 262_144)? as usize,
             timeout_ms: field("timeoutMs", 25, 30_000, 1_000)?,
         };
@@ -182,7 +247,76 @@ pub fn parse_subscription(body: &[u8]) -> Result<Subscription, String> {
         kinds,
         types,
         buffering,
+        api,
     })
+}
+
+/// One event in the Logs API's shapes, and whether only schema `2021-03-18` has it.
+struct LogsEvent {
+    text: Arc<str>,
+    runtime_done: bool,
+}
+
+/// A Telemetry API event as the Logs API gives it: none for what it does not have (INIT
+/// and restore phases, `platform.telemetrySubscription`), `platform.end` then a slimmer
+/// `platform.report` for a report, `platform.start` with the request and version only,
+/// `platform.runtimeDone` with its status (schema `2021-03-18` only), and log lines with
+/// their newline.
+fn logs_events(time: &str, event_type: &str, record: &serde_json::Value) -> Vec<LogsEvent> {
+    use serde_json::json;
+    let event = |event_type: &str, record: serde_json::Value, runtime_done: bool| LogsEvent {
+        text: json!({"time": time, "type": event_type, "record": record})
+            .to_string()
+            .into(),
+        runtime_done,
+    };
+    let request_id = || record.get("requestId").cloned().unwrap_or_default();
+    match event_type {
+        "function" | "extension" => {
+            let line = match record {
+                serde_json::Value::String(line) => format!("{line}\n"),
+                other => format!("{other}\n"),
+            };
+            vec![event(event_type, json!(line), false)]
+        }
+        "platform.start" => vec![event(
+            event_type,
+            json!({"requestId": request_id(), "version": record.get("version").cloned().unwrap_or_default()}),
+            false,
+        )],
+        "platform.runtimeDone" => vec![event(
+            event_type,
+            json!({"requestId": request_id(), "status": record.get("status").cloned().unwrap_or_default()}),
+            true,
+        )],
+        "platform.report" => {
+            let mut metrics = serde_json::Map::new();
+            for name in [
+                "durationMs",
+                "billedDurationMs",
+                "memorySizeMB",
+                "maxMemoryUsedMB",
+                "initDurationMs",
+            ] {
+                if let Some(value) = record.get("metrics").and_then(|m| m.get(name)) {
+                    metrics.insert(name.to_owned(), value.clone());
+                }
+            }
+            vec![
+                event("platform.end", json!({"requestId": request_id()}), false),
+                event(
+                    event_type,
+                    json!({"requestId": request_id(), "metrics": metrics}),
+                    false,
+                ),
+            ]
+        }
+        "platform.extension"
+        | "platform.logsSubscription"
+        | "platform.logsDropped"
+        | "platform.fault" => vec![event(event_type, record.clone(), false)],
+        _ => Vec::new(),
+    }
 }
 
 /// `http://sandbox.localdomain:PORT/path` (or `sandbox`, `localhost`, `127.0.0.1`): the
@@ -222,6 +356,7 @@ enum Item {
 #[derive(Debug)]
 struct Subscriber {
     agent: String,
+    api: Api,
     kinds: u8,
     types: Vec<String>,
     queue: mpsc::UnboundedSender<ItemBox>,
@@ -286,6 +421,19 @@ impl Budget {
 }
 
 impl Subscriber {
+    /// Queues the event in this subscriber's API's shapes: `text` (the Telemetry API's) or
+    /// `logs`' (the Logs API's).
+    fn deliver(&self, text: &Arc<str>, logs: &[LogsEvent]) {
+        match self.api {
+            Api::Telemetry => self.push(text),
+            Api::Logs { runtime_done } => {
+                for event in logs.iter().filter(|e| runtime_done || !e.runtime_done) {
+                    self.push(&event.text);
+                }
+            }
+        }
+    }
+
     /// Queues `text` if it fits the budget (else it is counted as dropped).
     fn push(&self, text: &Arc<str>) {
         if self.budget.take(text) {
@@ -342,7 +490,8 @@ impl Drop for Subscriber {
 /// [`BACKLOG_BYTES`]), and what did not fit.
 #[derive(Default)]
 struct Backlog {
-    events: Vec<(u8, Arc<str>)>,
+    /// Each event's kind, its Telemetry API text and its Logs API events.
+    events: Vec<(u8, Arc<str>, Vec<LogsEvent>)>,
     bytes: usize,
     dropped_records: u64,
     dropped_bytes: u64,
@@ -429,30 +578,56 @@ impl Telemetry {
                 .into();
         let bit = kind.bit();
         let mut hub = lock(&self.hub);
+        // The Logs API's shapes, made only when a subscriber (or one to come) needs them.
+        let logs = if hub.backlog.is_some()
+            || hub
+                .subscribers
+                .iter()
+                .any(|s| s.kinds & bit != 0 && s.api != Api::Telemetry)
+        {
+            logs_events(time, event_type, &record)
+        } else {
+            Vec::new()
+        };
+        for subscriber in &hub.subscribers {
+            if subscriber.kinds & bit != 0 {
+                // Past the budget: dropped and counted (delivery never holds the
+                // invocation up).
+                subscriber.deliver(&text, &logs);
+            }
+        }
         if let Some(backlog) = &mut hub.backlog {
             if backlog.events.len() < BACKLOG && backlog.bytes + text.len() <= BACKLOG_BYTES {
                 backlog.bytes += text.len();
-                backlog.events.push((bit, Arc::clone(&text)));
+                backlog.events.push((bit, text, logs));
             } else {
                 backlog.dropped_records += 1;
                 backlog.dropped_bytes += text.len() as u64;
             }
         }
-        for subscriber in &hub.subscribers {
-            if subscriber.kinds & bit != 0 {
-                // Past the budget: dropped and counted (delivery never holds the
-                // invocation up).
-                subscriber.push(&text);
-            }
-        }
     }
 
-    /// Subscribes `agent` (replacing its earlier subscription).
+    /// Subscribes `agent` (replacing its earlier subscription). An environment's
+    /// subscriptions all come through one API, as on Lambda.
     pub fn subscribe(&self, agent: &str, subscription: &Subscription) -> Result<(), String> {
         let mut hub = lock(&self.hub);
         let Some(connect) = hub.connect.clone() else {
-            return Err("The Telemetry API is not available in this environment".into());
+            return Err(format!(
+                "The {} is not available in this environment",
+                subscription.api.name()
+            ));
         };
+        if let Some(other) = hub
+            .subscribers
+            .iter()
+            .find(|s| !s.api.same_as(subscription.api))
+        {
+            return Err(format!(
+                "Extension {} subscribed with the {}: the extensions of an environment use either the Telemetry API or the Logs API",
+                other.agent,
+                other.api.name()
+            ));
+        }
         hub.subscribers.retain(|s| s.agent != agent);
         let (tx, rx) = mpsc::unbounded_channel();
         let budget = Arc::new(Budget::default());
@@ -464,6 +639,7 @@ impl Telemetry {
         ));
         let subscriber = Subscriber {
             agent: agent.to_owned(),
+            api: subscription.api,
             kinds: subscription.kinds,
             types: subscription.types.clone(),
             queue: tx,
@@ -476,9 +652,9 @@ impl Telemetry {
                     .budget
                     .dropped(backlog.dropped_records, backlog.dropped_bytes);
             }
-            for (bit, text) in &backlog.events {
+            for (bit, text, logs) in &backlog.events {
                 if subscription.kinds & bit != 0 {
-                    subscriber.push(text);
+                    subscriber.deliver(text, logs);
                 }
             }
         }
@@ -487,12 +663,12 @@ impl Telemetry {
         Ok(())
     }
 
-    /// Each subscribed extension's name and subscribed `types`.
-    pub fn subscriptions(&self) -> Vec<(String, Vec<String>)> {
+    /// Each subscribed extension's name, subscribed `types` and API.
+    pub fn subscriptions(&self) -> Vec<(String, Vec<String>, Api)> {
         lock(&self.hub)
             .subscribers
             .iter()
-            .map(|s| (s.agent.clone(), s.types.clone()))
+            .map(|s| (s.agent.clone(), s.types.clone(), s.api))
             .collect()
     }
 
@@ -791,7 +967,7 @@ mod tests {
         assert!(backlog.bytes <= BACKLOG_BYTES, "{}", backlog.bytes);
         assert_eq!(backlog.events.len() + backlog.dropped_records as usize, 100);
         assert!(backlog.dropped_records > 80);
-        let kept: usize = backlog.events.iter().map(|(_, t)| t.len()).sum();
+        let kept: usize = backlog.events.iter().map(|(_, t, _)| t.len()).sum();
         assert_eq!(kept, backlog.bytes);
     }
 
@@ -863,5 +1039,165 @@ mod tests {
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
             .await
             .unwrap();
+    }
+
+    fn logs_subscription(port: u16, schema: &str) -> Subscription {
+        let body = format!(
+            r#"{{{schema}"destination":{{"protocol":"HTTP","URI":"http://sandbox.localdomain:{port}/logs"}},"types":["platform","function"],"buffering":{{"timeoutMs":25}}}}"#
+        );
+        parse_logs_subscription(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn logs_api_subscriptions_have_their_own_schema_versions_and_defaults() {
+        let plain = logs_subscription(1, "");
+        assert_eq!(
+            plain.api,
+            Api::Logs {
+                runtime_done: false
+            }
+        );
+        assert_eq!(plain.buffering.max_items, 10_000);
+        let newer = logs_subscription(1, r#""schemaVersion":"2021-03-18","#);
+        assert_eq!(newer.api, Api::Logs { runtime_done: true });
+        let error = parse_logs_subscription(
+            br#"{"schemaVersion":"2022-07-01","destination":{"protocol":"HTTP","URI":"http://sandbox:1"},"types":["platform"]}"#,
+        )
+        .unwrap_err();
+        assert!(error.contains("2020-08-15, 2021-03-18"), "{error}");
+        // The Telemetry API's schema versions stay required there.
+        assert!(parse_subscription(
+            br#"{"destination":{"protocol":"HTTP","URI":"http://sandbox:1"},"types":["platform"]}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn telemetry_events_in_the_logs_apis_shapes() {
+        let texts =
+            |event_type: &str, record: serde_json::Value| -> Vec<(serde_json::Value, bool)> {
+                logs_events("t", event_type, &record)
+                    .into_iter()
+                    .map(|e| (serde_json::from_str(&e.text).unwrap(), e.runtime_done))
+                    .collect()
+            };
+        assert!(texts("platform.initStart", serde_json::json!({"phase": "init"})).is_empty());
+        assert!(texts("platform.telemetrySubscription", serde_json::json!({})).is_empty());
+        assert_eq!(
+            texts(
+                "platform.start",
+                serde_json::json!({"requestId": "r", "version": "$LATEST", "tracing": {}})
+            ),
+            [(
+                serde_json::json!({"time": "t", "type": "platform.start", "record": {"requestId": "r", "version": "$LATEST"}}),
+                false
+            )]
+        );
+        assert_eq!(
+            texts("function", serde_json::json!("hello")),
+            [(
+                serde_json::json!({"time": "t", "type": "function", "record": "hello\n"}),
+                false
+            )]
+        );
+        assert_eq!(
+            texts(
+                "platform.runtimeDone",
+                serde_json::json!({"requestId": "r", "status": "success", "metrics": {}})
+            ),
+            [(
+                serde_json::json!({"time": "t", "type": "platform.runtimeDone", "record": {"requestId": "r", "status": "success"}}),
+                true
+            )]
+        );
+        let report = texts(
+            "platform.report",
+            serde_json::json!({"requestId": "r", "status": "success", "metrics": {
+                "durationMs": 1.5, "billedDurationMs": 2, "memorySizeMB": 128,
+                "maxMemoryUsedMB": 40, "initDurationMs": 3.25}}),
+        );
+        assert_eq!(
+            report,
+            [
+                (
+                    serde_json::json!({"time": "t", "type": "platform.end", "record": {"requestId": "r"}}),
+                    false
+                ),
+                (
+                    serde_json::json!({"time": "t", "type": "platform.report", "record": {"requestId": "r", "metrics": {
+                        "durationMs": 1.5, "billedDurationMs": 2, "memorySizeMB": 128,
+                        "maxMemoryUsedMB": 40, "initDurationMs": 3.25}}}),
+                    false
+                )
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_environment_subscribes_through_one_api_and_logs_subscribers_get_its_shapes() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let telemetry = Telemetry::default();
+        telemetry.set_connect(Some(host_connect()));
+        telemetry.keep_init_events();
+        telemetry.emit(
+            Kind::Platform,
+            "t0",
+            "platform.initStart",
+            serde_json::json!({}),
+        );
+        telemetry.emit(Kind::Function, "t0", "function", serde_json::json!("early"));
+        telemetry
+            .subscribe("logs-ext", &logs_subscription(port, ""))
+            .unwrap();
+        let error = telemetry
+            .subscribe("other", &subscription(port))
+            .unwrap_err();
+        assert!(
+            error.contains("logs-ext subscribed with the Logs API"),
+            "{error}"
+        );
+        telemetry.end_init();
+        telemetry.emit(
+            Kind::Platform,
+            "t1",
+            "platform.runtimeDone",
+            serde_json::json!({"requestId": "r", "status": "success"}),
+        );
+        telemetry.emit(
+            Kind::Platform,
+            "t1",
+            "platform.report",
+            serde_json::json!({"requestId": "r", "metrics": {"durationMs": 1.0}}),
+        );
+        let (mut stream, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut seen: Vec<serde_json::Value> = Vec::new();
+        // One batch or more, until the report.
+        loop {
+            let batch = read_post(&mut stream).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await;
+            seen.extend(batch.as_array().unwrap().iter().cloned());
+            if seen.iter().any(|e| e["type"] == "platform.report") {
+                break;
+            }
+            let (next, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+                .await
+                .unwrap()
+                .unwrap();
+            stream = next;
+        }
+        let types: Vec<&str> = seen.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        // No INIT phase and no runtimeDone (schema 2020-08-15); the replayed line has its newline.
+        assert_eq!(
+            types,
+            ["function", "platform.end", "platform.report"],
+            "{seen:?}"
+        );
+        assert_eq!(seen[0]["record"], "early\n");
     }
 }

@@ -2,7 +2,9 @@
 """A Telemetry API subscriber: an HTTP listener on sandbox.localdomain:$TELEMETRY_PORT that
 appends every event it receives to /tmp/telemetry.jsonl (the environment's /tmp, which the
 function reads back), subscribed to the telemetry types in $TELEMETRY_TYPES (platform and
-function by default). It says hello on its stdout once subscribed: an `extension` line."""
+function by default). It says hello on its stdout once subscribed: an `extension` line.
+With $LOGS_SCHEMA set it subscribes through the older Logs API (`2020-08-15/logs`) with that
+schemaVersion ("none": without one), as the official samples' Logs API extensions do."""
 
 import json
 import os
@@ -59,7 +61,14 @@ subscription = {
     "types": os.environ.get("TELEMETRY_TYPES", "platform,function").split(","),
     "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25},
 }
-status, _, body = call("PUT", "2022-07-01/telemetry",
+path = "2022-07-01/telemetry"
+logs_schema = os.environ.get("LOGS_SCHEMA")
+if logs_schema:
+    path = "2020-08-15/logs"
+    subscription.pop("schemaVersion")
+    if logs_schema != "none":
+        subscription["schemaVersion"] = logs_schema
+status, _, body = call("PUT", path,
                        {"Lambda-Extension-Identifier": ext_id, "Content-Type": "application/json"},
                        json.dumps(subscription).encode())
 with open("/tmp/telemetry-subscribed", "w") as out:
