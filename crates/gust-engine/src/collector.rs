@@ -32,8 +32,8 @@ enum Command {
     },
     /// The environment's Telemetry API: output lines go to its `function` subscribers.
     Attach(Arc<gust_runtime::telemetry::Telemetry>),
-    /// Bytes the extensions wrote; `None` at the end of their pipe.
-    Extensions(Option<Vec<u8>>),
+    /// The extensions' own pipe, read by the same task after the runtime's.
+    Extensions(pipe::Receiver),
 }
 
 /// Whose output a line is.
@@ -81,30 +81,13 @@ impl Collector {
         Ok(Collector { commands })
     }
 
-    /// Collects the external extensions' output from `reader` too (a pipe of their own).
-    /// Their lines are not ordered against START/END marks: they are read as they come.
+    /// Collects the external extensions' output from `reader` too (a pipe of their own),
+    /// in the same task, read when there is nothing of the runtime's to read (so a chatty
+    /// extension waits on its pipe, as the runtime does, and never outruns the log). Their
+    /// lines are not ordered against START/END marks: they are read as they come.
     pub(crate) fn extensions(&self, reader: OwnedFd) -> std::io::Result<()> {
-        use tokio::io::AsyncReadExt;
-        let mut receiver = pipe::Receiver::from_owned_fd(reader)?;
-        // Weak: the extensions' pipe does not keep the collector alive.
-        let commands = self.commands.downgrade();
-        tokio::spawn(async move {
-            let mut buffer = vec![0u8; 64 * 1024];
-            loop {
-                let read = receiver.read(&mut buffer).await;
-                let Some(commands) = commands.upgrade() else {
-                    return;
-                };
-                let chunk = match read {
-                    Ok(n) if n > 0 => Some(buffer[..n].to_vec()),
-                    _ => None,
-                };
-                let ended = chunk.is_none();
-                if commands.send(Command::Extensions(chunk)).is_err() || ended {
-                    return;
-                }
-            }
-        });
+        let receiver = pipe::Receiver::from_owned_fd(reader)?;
+        let _ = self.commands.send(Command::Extensions(receiver));
         Ok(())
     }
 
@@ -258,6 +241,14 @@ impl State {
     }
 }
 
+/// `receiver` is readable (never resolves without one).
+async fn readable(receiver: Option<&pipe::Receiver>) -> std::io::Result<()> {
+    match receiver {
+        Some(receiver) => receiver.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn run(
     receiver: pipe::Receiver,
     mut drain: File,
@@ -266,6 +257,7 @@ async fn run(
 ) {
     let mut buffer = vec![0u8; 64 * 1024];
     let mut eof = false;
+    let mut extensions: Option<pipe::Receiver> = None;
     loop {
         tokio::select! {
             // Commands first: a mark sent before output was produced must be applied before
@@ -280,12 +272,8 @@ async fn run(
                         state.telemetry = Some(telemetry);
                         continue;
                     }
-                    Some(Command::Extensions(chunk)) => {
-                        match chunk {
-                            Some(chunk) => state.bytes_of(Source::Extensions, &chunk),
-                            None => state.flush_partial_of(Source::Extensions),
-                        }
-                        state.write();
+                    Some(Command::Extensions(receiver)) => {
+                        extensions = Some(receiver);
                         continue;
                     }
                     None => {
@@ -295,6 +283,14 @@ async fn run(
                             match drain.read(&mut buffer) {
                                 Ok(n) if n > 0 && !eof => state.bytes(&buffer[..n]),
                                 _ => break,
+                            }
+                        }
+                        if let Some(receiver) = &extensions {
+                            for _ in 0..64 {
+                                match receiver.try_read(&mut buffer) {
+                                    Ok(n) if n > 0 => state.bytes_of(Source::Extensions, &buffer[..n]),
+                                    _ => break,
+                                }
                             }
                         }
                         break;
@@ -343,6 +339,23 @@ async fn run(
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(_) => { eof = true; break; }
                     }
+                }
+                state.write();
+            }
+            // Last: the extensions' pipe, one buffer at a time.
+            ready = readable(extensions.as_ref()), if extensions.is_some() => {
+                let ended = match (ready, &extensions) {
+                    (Ok(()), Some(receiver)) => match receiver.try_read(&mut buffer) {
+                        Ok(0) => true,
+                        Ok(n) => { state.bytes_of(Source::Extensions, &buffer[..n]); false }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+                        Err(_) => true,
+                    },
+                    _ => true,
+                };
+                if ended {
+                    state.flush_partial_of(Source::Extensions);
+                    extensions = None;
                 }
                 state.write();
             }

@@ -222,23 +222,26 @@ impl Engine {
         let digest = config.code.digest;
         let layers: Vec<gust_model::CodeDigest> =
             config.layers.iter().map(|l| l.code.digest).collect();
-        let (code_dir, opt_dir) = tokio::task::spawn_blocking(move || {
-            let code = store.unpacked_code(&digest)?;
-            let opt = if layers.is_empty() {
-                None
-            } else {
-                Some(store.unpacked_layers(&layers)?)
-            };
-            Ok::<_, gust_store::StoreError>((code, opt))
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?
-        .map_err(|e| match e {
-            gust_store::StoreError::Unpack(package) => {
-                EngineError::InvalidZipFile(package.to_string())
-            }
-            other => EngineError::Internal(other.to_string()),
-        })?;
+        let (code_dir, opt_dir) = match store.unpacked_already(&digest, &layers) {
+            Some(unpacked) => unpacked,
+            None => tokio::task::spawn_blocking(move || {
+                let code = store.unpacked_code(&digest)?;
+                let opt = if layers.is_empty() {
+                    None
+                } else {
+                    Some(store.unpacked_layers(&layers)?)
+                };
+                Ok::<_, gust_store::StoreError>((code, opt))
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| match e {
+                gust_store::StoreError::Unpack(package) => {
+                    EngineError::InvalidZipFile(package.to_string())
+                }
+                other => EngineError::Internal(other.to_string()),
+            })?,
+        };
         let stream = log_stream_name(config.version);
         let view = if self.inner.sandbox.isolated() {
             View::lambda()

@@ -105,9 +105,10 @@ pub struct Cgroups {
 pub struct EnvCgroup {
     version: CgroupVersion,
     dirs: Vec<(String, PathBuf)>,
-    /// The peak-memory file, opened once: it is read after every invocation (`Max Memory
-    /// Used`), and a read at offset 0 of an open cgroup file is a fresh value.
-    peak: std::sync::OnceLock<Option<fs::File>>,
+    /// The peak-memory file, opened once (tried again while it cannot be): it is read
+    /// after every invocation (`Max Memory Used`), and a read at offset 0 of an open cgroup
+    /// file is a fresh value.
+    peak: std::sync::OnceLock<fs::File>,
 }
 
 impl Cgroups {
@@ -414,15 +415,19 @@ impl EnvCgroup {
     /// Peak memory of the environment's processes together, in bytes.
     pub fn peak_memory_bytes(&self) -> Option<u64> {
         use std::os::unix::fs::FileExt;
-        let file = self.peak.get_or_init(|| {
-            let path = match self.version {
-                CgroupVersion::V2 => self.dir("unified")?.join("memory.peak"),
-                CgroupVersion::V1 => self.dir("memory")?.join("memory.max_usage_in_bytes"),
-            };
-            fs::File::open(path).ok()
-        });
+        let file = match self.peak.get() {
+            Some(file) => file,
+            None => {
+                let path = match self.version {
+                    CgroupVersion::V2 => self.dir("unified")?.join("memory.peak"),
+                    CgroupVersion::V1 => self.dir("memory")?.join("memory.max_usage_in_bytes"),
+                };
+                let opened = fs::File::open(path).ok()?;
+                self.peak.get_or_init(|| opened)
+            }
+        };
         let mut buffer = [0u8; 32];
-        let n = file.as_ref()?.read_at(&mut buffer, 0).ok()?;
+        let n = file.read_at(&mut buffer, 0).ok()?;
         std::str::from_utf8(&buffer[..n]).ok()?.trim().parse().ok()
     }
 

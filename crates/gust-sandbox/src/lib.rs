@@ -342,7 +342,8 @@ impl Controls {
     /// The peer's socket is found in the kernel's table (one read per connection); scanning
     /// the environment's descriptors for it costs a read per descriptor, so the scan is done
     /// only for a socket it has not seen yet, and it records every socket the processes it
-    /// read hold: a burst of connections opened together costs one scan. A socket inode names
+    /// read hold (the runtime's, first): a burst of connections opened together costs one
+    /// scan. A socket inode names
     /// one socket for its whole life, so a recorded one is still the environment's (unlike a
     /// peer port, which another process may bind once the environment closed it).
     pub fn owns_connection(&self, local: SocketAddr, peer: SocketAddr) -> bool {
@@ -377,28 +378,24 @@ impl Controls {
                 .collect(),
             None => process_tree(proc_root, self.pid),
         };
-        // Newest first: the runtime (or what it started) is younger than the supervisor and
-        // the init, which hold no TCP socket; the scan stops at the socket's holder.
+        // Newest first (while pids have not wrapped): the runtime, or what it started, is
+        // younger than the supervisor and the init, which hold no TCP socket; the scan stops
+        // at the socket's holder.
         pids.sort_unstable_by(|a, b| b.cmp(a));
         let mut held = HashSet::new();
+        let mut owned = false;
         for pid in pids {
             held.extend(socket_inodes(proc_root, pid));
-            if held.contains(&inode) {
-                // Merged: the processes not scanned keep what they were seen holding.
-                let mut recorded = lock();
-                if recorded.len() + held.len() > MAX_RECORDED_SOCKETS {
-                    recorded.clear();
-                }
-                recorded.extend(held);
-                return true;
-            }
-            if held.len() >= MAX_RECORDED_SOCKETS {
+            owned = held.contains(&inode);
+            if owned || held.len() >= MAX_RECORDED_SOCKETS {
                 break;
             }
         }
-        // Replaced, not merged: sockets closed since the last scan are forgotten.
+        // Replaced, not merged: sockets closed since the last scan are forgotten (inode
+        // numbers are reused once the kernel's counter wraps), so what is recorded is what
+        // the processes scanned held at the last scan.
         *lock() = held;
-        false
+        owned
     }
 
     /// Applies the CPU quota (after INIT, which runs unthrottled).

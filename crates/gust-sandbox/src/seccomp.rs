@@ -45,11 +45,19 @@ const DENIED: &[i64] = &[
     libc::SYS_mount_setattr,
     libc::SYS_quotactl,
     libc::SYS_syslog,
-    libc::SYS_iopl,
-    libc::SYS_ioperm,
     libc::SYS_sethostname,
     libc::SYS_setdomainname,
 ];
+
+/// Refused outright where they exist (port I/O: x86 only).
+#[cfg(target_arch = "x86_64")]
+const DENIED_HERE: &[i64] = &[libc::SYS_iopl, libc::SYS_ioperm];
+#[cfg(not(target_arch = "x86_64"))]
+const DENIED_HERE: &[i64] = &[];
+
+// The clone flags are read as the low half of the first argument.
+#[cfg(target_endian = "big")]
+compile_error!("the seccomp filter assumes a little-endian architecture");
 
 /// `clone` flags that create namespaces.
 const NAMESPACE_FLAGS: &[i32] = &[
@@ -117,6 +125,7 @@ fn audit_arch() -> Result<u32, String> {
 pub fn filters() -> Result<Vec<BpfProgram>, String> {
     let mut calls: Vec<(u32, Verdict)> = DENIED
         .iter()
+        .chain(DENIED_HERE)
         .map(|n| (*n, Verdict::Deny))
         .chain([
             (libc::SYS_clone, Verdict::CloneFlags),
@@ -234,7 +243,11 @@ mod tests {
         assert_eq!(programs.len(), 1);
         let program = &programs[0];
         let arch = audit_arch().unwrap();
-        let denied: Vec<u32> = DENIED.iter().map(|n| *n as u32).collect();
+        let denied: Vec<u32> = DENIED
+            .iter()
+            .chain(DENIED_HERE)
+            .map(|n| *n as u32)
+            .collect();
         let mut longest = 0;
         for nr in 0..1024u32 {
             let (verdict, steps) = run(program, arch, nr, 0);

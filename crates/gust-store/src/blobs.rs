@@ -106,11 +106,30 @@ impl BlobDir {
         }
     }
 
+    /// Where `digest` is unpacked, if it is already (a stat: no unpacking, no waiting).
+    pub(crate) fn unpacked_already(&self, digest: &CodeDigest) -> Option<PathBuf> {
+        Some(self.unpacked.join(digest.to_hex())).filter(|target| target.is_dir())
+    }
+
+    /// Where the layers `digests` are unpacked together, if they are already.
+    pub(crate) fn layered_already(&self, digests: &[CodeDigest]) -> Option<PathBuf> {
+        Some(self.layered_path(digests)).filter(|target| target.is_dir())
+    }
+
+    fn layered_path(&self, digests: &[CodeDigest]) -> PathBuf {
+        let mut hasher = Sha256::new();
+        for digest in digests {
+            hasher.update(digest.0);
+        }
+        self.layered
+            .join(CodeDigest(hasher.finalize().into()).to_hex())
+    }
+
     pub(crate) fn unpacked(&self, digest: &CodeDigest) -> Result<PathBuf, StoreError> {
-        let target = self.unpacked.join(digest.to_hex());
-        if target.is_dir() {
+        if let Some(target) = self.unpacked_already(digest) {
             return Ok(target);
         }
+        let target = self.unpacked.join(digest.to_hex());
         // Unpack beside the target, then rename: a reader sees all of it or none of it.
         let temp = self.staging.join(format!("unpack-{}", unique_suffix()));
         let result = crate::package::extract(
@@ -128,13 +147,7 @@ impl BlobDir {
     /// The layers `digests` unpacked in order into one tree (a later layer's files replace
     /// an earlier one's), made once per list and shared read-only.
     pub(crate) fn layered(&self, digests: &[CodeDigest]) -> Result<PathBuf, StoreError> {
-        let mut hasher = Sha256::new();
-        for digest in digests {
-            hasher.update(digest.0);
-        }
-        let target = self
-            .layered
-            .join(CodeDigest(hasher.finalize().into()).to_hex());
+        let target = self.layered_path(digests);
         if target.is_dir() {
             return Ok(target);
         }

@@ -588,6 +588,20 @@ impl Store {
         self.blobs.unpacked(digest)
     }
 
+    /// The code's and the layers' unpacked trees when both are there already: a cold start
+    /// then needs no trip to a blocking thread (a stat each; `None`: unpack first).
+    pub fn unpacked_already(
+        &self,
+        digest: &CodeDigest,
+        layers: &[CodeDigest],
+    ) -> Option<(PathBuf, Option<PathBuf>)> {
+        let code = self.blobs.unpacked_already(digest)?;
+        if layers.is_empty() {
+            return Some((code, None));
+        }
+        Some((code, Some(self.blobs.layered_already(layers)?)))
+    }
+
     /// Function count and code size.
     pub fn account_usage(&self) -> Result<AccountUsage, StoreError> {
         db::account_usage(&self.lock())
@@ -769,12 +783,27 @@ mod tests {
         let zip = writer.finish().unwrap().into_inner();
         let (f, staged) = config(&store, "f", &zip);
         store.insert_function(&f, &Tags::new(), staged).unwrap();
+        assert_eq!(store.unpacked_already(&f.code.digest, &[]), None);
         let unpacked = store.unpacked_code(&f.code.digest).unwrap();
         assert_eq!(
             std::fs::read_to_string(unpacked.join("app.py")).unwrap(),
             "X = 1\n"
         );
         assert_eq!(store.unpacked_code(&f.code.digest).unwrap(), unpacked);
+        // Unpacked now: found without unpacking; with layers only once they are too.
+        assert_eq!(
+            store.unpacked_already(&f.code.digest, &[]),
+            Some((unpacked.clone(), None))
+        );
+        assert_eq!(
+            store.unpacked_already(&f.code.digest, &[f.code.digest]),
+            None
+        );
+        let layers = store.unpacked_layers(&[f.code.digest]).unwrap();
+        assert_eq!(
+            store.unpacked_already(&f.code.digest, &[f.code.digest]),
+            Some((unpacked.clone(), Some(layers)))
+        );
         store.delete_function(&f.name).unwrap();
         assert!(unpacked.exists(), "kept while the server runs");
         drop(store);

@@ -148,7 +148,10 @@ class RuntimeClient:
         (HTTP/1.1 pipelining; the Runtime API answers both in order): the runtime is woken
         once, for the event, instead of once more for the post's answer, and its `next` is
         waiting before the caller has even read the result. The next event's headers and
-        body, or None when the connection ended after the post (the caller asks again)."""
+        body, or None when the connection ended after the post (the caller asks again).
+        As with any `next`, an event the server sent on a connection that then broke is
+        lost until its invocation times out; the connection is loopback, kept alive, and
+        ends only with the environment."""
         headers = {"Content-Type": "application/json"}
         ask = self._head("GET", "/invocation/next", b"", None)
         try:
