@@ -373,11 +373,17 @@ mod tests {
     use super::*;
     use crate::logs::LogStore;
 
-    #[tokio::test]
-    async fn output_before_the_end_mark_is_in_the_capture_in_order() {
+    /// A collector of function `f`'s output into a log store of its own, and the write end
+    /// of the runtime's pipe.
+    fn collecting() -> (
+        tempfile::TempDir,
+        Arc<LogStore>,
+        Collector,
+        std::io::PipeWriter,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let logs = Arc::new(LogStore::new(dir.path()).unwrap());
-        let (reader, mut writer) = std::io::pipe().unwrap();
+        let (reader, writer) = std::io::pipe().unwrap();
         let collector = Collector::start(
             reader.into(),
             ("f".into(), "/aws/lambda/f".into()),
@@ -385,6 +391,12 @@ mod tests {
             logs.clone(),
         )
         .unwrap();
+        (dir, logs, collector, writer)
+    }
+
+    #[tokio::test]
+    async fn output_before_the_end_mark_is_in_the_capture_in_order() {
+        let (_dir, logs, collector, mut writer) = collecting();
         collector.platform(vec!["INIT_START".into()]);
         collector.begin(vec!["START".into()]).await;
         writer.write_all(b"hello\nno newline at the end").unwrap();
@@ -419,17 +431,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_extensions_pipe_goes_to_the_same_log_and_ends_with_its_last_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let logs = Arc::new(LogStore::new(dir.path()).unwrap());
-        let (reader, mut writer) = std::io::pipe().unwrap();
+        let (_dir, logs, collector, mut writer) = collecting();
         let (extension_reader, mut extension_writer) = std::io::pipe().unwrap();
-        let collector = Collector::start(
-            reader.into(),
-            ("f".into(), "/aws/lambda/f".into()),
-            "stream-1".into(),
-            logs.clone(),
-        )
-        .unwrap();
         collector.extensions(extension_reader.into()).unwrap();
         extension_writer
             .write_all(b"extension line\nunfinished")

@@ -971,8 +971,9 @@ mod tests {
         assert_eq!(kept, backlog.bytes);
     }
 
-    #[tokio::test]
-    async fn events_are_batched_and_posted_to_the_listener() {
+    /// A listener, and telemetry in INIT that has emitted `platform.initStart` and a
+    /// function line before anyone subscribed.
+    async fn in_init_with_a_listener() -> (tokio::net::TcpListener, u16, Telemetry) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let telemetry = Telemetry::default();
@@ -985,6 +986,12 @@ mod tests {
             serde_json::json!({}),
         );
         telemetry.emit(Kind::Function, "t0", "function", serde_json::json!("early"));
+        (listener, port, telemetry)
+    }
+
+    #[tokio::test]
+    async fn events_are_batched_and_posted_to_the_listener() {
+        let (listener, port, telemetry) = in_init_with_a_listener().await;
         let body = format!(
             r#"{{"schemaVersion":"2022-12-13","destination":{{"protocol":"HTTP","URI":"http://sandbox.localdomain:{port}/in"}},"types":["platform"],"buffering":{{"timeoutMs":25}}}}"#
         );
@@ -1135,18 +1142,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_environment_subscribes_through_one_api_and_logs_subscribers_get_its_shapes() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let telemetry = Telemetry::default();
-        telemetry.set_connect(Some(host_connect()));
-        telemetry.keep_init_events();
-        telemetry.emit(
-            Kind::Platform,
-            "t0",
-            "platform.initStart",
-            serde_json::json!({}),
-        );
-        telemetry.emit(Kind::Function, "t0", "function", serde_json::json!("early"));
+        let (listener, port, telemetry) = in_init_with_a_listener().await;
         telemetry
             .subscribe("logs-ext", &logs_subscription(port, ""))
             .unwrap();
