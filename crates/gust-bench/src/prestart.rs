@@ -7,15 +7,17 @@
 //! spares forked from a zygote; native environments staged), the same with `--zygotes off`
 //! (Python's spares each start their interpreter), and one with `--prestart off`; cold
 //! starts alternate between them, one at a time, each after the previous environment is
-//! gone (250 ms, which also lets the primed spare be refilled).
+//! gone (250 ms, which also lets the primed spare be refilled). SnapStart: a Python
+//! function with an INIT of its own, restored from its published version's snapshot
+//! against the same function's on-demand cold start.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::{
-    create, ms, percentile, process_start, retire, row, start_server, Args, Runtime, Target,
+    create, ms, percentile, process_start, retire, row, start_server, zip, Args, Runtime, Target,
 };
 
 fn target(server: &crate::Server) -> Target {
@@ -231,6 +233,10 @@ pub(crate) async fn run(args: &Args, runtimes: &[Runtime]) -> Result<()> {
         );
     }
 
+    if runtimes.iter().any(|r| r.runtime.starts_with("python")) {
+        snap_start(&on, args).await?;
+    }
+
     if args.storm > 0 {
         if let Some(python) = runtimes.iter().find(|r| r.runtime.starts_with("python")) {
             let (mut figures, mut floors) = (Vec::new(), Vec::new());
@@ -394,5 +400,79 @@ pub(crate) async fn run(args: &Args, runtimes: &[Runtime]) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// What the SnapStart function's module does at INIT (standing for imports and set-up).
+const SNAP_INIT: Duration = Duration::from_millis(200);
+
+/// SnapStart (`ApplyOn: PublishedVersions`): each round changes the configuration, cold
+/// starts `$LATEST` on demand (INIT runs in the invoke), publishes that configuration as a
+/// version (its INIT and snapshot are made ahead) and times the version's first invoke (a
+/// restore: a fork of the snapshot, the after-restore hooks).
+async fn snap_start(target: &Target, args: &Args) -> Result<()> {
+    let name = "bench-snap";
+    let module = format!(
+        "import time\ntime.sleep({})\ndef handler(event, context):\n    return None\n",
+        SNAP_INIT.as_secs_f64()
+    );
+    let package = zip(&[("app.py", module.as_bytes(), 0o644)])?;
+    let body = serde_json::json!({
+        // Lambda offers SnapStart from Python 3.12.
+        "FunctionName": name, "Runtime": "python3.12", "Handler": "app.handler",
+        "Role": "arn:aws:iam::000000000000:role/bench", "MemorySize": 1769,
+        "SnapStart": {"ApplyOn": "PublishedVersions"},
+        "Code": {"ZipFile": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &package)},
+    });
+    target
+        .expect(
+            "create the SnapStart function",
+            201,
+            "POST",
+            "/2015-03-31/functions",
+            serde_json::to_vec(&body)?,
+        )
+        .await?;
+    let (mut on_demand, mut restored) = (Vec::new(), Vec::new());
+    for round in 0..args.cold {
+        retire(target, name, 5000 + round).await?;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let start = Instant::now();
+        target.invoke(name).await?;
+        on_demand.push(start.elapsed());
+        let (status, answer) = target
+            .send(
+                "POST",
+                &format!("/2015-03-31/functions/{name}/versions"),
+                b"{}".to_vec(),
+            )
+            .await?;
+        if status != 201 {
+            bail!(
+                "publish {name}: {status} {}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+        let published: serde_json::Value = serde_json::from_slice(&answer)?;
+        let version = published["Version"].as_str().unwrap_or("1").to_owned();
+        // The version's INIT and snapshot are made after PublishVersion returns.
+        tokio::time::sleep(SNAP_INIT + Duration::from_millis(800)).await;
+        let start = Instant::now();
+        target.invoke(&format!("{name}:{version}")).await?;
+        restored.push(start.elapsed());
+    }
+    on_demand.sort();
+    restored.sort();
+    let p = |s: &[Duration]| (ms(percentile(s, 0.5)), ms(percentile(s, 0.99)));
+    let ((r50, r99), (o50, o99)) = (p(&restored), p(&on_demand));
+    row(
+        &format!(
+            "Python 3.12 cold start p50 / p99, {} ms INIT, SnapStart (a published version restored)",
+            SNAP_INIT.as_millis()
+        ),
+        format!("{r50:.1} / {r99:.1} ms"),
+        format!("{o50:.1} / {o99:.1} ms on demand (`$LATEST`)"),
+        format!("{:.2}x; the snapshot saves {:.1} ms p50", r50 / o50.max(0.001), o50 - r50),
+    );
     Ok(())
 }
