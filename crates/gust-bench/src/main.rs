@@ -426,11 +426,24 @@ fn which(name: &str) -> Option<PathBuf> {
 }
 
 async fn create(target: &Target, runtime: &Runtime, name: &str) -> Result<()> {
-    let body = serde_json::json!({
+    create_with(target, runtime, name, serde_json::json!({})).await
+}
+
+/// [`create`] with `extra` fields of `CreateFunction` (`SnapStart`, ...).
+async fn create_with(
+    target: &Target,
+    runtime: &Runtime,
+    name: &str,
+    extra: serde_json::Value,
+) -> Result<()> {
+    let mut body = serde_json::json!({
         "FunctionName": name, "Runtime": runtime.runtime, "Handler": runtime.handler,
         "Role": "arn:aws:iam::000000000000:role/bench", "MemorySize": 1769,
         "Code": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(&runtime.package)},
     });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
     target
         .expect(
             &format!("create {name}"),

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use crate::{
-    create, ms, percentile, process_start, retire, row, start_server, zip, Args, Runtime, Target,
+    create, create_with, ms, percentile, process_start, retire, row, start_server, zip, Args,
+    Runtime, Target,
 };
 
 fn target(server: &crate::Server) -> Target {
@@ -416,23 +417,17 @@ async fn snap_start(target: &Target, args: &Args) -> Result<()> {
         "import time\ntime.sleep({})\ndef handler(event, context):\n    return None\n",
         SNAP_INIT.as_secs_f64()
     );
-    let package = zip(&[("app.py", module.as_bytes(), 0o644)])?;
-    let body = serde_json::json!({
+    let runtime = Runtime {
+        label: "Python 3.12",
+        function: name,
         // Lambda offers SnapStart from Python 3.12.
-        "FunctionName": name, "Runtime": "python3.12", "Handler": "app.handler",
-        "Role": "arn:aws:iam::000000000000:role/bench", "MemorySize": 1769,
-        "SnapStart": {"ApplyOn": "PublishedVersions"},
-        "Code": {"ZipFile": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &package)},
-    });
-    target
-        .expect(
-            "create the SnapStart function",
-            201,
-            "POST",
-            "/2015-03-31/functions",
-            serde_json::to_vec(&body)?,
-        )
-        .await?;
+        runtime: "python3.12",
+        handler: "app.handler",
+        package: zip(&[("app.py", module.as_bytes(), 0o644)])?,
+        floor: (String::new(), Vec::new()),
+    };
+    let snap_start = serde_json::json!({"SnapStart": {"ApplyOn": "PublishedVersions"}});
+    create_with(target, &runtime, name, snap_start).await?;
     let (mut on_demand, mut restored) = (Vec::new(), Vec::new());
     for round in 0..args.cold {
         retire(target, name, 5000 + round).await?;

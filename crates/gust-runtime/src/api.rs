@@ -534,13 +534,12 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
         return extension_request(shared, rest, request).await;
     }
     if path.trim_end_matches('/') == TELEMETRY_PATH {
-        return telemetry_request(shared, request, crate::telemetry::Api::Telemetry).await;
+        let parse = crate::telemetry::parse_subscription;
+        return telemetry_request(shared, request, "Telemetry API", parse).await;
     }
     if path.trim_end_matches('/') == LOGS_PATH {
-        let api = crate::telemetry::Api::Logs {
-            runtime_done: false,
-        };
-        return telemetry_request(shared, request, api).await;
+        let parse = crate::telemetry::parse_logs_subscription;
+        return telemetry_request(shared, request, "Logs API", parse).await;
     }
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return api_error(
@@ -1147,17 +1146,19 @@ async fn extension_request(
     }
 }
 
-/// A subscription through the Telemetry API or (`api` is `Logs`) the Logs API.
+/// A subscription through the Telemetry API or the Logs API (`api`, whose body `parse`
+/// reads).
 async fn telemetry_request(
     shared: &Shared,
     request: Request<Incoming>,
-    api: crate::telemetry::Api,
+    api: &str,
+    parse: fn(&[u8]) -> Result<crate::telemetry::Subscription, String>,
 ) -> Response<Full<Bytes>> {
     if request.method() != Method::PUT {
         return api_error(
             StatusCode::NOT_FOUND,
             "UnknownOperation",
-            &format!("Unknown {} operation", api.name()),
+            &format!("Unknown {api} operation"),
         );
     }
     let id = header(&request, "lambda-extension-identifier").map(str::to_owned);
@@ -1168,12 +1169,8 @@ async fn telemetry_request(
         Ok(name) => name,
         Err(error) => return refused(error),
     };
-    let parsed = match api {
-        crate::telemetry::Api::Telemetry => crate::telemetry::parse_subscription(&body),
-        crate::telemetry::Api::Logs { .. } => crate::telemetry::parse_logs_subscription(&body),
-    };
     let subscribed =
-        parsed.and_then(|subscription| shared.telemetry.subscribe(&name, &subscription));
+        parse(&body).and_then(|subscription| shared.telemetry.subscribe(&name, &subscription));
     match subscribed {
         Ok(()) => {
             let mut response = Response::new(Full::new(Bytes::from_static(b"OK")));

@@ -101,7 +101,7 @@ pub enum Api {
 
 impl Api {
     /// The API's name, for messages.
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             Api::Telemetry => "Telemetry API",
             Api::Logs { .. } => "Logs API",

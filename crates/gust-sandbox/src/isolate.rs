@@ -1536,21 +1536,15 @@ fn start_extensions(spec: &InitSpec) {
         if let Some(env) = &spec.env {
             replace_environment(&mut command, env);
         }
-        if let Some(output) = &output {
-            match (output.try_clone(), output.try_clone()) {
-                (Ok(stdout), Ok(stderr)) => {
-                    command.stdout(stdout).stderr(stderr);
-                }
-                (Err(error), _) | (_, Err(error)) => {
-                    eprintln!(
-                        "Extension {} could not be started: {error}",
-                        program.display()
-                    );
-                    continue;
-                }
+        let started = (|| {
+            if let Some(output) = &output {
+                command
+                    .stdout(output.try_clone()?)
+                    .stderr(output.try_clone()?);
             }
-        }
-        if let Err(error) = command.spawn() {
+            command.spawn()
+        })();
+        if let Err(error) = started {
             eprintln!(
                 "Extension {} could not be started: {error}",
                 program.display()

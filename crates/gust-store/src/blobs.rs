@@ -126,10 +126,10 @@ impl BlobDir {
     }
 
     pub(crate) fn unpacked(&self, digest: &CodeDigest) -> Result<PathBuf, StoreError> {
-        if let Some(target) = self.unpacked_already(digest) {
+        let target = self.unpacked.join(digest.to_hex());
+        if target.is_dir() {
             return Ok(target);
         }
-        let target = self.unpacked.join(digest.to_hex());
         // Unpack beside the target, then rename: a reader sees all of it or none of it.
         let temp = self.staging.join(format!("unpack-{}", unique_suffix()));
         let result = crate::package::extract(
