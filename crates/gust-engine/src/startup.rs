@@ -50,6 +50,16 @@ fn initialization_type(provisioned: bool, snapshot: bool) -> &'static str {
     }
 }
 
+/// Resolves with why the environment could not be started, if its init says so.
+async fn failed_to_start(
+    report: &mut Option<gust_sandbox::StartReport>,
+) -> gust_sandbox::SandboxError {
+    match report {
+        Some(report) => report.failure().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn is_primed(primed: &Option<gust_sandbox::Primed>) -> bool {
     primed.is_some()
 }
@@ -415,7 +425,7 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Internal(format!("spawn task failed: {e}")))?;
         let spawned_at = started.elapsed();
-        let process = match spawned {
+        let mut process = match spawned {
             Ok(process) => process,
             Err(error) => {
                 let message = format!("Error: {error}");
@@ -427,6 +437,9 @@ impl Engine {
                 }));
             }
         };
+        // The init's report, when the spawn did not wait for it: awaited with the
+        // runtime's first request (a failure to start the bootstrap is the same error).
+        let mut report = process.take_report();
         let controls = process.controls(self.inner.sandbox.cpu_quota(config.memory_mb));
         // Only the environment's own processes may use its Runtime API (on the host's
         // network, other environments share its loopback).
@@ -458,9 +471,14 @@ impl Engine {
             runtime: launch.description.clone(),
         }));
         let init_timeout = INIT_TIMEOUT_MIN.max(Duration::from_secs(u64::from(config.timeout_s)));
+        let not_started = |error: gust_sandbox::SandboxError| InitOutcome::Failed {
+            body: platform_error("Runtime.InvalidEntrypoint", format!("Error: {error}")),
+            error_type: Some("Runtime.InvalidEntrypoint".into()),
+        };
         let outcome = tokio::select! {
             biased;
             outcome = init => outcome.ok(),
+            error = failed_to_start(&mut report) => Some(not_started(error)),
             _ = env.exited() => None,
             () = tokio::time::sleep(init_timeout) => {
                 env.collector.platform(vec![format!("INIT timed out after {:.2} seconds", init_timeout.as_secs_f64())]);
@@ -469,6 +487,17 @@ impl Engine {
                     error_type: Some("Sandbox.Timedout".into()),
                 })
             }
+        };
+        let outcome = match (outcome, &mut report) {
+            // An init that could not start the bootstrap says why, then ends: its word,
+            // already sent, rather than its exit.
+            (None, Some(report)) => {
+                tokio::time::timeout(Duration::from_millis(100), report.failure())
+                    .await
+                    .ok()
+                    .map(not_started)
+            }
+            (outcome, _) => outcome,
         };
         let init_duration = started.elapsed();
         // Where a cold start's time goes (`GUST_LOG=gust::coldstart=debug`).

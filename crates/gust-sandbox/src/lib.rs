@@ -231,8 +231,10 @@ pub struct Claimed {
 
 /// Starts environment processes.
 pub trait Sandbox: Send + Sync + std::fmt::Debug {
-    /// Starts the process described by `spec`; it blocks until the runtime has been
-    /// executed (or could not be), so call it off the async workers.
+    /// Starts the process described by `spec`; it blocks (call it off the async workers)
+    /// until the runtime has been executed or, for an isolated environment handed to its
+    /// supervisor, until the environment has been sent: its init's report is then
+    /// [`SandboxProcess::take_report`]'s.
     fn spawn(&self, spec: SpawnSpec) -> Result<SandboxProcess, SandboxError>;
     /// A one-line description for the startup report.
     fn describe(&self) -> String;
@@ -293,6 +295,61 @@ pub struct SandboxProcess {
     /// The leader has been waited for: its pid (the group's id) may be reused once the
     /// group is empty, so the group is no longer signalled where a cgroup can do it.
     reaped: bool,
+    /// In a network namespace of its own (which its supervisor may not have joined yet).
+    private_network: bool,
+    /// The init's report, when [`Sandbox::spawn`] did not wait for it.
+    report: Option<StartReport>,
+}
+
+/// The report of an environment handed over without waiting for it: a staged spare's init
+/// says whether it could start the function's bootstrap while the server goes on (admits
+/// the bootstrap's connections, waits for its first `next`), instead of a thread being
+/// woken for it before anything else can happen.
+#[derive(Debug)]
+pub struct StartReport {
+    program: PathBuf,
+    /// The socket, until it is first read (then registered with the async runtime).
+    socket: Option<std::os::unix::net::UnixStream>,
+    reading: Option<tokio::net::UnixStream>,
+    received: Vec<u8>,
+}
+
+impl StartReport {
+    pub(crate) fn new(program: PathBuf, socket: std::os::unix::net::UnixStream) -> StartReport {
+        StartReport {
+            program,
+            socket: Some(socket),
+            reading: None,
+            received: Vec::new(),
+        }
+    }
+
+    /// Why the environment could not be started (the init's `E` and reason: the error a
+    /// waited-for spawn returns). Never resolves when the runtime was started, nor when
+    /// the supervisor ended without a word (its exit tells). Cancel-safe; may be called
+    /// again.
+    pub async fn failure(&mut self) -> SandboxError {
+        use tokio::io::AsyncReadExt;
+        if let Some(socket) = self.socket.take() {
+            self.reading = socket
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixStream::from_std(socket))
+                .ok();
+        }
+        while let Some(socket) = &mut self.reading {
+            match socket.read_buf(&mut self.received).await {
+                Ok(read) if read > 0 && self.received.len() < 64 * 1024 => {}
+                _ => self.reading = None,
+            }
+        }
+        match self.received.split_first() {
+            Some((b'E', reason)) => SandboxError::Spawn {
+                program: self.program.clone(),
+                source: std::io::Error::other(String::from_utf8_lossy(reason).into_owned()),
+            },
+            _ => std::future::pending().await,
+        }
+    }
 }
 
 /// Controls on a running environment that outlive the handle used to wait for it.
@@ -430,6 +487,12 @@ impl SandboxProcess {
         self.pid
     }
 
+    /// The init's report when [`Sandbox::spawn`] did not wait for it: the environment is
+    /// then started only if [`StartReport::failure`] does not resolve.
+    pub fn take_report(&mut self) -> Option<StartReport> {
+        self.report.take()
+    }
+
     /// Waits for the leader to exit.
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
         let status = self.child.wait().await;
@@ -486,14 +549,12 @@ impl SandboxProcess {
 
     /// Handles to the environment's limits and freezer.
     pub fn controls(&self, cpu_quota: Option<cgroup::CpuQuota>) -> Controls {
-        let namespace = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
-        let own = namespace("self");
         Controls {
             pid: self.pid,
             cgroup: self.cgroup.clone(),
             cpu_quota,
             sockets: Arc::default(),
-            same_network: own.is_some() && own == namespace(&self.pid.to_string()),
+            same_network: !self.private_network,
         }
     }
 }
@@ -954,6 +1015,8 @@ impl Sandbox for ProcessSandbox {
             pid,
             cgroup,
             reaped: false,
+            private_network: false,
+            report: None,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Isolated environments' supervisors: starting one (in the environment's cgroup, with
-//! an empty environment), handing it the environment over its socket, waiting for its
-//! report that the runtime started, and keeping one *spare* started ahead of need.
+//! an empty environment), handing it the environment over its socket (its report that the
+//! runtime started is the caller's to await, but a primed runtime's), and keeping one
+//! *spare* started ahead of need.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -198,12 +199,6 @@ impl Supervisor {
         }
     }
 
-    /// Waits until the supervisor reports that the runtime started, or why the environment
-    /// could not be set up (a mount, a bad `#!` line, ...).
-    fn wait_started(&mut self) -> std::io::Result<()> {
-        self.wait_report()?.map_err(std::io::Error::other)
-    }
-
     /// The supervisor's report: `Ok(Ok(()))` when the runtime started, `Ok(Err(reason))`
     /// when the init said why the environment could not be set up, `Err` when the report
     /// could not be read (the supervisor ended, a timeout).
@@ -222,12 +217,16 @@ impl Supervisor {
         }
     }
 
-    fn into_process(self) -> SandboxProcess {
+    /// The environment's process for `spec`; its report still to come (see
+    /// [`crate::StartReport`]) when `reporting`.
+    fn into_process(self, spec: &SpawnSpec, reporting: bool) -> SandboxProcess {
         SandboxProcess {
             child: self.child,
             pid: self.pid,
             cgroup: self.cgroup,
             reaped: false,
+            private_network: spec.netns.is_some(),
+            report: reporting.then(|| crate::StartReport::new(spec.program.clone(), self.control)),
         }
     }
 
@@ -348,8 +347,9 @@ impl ProcessSandbox {
             }
             .and_then(|()| spare.hand_over(&spec, &payload));
             match sent {
-                // The supervisor holds its own copies of the descriptors now.
-                Ok(()) => return Self::started(spare, spec),
+                // The supervisor holds its own copies of the descriptors now; its report
+                // is the caller's to await.
+                Ok(()) => return Ok(spare.into_process(&spec, true)),
                 Err(error) => {
                     tracing::warn!(%error, "spare environment unusable; starting one directly");
                     spare.discard();
@@ -362,24 +362,7 @@ impl ProcessSandbox {
         };
         let mut supervisor = Supervisor::start(isolation, cgroup)?;
         match supervisor.hand_over(&spec, &payload) {
-            Ok(()) => Self::started(supervisor, spec),
-            Err(source) => {
-                supervisor.discard();
-                Err(SandboxError::Spawn {
-                    program: spec.program,
-                    source,
-                })
-            }
-        }
-    }
-
-    /// The environment of a supervisor that has its spec, once its runtime is running.
-    fn started(
-        mut supervisor: Supervisor,
-        spec: SpawnSpec,
-    ) -> Result<SandboxProcess, SandboxError> {
-        match supervisor.wait_started() {
-            Ok(()) => Ok(supervisor.into_process()),
+            Ok(()) => Ok(supervisor.into_process(&spec, true)),
             Err(source) => {
                 supervisor.discard();
                 Err(SandboxError::Spawn {
@@ -913,9 +896,18 @@ impl ProcessSandbox {
                 .collect();
             supervisor.send(&extension_output, &payload)?;
             supervisor.control.shutdown(std::net::Shutdown::Write)?;
-            let report = supervisor.wait_report()?;
-            // `GUST_LOG=gust::coldstart=debug`: the cgroup's limits, then the init's mounts,
-            // pivot and privilege drop until the runtime has its environment.
+            // A staged init's report (after it started the function's bootstrap) is
+            // awaited by the caller alongside the bootstrap's first request: nothing
+            // waits for a thread to be woken for it first. A primed runtime's init reports
+            // before waking the runtime, and a spare that cannot take the environment is
+            // replaced by a fresh start, so that report is waited for here.
+            let report = if primed.key.staged {
+                Ok(())
+            } else {
+                supervisor.wait_report()?
+            };
+            // `GUST_LOG=gust::coldstart=debug`: the cgroup's limits, then (primed) the
+            // init's mounts, pivot and privilege drop until the runtime has its environment.
             tracing::debug!(
                 target: "gust::coldstart",
                 staged = primed.key.staged,
@@ -926,14 +918,7 @@ impl ProcessSandbox {
             Ok(report)
         });
         match handed {
-            Ok(Ok(())) => Ok(Some(supervisor.into_process())),
-            Ok(Err(reason)) if primed.key.staged => {
-                supervisor.discard();
-                Err(SandboxError::Spawn {
-                    program: spec.program.clone(),
-                    source: std::io::Error::other(reason),
-                })
-            }
+            Ok(Ok(())) => Ok(Some(supervisor.into_process(spec, primed.key.staged))),
             Ok(Err(reason)) => {
                 tracing::warn!(error = %reason, runtime = %primed.key.label, "primed environment unusable; starting one afresh");
                 supervisor.discard();
