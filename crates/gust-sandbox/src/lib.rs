@@ -1112,6 +1112,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_start_report_resolves_only_with_the_inits_reason() {
+        use std::io::Write;
+        use std::time::Duration;
+        let wait = Duration::from_millis(50);
+        // `S`: never resolves, even after the supervisor ended.
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut report = StartReport::new("/var/task/bootstrap".into(), ours);
+        theirs.write_all(b"S").unwrap();
+        drop(theirs);
+        assert!(tokio::time::timeout(wait, report.failure()).await.is_err());
+        // Nothing yet: the wait is cancelled, and asked again once the reason was sent.
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut report = StartReport::new("/var/task/bootstrap".into(), ours);
+        assert!(tokio::time::timeout(wait, report.failure()).await.is_err());
+        theirs.write_all(b"Eexec /var/task/bootstrap: ").unwrap();
+        assert!(tokio::time::timeout(wait, report.failure()).await.is_err());
+        theirs.write_all(b"No such file or directory").unwrap();
+        drop(theirs);
+        let error = report.failure().await.to_string();
+        assert_eq!(
+            error,
+            "cannot start /var/task/bootstrap: exec /var/task/bootstrap: No such file or directory"
+        );
+        assert_eq!(report.failure().await.to_string(), error, "asked again");
+        // Ended without a word: its exit tells.
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut report = StartReport::new("b".into(), ours);
+        drop(theirs);
+        assert!(tokio::time::timeout(wait, report.failure()).await.is_err());
+    }
+
+    #[tokio::test]
     async fn output_env_and_exit_status() {
         let (mut reader, writer) = std::io::pipe().unwrap();
         let mut process = ProcessSandbox::default()
