@@ -68,6 +68,9 @@ exports.handler = async () => ({
   cwd: process.cwd(),
   offset: new Date(Date.UTC(2024, 0, 1)).getTimezoneOffset(),
   uid: process.getuid(),
+  sockets: fs.readdirSync('/proc/self/fd').filter((fd) => {
+    try { return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:'); } catch (e) { return false; }
+  }).length,
   ns: Object.fromEntries(fs.readdirSync('/proc/self/ns').map((n) => [n, fs.readlinkSync(`/proc/self/ns/${n}`)])),
 });
 '''
@@ -223,6 +226,12 @@ def test_the_functions_variables_are_seen_exactly(primed):
     assert set(node["env"]) == set(node_fresh["env"]) - {"NODE_OPTIONS"}
     for kind in ("mnt", "pid"):
         assert node["ns"][kind] != node_fresh["ns"][kind]
+    # The primed process's warm-up (its own server and a request to it) left nothing open:
+    # the Runtime API's connection is its only socket, as in a fresh one.
+    assert node["sockets"] == node_fresh["sockets"] == 1, (node["sockets"], node_fresh["sockets"])
+    # The time zone a primed process kept (Lambda's :UTC, not set again) is the one used.
+    default = cold(lam, "node-vars", {})
+    assert default["primed"] and default["env"]["TZ"] == ":UTC" and default["offset"] == 0
 
 
 def test_a_burst_beyond_the_spares_forks_environments_on_demand(make_server):
