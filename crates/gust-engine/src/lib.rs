@@ -688,13 +688,13 @@ impl Engine {
                 biased;
                 result = result => match result {
                     Ok(result) => Finish::Result(result),
-                                        // The responder was dropped unanswered: the Runtime API is gone.
+                    // The responder was dropped unanswered: the Runtime API is gone.
                     Err(_) => {
                         self.shut_down(&env, Stop::Kill);
                         Finish::Crashed(env.exited_within(Duration::from_secs(2)).await)
                     }
                 },
-                                exit = env.exited() => Finish::Crashed(exit),
+                exit = env.exited() => Finish::Crashed(exit),
                 () = tokio::time::sleep(timeout) => Finish::TimedOut,
                 () = memory_watchdog(&env, u64::from(config.memory_mb) * 1024) => Finish::OverMemory,
             },

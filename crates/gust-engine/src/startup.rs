@@ -471,9 +471,14 @@ impl Engine {
             runtime: launch.description.clone(),
         }));
         let init_timeout = INIT_TIMEOUT_MIN.max(Duration::from_secs(u64::from(config.timeout_s)));
-        let not_started = |error: gust_sandbox::SandboxError| InitOutcome::Failed {
-            body: platform_error("Runtime.InvalidEntrypoint", format!("Error: {error}")),
-            error_type: Some("Runtime.InvalidEntrypoint".into()),
+        // Said in the log as a spawn that fails says it (the init's own line is there too).
+        let not_started = |error: gust_sandbox::SandboxError| {
+            let message = format!("Error: {error}");
+            env.collector.platform(vec![message.clone()]);
+            InitOutcome::Failed {
+                body: platform_error("Runtime.InvalidEntrypoint", message),
+                error_type: Some("Runtime.InvalidEntrypoint".into()),
+            }
         };
         let outcome = tokio::select! {
             biased;
@@ -492,9 +497,10 @@ impl Engine {
             // An init that could not start the bootstrap says why, then ends: its word,
             // already sent, rather than its exit.
             (None, Some(report)) => {
-                tokio::time::timeout(Duration::from_millis(100), report.failure())
+                tokio::time::timeout(Duration::from_millis(100), report.outcome())
                     .await
                     .ok()
+                    .flatten()
                     .map(not_started)
             }
             (outcome, _) => outcome,

@@ -232,9 +232,9 @@ pub struct Claimed {
 /// Starts environment processes.
 pub trait Sandbox: Send + Sync + std::fmt::Debug {
     /// Starts the process described by `spec`; it blocks (call it off the async workers)
-    /// until the runtime has been executed or, for an isolated environment handed to its
-    /// supervisor, until the environment has been sent: its init's report is then
-    /// [`SandboxProcess::take_report`]'s.
+    /// until the runtime has been executed (unisolated, or a primed runtime handed its
+    /// environment) or, for a fresh or staged isolated environment, until the environment
+    /// has been sent: its init's report is then [`SandboxProcess::take_report`]'s.
     fn spawn(&self, spec: SpawnSpec) -> Result<SandboxProcess, SandboxError>;
     /// A one-line description for the startup report.
     fn describe(&self) -> String;
@@ -301,10 +301,11 @@ pub struct SandboxProcess {
     report: Option<StartReport>,
 }
 
-/// The report of an environment handed over without waiting for it: a staged spare's init
-/// says whether it could start the function's bootstrap while the server goes on (admits
-/// the bootstrap's connections, waits for its first `next`), instead of a thread being
-/// woken for it before anything else can happen.
+/// The report of an isolated environment handed over without waiting for it (a fresh or
+/// staged one; a primed runtime's is waited for in [`Sandbox::spawn`]): its init says
+/// whether it could start the runtime while the server goes on (admits the runtime's
+/// connections, waits for its first `next`), instead of a thread being woken for it before
+/// anything else can happen.
 #[derive(Debug)]
 pub struct StartReport {
     program: PathBuf,
@@ -329,6 +330,15 @@ impl StartReport {
     /// the supervisor ended without a word (its exit tells). Cancel-safe; may be called
     /// again.
     pub async fn failure(&mut self) -> SandboxError {
+        match self.outcome().await {
+            Some(error) => error,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The report once the supervisor has closed its socket (at once after it exited):
+    /// the init's reason if it said `E`, else `None`. Cancel-safe.
+    pub async fn outcome(&mut self) -> Option<SandboxError> {
         use tokio::io::AsyncReadExt;
         if let Some(socket) = self.socket.take() {
             self.reading = socket
@@ -343,11 +353,11 @@ impl StartReport {
             }
         }
         match self.received.split_first() {
-            Some((b'E', reason)) => SandboxError::Spawn {
+            Some((b'E', reason)) => Some(SandboxError::Spawn {
                 program: self.program.clone(),
                 source: std::io::Error::other(String::from_utf8_lossy(reason).into_owned()),
-            },
-            _ => std::future::pending().await,
+            }),
+            _ => None,
         }
     }
 }
@@ -1122,6 +1132,9 @@ mod tests {
         theirs.write_all(b"S").unwrap();
         drop(theirs);
         assert!(tokio::time::timeout(wait, report.failure()).await.is_err());
+        // Read to its end at once once the supervisor is gone (after an exit): no reason.
+        let read = tokio::time::timeout(Duration::from_secs(5), report.outcome()).await;
+        assert!(matches!(read, Ok(None)));
         // Nothing yet: the wait is cancelled, and asked again once the reason was sent.
         let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         let mut report = StartReport::new("/var/task/bootstrap".into(), ours);
@@ -1136,6 +1149,7 @@ mod tests {
             "cannot start /var/task/bootstrap: exec /var/task/bootstrap: No such file or directory"
         );
         assert_eq!(report.failure().await.to_string(), error, "asked again");
+        assert_eq!(report.outcome().await.map(|e| e.to_string()), Some(error));
         // Ended without a word: its exit tells.
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         let mut report = StartReport::new("b".into(), ours);

@@ -49,7 +49,9 @@ function awaitHandOver(fd) {
   }
   // Only what differs is changed: unsetting TZ makes Node reload the system's time zone
   // (~6 ms of a cold start here), setting it resets the cache, and the primed process
-  // has the runtime's fixed variables (TZ among them) already.
+  // has the runtime's fixed variables (TZ among them) already. (The names and values are
+  // a fresh start's; their order in `process.env` is not: a fresh runtime's environment
+  // is sorted by name.)
   for (const name of Object.keys(process.env)) {
     if (!environment.has(name)) delete process.env[name];
   }
@@ -735,29 +737,41 @@ async function main() {
 // Prime mode, before the hand-over: one request through the client against a server of
 // this process's own. A Node process's first connection costs milliseconds (the resolver's
 // set-up, the first runs of the net and stream code: ~4 ms here), which the environment's
-// cold start would otherwise pay. Bounded: a warm-up that does not finish is given up.
+// cold start would otherwise pay. The server takes one connection (the spare is on the
+// host's network: any local process could connect) and answers only the warm-up's own;
+// whatever happens, nothing of it is left open, and it is given up after a second.
 async function warmUp() {
+  const accepted = new Set();
+  const warmClient = new RuntimeClient('');
   const server = net.createServer((socket) => {
+    server.close();
+    accepted.add(socket);
     socket.on('error', () => {});
-    socket.on('data', () => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}'));
+    socket.on('data', () => {
+      const own = warmClient.socket && socket.remotePort === warmClient.socket.localPort;
+      if (own) socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}');
+      else socket.destroy();
+    });
   });
   let timer;
-  const warm = async () => {
+  const warm = (async () => {
     await new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', resolve);
     });
-    const warmClient = new RuntimeClient(`127.0.0.1:${server.address().port}`);
+    warmClient.address = `127.0.0.1:${server.address().port}`;
     await warmClient.request('GET', '/invocation/next');
-    warmClient.drop();
-    await new Promise((resolve) => server.close(resolve));
-  };
+  })();
+  // Settled after the race too (the timer won): not an unhandled rejection.
+  warm.catch(() => {});
   try {
-    await Promise.race([warm(), new Promise((resolve) => { timer = setTimeout(resolve, 1000); })]);
+    await Promise.race([warm, new Promise((resolve) => { timer = setTimeout(resolve, 1000); })]);
   } catch (error) {
     // Only a warm-up: the environment starts the same without it.
   } finally {
     clearTimeout(timer);
+    warmClient.drop();
+    for (const socket of accepted) socket.destroy();
     server.close();
   }
 }
