@@ -20,6 +20,7 @@ impl Target {
     ) -> Result<()> {
         self.expect(what, expected, method, path, serde_json::to_vec(&body)?)
             .await
+            .map(drop)
     }
 }
 

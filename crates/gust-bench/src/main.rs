@@ -169,7 +169,8 @@ impl Target {
         Ok((status, bytes))
     }
 
-    /// Sends a request that must answer `expected`; `what` names it in the error.
+    /// Sends a request that must answer `expected`, and gives its body; `what` names it in
+    /// the error.
     async fn expect(
         &self,
         what: &str,
@@ -177,12 +178,12 @@ impl Target {
         method: &str,
         path: &str,
         body: Vec<u8>,
-    ) -> Result<()> {
+    ) -> Result<Bytes> {
         let (status, answer) = self.send(method, path, body).await?;
         if status != expected {
             bail!("{what}: {status} {}", String::from_utf8_lossy(&answer));
         }
-        Ok(())
+        Ok(answer)
     }
 
     async fn invoke(&self, function: &str) -> Result<()> {
@@ -194,6 +195,7 @@ impl Target {
             b"{}".to_vec(),
         )
         .await
+        .map(drop)
     }
 }
 
@@ -453,6 +455,7 @@ async fn create_with(
             serde_json::to_vec(&body)?,
         )
         .await
+        .map(drop)
 }
 
 /// Forces the next invoke to cold-start: a configuration change retires warm environments.
@@ -468,6 +471,7 @@ async fn retire(target: &Target, function: &str, n: usize) -> Result<()> {
             serde_json::to_vec(&body)?,
         )
         .await
+        .map(drop)
 }
 
 /// The same runtime on the sandboxed server and on the unsandboxed one, measured in
@@ -598,19 +602,15 @@ async fn layers_cost(target: &Target, runtime: &Runtime, args: &Args) -> Result<
         let body = serde_json::json!({
             "Content": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(&content)},
         });
-        let (status, answer) = target
-            .send(
+        let answer = target
+            .expect(
+                "publish layer",
+                201,
                 "POST",
                 &format!("/2018-10-31/layers/bench-layer-{i}/versions"),
                 serde_json::to_vec(&body)?,
             )
             .await?;
-        if status != 201 {
-            bail!(
-                "publish layer: {status} {}",
-                String::from_utf8_lossy(&answer)
-            );
-        }
         let published: serde_json::Value = serde_json::from_slice(&answer)?;
         arns.push(published["LayerVersionArn"].clone());
     }

@@ -92,6 +92,7 @@ impl Target {
             serde_json::to_vec(&body)?,
         )
         .await
+        .map(drop)
     }
 }
 

@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::{
     create, create_with, ms, percentile, process_start, retire, row, start_server, zip, Args,
@@ -435,19 +435,15 @@ async fn snap_start(target: &Target, args: &Args) -> Result<()> {
         let start = Instant::now();
         target.invoke(name).await?;
         on_demand.push(start.elapsed());
-        let (status, answer) = target
-            .send(
+        let answer = target
+            .expect(
+                &format!("publish {name}"),
+                201,
                 "POST",
                 &format!("/2015-03-31/functions/{name}/versions"),
                 b"{}".to_vec(),
             )
             .await?;
-        if status != 201 {
-            bail!(
-                "publish {name}: {status} {}",
-                String::from_utf8_lossy(&answer)
-            );
-        }
         let published: serde_json::Value = serde_json::from_slice(&answer)?;
         let version = published["Version"].as_str().unwrap_or("1").to_owned();
         // The version's INIT and snapshot are made after PublishVersion returns.
