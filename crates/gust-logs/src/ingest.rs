@@ -64,6 +64,12 @@ struct State {
 #[derive(Debug, Default)]
 struct Shared {
     state: Mutex<State>,
+    /// The writer waits on it: signalled only when there is something for it to do now
+    /// (output in an empty queue, a batch half full, a flush, the end), not for every
+    /// append while it gathers (a wake-up per append cost a context switch per invoke).
+    work: Condvar,
+    /// Callers wait on it: signalled after each commit (room in the queue, appends done)
+    /// and when the writer stops.
     changed: Condvar,
 }
 
@@ -77,6 +83,12 @@ impl Shared {
 
     fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         self.changed
+            .wait(guard)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn wait_for_work<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.work
             .wait(guard)
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -164,6 +176,8 @@ impl Ingest {
         }
         state.enqueued += 1;
         let sequence = state.enqueued;
+        let was_empty = state.queue.is_empty();
+        let half_full = state.bytes < BATCH_MAX / 2 && state.bytes + bytes >= BATCH_MAX / 2;
         state.bytes += bytes;
         state.queue.push_back(Queued {
             append,
@@ -171,7 +185,9 @@ impl Ingest {
             sequence,
         });
         drop(state);
-        self.shared.changed.notify_all();
+        if was_empty || half_full {
+            self.shared.work.notify_one();
+        }
     }
 
     /// Waits until everything queued before this call is committed.
@@ -179,7 +195,7 @@ impl Ingest {
         let mut state = self.shared.lock();
         let target = state.enqueued;
         state.flushing += 1;
-        self.shared.changed.notify_all();
+        self.shared.work.notify_one();
         // Once the writer is gone, what it had not committed never will be.
         while state.done < target && !state.stopped {
             state = self.shared.wait(state);
@@ -195,6 +211,7 @@ impl Ingest {
     /// Commits what is queued and stops the writer.
     pub(crate) fn shutdown(&self) {
         self.shared.lock().closing = true;
+        self.shared.work.notify_one();
         self.shared.changed.notify_all();
         let handle = self
             .writer
@@ -258,7 +275,7 @@ fn write_loop(shared: &Shared, mut commit: Commit) {
         let (batch, bytes, last) = {
             let mut state = shared.lock();
             while state.queue.is_empty() && !state.closing {
-                state = shared.wait(state);
+                state = shared.wait_for_work(state);
             }
             if state.queue.is_empty() {
                 return;
@@ -271,7 +288,7 @@ fn write_loop(shared: &Shared, mut commit: Commit) {
                     break;
                 }
                 state = shared
-                    .changed
+                    .work
                     .wait_timeout(state, left)
                     .map(|(guard, _)| guard)
                     .unwrap_or_else(|poisoned| poisoned.into_inner().0);
@@ -325,6 +342,43 @@ mod tests {
     /// 1 MiB of output.
     fn chunk() -> Vec<(i64, String)> {
         (0..16).map(|_| (0, "x".repeat(64 * 1024))).collect()
+    }
+
+    /// Once commits come often the writer gathers: appends made meanwhile (which no longer
+    /// wake it one by one) go in one batch, and a flush commits them at once.
+    #[test]
+    fn a_busy_writer_gathers_appends_until_a_flush() {
+        let batches = Arc::new(Mutex::new(Vec::<usize>::new()));
+        let seen = Arc::clone(&batches);
+        let ingest = Ingest::start_with(
+            Arc::new(Fixed),
+            Box::new(move |batch: Vec<Append>| {
+                let events = batch.iter().map(|a| a.events.len()).sum();
+                seen.lock().unwrap().push(events);
+            }),
+        )
+        .unwrap();
+        let line = || vec![(0, "line".to_owned())];
+        // Busy: a commit for each flushed append.
+        for _ in 0..BUSY_COMMITS_PER_SECOND {
+            ingest.push("a", "g", "s", line());
+            ingest.flush();
+        }
+        let before = batches.lock().unwrap().len();
+        for _ in 0..50 {
+            ingest.push("a", "g", "s", line());
+        }
+        ingest.flush();
+        let batches = batches.lock().unwrap();
+        let after: Vec<usize> = batches[before..].to_vec();
+        assert_eq!(after.iter().sum::<usize>(), 50, "every append committed");
+        // One batch, or two if the gathering time ran out between appends.
+        assert!(
+            after.len() <= 2,
+            "gathered, not committed one by one: {after:?}"
+        );
+        drop(batches);
+        ingest.shutdown();
     }
 
     /// A writer that dies on its first batch must release `flush` and full-queue `push`.
