@@ -4,11 +4,15 @@ and the host's memory budget."""
 
 import json
 import os
+import socket
 import subprocess
 import threading
 import time
 
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from conftest import create, error_of, make_zip, module_server
 
@@ -265,6 +269,58 @@ def test_the_memory_budget_evicts_idle_environments_then_throttles(make_server):
     assert grown < 20 * 1024, f"the server grew by {grown} KiB while refusing a burst"
     # Once the work is done the third function runs again (an idle one is evicted).
     assert "FunctionError" not in lam.invoke(FunctionName="m3", Payload=b"{}")
+
+
+def signed_invoke(server, name, body=b"{}"):
+    """The raw bytes of a signed, keep-alive Invoke of `name` (valid for minutes)."""
+    key, secret = server.credentials
+    request = AWSRequest(method="POST", url=f"{server.endpoint}/2015-03-31/functions/{name}/invocations",
+                         data=body, headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(key, secret), "lambda", "us-east-1").add_auth(request)
+    head = f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() != "host")
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+def invoke_on(connection, request):
+    """One request on a keep-alive connection: the status and the answer's body."""
+    connection.sendall(request)
+    reader = connection.makefile("rb")
+    status = int(reader.readline().split()[1])
+    length = 0
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return status, reader.read(length)
+
+
+def test_at_the_budget_a_busy_function_keeps_its_environments(make_server):
+    """Many more concurrent invokes than the budget holds environments of one function
+    (a fast client on keep-alive connections): they wait for its environments and reuse
+    them. None is evicted to start another for the same function (one released while an
+    invoke decided to start an environment)."""
+    server = make_server(["--memory-budget", "512M"])
+    lam = server.client()
+    create(lam, "busy", TIMED, MemorySize=256, Timeout=30)
+    # Both environments the budget holds, started.
+    warm = run_concurrently([
+        lambda: lam.invoke(FunctionName="busy", Payload=b'{"sleep": 1}') for _ in range(2)])
+    started = {payload(r)["init_at"] for r in warm}
+    assert len(started) == 2, warm
+    request = signed_invoke(server, "busy")
+
+    def work():
+        with socket.create_connection(("127.0.0.1", server.port)) as connection:
+            answers = [invoke_on(connection, request) for _ in range(40)]
+        assert all(status == 200 for status, _ in answers), answers[:3]
+        return [json.loads(body)["init_at"] for _, body in answers]
+
+    results = run_concurrently([work for _ in range(16)])
+    assert all(isinstance(r, list) for r in results), results
+    seen = {init_at for r in results for init_at in r}
+    assert seen == started, f"environments started under load: {len(seen - started)}"
 
 
 def test_the_old_max_environments_flag_says_what_replaced_it(tmp_path):

@@ -527,7 +527,7 @@ impl Engine {
                                 .inner
                                 .config
                                 .capacity
-                                .take_or_evict(u64::from(config.memory_mb))
+                                .take_or_evict(u64::from(config.memory_mb), Some((self, &key)))
                                 .ok_or(EngineError::Throttled("HostCapacityExceeded"))?;
                             self.cold_start(&config, generation, lease).await?
                         }

@@ -118,20 +118,23 @@ impl Engine {
     }
 
     /// Memory held by on-demand idle and ready snapshot environments (what eviction could
-    /// give back), MiB.
-    pub(crate) fn idle_memory_mb(&self) -> u64 {
+    /// give back), MiB; none of the pool `spared`'s.
+    pub(crate) fn idle_memory_mb(&self, spared: Option<&PoolKey>) -> u64 {
         lock(&self.inner.pools)
-            .values()
-            .flat_map(|pool| pool.idle.iter().chain(&pool.snapshots.ready))
+            .iter()
+            .filter(|(key, _)| Some(*key) != spared)
+            .flat_map(|(_, pool)| pool.idle.iter().chain(&pool.snapshots.ready))
             .map(|env| env.memory_mb())
             .sum()
     }
 
-    /// How long the on-demand environment idle longest has been idle.
-    pub(crate) fn longest_idle(&self) -> Option<Duration> {
+    /// How long the on-demand environment idle longest (not of the pool `spared`) has been
+    /// idle.
+    pub(crate) fn longest_idle(&self, spared: Option<&PoolKey>) -> Option<Duration> {
         lock(&self.inner.pools)
-            .values()
-            .flat_map(|pool| pool.idle.iter().map(|env| env.idle_for()))
+            .iter()
+            .filter(|(key, _)| Some(*key) != spared)
+            .flat_map(|(_, pool)| pool.idle.iter().map(|env| env.idle_for()))
             .max()
     }
 
@@ -171,8 +174,9 @@ impl Engine {
     }
 
     /// Shuts down the on-demand environment idle longest (with `snapshots`, the ready
-    /// snapshot environment idle longest instead); `false` if there is none.
-    pub(crate) fn evict_one_idle(&self, snapshots: bool) -> bool {
+    /// snapshot environment idle longest instead), not of the pool `spared`; `false` if
+    /// there is none.
+    pub(crate) fn evict_one_idle(&self, snapshots: bool, spared: Option<&PoolKey>) -> bool {
         fn list(pool: &mut Pool, snapshots: bool) -> &mut Vec<Arc<Environment>> {
             if snapshots {
                 &mut pool.snapshots.ready
@@ -182,12 +186,17 @@ impl Engine {
         }
         let victim = {
             let mut pools = lock(&self.inner.pools);
-            let oldest = longest_idle_of(pools.iter_mut().flat_map(|(name, pool)| {
-                list(pool, snapshots)
-                    .iter()
-                    .enumerate()
-                    .map(move |(i, env)| ((name.clone(), i), env.idle_for()))
-            }));
+            let oldest = longest_idle_of(
+                pools
+                    .iter_mut()
+                    .filter(|(key, _)| Some(*key) != spared)
+                    .flat_map(|(name, pool)| {
+                        list(pool, snapshots)
+                            .iter()
+                            .enumerate()
+                            .map(move |(i, env)| ((name.clone(), i), env.idle_for()))
+                    }),
+            );
             oldest.and_then(|(name, index)| {
                 pools
                     .get_mut(&name)
@@ -390,7 +399,10 @@ impl Engine {
             }
             // The host's memory: idle environments make room; when none can, wait briefly
             // for one of this function to come back or memory to be given back.
-            let Some(lease) = capacity.take_or_evict(u64::from(config.memory_mb)) else {
+            let key = (config.name.clone(), config.version);
+            let Some(lease) =
+                capacity.take_or_evict(u64::from(config.memory_mb), Some((self, &key)))
+            else {
                 drop(permit);
                 let until = *capacity_deadline
                     .get_or_insert_with(|| tokio::time::Instant::now() + CAPACITY_WAIT_MAX);

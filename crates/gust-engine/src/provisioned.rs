@@ -373,7 +373,8 @@ impl Engine {
             .inner
             .config
             .capacity
-            .take_or_evict(u64::from(config.memory_mb))
+            // A provisioned environment may take an idle on-demand one's place.
+            .take_or_evict(u64::from(config.memory_mb), None)
         else {
             tracing::debug!(function = %config.name, qualifier, "no memory for a provisioned environment yet");
             return Ok(None);
