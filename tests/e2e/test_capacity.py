@@ -283,10 +283,10 @@ def signed_invoke(server, name, body=b"{}"):
     return head.encode() + body
 
 
-def invoke_on(connection, request):
-    """One request on a keep-alive connection: the status and the answer's body."""
+def invoke_on(connection, reader, request):
+    """One request on a keep-alive connection (`reader` reads its answers): the status and
+    the answer's body."""
     connection.sendall(request)
-    reader = connection.makefile("rb")
     status = int(reader.readline().split()[1])
     length = 0
     while (line := reader.readline()) not in (b"\r\n", b""):
@@ -312,8 +312,9 @@ def test_at_the_budget_a_busy_function_keeps_its_environments(make_server):
     request = signed_invoke(server, "busy")
 
     def work():
-        with socket.create_connection(("127.0.0.1", server.port)) as connection:
-            answers = [invoke_on(connection, request) for _ in range(40)]
+        with socket.create_connection(("127.0.0.1", server.port)) as connection, \
+                connection.makefile("rb") as reader:
+            answers = [invoke_on(connection, reader, request) for _ in range(40)]
         assert all(status == 200 for status, _ in answers), answers[:3]
         return [json.loads(body)["init_at"] for _, body in answers]
 

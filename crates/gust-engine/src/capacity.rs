@@ -91,11 +91,11 @@ impl Capacity {
 
     /// Takes `mb`, evicting idle environments (least recently used first, any engine's)
     /// until it fits; `None`, evicting nothing, when even evicting every idle one would
-    /// not make room. The idle environments of `spare`'s pool are left alone: an invoke
-    /// starting an environment for that pool would rather have one of them (one released
-    /// just after it looked), and evicting it only to start another is a cold start and a
-    /// kill instead of a warm invoke (at c=32 on 10 environments' worth of budget, every
-    /// environment was replaced within seconds).
+    /// not make room. The on-demand idle environments of `spare`'s pool (a function
+    /// version's) are left alone: an invoke starting an environment for that pool would
+    /// rather have one of them (one released just after it looked), and evicting it only
+    /// to start another is a cold start and a kill instead of a warm invoke (at c=32 on 10
+    /// environments' worth of budget, every environment was replaced within seconds).
     pub(crate) fn take_or_evict(
         self: &Arc<Self>,
         mb: u64,
@@ -147,9 +147,9 @@ impl Capacity {
         candidates
             .into_iter()
             .any(|(_, engine)| engine.evict_one_idle(false, spared(engine, spare)))
-            || engines
-                .iter()
-                .any(|engine| engine.evict_one_idle(true, spared(engine, spare)))
+            // An invoke does not take a ready snapshot while it waits for memory: its own
+            // version's may go too (as before), or it would wait behind it and be throttled.
+            || engines.iter().any(|engine| engine.evict_one_idle(true, None))
     }
 }
 

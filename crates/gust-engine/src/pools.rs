@@ -118,12 +118,18 @@ impl Engine {
     }
 
     /// Memory held by on-demand idle and ready snapshot environments (what eviction could
-    /// give back), MiB; none of the pool `spared`'s.
+    /// give back), MiB; not the on-demand idle ones of the pool `spared`.
     pub(crate) fn idle_memory_mb(&self, spared: Option<&PoolKey>) -> u64 {
         lock(&self.inner.pools)
             .iter()
-            .filter(|(key, _)| Some(*key) != spared)
-            .flat_map(|(_, pool)| pool.idle.iter().chain(&pool.snapshots.ready))
+            .flat_map(|(key, pool)| {
+                let idle = if Some(key) == spared {
+                    &[][..]
+                } else {
+                    &pool.idle[..]
+                };
+                idle.iter().chain(&pool.snapshots.ready)
+            })
             .map(|env| env.memory_mb())
             .sum()
     }

@@ -59,6 +59,9 @@ struct State {
     stopped: bool,
     /// Callers waiting in `flush`: the writer commits at once rather than gathering.
     flushing: usize,
+    /// Times the writer woke while gathering (for tests: appends must not wake it).
+    #[cfg(test)]
+    gathering_wakeups: usize,
 }
 
 #[derive(Debug, Default)]
@@ -292,6 +295,10 @@ fn write_loop(shared: &Shared, mut commit: Commit) {
                     .wait_timeout(state, left)
                     .map(|(guard, _)| guard)
                     .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+                #[cfg(test)]
+                {
+                    state.gathering_wakeups += 1;
+                }
             }
             let mut batch = Vec::new();
             let mut bytes = 0;
@@ -344,8 +351,9 @@ mod tests {
         (0..16).map(|_| (0, "x".repeat(64 * 1024))).collect()
     }
 
-    /// Once commits come often the writer gathers: appends made meanwhile (which no longer
-    /// wake it one by one) go in one batch, and a flush commits them at once.
+    /// Once commits come often the writer gathers: appends made meanwhile do not wake it
+    /// (each one did, a context switch per invoke) and go in one batch, and a flush commits
+    /// them at once.
     #[test]
     fn a_busy_writer_gathers_appends_until_a_flush() {
         let batches = Arc::new(Mutex::new(Vec::<usize>::new()));
@@ -368,6 +376,12 @@ mod tests {
         for _ in 0..50 {
             ingest.push("a", "g", "s", line());
         }
+        // Woken by the gathering time running out or the flush, never by an append.
+        let wakeups = ingest.shared.lock().gathering_wakeups;
+        assert!(
+            wakeups <= 2,
+            "{wakeups} wake-ups while gathering 50 appends"
+        );
         ingest.flush();
         let batches = batches.lock().unwrap();
         let after: Vec<usize> = batches[before..].to_vec();
