@@ -295,16 +295,26 @@ impl Drop for Serving {
 #[error("the environment's Runtime API is closed")]
 pub struct Closed;
 
+/// The listener's queue of connections not yet accepted (the kernel caps it at
+/// `net.core.somaxconn`). Past it the kernel drops a connection's SYN and the client's
+/// `connect` waits a second for its retransmission: a runtime opening connections in a
+/// burst (the hardening test's thousand at a time) stalled a second per drop with std's and
+/// tokio's 128 and 1,024. Connections over [`MAX_CONNECTIONS`] are still closed as soon as
+/// they are accepted; the queue only keeps them from being dropped unanswered.
+const LISTEN_BACKLOG: i32 = 4096;
+
 impl RuntimeApi {
     /// Listens on `ip` (an ephemeral port) and returns the API and the INIT outcome to await.
     pub async fn start(ip: IpAddr) -> std::io::Result<(Self, oneshot::Receiver<InitOutcome>)> {
-        Self::serve_on(tokio::net::TcpListener::bind((ip, 0)).await?)
+        Self::from_listener(std::net::TcpListener::bind((ip, 0))?)
     }
 
     /// Serves on a listener made elsewhere (inside an environment's network namespace).
     pub fn from_listener(
         listener: std::net::TcpListener,
     ) -> std::io::Result<(Self, oneshot::Receiver<InitOutcome>)> {
+        // Listening again only sets the queue's length.
+        socket2::SockRef::from(&listener).listen(LISTEN_BACKLOG)?;
         listener.set_nonblocking(true)?;
         Self::serve_on(tokio::net::TcpListener::from_std(listener)?)
     }
