@@ -15,7 +15,10 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 REPO = Path(__file__).resolve().parents[2]
 GUST_BIN = Path(os.environ.get("GUST_BIN", REPO / "target" / "debug" / "gust"))
@@ -89,6 +92,15 @@ class Server:
             aws_secret_access_key=secret_key or secret,
             config=Config(retries={"max_attempts": 1}, **config),
         )
+
+    def signed_headers(self, method, path, body=b"", headers=None, service="lambda"):
+        """The headers of a SigV4-signed request, for requests sent without boto3 (which
+        checks what it sends, or is too slow to drive a load)."""
+        key, secret = self.credentials
+        request = AWSRequest(method=method, url=self.endpoint + path, data=body,
+                             headers=dict(headers or {}))
+        SigV4Auth(Credentials(key, secret), service, "us-east-1").add_auth(request)
+        return dict(request.headers)
 
     def aws_env(self):
         key, secret = self.credentials

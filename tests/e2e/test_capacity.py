@@ -10,9 +10,6 @@ import threading
 import time
 
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from conftest import create, error_of, make_zip, module_server
 
@@ -273,12 +270,10 @@ def test_the_memory_budget_evicts_idle_environments_then_throttles(make_server):
 
 def signed_invoke(server, name, body=b"{}"):
     """The raw bytes of a signed, keep-alive Invoke of `name` (valid for minutes)."""
-    key, secret = server.credentials
-    request = AWSRequest(method="POST", url=f"{server.endpoint}/2015-03-31/functions/{name}/invocations",
-                         data=body, headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials(key, secret), "lambda", "us-east-1").add_auth(request)
-    head = f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() != "host")
+    path = f"/2015-03-31/functions/{name}/invocations"
+    headers = server.signed_headers("POST", path, body, {"Content-Type": "application/json"})
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items() if k.lower() != "host")
     head += f"Content-Length: {len(body)}\r\n\r\n"
     return head.encode() + body
 

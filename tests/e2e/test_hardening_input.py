@@ -10,9 +10,6 @@ import os
 import shutil
 import urllib.request
 
-import botocore.auth
-import botocore.awsrequest
-import botocore.credentials
 import pytest
 from conftest import module_server, create, error_of, make_zip
 
@@ -31,15 +28,8 @@ def lam(server):
 
 def signed(server, method, path, body):
     """A raw SigV4-signed request (boto3 checks types before sending; these must not be)."""
-    key, secret = server.credentials
-    request = botocore.awsrequest.AWSRequest(
-        method=method, url=server.endpoint + path, data=body,
-        headers={"Content-Type": "application/json"})
-    botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "lambda",
-                            "us-east-1").add_auth(request)
-    prepared = request.prepare()
-    raw = urllib.request.Request(prepared.url, data=body, method=method,
-                                 headers=dict(prepared.headers))
+    headers = server.signed_headers(method, path, body, {"Content-Type": "application/json"})
+    raw = urllib.request.Request(server.endpoint + path, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(raw, timeout=30) as response:
             return response.status, response.headers, response.read()

@@ -15,9 +15,6 @@ import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from conftest import Server, error_of, module_server
 
@@ -194,12 +191,10 @@ def test_errors_in_the_services_shapes(sqs, shared):
 
 
 def raw_request(server, body, headers, service="sqs", sign=True, path="/"):
-    key, secret = server.credentials
-    request = AWSRequest(method="POST", url=server.endpoint + path, data=body, headers=headers)
     if sign:
-        SigV4Auth(Credentials(key, secret), service, "us-east-1").add_auth(request)
-    prepared = urllib.request.Request(request.url, data=body if isinstance(body, bytes) else body.encode(),
-                                      headers=dict(request.headers), method="POST")
+        headers = server.signed_headers("POST", path, body, headers, service)
+    prepared = urllib.request.Request(server.endpoint + path, data=body if isinstance(body, bytes) else body.encode(),
+                                      headers=headers, method="POST")
     try:
         with urllib.request.urlopen(prepared, timeout=30) as response:
             return response.status, dict(response.headers), response.read()
@@ -256,12 +251,10 @@ def test_query_protocol_by_hand(shared):
     status, _, body = query(shared, {"Action": "ListQueues"}, sign=False)
     assert status == 403 and b"<ErrorResponse" in body
     body_text = urllib.parse.urlencode({"Action": "ListQueues", "Version": "2012-11-05"})
-    key, secret = shared.credentials
-    request = AWSRequest(method="POST", url=shared.endpoint + "/", data=body_text,
-                         headers={"Content-Type": "application/x-www-form-urlencoded"})
-    SigV4Auth(Credentials(key, secret), "sqs", "us-east-1").add_auth(request)
+    headers = shared.signed_headers("POST", "/", body_text,
+                                    {"Content-Type": "application/x-www-form-urlencoded"}, "sqs")
     tampered = urllib.request.Request(shared.endpoint + "/", data=(body_text + "&QueueNamePrefix=x").encode(),
-                                      headers=dict(request.headers), method="POST")
+                                      headers=headers, method="POST")
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(tampered, timeout=10)
     assert info.value.code == 403

@@ -123,12 +123,11 @@ impl Engine {
         lock(&self.inner.pools)
             .iter()
             .flat_map(|(key, pool)| {
-                let idle = if Some(key) == spared {
-                    &[][..]
-                } else {
-                    &pool.idle[..]
-                };
-                idle.iter().chain(&pool.snapshots.ready)
+                let evictable = Some(key) != spared;
+                pool.idle
+                    .iter()
+                    .filter(move |_| evictable)
+                    .chain(&pool.snapshots.ready)
             })
             .map(|env| env.memory_mb())
             .sum()
@@ -349,9 +348,10 @@ impl Engine {
         config: &FunctionConfig,
         generation: u64,
     ) -> Result<Slot<'_>, EngineError> {
+        let key = (config.name.clone(), config.version);
         let released = Arc::clone(
             &lock(&self.inner.pools)
-                .entry((config.name.clone(), config.version))
+                .entry(key.clone())
                 .or_default()
                 .released,
         );
@@ -405,7 +405,6 @@ impl Engine {
             }
             // The host's memory: idle environments make room; when none can, wait briefly
             // for one of this function to come back or memory to be given back.
-            let key = (config.name.clone(), config.version);
             let Some(lease) =
                 capacity.take_or_evict(u64::from(config.memory_mb), Some((self, &key)))
             else {
