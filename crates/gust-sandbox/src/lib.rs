@@ -408,9 +408,9 @@ impl Controls {
     ///
     /// The peer's socket is found in the kernel's table (one read per connection); scanning
     /// the environment's descriptors for it costs a read per descriptor, so the scan is done
-    /// only for a socket it has not seen yet, and it records every socket the processes it
-    /// read hold (the runtime's, first): a burst of connections opened together costs one
-    /// scan. A socket inode names
+    /// only for a socket it has not seen yet, newest process and newest descriptor first
+    /// (where a connection just opened is), and it records every socket it read on the way:
+    /// a burst of connections opened together costs about one scan. A socket inode names
     /// one socket for its whole life, so a recorded one is still the environment's (unlike a
     /// peer port, which another process may bind once the environment closed it).
     pub fn owns_connection(&self, local: SocketAddr, peer: SocketAddr) -> bool {
@@ -452,8 +452,7 @@ impl Controls {
         let mut held = HashSet::new();
         let mut owned = false;
         for pid in pids {
-            held.extend(socket_inodes(proc_root, pid));
-            owned = held.contains(&inode);
+            owned = scan_for_socket(proc_root, pid, inode, &mut held);
             if owned || held.len() >= MAX_RECORDED_SOCKETS {
                 break;
             }
@@ -762,23 +761,39 @@ pub fn watch_exit(pid: u32) -> std::io::Result<tokio::io::unix::AsyncFd<OwnedFd>
 /// Most socket inodes [`Controls::owns_connection`] records per environment.
 const MAX_RECORDED_SOCKETS: usize = 65_536;
 
-/// The inodes of the sockets among process `pid`'s descriptors.
-pub fn socket_inodes(proc_root: &Path, pid: u32) -> Vec<u64> {
-    let Ok(fds) = std::fs::read_dir(proc_root.join(pid.to_string()).join("fd")) else {
-        return Vec::new();
+/// Adds the socket inodes `pid` holds to `held`, its newest descriptors (the highest
+/// numbers) first, and stops at `inode`: whether `pid` holds it. A connection being checked
+/// was just opened, so its descriptor is usually the process's highest, and each
+/// descriptor read costs a `readlink` (a fresh process's first ones ~5 µs each).
+fn scan_for_socket(proc_root: &Path, pid: u32, inode: u64, held: &mut HashSet<u64>) -> bool {
+    let dir = proc_root.join(pid.to_string()).join("fd");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return false;
     };
-    fds.filter_map(Result::ok)
-        .take(MAX_RECORDED_SOCKETS)
-        .filter_map(|fd| {
-            let target = std::fs::read_link(fd.path()).ok()?;
-            target
-                .to_str()?
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
-        })
-        .collect()
+    let mut fds: Vec<u32> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable_by(|a, b| b.cmp(a));
+    for fd in fds {
+        if held.len() >= MAX_RECORDED_SOCKETS {
+            break;
+        }
+        let Ok(target) = std::fs::read_link(dir.join(fd.to_string())) else {
+            continue;
+        };
+        let Some(socket) = target
+            .to_str()
+            .and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok())
+        else {
+            continue;
+        };
+        held.insert(socket);
+        if socket == inode {
+            return true;
+        }
+    }
+    false
 }
 
 /// Starts `extensions` beside the runtime `pid` (not isolated): in its process group and
@@ -1205,8 +1220,17 @@ mod tests {
         let proc_root = Path::new("/proc");
         let inode =
             tcp_socket_inode(proc_root, peer, local).expect("the client's socket is listed");
-        assert!(socket_inodes(proc_root, std::process::id()).contains(&inode));
-        assert!(!socket_inodes(proc_root, 1).contains(&inode) || std::process::id() == 1);
+        let mut held = HashSet::new();
+        assert!(scan_for_socket(
+            proc_root,
+            std::process::id(),
+            inode,
+            &mut held
+        ));
+        assert!(held.contains(&inode));
+        assert!(
+            !scan_for_socket(proc_root, 1, inode, &mut HashSet::new()) || std::process::id() == 1
+        );
         // The server side is another socket: the lookup is by direction.
         assert_ne!(tcp_socket_inode(proc_root, local, peer), Some(inode));
         // The kernel's own lookup finds the same sockets.
