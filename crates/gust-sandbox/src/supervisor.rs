@@ -295,9 +295,9 @@ impl ProcessSandbox {
         }
         let spares = Arc::clone(&self.spares);
         let config = self.config.clone();
-        std::thread::spawn(move || {
-            // Child processes are registered with the async runtime that reaps them.
-            let _guard = runtime.enter();
+        // On the blocking pool (whose threads are in the async runtime that reaps child
+        // processes): an idle thread is woken rather than a new one made on the claim's path.
+        runtime.spawn_blocking(move || {
             let n = spares.made.fetch_add(1, Ordering::Relaxed);
             match Self::make_spare(&config, n) {
                 Ok(spare) if !spares.closed.load(Ordering::Acquire) => {
@@ -648,8 +648,8 @@ impl ProcessSandbox {
             key.clone(),
         );
         primed.fillers.fetch_add(1, Ordering::AcqRel);
-        std::thread::spawn(move || {
-            let _guard = runtime.enter();
+        // On the blocking pool: see `refill`.
+        runtime.spawn_blocking(move || {
             loop {
                 // A spare made while a claimed one is being handed over takes its CPU
                 // (two cores: ~3 ms of a 6 ms cold start); the next comes a little later.
