@@ -26,6 +26,8 @@ const PENDING_BYTES_MAX: usize = 1024 * 1024;
 enum Command {
     Mark {
         lines: Vec<String>,
+        /// Read what the pipe holds before writing `lines` (so it lands before them).
+        drain: bool,
         begin_capture: bool,
         end_capture: Option<oneshot::Sender<String>>,
         applied: Option<oneshot::Sender<()>>,
@@ -100,7 +102,24 @@ impl Collector {
     pub(crate) fn platform(&self, lines: Vec<String>) {
         let _ = self.commands.send(Command::Mark {
             lines,
+            drain: true,
             begin_capture: false,
+            end_capture: None,
+            applied: None,
+        });
+    }
+
+    /// The first lines of a new environment's log (INIT_START), sent before its runtime
+    /// has the environment. Nothing is drained before them (what the pipe may hold, a
+    /// primed spare's output, is INIT's too), so everything the runtime writes lands after
+    /// them without waiting for the collector to apply them (its task, just started, is
+    /// woken on another thread: ~60 µs of a cold start). `capture`: the first
+    /// invocation's log tail starts here (an on-demand cold start).
+    pub(crate) fn first(&self, lines: Vec<String>, capture: bool) {
+        let _ = self.commands.send(Command::Mark {
+            lines,
+            drain: false,
+            begin_capture: capture,
             end_capture: None,
             applied: None,
         });
@@ -113,6 +132,7 @@ impl Collector {
         let (tx, rx) = oneshot::channel();
         let sent = self.commands.send(Command::Mark {
             lines,
+            drain: true,
             begin_capture: true,
             end_capture: None,
             applied: Some(tx),
@@ -127,6 +147,7 @@ impl Collector {
         let (tx, rx) = oneshot::channel();
         let sent = self.commands.send(Command::Mark {
             lines,
+            drain: true,
             begin_capture: false,
             end_capture: Some(tx),
             applied: None,
@@ -264,9 +285,9 @@ async fn run(
             // that output is read.
             biased;
             command = rx.recv() => {
-                let (lines, begin_capture, end_capture, applied) = match command {
-                    Some(Command::Mark { lines, begin_capture, end_capture, applied }) => {
-                        (lines, begin_capture, end_capture, applied)
+                let (lines, drain_first, begin_capture, end_capture, applied) = match command {
+                    Some(Command::Mark { lines, drain, begin_capture, end_capture, applied }) => {
+                        (lines, drain, begin_capture, end_capture, applied)
                     }
                     Some(Command::Attach(telemetry)) => {
                         state.telemetry = Some(telemetry);
@@ -296,7 +317,7 @@ async fn run(
                         break;
                     }
                 };
-                if !eof {
+                if !eof && drain_first {
                     loop {
                         match drain.read(&mut buffer) {
                             Ok(0) => { eof = true; break; }
@@ -392,6 +413,27 @@ mod tests {
         )
         .unwrap();
         (dir, logs, collector, writer)
+    }
+
+    /// INIT_START is not waited for: output the runtime writes at once, or that was in the
+    /// pipe already (a primed spare's), comes after it, in the first invocation's capture.
+    #[tokio::test]
+    async fn the_first_lines_precede_everything_the_runtime_writes() {
+        let (_dir, logs, collector, mut writer) = collecting();
+        writer.write_all(b"primed\n").unwrap();
+        collector.first(vec!["INIT_START".into()], true);
+        writer.write_all(b"init\n").unwrap();
+        collector.begin(vec!["START".into()]).await;
+        let captured = collector.end(vec!["END".into()]).await;
+        assert_eq!(captured, "INIT_START\nprimed\ninit\nSTART\nEND\n");
+        drop((writer, collector));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let messages: Vec<String> = logs
+            .read("f", 0, 100)
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(messages, ["INIT_START", "primed", "init", "START", "END"]);
     }
 
     #[tokio::test]

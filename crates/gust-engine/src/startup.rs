@@ -312,11 +312,7 @@ impl Engine {
         // The cold start's log is part of its first invocation's log tail; a provisioned
         // environment's INIT happens before any invocation.
         let init_start = crate::platform::init_start(config, &launch.description);
-        if provisioned.is_some() || snapshot {
-            collector.platform(init_start);
-        } else {
-            collector.begin(init_start).await;
-        }
+        collector.first(init_start, provisioned.is_none() && !snapshot);
         // Without a network of its own, the environment's Runtime API listens inside the
         // environment's network namespace (made on a thread of its own).
         let sandbox = Arc::clone(&self.inner.sandbox);
