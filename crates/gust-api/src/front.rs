@@ -625,6 +625,7 @@ pub(crate) async fn serve_url(
             gust_engine::trace_parent()
         )),
         caller_parent: None,
+        log_tail: false,
     };
     let cors = config.cors.clone();
     let finish = |mut response: HttpResponse| {

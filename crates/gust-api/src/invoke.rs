@@ -187,6 +187,7 @@ async fn check(
             )
             .0,
         ),
+        log_tail: log_type == "Tail",
     };
     Ok(Checked::Run(Call {
         request,
@@ -567,6 +568,7 @@ impl Plane {
                 request_id,
                 trace_id,
                 caller_parent: None,
+                log_tail: false,
             })
             .await
             .map_err(|error| match error {

@@ -29,6 +29,8 @@ enum Command {
         /// Read what the pipe holds before writing `lines` (so it lands before them).
         drain: bool,
         begin_capture: bool,
+        /// The invocation's end: its capture is over (and sent, to a sender).
+        ending: bool,
         end_capture: Option<oneshot::Sender<String>>,
         applied: Option<oneshot::Sender<()>>,
     },
@@ -104,6 +106,7 @@ impl Collector {
             lines,
             drain: true,
             begin_capture: false,
+            ending: false,
             end_capture: None,
             applied: None,
         });
@@ -120,6 +123,7 @@ impl Collector {
             lines,
             drain: false,
             begin_capture: capture,
+            ending: false,
             end_capture: None,
             applied: None,
         });
@@ -134,6 +138,7 @@ impl Collector {
             lines,
             drain: true,
             begin_capture: true,
+            ending: false,
             end_capture: None,
             applied: Some(tx),
         });
@@ -149,6 +154,7 @@ impl Collector {
             lines,
             drain: true,
             begin_capture: false,
+            ending: true,
             end_capture: Some(tx),
             applied: None,
         });
@@ -156,6 +162,21 @@ impl Collector {
             return String::new();
         }
         rx.await.unwrap_or_default()
+    }
+
+    /// Writes `lines` (END, REPORT) without waiting for them: for an invocation whose
+    /// caller did not ask for its log. They are queued, so whatever is marked after them
+    /// (the next START) comes after them, and what the runtime wrote before them is drained
+    /// first when they are applied.
+    pub(crate) fn end_unseen(&self, lines: Vec<String>) {
+        let _ = self.commands.send(Command::Mark {
+            lines,
+            drain: true,
+            begin_capture: false,
+            ending: true,
+            end_capture: None,
+            applied: None,
+        });
     }
 }
 
@@ -285,9 +306,9 @@ async fn run(
             // that output is read.
             biased;
             command = rx.recv() => {
-                let (lines, drain_first, begin_capture, end_capture, applied) = match command {
-                    Some(Command::Mark { lines, drain, begin_capture, end_capture, applied }) => {
-                        (lines, drain, begin_capture, end_capture, applied)
+                let (lines, drain_first, begin_capture, ending, end_capture, applied) = match command {
+                    Some(Command::Mark { lines, drain, begin_capture, ending, end_capture, applied }) => {
+                        (lines, drain, begin_capture, ending, end_capture, applied)
                     }
                     Some(Command::Attach(telemetry)) => {
                         state.telemetry = Some(telemetry);
@@ -326,7 +347,7 @@ async fn run(
                         }
                     }
                 }
-                if end_capture.is_some() {
+                if ending {
                     state.flush_partial();
                 }
                 if begin_capture && state.capture.is_none() {
@@ -335,9 +356,11 @@ async fn run(
                 for line in lines {
                     state.line(line);
                 }
-                let ending = end_capture.is_some();
-                if let Some(ack) = end_capture {
-                    let _ = ack.send(state.capture.take().unwrap_or_default());
+                if ending {
+                    let captured = state.capture.take().unwrap_or_default();
+                    if let Some(ack) = end_capture {
+                        let _ = ack.send(captured);
+                    }
                 }
                 // START waits for the invocation's next write (output or END): one write
                 // per invocation on the warm path instead of two.
@@ -434,6 +457,31 @@ mod tests {
             .map(|e| e.message)
             .collect();
         assert_eq!(messages, ["INIT_START", "primed", "init", "START", "END"]);
+    }
+
+    /// An end nobody waits for is still in order, and ends its invocation's capture: the
+    /// next invocation's tail has only its own lines.
+    #[tokio::test]
+    async fn an_unseen_end_keeps_the_order_and_ends_the_capture() {
+        let (_dir, logs, collector, mut writer) = collecting();
+        collector.begin(vec!["START 1".into()]).await;
+        writer.write_all(b"one\n").unwrap();
+        collector.end_unseen(vec!["END 1".into()]);
+        collector.begin(vec!["START 2".into()]).await;
+        writer.write_all(b"two\n").unwrap();
+        let captured = collector.end(vec!["END 2".into()]).await;
+        assert_eq!(captured, "START 2\ntwo\nEND 2\n");
+        drop((writer, collector));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let messages: Vec<String> = logs
+            .read("f", 0, 100)
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(
+            messages,
+            ["START 1", "one", "END 1", "START 2", "two", "END 2"]
+        );
     }
 
     #[tokio::test]

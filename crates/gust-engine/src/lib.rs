@@ -118,6 +118,9 @@ pub struct InvokeRequest {
     pub trace_id: Option<String>,
     /// The caller's segment (`Parent=` of the header it sent), for tracing.
     pub caller_parent: Option<String>,
+    /// The caller wants the log's tail (`LogType: Tail`): only then does the answer wait
+    /// until END and REPORT are in the log.
+    pub log_tail: bool,
 }
 
 /// The result of a synchronous invocation.
@@ -127,7 +130,9 @@ pub struct InvokeOutcome {
     pub body: Bytes,
     /// Whether `body` is a function error (`X-Amz-Function-Error: Unhandled`).
     pub function_error: bool,
-    /// The end of this invocation's log (START … REPORT), at most [`LOG_TAIL_BYTES`].
+    /// The end of this invocation's log (START … REPORT), at most [`LOG_TAIL_BYTES`], when
+    /// the request asked for it (`InvokeRequest::log_tail`; an INIT that failed gives it
+    /// always).
     pub log_tail: String,
     /// `X-Amz-Executed-Version`.
     pub executed_version: String,
@@ -666,6 +671,7 @@ impl Engine {
         let started = Instant::now();
         let qualifier = observe::qualifier_of(&request.invoked_arn);
         let caller_parent = request.caller_parent.clone();
+        let log_tail = request.log_tail;
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload: request.payload,
@@ -873,7 +879,13 @@ impl Engine {
             };
             extensions::report(&env, config.memory_mb, &report);
             lines.extend(platform::end(config, config.memory_mb, &report));
-            let log = env.collector.end(lines).await;
+            // Queued before the release, so they precede the next START either way.
+            let log = if log_tail {
+                env.collector.end(lines).await
+            } else {
+                env.collector.end_unseen(lines);
+                String::new()
+            };
             if let Some(name) = healthy.then(|| env.extension_gone()).flatten() {
                 // An extension exited (one not subscribed to INVOKE): Lambda resets the
                 // environment.
