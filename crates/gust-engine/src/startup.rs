@@ -535,8 +535,12 @@ impl Engine {
                         ms(init_duration)
                     )]);
                 }
-                // INIT ran unthrottled; invocations get the function's CPU share.
-                env.controls.limit_cpu();
+                // INIT ran unthrottled; invocations get the function's CPU share. Written
+                // on the blocking pool: a cgroup write can wait on the kernel's cgroup mutex
+                // behind spares being made or removed, and the first invocation need not
+                // wait for the quota (~30 µs of two writes) to be dispatched.
+                let controls = env.controls.clone();
+                tokio::task::spawn_blocking(move || controls.limit_cpu());
                 env.transition(EnvState::Busy)
                     .map_err(|e| EngineError::Internal(e.to_string()))?;
                 Ok(Ok(env))
