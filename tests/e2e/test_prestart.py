@@ -22,7 +22,12 @@ PYTHON = "python3.11"
 NODE = "nodejs20.x"
 
 PROBE = r'''
-import os, resource, socket, time
+import ctypes, ctypes.util, errno, os, resource, socket, time
+
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+def refused(result):
+    return result == -1 and ctypes.get_errno() == errno.EPERM
 
 def handler(event, context):
     status = {l.split(":")[0]: l.split(":", 1)[1].strip() for l in open("/proc/self/status")}
@@ -57,6 +62,14 @@ def handler(event, context):
         "random": __import__("random").getrandbits(64),
         "uuid": str(__import__("uuid").uuid4()),
         "sys_path_head": __import__("sys").path[:3],
+        # What the init may still do until the hand-over (its own seccomp comes in two
+        # steps): refused to the function all the same.
+        "refused": {
+            "mount": refused(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None)),
+            "umount2": refused(libc.umount2(b"/var/task", 2)),
+            "pivot_root": refused(libc.syscall(155, b"/tmp", b"/tmp")),
+            "sethostname": refused(libc.sethostname(b"owned", 5)),
+        },
     }
 '''
 
@@ -136,7 +149,7 @@ def comparable(body):
         # process forked into the namespace that forked it was 2).
         cwd=body["cwd"], pids=[p for p in body["pids"] if p != body.get("pid")],
         hostname=body["hostname"], mounts=body["mounts"],
-        ppid=body["ppid"], sys_path_head=body["sys_path_head"],
+        ppid=body["ppid"], sys_path_head=body["sys_path_head"], refused=body["refused"],
     )
 
 
@@ -162,6 +175,7 @@ def test_a_primed_environment_is_isolated_exactly_as_a_fresh_one(primed):
     assert body["ids"] == [993, 993, 990, 990, []]
     assert all(int(c, 16) == 0 for c in body["caps"])
     assert body["no_new_privs"] == "1" and body["seccomp"] == "2"
+    assert all(body["refused"].values()), body["refused"]
     assert body["tmp_bytes"] == 700 << 20
     assert body["limits"]["RLIMIT_NOFILE"] == [1024, 1024]
     assert body["pids"] == [1, body["pid"]] and body["ppid"] == 1
@@ -392,6 +406,7 @@ def test_a_staged_custom_runtime_environment_is_isolated_exactly_as_a_fresh_one(
     assert staged["ids"] == [993, 993, 990, 990, []]
     assert all(int(c, 16) == 0 for c in staged["caps"])
     assert staged["no_new_privs"] == "1" and staged["seccomp"] == "2"
+    assert all(staged["refused"].values()), staged["refused"]
     assert staged["tmp_bytes"] == 700 << 20 and staged["tmp"] == []
     assert staged["limits"]["RLIMIT_NOFILE"] == [1024, 1024]
     assert staged["pids"] == [1, 2] and staged["ppid"] == 1

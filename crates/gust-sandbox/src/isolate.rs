@@ -1122,14 +1122,16 @@ fn init(
     if spec.prime {
         return init_primed(spec, status, report);
     }
-    let filters = seccomp_filters(spec.seccomp)?;
     let staged;
-    let spec = if spec.stage {
-        staged = init_staged(spec, report)?;
-        &staged
+    let (spec, filters) = if spec.stage {
+        // Confined in two steps: all but what it still calls itself before its report,
+        // the rest at the hand-over (`seccomp::split_filters`).
+        let (early, late) = split_seccomp_filters(spec.seccomp)?;
+        staged = init_staged(spec, early.as_deref(), report)?;
+        (&staged, late)
     } else {
         build_tree(spec)?;
-        spec
+        (spec, seccomp_filters(spec.seccomp)?)
     };
     mount_tmp(spec)?;
     enter_root(&spec.root)?;
@@ -1156,8 +1158,15 @@ fn init(
 /// the function's binds onto those mount points. Nothing runs in the environment until
 /// then; from here on it is set up exactly as a fresh one (`/tmp`, pivot, privileges,
 /// seccomp, extensions, the program) by the spec received, which is returned.
-fn init_staged(spec: &InitSpec, report: &mut Report) -> Result<InitSpec, IsolateError> {
+fn init_staged(
+    spec: &InitSpec,
+    early_filters: Option<&[seccompiler::BpfProgram]>,
+    report: &mut Report,
+) -> Result<InitSpec, IsolateError> {
     build_tree(spec)?;
+    if let Some(filters) = early_filters {
+        confine_self(Some(filters))?;
+    }
     report.primed()?;
     let rest = report.receive_rest()?;
     mount_handed_over(spec, &rest, "staged")?;
@@ -1226,9 +1235,10 @@ fn init_primed(spec: &InitSpec, status: OwnedFd, report: &mut Report) -> Result<
     seal_tree(&spec.root)?;
     let (handover_read, handover_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
-    let filters = seccomp_filters(spec.seccomp)?;
-    // The runtime's copy goes into the hook; this process applies its own at the hand-over.
-    let runtime_filters = filters.clone();
+    // The runtime's copy goes into the hook; this process confines itself in two steps:
+    // all but what it still calls itself before its report, the rest at the hand-over.
+    let runtime_filters = seccomp_filters(spec.seccomp)?;
+    let (early_filters, filters) = split_seccomp_filters(spec.seccomp)?;
     let mut command = std::process::Command::new(&spec.program);
     command.args(&spec.args);
     replace_environment(&mut command, spec.env.as_deref().unwrap_or_default());
@@ -1288,6 +1298,9 @@ fn init_primed(spec: &InitSpec, status: OwnedFd, report: &mut Report) -> Result<
         drop(handover_read);
         Pid::from_raw(i32::try_from(runtime.id()).unwrap_or(-1))
     };
+    if let Some(early) = &early_filters {
+        confine_self(Some(early))?;
+    }
     report.primed()?;
     // Waits (for as long as the spare is kept) for the rest of the environment.
     let rest = report.receive_rest()?;
@@ -1407,6 +1420,26 @@ fn seccomp_filters(seccomp: bool) -> Result<Option<Vec<seccompiler::BpfProgram>>
     } else {
         Ok(None)
     }
+}
+
+/// The filters in two parts (`seccomp::split_filters`): `early` allows the system calls
+/// the init still makes itself after a hand-over, `late` refuses them.
+#[allow(clippy::type_complexity)]
+fn split_seccomp_filters(
+    seccomp: bool,
+) -> Result<
+    (
+        Option<Vec<seccompiler::BpfProgram>>,
+        Option<Vec<seccompiler::BpfProgram>>,
+    ),
+    IsolateError,
+> {
+    if !seccomp {
+        return Ok((None, None));
+    }
+    let (early, late) = crate::seccomp::split_filters(crate::seccomp::HAND_OVER_CALLS)
+        .map_err(IsolateError::Args)?;
+    Ok((Some(early), Some(late)))
 }
 
 /// Applies the seccomp filters (with `no_new_privs`) to this process, or only
