@@ -438,6 +438,15 @@ mod tests {
         (dir, logs, collector, writer)
     }
 
+    /// The messages in `f`'s log, once the collector has had a moment to write them.
+    async fn logged(logs: &LogStore) -> Vec<String> {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        logs.read("f", 0, 100)
+            .into_iter()
+            .map(|e| e.message)
+            .collect()
+    }
+
     /// INIT_START is not waited for: output the runtime writes at once, or that was in the
     /// pipe already (a primed spare's), comes after it, in the first invocation's capture.
     #[tokio::test]
@@ -450,12 +459,7 @@ mod tests {
         let captured = collector.end(vec!["END".into()]).await;
         assert_eq!(captured, "INIT_START\nprimed\ninit\nSTART\nEND\n");
         drop((writer, collector));
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let messages: Vec<String> = logs
-            .read("f", 0, 100)
-            .into_iter()
-            .map(|e| e.message)
-            .collect();
+        let messages = logged(&logs).await;
         assert_eq!(messages, ["INIT_START", "primed", "init", "START", "END"]);
     }
 
@@ -472,12 +476,7 @@ mod tests {
         let captured = collector.end(vec!["END 2".into()]).await;
         assert_eq!(captured, "START 2\ntwo\nEND 2\n");
         drop((writer, collector));
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let messages: Vec<String> = logs
-            .read("f", 0, 100)
-            .into_iter()
-            .map(|e| e.message)
-            .collect();
+        let messages = logged(&logs).await;
         assert_eq!(
             messages,
             ["START 1", "one", "END 1", "START 2", "two", "END 2"]
@@ -498,12 +497,7 @@ mod tests {
         writer.write_all(b"after\n").unwrap();
         drop(writer);
         collector.platform(vec!["SHUTDOWN".into()]);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let messages: Vec<String> = logs
-            .read("f", 0, 100)
-            .into_iter()
-            .map(|e| e.message)
-            .collect();
+        let messages = logged(&logs).await;
         assert_eq!(
             messages,
             [
