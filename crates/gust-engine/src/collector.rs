@@ -114,10 +114,11 @@ impl Collector {
 
     /// The first lines of a new environment's log (INIT_START), sent before its runtime
     /// has the environment. Nothing is drained before them (what the pipe may hold, a
-    /// primed spare's output, is INIT's too), so everything the runtime writes lands after
-    /// them without waiting for the collector to apply them (its task, just started, is
-    /// woken on another thread: ~60 µs of a cold start). `capture`: the first
-    /// invocation's log tail starts here (an on-demand cold start).
+    /// primed spare's output, is INIT's too) and the collector reads nothing before its
+    /// first mark, so everything the runtime writes lands after them without waiting for
+    /// the collector to apply them (its task, just started, is woken on another thread:
+    /// ~60 µs of a cold start). `capture`: the first invocation's log tail starts here (an
+    /// on-demand cold start).
     pub(crate) fn first(&self, lines: Vec<String>, capture: bool) {
         let _ = self.commands.send(Command::Mark {
             lines,
@@ -300,6 +301,10 @@ async fn run(
     let mut buffer = vec![0u8; 64 * 1024];
     let mut eof = false;
     let mut extensions: Option<pipe::Receiver> = None;
+    // Nothing is read before the first mark (a new environment's first lines, sent before
+    // anything starts): a task that runs before that mark is queued must not take what a
+    // primed spare left in the pipe ahead of it.
+    let mut marked = false;
     loop {
         tokio::select! {
             // Commands first: a mark sent before output was produced must be applied before
@@ -308,6 +313,7 @@ async fn run(
             command = rx.recv() => {
                 let (lines, drain_first, begin_capture, ending, end_capture, applied) = match command {
                     Some(Command::Mark { lines, drain, begin_capture, ending, end_capture, applied }) => {
+                        marked = true;
                         (lines, drain, begin_capture, ending, end_capture, applied)
                     }
                     Some(Command::Attach(telemetry)) => {
@@ -371,7 +377,7 @@ async fn run(
                     let _ = applied.send(());
                 }
             }
-            ready = receiver.readable(), if !eof => {
+            ready = receiver.readable(), if !eof && marked => {
                 if ready.is_err() {
                     eof = true;
                     continue;
@@ -387,7 +393,7 @@ async fn run(
                 state.write();
             }
             // Last: the extensions' pipe, one buffer at a time.
-            ready = readable(extensions.as_ref()), if extensions.is_some() => {
+            ready = readable(extensions.as_ref()), if extensions.is_some() && marked => {
                 let ended = match (ready, &extensions) {
                     (Ok(()), Some(receiver)) => match receiver.try_read(&mut buffer) {
                         Ok(0) => true,
@@ -448,11 +454,13 @@ mod tests {
     }
 
     /// INIT_START is not waited for: output the runtime writes at once, or that was in the
-    /// pipe already (a primed spare's), comes after it, in the first invocation's capture.
-    #[tokio::test]
+    /// pipe already (a primed spare's), comes after it, in the first invocation's capture,
+    /// even when the collector's task ran before the lines were sent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_first_lines_precede_everything_the_runtime_writes() {
         let (_dir, logs, collector, mut writer) = collecting();
         writer.write_all(b"primed\n").unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         collector.first(vec!["INIT_START".into()], true);
         writer.write_all(b"init\n").unwrap();
         collector.begin(vec!["START".into()]).await;
