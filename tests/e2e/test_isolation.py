@@ -63,6 +63,7 @@ def handler(event, context):
         "kill": {str(p): attempt(lambda p=p: os.kill(p, 0)) for p in event.get("kill", [])},
         "connect": {f"{h}:{p}": attempt(connect(h, p)) for h, p in event.get("connect", [])},
         "statvfs_tmp": os.statvfs("/tmp").f_blocks * os.statvfs("/tmp").f_frsize,
+        "lib64": sorted(n for n in os.listdir("/lib64") if n.startswith(("libc.so", "ld-linux"))),
     }
 '''
 
@@ -170,6 +171,10 @@ def test_functions_see_lambdas_filesystem_and_nothing_of_the_host(isolated):
     assert body["task"] == ["app.py"]
     assert {"var", "tmp", "opt", "proc", "dev", "usr", "etc"} <= set(body["root"])
     assert "home" not in body["root"] and "work" not in body["root"]
+    # The C library where Amazon Linux has it, second in Lambda's LD_LIBRARY_PATH (a
+    # Debian-style host's multiarch directory is the environment's /lib64), and the loader
+    # every binary names.
+    assert "libc.so.6" in body["lib64"] and any(n.startswith("ld-linux") for n in body["lib64"]), body["lib64"]
     # Nothing of the host's secrets, the data directory or other functions' code.
     for path, outcome in body["read"].items():
         assert outcome in ("ENOENT", "EACCES"), (path, outcome)
