@@ -320,12 +320,12 @@ impl Engine {
         };
         let config = Arc::new(config);
         let mut pools = lock(&self.inner.pools);
-        let pool = pools.entry(key.clone()).or_default();
         // Only cache what is still current: a change since the read bumped the generation,
-        // a deletion the counter (the pool read before may be gone, and this one new).
+        // a deletion the counter (the pool read before may be gone, and is not made again).
         // Nor is a SnapStart version marked then: a read racing its deletion would bring
         // its snapshots back.
         if self.inner.deletions.load(Ordering::SeqCst) == deletions {
+            let pool = pools.entry(key.clone()).or_default();
             if pool.generation == generation {
                 pool.config = Some(Arc::clone(&config));
             }

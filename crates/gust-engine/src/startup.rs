@@ -538,7 +538,8 @@ impl Engine {
                 // INIT ran unthrottled; invocations get the function's CPU share. Written
                 // on the blocking pool: a cgroup write can wait on the kernel's cgroup mutex
                 // behind spares being made or removed, and the first invocation need not
-                // wait for the quota (~30 µs of two writes) to be dispatched.
+                // wait for the quota (~30 µs of two writes) to be dispatched. (An
+                // environment gone by then makes the write fail with a warning.)
                 let controls = env.controls.clone();
                 tokio::task::spawn_blocking(move || controls.limit_cpu());
                 env.transition(EnvState::Busy)

@@ -120,8 +120,9 @@ fn audit_arch() -> Result<u32, String> {
 /// One program whose system call numbers are found by binary search: attaching a filter
 /// costs the kernel an emulation of it for every system call number (the action cache),
 /// so the cost grows with the instructions an allowed call goes through — ~220 µs for a
-/// linear list of the ~45 numbers below against ~110 µs for the tree, on every cold
-/// start's critical path (the environment's init confines itself at the hand-over).
+/// linear list of the ~45 numbers below against ~110 µs for the tree, on a fresh cold
+/// start's critical path (its init confines itself before it starts the runtime; a staged
+/// or primed init attaches most of it ahead of need, see [`split_filters`]).
 pub fn filters() -> Result<Vec<BpfProgram>, String> {
     Ok(vec![program(audit_arch()?, &verdicts(&[])?)?])
 }

@@ -251,7 +251,17 @@ impl Supervisor {
     }
 }
 
-/// At most one spare, refilled on a thread after each use.
+/// Runs its closure when dropped: a refill's flags are cleared however its task ends,
+/// also when the blocking pool drops it unrun (the runtime shutting down).
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+/// At most one spare, refilled on the blocking pool after each use.
 #[derive(Debug, Default)]
 pub(crate) struct Spares {
     slot: std::sync::Mutex<Option<Supervisor>>,
@@ -282,7 +292,7 @@ impl ProcessSandbox {
         Supervisor::start(isolation, cgroup)
     }
 
-    /// Makes a spare on a thread of its own if there is none and none is coming.
+    /// Makes a spare on the blocking pool if there is none and none is coming.
     fn refill(&self) {
         use std::sync::atomic::Ordering;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -295,9 +305,14 @@ impl ProcessSandbox {
         }
         let spares = Arc::clone(&self.spares);
         let config = self.config.clone();
+        let filled = {
+            let spares = Arc::clone(&spares);
+            OnDrop(move || spares.filling.store(false, Ordering::Release))
+        };
         // On the blocking pool (whose threads are in the async runtime that reaps child
         // processes): an idle thread is woken rather than a new one made on the claim's path.
         runtime.spawn_blocking(move || {
+            let _filled = filled;
             let n = spares.made.fetch_add(1, Ordering::Relaxed);
             match Self::make_spare(&config, n) {
                 Ok(spare) if !spares.closed.load(Ordering::Acquire) => {
@@ -306,7 +321,6 @@ impl ProcessSandbox {
                 Ok(spare) => spare.discard_now(),
                 Err(error) => tracing::warn!(%error, "cannot start a spare environment"),
             }
-            spares.filling.store(false, Ordering::Release);
         });
     }
 
@@ -618,7 +632,7 @@ impl ProcessSandbox {
         })
     }
 
-    /// Makes primed spares for `key` on a thread until it has its target.
+    /// Makes primed spares for `key` on the blocking pool until it has its target.
     fn fill(&self, key: &crate::PrimeSpec) {
         use std::sync::atomic::Ordering;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -648,8 +662,18 @@ impl ProcessSandbox {
             key.clone(),
         );
         primed.fillers.fetch_add(1, Ordering::AcqRel);
+        let filled = {
+            let (primed, key) = (Arc::clone(&primed), key.clone());
+            OnDrop(move || {
+                if let Some(pool) = primed.lock().get_mut(&key) {
+                    pool.filling = false;
+                }
+                primed.fillers.fetch_sub(1, Ordering::AcqRel);
+            })
+        };
         // On the blocking pool: see `refill`.
         runtime.spawn_blocking(move || {
+            let _filled = filled;
             loop {
                 // A spare made while a claimed one is being handed over takes its CPU
                 // (two cores: ~3 ms of a 6 ms cold start); the next comes a little later.
@@ -693,10 +717,6 @@ impl ProcessSandbox {
                     break;
                 }
             }
-            if let Some(pool) = primed.lock().get_mut(&key) {
-                pool.filling = false;
-            }
-            primed.fillers.fetch_sub(1, Ordering::AcqRel);
         });
     }
 
