@@ -23,17 +23,34 @@ const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// Output held before it is written to the log.
 const PENDING_BYTES_MAX: usize = 1024 * 1024;
 
+/// Platform lines, and what they mark in the invocation's capture.
+struct Mark {
+    lines: Vec<String>,
+    /// Read what the pipe holds before writing `lines` (so it lands before them).
+    drain: bool,
+    begin_capture: bool,
+    /// The invocation's end: its capture is over (and sent, to a sender).
+    ending: bool,
+    end_capture: Option<oneshot::Sender<String>>,
+    applied: Option<oneshot::Sender<()>>,
+}
+
+impl Mark {
+    /// Plain lines, after what the pipe holds.
+    fn lines(lines: Vec<String>) -> Self {
+        Mark {
+            lines,
+            drain: true,
+            begin_capture: false,
+            ending: false,
+            end_capture: None,
+            applied: None,
+        }
+    }
+}
+
 enum Command {
-    Mark {
-        lines: Vec<String>,
-        /// Read what the pipe holds before writing `lines` (so it lands before them).
-        drain: bool,
-        begin_capture: bool,
-        /// The invocation's end: its capture is over (and sent, to a sender).
-        ending: bool,
-        end_capture: Option<oneshot::Sender<String>>,
-        applied: Option<oneshot::Sender<()>>,
-    },
+    Mark(Mark),
     /// The environment's Telemetry API: output lines go to its `function` subscribers.
     Attach(Arc<gust_runtime::telemetry::Telemetry>),
     /// The extensions' own pipe, read by the same task after the runtime's.
@@ -102,14 +119,7 @@ impl Collector {
 
     /// Writes platform lines (after draining the runtime's output so far).
     pub(crate) fn platform(&self, lines: Vec<String>) {
-        let _ = self.commands.send(Command::Mark {
-            lines,
-            drain: true,
-            begin_capture: false,
-            ending: false,
-            end_capture: None,
-            applied: None,
-        });
+        let _ = self.commands.send(Command::Mark(Mark::lines(lines)));
     }
 
     /// The first lines of a new environment's log (INIT_START), sent before its runtime
@@ -120,14 +130,11 @@ impl Collector {
     /// ~60 µs of a cold start). `capture`: the first invocation's log tail starts here (an
     /// on-demand cold start).
     pub(crate) fn first(&self, lines: Vec<String>, capture: bool) {
-        let _ = self.commands.send(Command::Mark {
-            lines,
+        let _ = self.commands.send(Command::Mark(Mark {
             drain: false,
             begin_capture: capture,
-            ending: false,
-            end_capture: None,
-            applied: None,
-        });
+            ..Mark::lines(lines)
+        }));
     }
 
     /// Starts capturing an invocation's log, beginning with `lines` (INIT_START on a cold
@@ -135,14 +142,11 @@ impl Collector {
     /// once applied, so output the runtime produces afterwards lands after these lines.
     pub(crate) async fn begin(&self, lines: Vec<String>) {
         let (tx, rx) = oneshot::channel();
-        let sent = self.commands.send(Command::Mark {
-            lines,
-            drain: true,
+        let sent = self.commands.send(Command::Mark(Mark {
             begin_capture: true,
-            ending: false,
-            end_capture: None,
             applied: Some(tx),
-        });
+            ..Mark::lines(lines)
+        }));
         if sent.is_ok() {
             let _ = rx.await;
         }
@@ -151,14 +155,11 @@ impl Collector {
     /// Writes `lines` (END, REPORT) and returns everything captured since [`begin`].
     pub(crate) async fn end(&self, lines: Vec<String>) -> String {
         let (tx, rx) = oneshot::channel();
-        let sent = self.commands.send(Command::Mark {
-            lines,
-            drain: true,
-            begin_capture: false,
+        let sent = self.commands.send(Command::Mark(Mark {
             ending: true,
             end_capture: Some(tx),
-            applied: None,
-        });
+            ..Mark::lines(lines)
+        }));
         if sent.is_err() {
             return String::new();
         }
@@ -170,14 +171,10 @@ impl Collector {
     /// (the next START) comes after them, and what the runtime wrote before them is drained
     /// first when they are applied.
     pub(crate) fn end_unseen(&self, lines: Vec<String>) {
-        let _ = self.commands.send(Command::Mark {
-            lines,
-            drain: true,
-            begin_capture: false,
+        let _ = self.commands.send(Command::Mark(Mark {
             ending: true,
-            end_capture: None,
-            applied: None,
-        });
+            ..Mark::lines(lines)
+        }));
     }
 }
 
@@ -312,7 +309,7 @@ async fn run(
             biased;
             command = rx.recv() => {
                 let (lines, drain_first, begin_capture, ending, end_capture, applied) = match command {
-                    Some(Command::Mark { lines, drain, begin_capture, ending, end_capture, applied }) => {
+                    Some(Command::Mark(Mark { lines, drain, begin_capture, ending, end_capture, applied })) => {
                         marked = true;
                         (lines, drain, begin_capture, ending, end_capture, applied)
                     }

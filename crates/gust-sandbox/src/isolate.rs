@@ -1410,9 +1410,12 @@ fn onto_handover_fd_in(fd: RawFd, root: &std::ffi::CStr) -> std::io::Result<()> 
     }
 }
 
+/// Seccomp programs to apply, or none (seccomp off: only `no_new_privs`).
+type Filters = Option<Vec<seccompiler::BpfProgram>>;
+
 /// The seccomp filters [`confine_self`] will apply (none when `seccomp` is off), compiled
 /// ahead: a staged or primed environment does it while it waits for its function.
-fn seccomp_filters(seccomp: bool) -> Result<Option<Vec<seccompiler::BpfProgram>>, IsolateError> {
+fn seccomp_filters(seccomp: bool) -> Result<Filters, IsolateError> {
     if seccomp {
         crate::seccomp::filters()
             .map(Some)
@@ -1424,16 +1427,7 @@ fn seccomp_filters(seccomp: bool) -> Result<Option<Vec<seccompiler::BpfProgram>>
 
 /// The filters in two parts (`seccomp::split_filters`): `early` allows the system calls
 /// the init still makes itself after a hand-over, `late` refuses them.
-#[allow(clippy::type_complexity)]
-fn split_seccomp_filters(
-    seccomp: bool,
-) -> Result<
-    (
-        Option<Vec<seccompiler::BpfProgram>>,
-        Option<Vec<seccompiler::BpfProgram>>,
-    ),
-    IsolateError,
-> {
+fn split_seccomp_filters(seccomp: bool) -> Result<(Filters, Filters), IsolateError> {
     if !seccomp {
         return Ok((None, None));
     }
